@@ -1,0 +1,280 @@
+//! Authentication and authorisation: argon2 password hashes, short-lived HS256 access tokens
+//! (jsonwebtoken), rotating refresh tokens with reuse detection, and the [`AuthUser`] extractor that
+//! every protected route takes. Role rules live here so routes state them in one word.
+
+use std::future::{ready, Ready};
+use std::time::Duration;
+
+use actix_web::{web, FromRequest, HttpRequest};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
+use argon2::{Argon2, PasswordVerifier};
+use base64::Engine;
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use schema::wire::{ErrorCode, Role, UserInfo};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::ratelimit::RateLimits;
+
+const ISSUER: &str = "pitbox";
+
+/// Access-token claims. Teams and driver id ride in the token so that authorisation needs no
+/// database round trip; the short lifetime bounds how stale they can be.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub name: String,
+    pub role: Role,
+    #[serde(default)]
+    pub teams: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drv: Option<String>,
+    pub iat: i64,
+    pub exp: i64,
+    pub iss: String,
+    pub jti: String,
+}
+
+/// Signing and verification keys, built once from the configured secret.
+#[derive(Clone)]
+pub struct Keys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+}
+
+impl Keys {
+    pub fn new(secret: &[u8], access_ttl: Duration, refresh_ttl: Duration) -> Self {
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            access_ttl,
+            refresh_ttl,
+        }
+    }
+
+    /// A signed access token for `user`, and its lifetime in seconds.
+    pub fn issue(&self, user: &UserInfo) -> Result<(String, u32), ApiError> {
+        let now = chrono::Utc::now().timestamp();
+        let ttl = i64::try_from(self.access_ttl.as_secs()).unwrap_or(i64::MAX / 4);
+        let claims = Claims {
+            sub: user.id.clone(),
+            name: user.username.clone(),
+            role: user.role,
+            teams: user.teams.clone(),
+            drv: user.driver_id.clone(),
+            iat: now,
+            exp: now + ttl,
+            iss: ISSUER.to_owned(),
+            jti: uuid::Uuid::new_v4().simple().to_string(),
+        };
+        let token =
+            encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(ApiError::internal)?;
+        Ok((token, u32::try_from(ttl).unwrap_or(u32::MAX)))
+    }
+
+    /// Verifies signature, algorithm, issuer and expiry (no leeway: expired means expired).
+    pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        decode::<Claims>(token, &self.decoding, &validation).map(|d| d.claims).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            match e.kind() {
+                ErrorKind::ExpiredSignature => {
+                    ApiError::unauthorized(ErrorCode::TokenExpired, "access token expired")
+                }
+                ErrorKind::InvalidSignature => {
+                    ApiError::unauthorized(ErrorCode::TokenInvalid, "access token signature is invalid")
+                }
+                _ => ApiError::unauthorized(ErrorCode::TokenInvalid, "access token is malformed"),
+            }
+        })
+    }
+}
+
+/// Hashes a password with argon2id and a random salt (PHC string).
+pub fn hash_password(password: &str) -> Result<String, ApiError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(ApiError::internal)
+}
+
+/// Checks a password against a stored PHC hash. A malformed stored hash is a plain mismatch.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .unwrap_or(false)
+}
+
+/// A hash of a password nobody has, verified when a username is unknown so that the answer takes
+/// as long as for a wrong password (no user enumeration by timing).
+pub fn dummy_hash() -> &'static str {
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$J7fgw7yxQKR4vKpwH+Hdc1QJg1vfFqBByGQGOVwFT7E"
+}
+
+/// A new refresh token (sent once to the client) and the hash that is stored.
+pub fn new_refresh_token() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::Rng::fill(&mut rand::rng(), &mut bytes);
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let hash = hash_refresh_token(&token);
+    (token, hash)
+}
+
+pub fn hash_refresh_token(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn validate_password(password: &str) -> Result<(), ApiError> {
+    if password.chars().count() < 8 {
+        return Err(ApiError::invalid("password: must be at least 8 characters"));
+    }
+    if password.len() > 1024 {
+        return Err(ApiError::invalid("password: must be at most 1024 bytes"));
+    }
+    Ok(())
+}
+
+/// The caller of a protected route, from a verified access token.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub id: String,
+    pub username: String,
+    pub role: Role,
+    pub teams: Vec<String>,
+    pub driver_id: Option<String>,
+}
+
+impl AuthUser {
+    pub fn from_claims(c: Claims) -> Self {
+        Self { id: c.sub, username: c.name, role: c.role, teams: c.teams, driver_id: c.drv }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// Admins read every team; everyone else only the teams they belong to.
+    pub fn can_read_team(&self, team_id: &str) -> bool {
+        self.is_admin() || self.teams.iter().any(|t| t == team_id)
+    }
+
+    pub fn require_team(&self, team_id: &str) -> Result<(), ApiError> {
+        if self.can_read_team(team_id) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("you are not a member of this team"))
+        }
+    }
+
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("admin role required"))
+        }
+    }
+
+    /// Team staff: `team`, `engineer` (of that team) or `admin`.
+    pub fn require_staff(&self, team_id: &str) -> Result<(), ApiError> {
+        self.require_team(team_id)?;
+        match self.role {
+            Role::Team | Role::Engineer | Role::Admin => Ok(()),
+            Role::Driver => Err(ApiError::forbidden("team, engineer or admin role required")),
+        }
+    }
+
+    /// Engineers of the team, or admins.
+    pub fn require_engineer(&self, team_id: &str) -> Result<(), ApiError> {
+        self.require_team(team_id)?;
+        match self.role {
+            Role::Engineer | Role::Admin => Ok(()),
+            _ => Err(ApiError::forbidden("engineer or admin role required")),
+        }
+    }
+}
+
+/// Reads `Authorization: Bearer <token>`, verifies it, and applies the per-user rate limit.
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        ready(authenticate(req))
+    }
+}
+
+fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
+    let keys = req
+        .app_data::<web::Data<Keys>>()
+        .ok_or_else(|| ApiError::internal("auth keys are not configured"))?;
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized(ErrorCode::Unauthorized, "missing Authorization header"))?;
+    let value = header
+        .to_str()
+        .map_err(|_| ApiError::unauthorized(ErrorCode::TokenInvalid, "Authorization header is not text"))?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::unauthorized(ErrorCode::Unauthorized, "Authorization must be `Bearer <token>`")
+        })?;
+    let user = AuthUser::from_claims(keys.verify(token)?);
+    if let Some(limits) = req.app_data::<web::Data<RateLimits>>() {
+        limits.check_user(&user.id)?;
+    }
+    Ok(user)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user() -> UserInfo {
+        UserInfo {
+            id: "u1".into(),
+            username: "max".into(),
+            role: Role::Driver,
+            teams: vec!["t1".into()],
+            driver_id: Some("d1".into()),
+        }
+    }
+
+    #[test]
+    fn tokens_round_trip() {
+        let keys = Keys::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60), Duration::from_secs(60));
+        let (token, ttl) = keys.issue(&user()).unwrap();
+        assert_eq!(ttl, 60);
+        let claims = keys.verify(&token).unwrap();
+        assert_eq!(claims.sub, "u1");
+        assert_eq!(claims.drv.as_deref(), Some("d1"));
+    }
+
+    #[test]
+    fn forged_tokens_are_rejected() {
+        let keys = Keys::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60), Duration::from_secs(60));
+        let other = Keys::new(b"ffffffffffffffffffffffffffffffff", Duration::from_secs(60), Duration::from_secs(60));
+        let (token, _) = other.issue(&user()).unwrap();
+        assert_eq!(keys.verify(&token).unwrap_err().code, ErrorCode::TokenInvalid);
+    }
+
+    #[test]
+    fn passwords_verify() {
+        let h = hash_password("correct horse").unwrap();
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong horse", &h));
+        assert!(!verify_password("x", "not a hash"));
+        assert!(!verify_password("x", dummy_hash()));
+    }
+}

@@ -1,0 +1,218 @@
+//! The `pitbox-runtime` command line (clap): `serve`, `migrate`, `user add|list|passwd`,
+//! `team add|list`. Settings are global options backed by env vars (see [`crate::config`]).
+//! Reads `PITBOX_PASSWORD` (password for `user add|passwd` when not prompted or piped).
+
+use std::io::{BufRead, IsTerminal};
+
+use clap::{Parser, Subcommand};
+use schema::wire::{NewDriver, NewUser, Role};
+
+use crate::config::{Config, LogFormat, Mode, Settings};
+use crate::db::Db;
+use crate::routes::users::{change_password, create_user};
+use crate::server::{self, State};
+use crate::store;
+
+#[derive(Debug, Parser)]
+#[command(name = "pitbox-runtime", version, about = "The PitBox cloud runtime")]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (migrates the database first).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage teams.
+    #[command(subcommand)]
+    Team(TeamCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user. The password is read from PITBOX_PASSWORD, standard input, or a prompt.
+    Add {
+        username: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Team (name or id) to join; repeatable.
+        #[arg(long = "team")]
+        teams: Vec<String>,
+        /// For drivers: also create their driver profile in the (single) team with this car number.
+        #[arg(long)]
+        driver_number: Option<i32>,
+    },
+    /// List users.
+    List,
+    /// Set a user's password (and end their sessions).
+    Passwd { username: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TeamCommand {
+    /// Add a team.
+    Add { name: String },
+    /// List teams.
+    List,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse().map_err(|e: schema::wire::UnknownVariant| e.to_string())
+}
+
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+}
+
+fn read_password(prompt: &str) -> anyhow::Result<String> {
+    if let Ok(p) = std::env::var("PITBOX_PASSWORD") {
+        return Ok(p);
+    }
+    if std::io::stdin().is_terminal() {
+        let p = rpassword::prompt_password(prompt)?;
+        let again = rpassword::prompt_password("again: ")?;
+        anyhow::ensure!(p == again, "the passwords differ");
+        return Ok(p);
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::from_settings(cli.settings)?;
+    init_logging(config.log_format);
+    match cli.command {
+        Command::Serve => serve(config),
+        Command::Migrate => {
+            let db = Db::open(&config)?;
+            let applied = db.migrate()?;
+            println!("{} migration(s) applied on {:?}", applied.len(), db.backend());
+            Ok(())
+        }
+        Command::User(cmd) => user(config, cmd),
+        Command::Team(cmd) => team(config, cmd),
+    }
+}
+
+fn open(config: &Config) -> anyhow::Result<Db> {
+    let db = Db::open(config)?;
+    db.migrate()?;
+    Ok(db)
+}
+
+fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
+    let db = open(&config)?;
+    match cmd {
+        UserCommand::Add { username, role, teams, driver_number } => {
+            let password = read_password("password: ")?;
+            let new = NewUser { username: username.clone(), password, role, teams: teams.clone() };
+            let info = db.run_blocking(|c| {
+                let info = create_user(c, &new)?;
+                if let (Some(number), [team]) = (driver_number, info.teams.as_slice()) {
+                    let d = NewDriver {
+                        name: username.clone(),
+                        number,
+                        role: schema::wire::DriverRole::Primary,
+                        avatar_url: None,
+                        user_id: Some(info.id.clone()),
+                    };
+                    store::create_driver(c, team, &d)?;
+                }
+                let user = store::get_user(c, &info.id)?;
+                store::user_info(c, &user)
+            })?;
+            println!("{}\t{}\t{}\tteams={}\tdriver={}", info.id, info.username, info.role, info.teams.join(","), info.driver_id.unwrap_or_default());
+        }
+        UserCommand::List => {
+            let users = db.run_blocking(|c| {
+                store::list_users(c)?.iter().map(|u| store::user_info(c, u)).collect::<Result<Vec<_>, _>>()
+            })?;
+            for u in users {
+                println!("{}\t{}\t{}\tteams={}", u.id, u.username, u.role, u.teams.join(","));
+            }
+        }
+        UserCommand::Passwd { username } => {
+            let password = read_password("new password: ")?;
+            db.run_blocking(|c| {
+                let u = store::find_user_by_name(c, &username)?
+                    .ok_or_else(|| crate::error::ApiError::not_found("user", &username))?;
+                change_password(c, &u.id, &password)
+            })?;
+            println!("password changed for {username}");
+        }
+    }
+    Ok(())
+}
+
+fn team(config: Config, cmd: TeamCommand) -> anyhow::Result<()> {
+    let db = open(&config)?;
+    match cmd {
+        TeamCommand::Add { name } => {
+            let t = db.run_blocking(|c| store::create_team(c, crate::routes::text("name", &name, 100)?.as_str()))?;
+            println!("{}\t{}", t.id, t.name);
+        }
+        TeamCommand::List => {
+            for t in db.run_blocking(|c| store::list_teams(c, None))? {
+                println!("{}\t{}", t.id, t.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// In dev mode, a database without users gets an `admin` with a random password, printed once,
+/// so a first run needs no setup.
+fn bootstrap_admin(db: &Db, config: &Config) -> anyhow::Result<()> {
+    if config.mode != Mode::Dev {
+        return Ok(());
+    }
+    let password = {
+        use base64::Engine;
+        let mut bytes = [0u8; 12];
+        rand::Rng::fill(&mut rand::rng(), &mut bytes);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    };
+    let created = db.run_blocking(|c| {
+        if !store::list_users(c)?.is_empty() {
+            return Ok(false);
+        }
+        create_user(c, &NewUser { username: "admin".into(), password: password.clone(), role: Role::Admin, teams: vec![] })?;
+        Ok(true)
+    })?;
+    if created {
+        tracing::warn!(username = "admin", %password, "created the first admin user (dev mode); change the password with `pitbox-runtime user passwd admin`");
+    }
+    Ok(())
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let bind = config.bind;
+    tracing::info!(?config, "starting pitbox-runtime");
+    actix_web::rt::System::new().block_on(async move {
+        let state = State::new(config)?;
+        bootstrap_admin(&state.db, &state.config)?;
+        let listener = std::net::TcpListener::bind(bind)?;
+        tracing::info!(addr = %listener.local_addr()?, "listening");
+        server::start(state, listener)?.await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,334 @@
+//! Configuration, built once into a [`Config`] value and passed down; never a global.
+//!
+//! Each setting comes from (first wins): the command line, its environment variable, the TOML file
+//! named by `--config` / `PITBOX_CONFIG`, then the default. Env vars read: `PITBOX_CONFIG`,
+//! `PITBOX_BIND`, `PITBOX_DATA_DIR`, `DATABASE_URL`, `PITBOX_MODE`, `PITBOX_JWT_SECRET`,
+//! `PITBOX_ACCESS_TOKEN_TTL_SECS`, `PITBOX_REFRESH_TOKEN_TTL_SECS`, `PITBOX_RATE_LIMIT_PER_IP`,
+//! `PITBOX_RATE_LIMIT_PER_USER`, `PITBOX_RATE_LIMIT_LOGIN`, `PITBOX_MAX_BODY_BYTES`,
+//! `PITBOX_CORS_ORIGINS`, `PITBOX_DB_POOL_SIZE`, `PITBOX_LOG_FORMAT`, `PITBOX_SERVER_ID`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+
+/// `dev` generates a JWT secret when none is set (and says so); `production` refuses to start
+/// without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Dev,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Every setting, as command-line options backed by env vars. All optional here so that the TOML
+/// file and the defaults can fill what is left.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// TOML file with any of these settings (snake_case keys, e.g. `bind = "0.0.0.0:8080"`).
+    #[arg(long, env = "PITBOX_CONFIG", global = true)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "PITBOX_BIND", global = true)]
+    pub bind: Option<SocketAddr>,
+    /// Directory for the embedded SQLite database and other local state [default: ./pitbox-data].
+    #[arg(long, env = "PITBOX_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// `postgres://…` for PostgreSQL, or a SQLite file path [default: <data-dir>/pitbox.db].
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// `dev` or `production` [default: dev].
+    #[arg(long, env = "PITBOX_MODE", global = true)]
+    pub mode: Option<Mode>,
+    /// HS256 secret for access tokens (at least 32 bytes). Required in production mode.
+    #[arg(long, env = "PITBOX_JWT_SECRET", global = true, hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Lifetime of access tokens in seconds [default: 900].
+    #[arg(long, env = "PITBOX_ACCESS_TOKEN_TTL_SECS", global = true)]
+    pub access_token_ttl_secs: Option<u32>,
+    /// Lifetime of refresh tokens in seconds [default: 86400].
+    #[arg(long, env = "PITBOX_REFRESH_TOKEN_TTL_SECS", global = true)]
+    pub refresh_token_ttl_secs: Option<u32>,
+    /// API requests per second allowed from one IP address (burst: twice that) [default: 200].
+    #[arg(long, env = "PITBOX_RATE_LIMIT_PER_IP", global = true)]
+    pub rate_limit_per_ip: Option<u32>,
+    /// API requests per second allowed for one user (burst: twice that) [default: 100].
+    #[arg(long, env = "PITBOX_RATE_LIMIT_PER_USER", global = true)]
+    pub rate_limit_per_user: Option<u32>,
+    /// Login attempts per minute allowed from one IP address [default: 20].
+    #[arg(long, env = "PITBOX_RATE_LIMIT_LOGIN", global = true)]
+    pub rate_limit_login: Option<u32>,
+    /// Largest accepted request body in bytes [default: 262144].
+    #[arg(long, env = "PITBOX_MAX_BODY_BYTES", global = true)]
+    pub max_body_bytes: Option<usize>,
+    /// Comma-separated origins allowed by CORS, or `*` [default: none, same-origin only].
+    #[arg(long, env = "PITBOX_CORS_ORIGINS", global = true)]
+    pub cors_origins: Option<String>,
+    /// Maximum database connections (SQLite uses at most 4) [default: 8].
+    #[arg(long, env = "PITBOX_DB_POOL_SIZE", global = true)]
+    pub db_pool_size: Option<u32>,
+    /// `pretty` or `json` [default: pretty].
+    #[arg(long, env = "PITBOX_LOG_FORMAT", global = true)]
+    pub log_format: Option<LogFormat>,
+    /// Name of this node in `connection_established` and logs [default: host name].
+    #[arg(long, env = "PITBOX_SERVER_ID", global = true)]
+    pub server_id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {source}")]
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("PITBOX_JWT_SECRET (or --jwt-secret) is required in production mode")]
+    MissingSecret,
+    #[error("the JWT secret must be at least 32 bytes long")]
+    ShortSecret,
+    #[error("{0} must be greater than zero")]
+    Zero(&'static str),
+}
+
+/// Where the JWT secret came from; a generated one is announced at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretSource {
+    Configured,
+    Generated,
+}
+
+/// The resolved configuration.
+#[derive(Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub mode: Mode,
+    pub jwt_secret: Vec<u8>,
+    pub jwt_secret_source: SecretSource,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub rate_limit_per_ip: u32,
+    pub rate_limit_per_user: u32,
+    pub rate_limit_login: u32,
+    pub max_body_bytes: usize,
+    pub cors_origins: Vec<String>,
+    pub db_pool_size: u32,
+    pub log_format: LogFormat,
+    pub server_id: String,
+}
+
+impl std::fmt::Debug for Config {
+    // By hand so that the secret and database password never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("data_dir", &self.data_dir)
+            .field("database", &redact_url(&self.database_url))
+            .field("mode", &self.mode)
+            .field("jwt_secret_source", &self.jwt_secret_source)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("rate_limit_per_ip", &self.rate_limit_per_ip)
+            .field("rate_limit_per_user", &self.rate_limit_per_user)
+            .field("rate_limit_login", &self.rate_limit_login)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("cors_origins", &self.cors_origins)
+            .field("db_pool_size", &self.db_pool_size)
+            .field("server_id", &self.server_id)
+            .finish()
+    }
+}
+
+/// `postgres://user:pw@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Settings {
+    /// Fills unset fields from `other` (the TOML file).
+    fn or(self, other: Settings) -> Settings {
+        Settings {
+            config: self.config,
+            bind: self.bind.or(other.bind),
+            data_dir: self.data_dir.or(other.data_dir),
+            database_url: self.database_url.or(other.database_url),
+            mode: self.mode.or(other.mode),
+            jwt_secret: self.jwt_secret.or(other.jwt_secret),
+            access_token_ttl_secs: self.access_token_ttl_secs.or(other.access_token_ttl_secs),
+            refresh_token_ttl_secs: self.refresh_token_ttl_secs.or(other.refresh_token_ttl_secs),
+            rate_limit_per_ip: self.rate_limit_per_ip.or(other.rate_limit_per_ip),
+            rate_limit_per_user: self.rate_limit_per_user.or(other.rate_limit_per_user),
+            rate_limit_login: self.rate_limit_login.or(other.rate_limit_login),
+            max_body_bytes: self.max_body_bytes.or(other.max_body_bytes),
+            cors_origins: self.cors_origins.or(other.cors_origins),
+            db_pool_size: self.db_pool_size.or(other.db_pool_size),
+            log_format: self.log_format.or(other.log_format),
+            server_id: self.server_id.or(other.server_id),
+        }
+    }
+
+    fn read_file(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        toml::from_str(&text)
+            .map_err(|source| ConfigError::Parse { path: path.to_owned(), source: Box::new(source) })
+    }
+}
+
+impl Config {
+    /// Resolves the settings (command line and env already parsed by clap) into a config.
+    pub fn from_settings(settings: Settings) -> Result<Config, ConfigError> {
+        let settings = match settings.config.clone() {
+            Some(path) => {
+                let file = Settings::read_file(&path)?;
+                settings.or(file)
+            }
+            None => settings,
+        };
+        let mode = settings.mode.unwrap_or(Mode::Dev);
+        let data_dir = settings.data_dir.unwrap_or_else(|| PathBuf::from("pitbox-data"));
+        let database_url = settings
+            .database_url
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| data_dir.join("pitbox.db").to_string_lossy().into_owned());
+        let (jwt_secret, jwt_secret_source) = match settings.jwt_secret {
+            Some(s) if s.len() < 32 => return Err(ConfigError::ShortSecret),
+            Some(s) => (s.into_bytes(), SecretSource::Configured),
+            None if mode == Mode::Production => return Err(ConfigError::MissingSecret),
+            None => {
+                let mut bytes = vec![0u8; 32];
+                rand::Rng::fill(&mut rand::rng(), bytes.as_mut_slice());
+                (bytes, SecretSource::Generated)
+            }
+        };
+        let nonzero = |v: u32, name: &'static str| {
+            if v == 0 {
+                Err(ConfigError::Zero(name))
+            } else {
+                Ok(v)
+            }
+        };
+        Ok(Config {
+            bind: settings.bind.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir,
+            database_url,
+            mode,
+            jwt_secret,
+            jwt_secret_source,
+            access_token_ttl: Duration::from_secs(u64::from(nonzero(
+                settings.access_token_ttl_secs.unwrap_or(900),
+                "access_token_ttl_secs",
+            )?)),
+            refresh_token_ttl: Duration::from_secs(u64::from(nonzero(
+                settings.refresh_token_ttl_secs.unwrap_or(86_400),
+                "refresh_token_ttl_secs",
+            )?)),
+            rate_limit_per_ip: nonzero(settings.rate_limit_per_ip.unwrap_or(200), "rate_limit_per_ip")?,
+            rate_limit_per_user: nonzero(
+                settings.rate_limit_per_user.unwrap_or(100),
+                "rate_limit_per_user",
+            )?,
+            rate_limit_login: nonzero(settings.rate_limit_login.unwrap_or(20), "rate_limit_login")?,
+            max_body_bytes: settings.max_body_bytes.unwrap_or(256 * 1024).max(1024),
+            cors_origins: settings
+                .cors_origins
+                .map(|s| {
+                    s.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect()
+                })
+                .unwrap_or_default(),
+            db_pool_size: nonzero(settings.db_pool_size.unwrap_or(8), "db_pool_size")?,
+            log_format: settings.log_format.unwrap_or(LogFormat::Pretty),
+            server_id: settings.server_id.unwrap_or_else(default_server_id),
+        })
+    }
+
+    /// A configuration for tests and tools: the given database, a fixed secret, defaults.
+    pub fn for_database(database_url: impl Into<String>) -> Result<Config, ConfigError> {
+        Config::from_settings(Settings {
+            database_url: Some(database_url.into()),
+            jwt_secret: Some("pitbox-test-secret-0123456789abcdef".into()),
+            ..Settings::default()
+        })
+    }
+}
+
+fn default_server_id() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned()))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "pitbox".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_requires_a_secret() {
+        let s = Settings { mode: Some(Mode::Production), ..Settings::default() };
+        assert!(matches!(Config::from_settings(s), Err(ConfigError::MissingSecret)));
+    }
+
+    #[test]
+    fn dev_generates_a_secret() {
+        let c = Config::from_settings(Settings::default()).unwrap();
+        assert_eq!(c.jwt_secret_source, SecretSource::Generated);
+        assert_eq!(c.jwt_secret.len(), 32);
+        assert!(c.database_url.ends_with("pitbox.db"));
+    }
+
+    #[test]
+    fn short_secret_is_refused() {
+        let s = Settings { jwt_secret: Some("short".into()), ..Settings::default() };
+        assert!(matches!(Config::from_settings(s), Err(ConfigError::ShortSecret)));
+    }
+
+    #[test]
+    fn file_fills_what_flags_leave_unset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pitbox.toml");
+        std::fs::write(&path, "bind = \"0.0.0.0:9000\"\nrate_limit_per_ip = 7\nmode = \"dev\"\n")
+            .unwrap();
+        let s = Settings { config: Some(path), rate_limit_per_ip: Some(3), ..Settings::default() };
+        let c = Config::from_settings(s).unwrap();
+        assert_eq!(c.bind.port(), 9000);
+        assert_eq!(c.rate_limit_per_ip, 3, "the flag wins over the file");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pitbox.toml");
+        std::fs::write(&path, "bindd = \"0.0.0.0:9000\"\n").unwrap();
+        let s = Settings { config: Some(path), ..Settings::default() };
+        assert!(matches!(Config::from_settings(s), Err(ConfigError::Parse { .. })));
+    }
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("/tmp/x.db"), "/tmp/x.db");
+    }
+}

@@ -1,0 +1,229 @@
+//! Team messages (`/api/teams/{id}/messages`, read state) and driver handoff requests
+//! (`/api/teams/{id}/handoffs`, accept/reject/complete), in the seed shapes.
+
+use actix_web::{web, HttpResponse};
+use schema::db::models;
+use schema::wire::{
+    ErrorBody, HandoffRequest, HandoffStatus, NewHandoff, NewTeamMessage, Role, Success, TeamMessage,
+};
+use serde::Deserialize;
+
+use crate::auth::AuthUser;
+use crate::db::Db;
+use crate::error::{ApiError, ApiResult};
+use crate::routes::{text, Limit};
+use crate::store;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/teams/{id}/messages", web::get().to(list_messages))
+        .route("/teams/{id}/messages", web::post().to(send_message))
+        .route("/messages/{id}/read", web::post().to(mark_read))
+        .route("/teams/{id}/handoffs", web::get().to(list_handoffs))
+        .route("/teams/{id}/handoffs", web::post().to(create_handoff))
+        .route("/handoffs/{id}", web::get().to(get_handoff))
+        .route("/handoffs/{id}/{action}", web::post().to(answer_handoff));
+}
+
+#[utoipa::path(get, path = "/api/teams/{id}/messages", tag = "messages", security(("bearer" = [])),
+    params(("id" = String, Path), Limit),
+    responses((status = 200, body = [TeamMessage]), (status = 403, body = ErrorBody)))]
+pub async fn list_messages(
+    user: AuthUser,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+    q: web::Query<Limit>,
+) -> ApiResult<web::Json<Vec<TeamMessage>>> {
+    let team = path.into_inner();
+    user.require_team(&team)?;
+    let limit = q.get();
+    let reader = user.id.clone();
+    Ok(web::Json(db.run(move |c| store::list_messages(c, &team, &reader, limit)).await?))
+}
+
+/// Stores a team message from `user`; shared by REST and, later, the socket.
+pub async fn send(db: &Db, user: &AuthUser, team: String, new: NewTeamMessage) -> ApiResult<TeamMessage> {
+    user.require_team(&team)?;
+    let content = text("content", &new.content, 4000)?;
+    if let Some(a) = &new.attachment {
+        text("attachment.name", &a.name, 200)?;
+        text("attachment.url", &a.url, 2048)?;
+    }
+    let row = models::TeamMessage {
+        id: store::new_id(),
+        team_id: team,
+        sender_id: user.id.clone(),
+        sender_name: user.username.clone(),
+        content,
+        priority: new.priority.as_str().to_owned(),
+        attachment: new.attachment.as_ref().map(serde_json::to_string).transpose().map_err(ApiError::internal)?,
+        sent_at: store::now(),
+    };
+    let wire = row.to_wire(true);
+    db.run(move |c| {
+        store::get_team(c, &row.team_id)?;
+        store::insert_message(c, &row)
+    })
+    .await?;
+    Ok(wire)
+}
+
+#[utoipa::path(post, path = "/api/teams/{id}/messages", tag = "messages", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = NewTeamMessage,
+    responses((status = 201, body = TeamMessage), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn send_message(
+    user: AuthUser,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+    body: web::Json<NewTeamMessage>,
+) -> ApiResult<HttpResponse> {
+    let msg = send(&db, &user, path.into_inner(), body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(msg))
+}
+
+#[utoipa::path(post, path = "/api/messages/{id}/read", tag = "messages", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Success), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn mark_read(user: AuthUser, db: web::Data<Db>, path: web::Path<String>) -> ApiResult<web::Json<Success>> {
+    let id = path.into_inner();
+    let lookup = id.clone();
+    let msg = db.run(move |c| store::get_message(c, &lookup)).await?;
+    user.require_team(&msg.team_id)?;
+    let reader = user.id.clone();
+    db.run(move |c| store::mark_read(c, &id, &reader)).await?;
+    Ok(web::Json(Success { success: true }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HandoffQuery {
+    pub status: Option<HandoffStatus>,
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/teams/{id}/handoffs", tag = "handoffs", security(("bearer" = [])),
+    params(("id" = String, Path), HandoffQuery),
+    responses((status = 200, body = [HandoffRequest]), (status = 403, body = ErrorBody)))]
+pub async fn list_handoffs(
+    user: AuthUser,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+    q: web::Query<HandoffQuery>,
+) -> ApiResult<web::Json<Vec<HandoffRequest>>> {
+    let team = path.into_inner();
+    user.require_team(&team)?;
+    let q = q.into_inner();
+    let limit = Limit { limit: q.limit }.get();
+    Ok(web::Json(db.run(move |c| store::list_handoffs(c, &team, q.status, limit)).await?))
+}
+
+/// Stores a handoff request with the handing-over car's latest sample attached.
+pub async fn request_handoff(db: &Db, user: &AuthUser, team: String, new: NewHandoff) -> ApiResult<HandoffRequest> {
+    user.require_team(&team)?;
+    let reason = text("reason", &new.reason, 1000)?;
+    let from = new.from_driver_id.clone().or_else(|| (user.role == Role::Driver).then(|| user.driver_id.clone()).flatten());
+    let (requester_id, requester_name) = (user.id.clone(), user.username.clone());
+    db.run(move |c| {
+        let target = store::get_driver(c, &new.target_driver_id)?;
+        if target.team_id != team {
+            return Err(ApiError::invalid("targetDriverId: driver is not in this team"));
+        }
+        let snapshot = match &from {
+            Some(f) => {
+                let d = store::get_driver(c, f)?;
+                if d.team_id != team {
+                    return Err(ApiError::invalid("fromDriverId: driver is not in this team"));
+                }
+                if d.id == target.id {
+                    return Err(ApiError::invalid("targetDriverId: cannot hand over to the same driver"));
+                }
+                store::latest_sample(c, f)?
+            }
+            None => None,
+        };
+        let row = models::HandoffRequest {
+            id: store::new_id(),
+            team_id: team,
+            requester_id,
+            requester_name,
+            from_driver_id: from,
+            target_driver_id: target.id.clone(),
+            reason,
+            urgency: new.urgency.as_str().to_owned(),
+            status: HandoffStatus::Pending.as_str().to_owned(),
+            telemetry_snapshot: snapshot.as_ref().map(serde_json::to_string).transpose().map_err(ApiError::internal)?,
+            requested_at: store::now(),
+            responded_at: None,
+            responder_id: None,
+            completed_at: None,
+        };
+        store::insert_handoff(c, &row)?;
+        Ok(row.to_wire(target.name))
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/api/teams/{id}/handoffs", tag = "handoffs", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = NewHandoff,
+    responses((status = 201, body = HandoffRequest), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_handoff(
+    user: AuthUser,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+    body: web::Json<NewHandoff>,
+) -> ApiResult<HttpResponse> {
+    let h = request_handoff(&db, &user, path.into_inner(), body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(h))
+}
+
+#[utoipa::path(get, path = "/api/handoffs/{id}", tag = "handoffs", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = HandoffRequest), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_handoff(user: AuthUser, db: web::Data<Db>, path: web::Path<String>) -> ApiResult<web::Json<HandoffRequest>> {
+    let id = path.into_inner();
+    let h = db
+        .run(move |c| {
+            let h = store::get_handoff(c, &id)?;
+            store::handoff_to_wire(c, &h)
+        })
+        .await?;
+    user.require_team(&h.team_id)?;
+    Ok(web::Json(h))
+}
+
+/// Accepts, rejects or completes a handoff: team staff, or the drivers involved.
+pub async fn answer(db: &Db, user: &AuthUser, id: String, to: HandoffStatus) -> ApiResult<HandoffRequest> {
+    let lookup = id.clone();
+    let h = db.run(move |c| store::get_handoff(c, &lookup)).await?;
+    user.require_team(&h.team_id)?;
+    let me = user.driver_id.as_deref();
+    let involved = me == Some(h.target_driver_id.as_str()) || (to == HandoffStatus::Completed && me.is_some() && me == h.from_driver_id.as_deref());
+    if !involved {
+        user.require_staff(&h.team_id)?;
+    }
+    let responder = user.id.clone();
+    db.run(move |c| {
+        let h = store::transition_handoff(c, &id, to, &responder)?;
+        store::handoff_to_wire(c, &h)
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/api/handoffs/{id}/{action}", tag = "handoffs", security(("bearer" = [])),
+    params(("id" = String, Path), ("action" = String, Path, description = "accept, reject or complete")),
+    responses((status = 200, body = HandoffRequest), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn answer_handoff(
+    user: AuthUser,
+    db: web::Data<Db>,
+    path: web::Path<(String, String)>,
+) -> ApiResult<web::Json<HandoffRequest>> {
+    let (id, action) = path.into_inner();
+    let to = match action.as_str() {
+        "accept" => HandoffStatus::Accepted,
+        "reject" => HandoffStatus::Rejected,
+        "complete" => HandoffStatus::Completed,
+        other => return Err(ApiError::not_found("handoff action", other)),
+    };
+    Ok(web::Json(answer(&db, &user, id, to).await?))
+}

@@ -1,0 +1,114 @@
+//! HTTP routes: `/api/*` (REST), `/healthz`, `/readyz`, `/metrics`, `/api/openapi.json`, and the
+//! extractor configuration that turns malformed bodies, paths and queries into `{code, message}`
+//! errors. Reads no env vars (limits come from the config).
+
+pub mod auth;
+pub mod health;
+pub mod messages;
+pub mod teams;
+pub mod telemetry;
+pub mod users;
+
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::{web, HttpRequest};
+use schema::wire::ErrorCode;
+use serde::Deserialize;
+
+use crate::error::ApiError;
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api")
+            .configure(auth::configure)
+            .configure(users::configure)
+            .configure(teams::configure)
+            .configure(telemetry::configure)
+            .configure(messages::configure)
+            .route("/openapi.json", web::get().to(crate::openapi::serve)),
+    )
+    .configure(health::configure);
+}
+
+/// JSON bodies: size limit and errors as `{code, message}`.
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default().limit(limit).error_handler(|err, _req| json_error(err).into())
+}
+
+fn json_error(err: JsonPayloadError) -> ApiError {
+    use actix_web::http::StatusCode;
+    match err {
+        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge,
+                format!("request body is larger than {limit} bytes"),
+            )
+        }
+        JsonPayloadError::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::UnsupportedMediaType,
+            "Content-Type must be application/json",
+        ),
+        JsonPayloadError::Deserialize(e) => {
+            use serde_json::error::Category;
+            match e.classify() {
+                Category::Syntax | Category::Eof | Category::Io => {
+                    ApiError::bad_request(ErrorCode::InvalidJson, format!("malformed JSON: {e}"))
+                }
+                Category::Data => ApiError::bad_request(ErrorCode::InvalidField, e.to_string()),
+            }
+        }
+        other => ApiError::bad_request(ErrorCode::BadRequest, other.to_string()),
+    }
+}
+
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err: PathError, _req: &HttpRequest| {
+        ApiError::bad_request(ErrorCode::BadRequest, format!("bad path: {err}")).into()
+    })
+}
+
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req: &HttpRequest| {
+        ApiError::bad_request(ErrorCode::InvalidField, format!("bad query string: {err}")).into()
+    })
+}
+
+/// Unknown routes answer JSON too.
+pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::new(
+        actix_web::http::StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+        format!("no route for {} {}", req.method(), req.path()),
+    ))
+}
+
+/// `?limit=` shared by list routes: 1..=1000, default 100.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Limit {
+    /// Newest first; 1 to 1000 (default 100).
+    pub limit: Option<i64>,
+}
+
+impl Limit {
+    pub fn get(&self) -> i64 {
+        self.limit.unwrap_or(100).clamp(1, 1000)
+    }
+}
+
+/// Checks a free-text field: trimmed, non-empty, at most `max` characters.
+pub fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(ApiError::invalid(format!("{field}: must not be empty")));
+    }
+    if v.chars().count() > max {
+        return Err(ApiError::invalid(format!("{field}: must be at most {max} characters")));
+    }
+    if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(ApiError::invalid(format!("{field}: must not contain control characters")));
+    }
+    Ok(v.to_owned())
+}

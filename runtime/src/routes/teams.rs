@@ -1,0 +1,162 @@
+//! `/api/teams` and `/api/drivers`: teams (admin creates, members read), membership, driver
+//! profiles and their status.
+
+use actix_web::{web, HttpResponse};
+use schema::wire::{DriverProfile, DriverUpdate, ErrorBody, NewDriver, NewTeam, Role, Team, TeamMember};
+
+use crate::auth::AuthUser;
+use crate::db::Db;
+use crate::error::{ApiError, ApiResult};
+use crate::routes::text;
+use crate::store;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/teams", web::get().to(list_teams))
+        .route("/teams", web::post().to(create_team))
+        .route("/teams/{id}", web::get().to(get_team))
+        .route("/teams/{id}/members", web::post().to(add_member))
+        .route("/teams/{id}/drivers", web::get().to(list_drivers))
+        .route("/teams/{id}/drivers", web::post().to(create_driver))
+        .route("/drivers/{id}", web::get().to(get_driver))
+        .route("/drivers/{id}", web::patch().to(update_driver));
+}
+
+#[utoipa::path(get, path = "/api/teams", tag = "teams", security(("bearer" = [])),
+    responses((status = 200, body = [Team])))]
+pub async fn list_teams(user: AuthUser, db: web::Data<Db>) -> ApiResult<web::Json<Vec<Team>>> {
+    let only = (!user.is_admin()).then(|| user.teams.clone());
+    let teams = db.run(move |c| store::list_teams(c, only.as_deref())).await?;
+    Ok(web::Json(teams.into_iter().map(Team::from).collect()))
+}
+
+#[utoipa::path(post, path = "/api/teams", tag = "teams", security(("bearer" = [])),
+    request_body = NewTeam,
+    responses((status = 201, body = Team), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create_team(user: AuthUser, db: web::Data<Db>, body: web::Json<NewTeam>) -> ApiResult<HttpResponse> {
+    user.require_admin()?;
+    let name = text("name", &body.name, 100)?;
+    let team = db.run(move |c| store::create_team(c, &name)).await?;
+    Ok(HttpResponse::Created().json(Team::from(team)))
+}
+
+#[utoipa::path(get, path = "/api/teams/{id}", tag = "teams", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Team), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_team(user: AuthUser, db: web::Data<Db>, path: web::Path<String>) -> ApiResult<web::Json<Team>> {
+    let id = path.into_inner();
+    user.require_team(&id)?;
+    let team = db.run(move |c| store::get_team(c, &id)).await?;
+    Ok(web::Json(team.into()))
+}
+
+#[utoipa::path(post, path = "/api/teams/{id}/members", tag = "teams", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = TeamMember,
+    responses((status = 200, body = schema::wire::Success), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn add_member(
+    user: AuthUser,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+    body: web::Json<TeamMember>,
+) -> ApiResult<web::Json<schema::wire::Success>> {
+    user.require_admin()?;
+    let team = path.into_inner();
+    let member = body.into_inner().user_id;
+    db.run(move |c| store::add_member(c, &team, &member)).await?;
+    Ok(web::Json(schema::wire::Success { success: true }))
+}
+
+#[utoipa::path(get, path = "/api/teams/{id}/drivers", tag = "drivers", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = [DriverProfile]), (status = 403, body = ErrorBody)))]
+pub async fn list_drivers(
+    user: AuthUser,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<Vec<DriverProfile>>> {
+    let team = path.into_inner();
+    user.require_team(&team)?;
+    let rows = db.run(move |c| store::list_drivers(c, &team)).await?;
+    Ok(web::Json(rows.iter().map(|d| d.to_wire(false)).collect()))
+}
+
+#[utoipa::path(post, path = "/api/teams/{id}/drivers", tag = "drivers", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = NewDriver,
+    responses((status = 201, body = DriverProfile), (status = 403, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn create_driver(
+    user: AuthUser,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+    body: web::Json<NewDriver>,
+) -> ApiResult<HttpResponse> {
+    let team = path.into_inner();
+    user.require_engineer(&team)?;
+    let mut new = body.into_inner();
+    new.name = text("name", &new.name, 100)?;
+    check_number(new.number)?;
+    check_avatar(new.avatar_url.as_deref())?;
+    let driver = db.run(move |c| store::create_driver(c, &team, &new)).await?;
+    Ok(HttpResponse::Created().json(driver.to_wire(false)))
+}
+
+fn check_number(n: i32) -> Result<(), ApiError> {
+    if (0..=999).contains(&n) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("number: must be 0 to 999"))
+    }
+}
+
+fn check_avatar(url: Option<&str>) -> Result<(), ApiError> {
+    match url {
+        Some(u) if u.len() > 2048 => Err(ApiError::invalid("avatarUrl: at most 2048 characters")),
+        Some(u) if !u.is_empty() && !(u.starts_with("https://") || u.starts_with("http://") || u.starts_with('/')) => {
+            Err(ApiError::invalid("avatarUrl: must be an http(s) URL or a path"))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[utoipa::path(get, path = "/api/drivers/{id}", tag = "drivers", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = DriverProfile), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_driver(user: AuthUser, db: web::Data<Db>, path: web::Path<String>) -> ApiResult<web::Json<DriverProfile>> {
+    let id = path.into_inner();
+    let driver = db.run(move |c| store::get_driver(c, &id)).await?;
+    user.require_team(&driver.team_id)?;
+    Ok(web::Json(driver.to_wire(false)))
+}
+
+#[utoipa::path(patch, path = "/api/drivers/{id}", tag = "drivers", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = DriverUpdate,
+    responses((status = 200, body = DriverProfile), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_driver(
+    user: AuthUser,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+    body: web::Json<DriverUpdate>,
+) -> ApiResult<web::Json<DriverProfile>> {
+    let id = path.into_inner();
+    let mut update = body.into_inner();
+    if let Some(n) = &update.name {
+        update.name = Some(text("name", n, 100)?);
+    }
+    if let Some(n) = update.number {
+        check_number(n)?;
+    }
+    check_avatar(update.avatar_url.as_deref())?;
+    let lookup = id.clone();
+    let driver = db.run(move |c| store::get_driver(c, &lookup)).await?;
+    user.require_team(&driver.team_id)?;
+    // Staff edit any profile of their team; a driver may set only their own status.
+    let own = user.driver_id.as_deref() == Some(driver.id.as_str());
+    let staff = matches!(user.role, Role::Team | Role::Engineer | Role::Admin);
+    let status_only = update.role.is_none() && update.name.is_none() && update.number.is_none() && update.avatar_url.is_none();
+    if !(staff || own && status_only) {
+        return Err(ApiError::forbidden("drivers may change only their own status"));
+    }
+    let driver = db.run(move |c| store::update_driver(c, &id, &update)).await?;
+    Ok(web::Json(driver.to_wire(false)))
+}

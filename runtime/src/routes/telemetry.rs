@@ -1,0 +1,235 @@
+//! `/api/telemetry`, `/api/sessions`, `/api/laps`: telemetry ingest (seed shape), a driver's latest
+//! sample, racing sessions, and laps with their channels.
+
+use std::collections::BTreeMap;
+
+use actix_web::{web, HttpResponse};
+use schema::wire::{
+    ErrorBody, LapChannels, LapSummary, NewSession, RacingSession, TelemetryFrame, TelemetryPost,
+    TelemetryPostResult,
+};
+use serde::Deserialize;
+
+use crate::auth::AuthUser;
+use crate::db::Db;
+use crate::error::{ApiError, ApiResult};
+use crate::ingest::{decompress_frames, Ingest};
+use crate::metrics::Metrics;
+use crate::routes::{text, Limit};
+use crate::store::{self, LapFilter};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/telemetry", web::post().to(post_telemetry))
+        .route("/drivers/{id}/telemetry/latest", web::get().to(latest))
+        .route("/sessions", web::post().to(create_session))
+        .route("/sessions/{id}", web::get().to(get_session))
+        .route("/sessions/{id}/end", web::post().to(end_session))
+        .route("/teams/{id}/sessions", web::get().to(list_sessions))
+        .route("/teams/{id}/laps", web::get().to(list_laps))
+        .route("/laps/{id}", web::get().to(get_lap));
+}
+
+/// Loads a driver and checks that the caller may publish as it: its own user, or an admin.
+async fn publishing_driver(user: &AuthUser, db: &Db, driver_id: String) -> ApiResult<schema::db::models::Driver> {
+    let driver = db.run(move |c| store::get_driver(c, &driver_id)).await?;
+    let own = user.driver_id.as_deref() == Some(driver.id.as_str());
+    if !(own || user.is_admin()) {
+        return Err(ApiError::forbidden("drivers may publish only their own telemetry"));
+    }
+    Ok(driver)
+}
+
+#[utoipa::path(post, path = "/api/telemetry", tag = "telemetry", security(("bearer" = [])),
+    request_body = TelemetryPost,
+    responses((status = 200, body = TelemetryPostResult), (status = 400, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 429, body = ErrorBody)))]
+pub async fn post_telemetry(
+    user: AuthUser,
+    db: web::Data<Db>,
+    ingest: web::Data<Ingest>,
+    metrics: web::Data<Metrics>,
+    body: web::Json<TelemetryPost>,
+) -> ApiResult<web::Json<TelemetryPostResult>> {
+    let post = body.into_inner();
+    post.data.validate().map_err(|e| ApiError::invalid(format!("data.{e}")))?;
+    let driver = publishing_driver(&user, &db, post.driver_id).await?;
+    let frame = TelemetryFrame { seq: None, timestamp: post.timestamp, sample: post.data };
+    let done = ingest.ingest(&db, &metrics, driver, None, frame).await?;
+    Ok(web::Json(TelemetryPostResult { success: true, id: done.sample_id, lap_completed: done.lap }))
+}
+
+#[utoipa::path(get, path = "/api/drivers/{id}/telemetry/latest", tag = "telemetry",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = TelemetryFrame), (status = 404, body = ErrorBody)))]
+pub async fn latest(user: AuthUser, db: web::Data<Db>, path: web::Path<String>) -> ApiResult<web::Json<TelemetryFrame>> {
+    let id = path.into_inner();
+    let (driver, frame) = db
+        .run(move |c| {
+            let d = store::get_driver(c, &id)?;
+            let f = store::latest_sample(c, &d.id)?;
+            Ok((d, f))
+        })
+        .await?;
+    user.require_team(&driver.team_id)?;
+    frame.map(web::Json).ok_or_else(|| ApiError::not_found("telemetry of driver", &driver.id))
+}
+
+#[utoipa::path(post, path = "/api/sessions", tag = "sessions", security(("bearer" = [])),
+    request_body = NewSession,
+    responses((status = 201, body = RacingSession), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_session(user: AuthUser, db: web::Data<Db>, body: web::Json<NewSession>) -> ApiResult<HttpResponse> {
+    let new = body.into_inner();
+    let track = text("track", &new.track, 200)?;
+    let car = text("car", &new.car, 200)?;
+    let driver = db.run(move |c| store::get_driver(c, &new.driver_id)).await?;
+    let own = user.driver_id.as_deref() == Some(driver.id.as_str());
+    if !own {
+        user.require_staff(&driver.team_id)?;
+    }
+    let s = db.run(move |c| store::create_session(c, &driver, &track, &car)).await?;
+    Ok(HttpResponse::Created().json(RacingSession::from(s)))
+}
+
+#[utoipa::path(get, path = "/api/sessions/{id}", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = RacingSession), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_session(user: AuthUser, db: web::Data<Db>, path: web::Path<String>) -> ApiResult<web::Json<RacingSession>> {
+    let id = path.into_inner();
+    let s = db.run(move |c| store::get_session(c, &id)).await?;
+    user.require_team(&s.team_id)?;
+    Ok(web::Json(s.into()))
+}
+
+#[utoipa::path(post, path = "/api/sessions/{id}/end", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = RacingSession), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn end_session(user: AuthUser, db: web::Data<Db>, path: web::Path<String>) -> ApiResult<web::Json<RacingSession>> {
+    let id = path.into_inner();
+    let lookup = id.clone();
+    let s = db.run(move |c| store::get_session(c, &lookup)).await?;
+    if user.driver_id.as_deref() != Some(s.driver_id.as_str()) {
+        user.require_staff(&s.team_id)?;
+    }
+    let s = db.run(move |c| store::end_session(c, &id)).await?;
+    Ok(web::Json(s.into()))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct SessionQuery {
+    pub driver_id: Option<String>,
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/teams/{id}/sessions", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path), SessionQuery),
+    responses((status = 200, body = [RacingSession]), (status = 403, body = ErrorBody)))]
+pub async fn list_sessions(
+    user: AuthUser,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+    q: web::Query<SessionQuery>,
+) -> ApiResult<web::Json<Vec<RacingSession>>> {
+    let team = path.into_inner();
+    user.require_team(&team)?;
+    let q = q.into_inner();
+    let limit = Limit { limit: q.limit }.get();
+    let rows = db.run(move |c| store::list_sessions(c, &team, q.driver_id.as_deref(), limit)).await?;
+    Ok(web::Json(rows.into_iter().map(Into::into).collect()))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct LapQuery {
+    pub driver_id: Option<String>,
+    pub session_id: Option<String>,
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/teams/{id}/laps", tag = "laps", security(("bearer" = [])),
+    params(("id" = String, Path), LapQuery),
+    responses((status = 200, body = [LapSummary]), (status = 403, body = ErrorBody)))]
+pub async fn list_laps(
+    user: AuthUser,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+    q: web::Query<LapQuery>,
+) -> ApiResult<web::Json<Vec<LapSummary>>> {
+    let team = path.into_inner();
+    user.require_team(&team)?;
+    let q = q.into_inner();
+    let limit = Limit { limit: q.limit }.get();
+    let rows = db
+        .run(move |c| {
+            let f = LapFilter {
+                team_id: &team,
+                driver_id: q.driver_id.as_deref(),
+                session_id: q.session_id.as_deref(),
+                limit,
+            };
+            store::list_laps(c, &f)
+        })
+        .await?;
+    Ok(web::Json(rows.into_iter().map(Into::into).collect()))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChannelQuery {
+    /// Comma-separated channel names (e.g. `speed,throttle,brake`); all channels when absent.
+    pub channels: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/laps/{id}", tag = "laps", security(("bearer" = [])),
+    params(("id" = String, Path), ChannelQuery),
+    responses((status = 200, body = LapChannels), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn get_lap(
+    user: AuthUser,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+    q: web::Query<ChannelQuery>,
+) -> ApiResult<web::Json<LapChannels>> {
+    let id = path.into_inner();
+    let (row, blob) = db.run(move |c| store::get_lap(c, &id)).await?;
+    user.require_team(&row.team_id)?;
+    let wanted: Option<Vec<String>> =
+        q.channels.as_deref().map(|s| s.split(',').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()).collect());
+    let channels = web::block(move || to_channels(&blob, wanted.as_deref())).await??;
+    Ok(web::Json(LapChannels { lap: row.into(), channels }))
+}
+
+/// Turns stored frames into columns: one array per channel, one entry per frame.
+fn to_channels(blob: &[u8], wanted: Option<&[String]>) -> ApiResult<BTreeMap<String, Vec<serde_json::Value>>> {
+    let lap = decompress_frames(blob)?;
+    let mut out: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+    for (i, frame) in lap.frames.iter().enumerate() {
+        let serde_json::Value::Object(map) = serde_json::to_value(frame).map_err(ApiError::internal)? else {
+            continue;
+        };
+        for (k, v) in map {
+            if wanted.is_some_and(|w| !w.iter().any(|c| c == &k)) {
+                continue;
+            }
+            // Optional channels may be absent in early frames; pad so indexes line up.
+            let col = out.entry(k).or_insert_with(|| vec![serde_json::Value::Null; i]);
+            col.resize(i, serde_json::Value::Null);
+            col.push(v);
+        }
+    }
+    let n = lap.frames.len();
+    for col in out.values_mut() {
+        col.resize(n, serde_json::Value::Null);
+    }
+    if let Some(w) = wanted {
+        if let Some(missing) = w.iter().find(|c| !out.contains_key(*c)) {
+            return Err(ApiError::invalid(format!("channels: unknown channel {missing:?}")));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,101 @@
+//! `/api/users`: user management (admin), and password changes (admin, or users themselves).
+//! The CLI's `user add|list|passwd` share [`create_user`] and [`change_password`].
+
+use actix_web::web;
+use schema::db::DbConnection;
+use schema::wire::{ErrorBody, NewUser, UserInfo};
+use serde::Deserialize;
+
+use crate::auth::{self, AuthUser};
+use crate::db::Db;
+use crate::error::{ApiError, ApiResult};
+use crate::store;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/users", web::get().to(list))
+        .route("/users", web::post().to(create))
+        .route("/users/{id}/password", web::put().to(password));
+}
+
+pub fn validate_username(name: &str) -> Result<(), ApiError> {
+    let ok_len = (3..=64).contains(&name.len());
+    let ok_chars = name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if ok_len && ok_chars {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("username: 3 to 64 characters of a-z, A-Z, 0-9, '.', '_' or '-'"))
+    }
+}
+
+/// Validates, hashes the password (argon2id) and stores the user with its team memberships.
+pub fn create_user(conn: &mut DbConnection, new: &NewUser) -> ApiResult<UserInfo> {
+    validate_username(&new.username)?;
+    auth::validate_password(&new.password)?;
+    let hash = auth::hash_password(&new.password)?;
+    diesel::Connection::transaction(conn, |c| {
+        let user = store::create_user(c, &new.username, hash, new.role)?;
+        for team in &new.teams {
+            let t = store::find_team(c, team)?;
+            store::add_member(c, &t.id, &user.id)?;
+        }
+        store::user_info(c, &user)
+    })
+}
+
+pub fn change_password(conn: &mut DbConnection, user_id: &str, password: &str) -> ApiResult<()> {
+    auth::validate_password(password)?;
+    let hash = auth::hash_password(password)?;
+    store::set_password(conn, user_id, hash)
+}
+
+#[utoipa::path(get, path = "/api/users", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = [UserInfo]), (status = 403, body = ErrorBody)))]
+pub async fn list(user: AuthUser, db: web::Data<Db>) -> ApiResult<web::Json<Vec<UserInfo>>> {
+    user.require_admin()?;
+    let users = db
+        .run(|c| {
+            let rows = store::list_users(c)?;
+            rows.iter().map(|u| store::user_info(c, u)).collect::<ApiResult<Vec<_>>>()
+        })
+        .await?;
+    Ok(web::Json(users))
+}
+
+#[utoipa::path(post, path = "/api/users", tag = "users", security(("bearer" = [])),
+    request_body = NewUser,
+    responses((status = 201, body = UserInfo), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn create(
+    user: AuthUser,
+    db: web::Data<Db>,
+    body: web::Json<NewUser>,
+) -> ApiResult<actix_web::HttpResponse> {
+    user.require_admin()?;
+    let new = body.into_inner();
+    let info = db.run(move |c| create_user(c, &new)).await?;
+    Ok(actix_web::HttpResponse::Created().json(info))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct PasswordChange {
+    pub password: String,
+}
+
+#[utoipa::path(put, path = "/api/users/{id}/password", tag = "users", security(("bearer" = [])),
+    params(("id" = String, Path, description = "user id")), request_body = PasswordChange,
+    responses((status = 200, body = schema::wire::Success), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn password(
+    user: AuthUser,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+    body: web::Json<PasswordChange>,
+) -> ApiResult<web::Json<schema::wire::Success>> {
+    let id = path.into_inner();
+    if !user.is_admin() && user.id != id {
+        return Err(ApiError::forbidden("you may change only your own password"));
+    }
+    let password = body.into_inner().password;
+    db.run(move |c| change_password(c, &id, &password)).await?;
+    Ok(web::Json(schema::wire::Success { success: true }))
+}

@@ -1,0 +1,126 @@
+//! Builds the actix-web server: shared state, middleware (CORS, per-IP rate limit, metrics,
+//! request logging, compression) and routes. Reads no env vars; everything comes from the config.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_cors::Cors;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, Compress, Next};
+use actix_web::{web, App, HttpServer};
+
+use crate::auth::Keys;
+use crate::config::{Config, SecretSource};
+use crate::db::Db;
+use crate::ingest::Ingest;
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimits;
+use crate::routes;
+
+/// Everything the handlers share, built once.
+#[derive(Clone)]
+pub struct State {
+    pub config: Arc<Config>,
+    pub db: web::Data<Db>,
+    pub keys: web::Data<Keys>,
+    pub limits: web::Data<RateLimits>,
+    pub metrics: web::Data<Metrics>,
+    pub ingest: web::Data<Ingest>,
+}
+
+impl State {
+    /// Opens the database and runs migrations.
+    pub fn new(config: Config) -> anyhow::Result<State> {
+        let db = Db::open(&config)?;
+        let applied = db.migrate()?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "database migrated");
+        }
+        if config.jwt_secret_source == SecretSource::Generated {
+            tracing::warn!(
+                "no PITBOX_JWT_SECRET set: generated a random one for this run (dev mode); \
+                 tokens will not survive a restart"
+            );
+        }
+        Ok(State {
+            keys: web::Data::new(Keys::new(&config.jwt_secret, config.access_token_ttl, config.refresh_token_ttl)),
+            limits: web::Data::new(RateLimits::new(&config)),
+            metrics: web::Data::new(Metrics::new()),
+            ingest: web::Data::new(Ingest::default()),
+            db: web::Data::new(db),
+            config: Arc::new(config),
+        })
+    }
+}
+
+fn cors(config: &Config) -> Cors {
+    let base = Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([actix_web::http::header::AUTHORIZATION, actix_web::http::header::CONTENT_TYPE])
+        .expose_headers([actix_web::http::header::RETRY_AFTER])
+        .max_age(3600);
+    if config.cors_origins.iter().any(|o| o == "*") {
+        return base.allow_any_origin();
+    }
+    config.cors_origins.iter().fold(base, |c, o| c.allowed_origin(o))
+}
+
+/// Per-IP limit on `/api`, and request metrics by route pattern (not raw path: ids would explode
+/// the label set).
+async fn guard_and_measure(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
+    if req.path().starts_with("/api/") {
+        if let (Some(limits), Some(peer)) = (req.app_data::<web::Data<RateLimits>>(), req.peer_addr()) {
+            limits.check_ip(peer.ip())?;
+        }
+    }
+    let res = next.call(req).await?;
+    if let Some(m) = metrics {
+        m.observe(&method, &route, res.status().as_u16(), started.elapsed().as_secs_f64());
+    }
+    Ok(res)
+}
+
+/// Starts serving on `listener`; the returned server runs until stopped.
+pub fn start(state: State, listener: TcpListener) -> std::io::Result<Server> {
+    let prune = state.limits.clone();
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            prune.prune();
+        }
+    });
+    let max_body = state.config.max_body_bytes;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.db.clone())
+            .app_data(state.keys.clone())
+            .app_data(state.limits.clone())
+            .app_data(state.metrics.clone())
+            .app_data(state.ingest.clone())
+            .app_data(web::Data::from(state.config.clone()))
+            .app_data(routes::json_config(max_body))
+            .app_data(web::PayloadConfig::new(max_body))
+            .app_data(routes::path_config())
+            .app_data(routes::query_config())
+            .configure(routes::configure)
+            .default_service(web::to(routes::not_found))
+            .wrap(from_fn(guard_and_measure))
+            .wrap(Compress::default())
+            .wrap(cors(&state.config))
+            .wrap(tracing_actix_web::TracingLogger::default())
+    })
+    .listen(listener)?
+    .shutdown_timeout(10)
+    .run();
+    Ok(server)
+}

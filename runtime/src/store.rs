@@ -1,0 +1,658 @@
+//! Every database query of the runtime, written once with diesel against [`DbConnection`] (SQLite
+//! or PostgreSQL). Synchronous: callers run them through [`crate::db::Db::run`]. Reads no env vars.
+
+use chrono::{NaiveDateTime, Utc};
+use diesel::prelude::*;
+use schema::db::models::*;
+use schema::db::schema::*;
+use schema::db::DbConnection;
+use schema::wire::{self, HandoffStatus, Role};
+
+use crate::error::{ApiError, ApiResult};
+
+pub fn now() -> NaiveDateTime {
+    Utc::now().naive_utc()
+}
+
+pub fn new_id() -> String {
+    // v7: time-ordered, so ids sort like creation time and index inserts stay local.
+    uuid::Uuid::now_v7().to_string()
+}
+
+// ---------------------------------------------------------------- users
+
+pub fn create_user(
+    conn: &mut DbConnection,
+    username: &str,
+    password_hash: String,
+    role: Role,
+) -> ApiResult<User> {
+    let user = User {
+        id: new_id(),
+        username: username.to_owned(),
+        password_hash,
+        role: role.as_str().to_owned(),
+        disabled: false,
+        created_at: now(),
+    };
+    diesel::insert_into(users::table).values(&user).execute(conn).map_err(|e| match e {
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _) => {
+            ApiError::conflict(format!("username {username:?} is taken"))
+        }
+        other => other.into(),
+    })?;
+    Ok(user)
+}
+
+pub fn find_user_by_name(conn: &mut DbConnection, username: &str) -> ApiResult<Option<User>> {
+    Ok(users::table
+        .filter(users::username.eq(username))
+        .select(User::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn get_user(conn: &mut DbConnection, id: &str) -> ApiResult<User> {
+    users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| ApiError::not_found("user", id))
+}
+
+pub fn list_users(conn: &mut DbConnection) -> ApiResult<Vec<User>> {
+    Ok(users::table.order(users::username.asc()).select(User::as_select()).load(conn)?)
+}
+
+pub fn set_password(conn: &mut DbConnection, user_id: &str, hash: String) -> ApiResult<()> {
+    let n = diesel::update(users::table.find(user_id))
+        .set(users::password_hash.eq(hash))
+        .execute(conn)?;
+    if n == 0 {
+        return Err(ApiError::not_found("user", user_id));
+    }
+    // A new password ends every session of the old one.
+    revoke_user_tokens(conn, user_id)?;
+    Ok(())
+}
+
+/// What the token and login answer say about a user: role, teams, driver profile.
+pub fn user_info(conn: &mut DbConnection, user: &User) -> ApiResult<wire::UserInfo> {
+    let role: Role = user.role.parse().map_err(ApiError::internal)?;
+    let teams = team_members::table
+        .filter(team_members::user_id.eq(&user.id))
+        .select(team_members::team_id)
+        .order(team_members::team_id.asc())
+        .load::<String>(conn)?;
+    let driver_id = drivers::table
+        .filter(drivers::user_id.eq(&user.id))
+        .select(drivers::id)
+        .first::<String>(conn)
+        .optional()?;
+    Ok(wire::UserInfo { id: user.id.clone(), username: user.username.clone(), role, teams, driver_id })
+}
+
+// ---------------------------------------------------------------- refresh tokens
+
+pub fn insert_refresh_token(
+    conn: &mut DbConnection,
+    user_id: &str,
+    family_id: &str,
+    token_hash: String,
+    ttl: std::time::Duration,
+) -> ApiResult<()> {
+    let issued = now();
+    let ttl = chrono::Duration::from_std(ttl).map_err(ApiError::internal)?;
+    let row = RefreshToken {
+        id: new_id(),
+        user_id: user_id.to_owned(),
+        family_id: family_id.to_owned(),
+        token_hash,
+        issued_at: issued,
+        expires_at: issued + ttl,
+        used_at: None,
+        revoked_at: None,
+    };
+    diesel::insert_into(refresh_tokens::table).values(&row).execute(conn)?;
+    Ok(())
+}
+
+pub enum RefreshOutcome {
+    /// The token was valid and is now used up; issue a new one in the same family.
+    Rotated { user_id: String, family_id: String },
+    Unknown,
+    Expired,
+    /// The token was used before: somebody replayed it. The whole family is now revoked.
+    Reused,
+}
+
+/// Uses a refresh token exactly once. The conditional update makes two concurrent uses of one
+/// token impossible to both succeed, on either backend.
+pub fn use_refresh_token(conn: &mut DbConnection, token_hash: &str) -> ApiResult<RefreshOutcome> {
+    let Some(row) = refresh_tokens::table
+        .filter(refresh_tokens::token_hash.eq(token_hash))
+        .select(RefreshToken::as_select())
+        .first(conn)
+        .optional()?
+    else {
+        return Ok(RefreshOutcome::Unknown);
+    };
+    let t = now();
+    if row.revoked_at.is_some() || row.used_at.is_some() {
+        revoke_family(conn, &row.family_id)?;
+        return Ok(RefreshOutcome::Reused);
+    }
+    if row.expires_at <= t {
+        return Ok(RefreshOutcome::Expired);
+    }
+    let won = diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::id.eq(&row.id))
+            .filter(refresh_tokens::used_at.is_null())
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::used_at.eq(Some(t)))
+    .execute(conn)?;
+    if won == 0 {
+        revoke_family(conn, &row.family_id)?;
+        return Ok(RefreshOutcome::Reused);
+    }
+    Ok(RefreshOutcome::Rotated { user_id: row.user_id, family_id: row.family_id })
+}
+
+pub fn revoke_family(conn: &mut DbConnection, family_id: &str) -> ApiResult<()> {
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::family_id.eq(family_id))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::revoked_at.eq(Some(now())))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Revokes the family of a presented refresh token (logout). Unknown tokens are ignored.
+pub fn revoke_by_token(conn: &mut DbConnection, token_hash: &str) -> ApiResult<()> {
+    let family = refresh_tokens::table
+        .filter(refresh_tokens::token_hash.eq(token_hash))
+        .select(refresh_tokens::family_id)
+        .first::<String>(conn)
+        .optional()?;
+    if let Some(f) = family {
+        revoke_family(conn, &f)?;
+    }
+    Ok(())
+}
+
+fn revoke_user_tokens(conn: &mut DbConnection, user_id: &str) -> ApiResult<()> {
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::user_id.eq(user_id))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::revoked_at.eq(Some(now())))
+    .execute(conn)?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- teams
+
+pub fn create_team(conn: &mut DbConnection, name: &str) -> ApiResult<Team> {
+    let team = Team { id: new_id(), name: name.to_owned(), created_at: now() };
+    diesel::insert_into(teams::table).values(&team).execute(conn).map_err(|e| match e {
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _) => {
+            ApiError::conflict(format!("team {name:?} exists"))
+        }
+        other => other.into(),
+    })?;
+    Ok(team)
+}
+
+pub fn get_team(conn: &mut DbConnection, id: &str) -> ApiResult<Team> {
+    teams::table
+        .find(id)
+        .select(Team::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| ApiError::not_found("team", id))
+}
+
+/// A team by id or by name (the CLI takes either).
+pub fn find_team(conn: &mut DbConnection, id_or_name: &str) -> ApiResult<Team> {
+    teams::table
+        .filter(teams::id.eq(id_or_name).or(teams::name.eq(id_or_name)))
+        .select(Team::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| ApiError::not_found("team", id_or_name))
+}
+
+/// All teams (`None`) or those with the given ids.
+pub fn list_teams(conn: &mut DbConnection, only: Option<&[String]>) -> ApiResult<Vec<Team>> {
+    let mut q = teams::table.order(teams::name.asc()).select(Team::as_select()).into_boxed();
+    if let Some(ids) = only {
+        q = q.filter(teams::id.eq_any(ids.to_vec()));
+    }
+    Ok(q.load(conn)?)
+}
+
+pub fn add_member(conn: &mut DbConnection, team_id: &str, user_id: &str) -> ApiResult<()> {
+    get_team(conn, team_id)?;
+    get_user(conn, user_id)?;
+    let exists = team_members::table
+        .find((team_id, user_id))
+        .select(team_members::user_id)
+        .first::<String>(conn)
+        .optional()?
+        .is_some();
+    if !exists {
+        diesel::insert_into(team_members::table)
+            .values(&TeamMember { team_id: team_id.to_owned(), user_id: user_id.to_owned() })
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- drivers
+
+pub fn create_driver(conn: &mut DbConnection, team_id: &str, d: &wire::NewDriver) -> ApiResult<Driver> {
+    get_team(conn, team_id)?;
+    if let Some(uid) = &d.user_id {
+        get_user(conn, uid)?;
+    }
+    let row = Driver {
+        id: new_id(),
+        team_id: team_id.to_owned(),
+        user_id: d.user_id.clone(),
+        name: d.name.clone(),
+        number: d.number,
+        status: wire::DriverStatusKind::Inactive.as_str().to_owned(),
+        role: d.role.as_str().to_owned(),
+        avatar_url: d.avatar_url.clone(),
+        last_active: None,
+        created_at: now(),
+    };
+    diesel::insert_into(drivers::table).values(&row).execute(conn).map_err(|e| match e {
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _) => {
+            ApiError::conflict("that user already has a driver profile")
+        }
+        other => other.into(),
+    })?;
+    if let Some(uid) = &d.user_id {
+        add_member(conn, team_id, uid)?;
+    }
+    Ok(row)
+}
+
+pub fn get_driver(conn: &mut DbConnection, id: &str) -> ApiResult<Driver> {
+    drivers::table
+        .find(id)
+        .select(Driver::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| ApiError::not_found("driver", id))
+}
+
+pub fn list_drivers(conn: &mut DbConnection, team_id: &str) -> ApiResult<Vec<Driver>> {
+    Ok(drivers::table
+        .filter(drivers::team_id.eq(team_id))
+        .order((drivers::number.asc(), drivers::name.asc()))
+        .select(Driver::as_select())
+        .load(conn)?)
+}
+
+pub fn update_driver(conn: &mut DbConnection, id: &str, u: &wire::DriverUpdate) -> ApiResult<Driver> {
+    conn.transaction(|conn| {
+        let mut d = get_driver(conn, id)?;
+        if let Some(s) = u.status {
+            d.status = s.as_str().to_owned();
+        }
+        if let Some(r) = u.role {
+            d.role = r.as_str().to_owned();
+        }
+        if let Some(n) = &u.name {
+            d.name = n.clone();
+        }
+        if let Some(n) = u.number {
+            d.number = n;
+        }
+        if let Some(a) = &u.avatar_url {
+            d.avatar_url = Some(a.clone());
+        }
+        diesel::update(drivers::table.find(id))
+            .set((
+                drivers::status.eq(&d.status),
+                drivers::role.eq(&d.role),
+                drivers::name.eq(&d.name),
+                drivers::number.eq(d.number),
+                drivers::avatar_url.eq(&d.avatar_url),
+            ))
+            .execute(conn)?;
+        Ok(d)
+    })
+}
+
+// ---------------------------------------------------------------- sessions
+
+pub fn create_session(
+    conn: &mut DbConnection,
+    driver: &Driver,
+    track: &str,
+    car: &str,
+) -> ApiResult<RacingSession> {
+    conn.transaction(|conn| {
+        // A driver has one open session; starting another closes the previous one.
+        diesel::update(
+            racing_sessions::table
+                .filter(racing_sessions::driver_id.eq(&driver.id))
+                .filter(racing_sessions::ended_at.is_null()),
+        )
+        .set(racing_sessions::ended_at.eq(Some(now())))
+        .execute(conn)?;
+        let s = RacingSession {
+            id: new_id(),
+            team_id: driver.team_id.clone(),
+            driver_id: driver.id.clone(),
+            track: track.to_owned(),
+            car: car.to_owned(),
+            started_at: now(),
+            ended_at: None,
+        };
+        diesel::insert_into(racing_sessions::table).values(&s).execute(conn)?;
+        Ok(s)
+    })
+}
+
+pub fn open_session(conn: &mut DbConnection, driver_id: &str) -> ApiResult<Option<RacingSession>> {
+    Ok(racing_sessions::table
+        .filter(racing_sessions::driver_id.eq(driver_id))
+        .filter(racing_sessions::ended_at.is_null())
+        .order(racing_sessions::started_at.desc())
+        .select(RacingSession::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The driver's open session, or a new one if telemetry arrives without one.
+pub fn open_or_start_session(conn: &mut DbConnection, driver: &Driver) -> ApiResult<RacingSession> {
+    match open_session(conn, &driver.id)? {
+        Some(s) => Ok(s),
+        None => create_session(conn, driver, "unknown", "unknown"),
+    }
+}
+
+pub fn get_session(conn: &mut DbConnection, id: &str) -> ApiResult<RacingSession> {
+    racing_sessions::table
+        .find(id)
+        .select(RacingSession::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| ApiError::not_found("session", id))
+}
+
+pub fn end_session(conn: &mut DbConnection, id: &str) -> ApiResult<RacingSession> {
+    diesel::update(racing_sessions::table.find(id).filter(racing_sessions::ended_at.is_null()))
+        .set(racing_sessions::ended_at.eq(Some(now())))
+        .execute(conn)?;
+    get_session(conn, id)
+}
+
+pub fn list_sessions(
+    conn: &mut DbConnection,
+    team_id: &str,
+    driver_id: Option<&str>,
+    limit: i64,
+) -> ApiResult<Vec<RacingSession>> {
+    let mut q = racing_sessions::table
+        .filter(racing_sessions::team_id.eq(team_id))
+        .order(racing_sessions::started_at.desc())
+        .limit(limit)
+        .select(RacingSession::as_select())
+        .into_boxed();
+    if let Some(d) = driver_id {
+        q = q.filter(racing_sessions::driver_id.eq(d.to_owned()));
+    }
+    Ok(q.load(conn)?)
+}
+
+// ---------------------------------------------------------------- telemetry and laps
+
+/// Stores one sample. A repeat of a `(driver, stream, seq)` already stored is not stored again;
+/// the id of the stored one is returned with `false`, so a resend after a lost acknowledgement is
+/// harmless.
+pub fn insert_sample(conn: &mut DbConnection, row: &TelemetrySampleRow) -> ApiResult<(String, bool)> {
+    if let (Some(stream), Some(seq)) = (&row.stream_id, row.seq) {
+        let existing = telemetry_samples::table
+            .filter(telemetry_samples::driver_id.eq(&row.driver_id))
+            .filter(telemetry_samples::stream_id.eq(stream))
+            .filter(telemetry_samples::seq.eq(seq))
+            .select(telemetry_samples::id)
+            .first::<String>(conn)
+            .optional()?;
+        if let Some(id) = existing {
+            return Ok((id, false));
+        }
+    }
+    diesel::insert_into(telemetry_samples::table).values(row).execute(conn)?;
+    diesel::update(drivers::table.find(&row.driver_id))
+        .set(drivers::last_active.eq(Some(row.received_at)))
+        .execute(conn)?;
+    Ok((row.id.clone(), true))
+}
+
+pub fn latest_sample(conn: &mut DbConnection, driver_id: &str) -> ApiResult<Option<wire::TelemetryFrame>> {
+    let row = telemetry_samples::table
+        .filter(telemetry_samples::driver_id.eq(driver_id))
+        .order((telemetry_samples::recorded_at.desc(), telemetry_samples::id.desc()))
+        .select(TelemetrySampleRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(row.and_then(|r| {
+        serde_json::from_str(&r.data).ok().map(|sample| wire::TelemetryFrame {
+            seq: r.seq.and_then(|s| u64::try_from(s).ok()),
+            timestamp: r.recorded_at.and_utc(),
+            sample,
+        })
+    }))
+}
+
+pub fn count_samples(conn: &mut DbConnection, driver_id: &str) -> ApiResult<i64> {
+    Ok(telemetry_samples::table
+        .filter(telemetry_samples::driver_id.eq(driver_id))
+        .count()
+        .get_result(conn)?)
+}
+
+pub fn insert_lap(conn: &mut DbConnection, lap: &NewLap) -> ApiResult<()> {
+    diesel::insert_into(laps::table).values(lap).execute(conn)?;
+    Ok(())
+}
+
+pub struct LapFilter<'a> {
+    pub team_id: &'a str,
+    pub driver_id: Option<&'a str>,
+    pub session_id: Option<&'a str>,
+    pub limit: i64,
+}
+
+pub fn list_laps(conn: &mut DbConnection, f: &LapFilter<'_>) -> ApiResult<Vec<LapRow>> {
+    let mut q = laps::table
+        .filter(laps::team_id.eq(f.team_id.to_owned()))
+        .order(laps::completed_at.desc())
+        .limit(f.limit)
+        .select(LapRow::as_select())
+        .into_boxed();
+    if let Some(d) = f.driver_id {
+        q = q.filter(laps::driver_id.eq(d.to_owned()));
+    }
+    if let Some(s) = f.session_id {
+        q = q.filter(laps::session_id.eq(s.to_owned()));
+    }
+    Ok(q.load(conn)?)
+}
+
+/// One lap's summary, its team, and its compressed telemetry.
+pub fn get_lap(conn: &mut DbConnection, id: &str) -> ApiResult<(LapRow, Vec<u8>)> {
+    let row = laps::table
+        .find(id)
+        .select(LapRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| ApiError::not_found("lap", id))?;
+    let blob = laps::table.find(id).select(laps::telemetry).first::<Vec<u8>>(conn)?;
+    Ok((row, blob))
+}
+
+// ---------------------------------------------------------------- team messages
+
+pub fn insert_message(conn: &mut DbConnection, m: &TeamMessage) -> ApiResult<()> {
+    diesel::insert_into(team_messages::table).values(m).execute(conn)?;
+    Ok(())
+}
+
+/// The team's newest messages, each with the reader's own read state.
+pub fn list_messages(
+    conn: &mut DbConnection,
+    team_id: &str,
+    reader: &str,
+    limit: i64,
+) -> ApiResult<Vec<wire::TeamMessage>> {
+    let rows = team_messages::table
+        .filter(team_messages::team_id.eq(team_id))
+        .order(team_messages::sent_at.desc())
+        .limit(limit)
+        .select(TeamMessage::as_select())
+        .load(conn)?;
+    let ids: Vec<String> = rows.iter().map(|m| m.id.clone()).collect();
+    let read: std::collections::HashSet<String> = message_reads::table
+        .filter(message_reads::user_id.eq(reader))
+        .filter(message_reads::message_id.eq_any(ids))
+        .select(message_reads::message_id)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
+    Ok(rows.iter().map(|m| m.to_wire(m.sender_id == reader || read.contains(&m.id))).collect())
+}
+
+pub fn get_message(conn: &mut DbConnection, id: &str) -> ApiResult<TeamMessage> {
+    team_messages::table
+        .find(id)
+        .select(TeamMessage::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| ApiError::not_found("message", id))
+}
+
+pub fn mark_read(conn: &mut DbConnection, message_id: &str, user_id: &str) -> ApiResult<()> {
+    let seen = message_reads::table
+        .find((message_id, user_id))
+        .select(message_reads::user_id)
+        .first::<String>(conn)
+        .optional()?
+        .is_some();
+    if !seen {
+        diesel::insert_into(message_reads::table)
+            .values(&MessageRead {
+                message_id: message_id.to_owned(),
+                user_id: user_id.to_owned(),
+                read_at: now(),
+            })
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- handoffs
+
+pub fn insert_handoff(conn: &mut DbConnection, h: &HandoffRequest) -> ApiResult<()> {
+    diesel::insert_into(handoff_requests::table).values(h).execute(conn)?;
+    Ok(())
+}
+
+pub fn get_handoff(conn: &mut DbConnection, id: &str) -> ApiResult<HandoffRequest> {
+    handoff_requests::table
+        .find(id)
+        .select(HandoffRequest::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| ApiError::not_found("handoff request", id))
+}
+
+pub fn handoff_to_wire(conn: &mut DbConnection, h: &HandoffRequest) -> ApiResult<wire::HandoffRequest> {
+    let name = drivers::table
+        .find(&h.target_driver_id)
+        .select(drivers::name)
+        .first::<String>(conn)
+        .optional()?
+        .unwrap_or_default();
+    Ok(h.to_wire(name))
+}
+
+pub fn list_handoffs(
+    conn: &mut DbConnection,
+    team_id: &str,
+    status: Option<HandoffStatus>,
+    limit: i64,
+) -> ApiResult<Vec<wire::HandoffRequest>> {
+    let mut q = handoff_requests::table
+        .filter(handoff_requests::team_id.eq(team_id.to_owned()))
+        .order(handoff_requests::requested_at.desc())
+        .limit(limit)
+        .select(HandoffRequest::as_select())
+        .into_boxed();
+    if let Some(s) = status {
+        q = q.filter(handoff_requests::status.eq(s.as_str()));
+    }
+    let rows = q.load(conn)?;
+    rows.iter().map(|h| handoff_to_wire(conn, h)).collect()
+}
+
+/// Moves a handoff along `pending → accepted | rejected`, `accepted → completed`. The update is
+/// conditional on the current status, so two people answering at once cannot both win.
+pub fn transition_handoff(
+    conn: &mut DbConnection,
+    id: &str,
+    to: HandoffStatus,
+    responder: &str,
+) -> ApiResult<HandoffRequest> {
+    let from = match to {
+        HandoffStatus::Accepted | HandoffStatus::Rejected => HandoffStatus::Pending,
+        HandoffStatus::Completed => HandoffStatus::Accepted,
+        HandoffStatus::Pending => return Err(ApiError::invalid("status: cannot go back to pending")),
+    };
+    let t = now();
+    let target = handoff_requests::table
+        .filter(handoff_requests::id.eq(id))
+        .filter(handoff_requests::status.eq(from.as_str()));
+    let n = if to == HandoffStatus::Completed {
+        diesel::update(target)
+            .set((handoff_requests::status.eq(to.as_str()), handoff_requests::completed_at.eq(Some(t))))
+            .execute(conn)?
+    } else {
+        diesel::update(target)
+            .set((
+                handoff_requests::status.eq(to.as_str()),
+                handoff_requests::responded_at.eq(Some(t)),
+                handoff_requests::responder_id.eq(Some(responder)),
+            ))
+            .execute(conn)?
+    };
+    let current = get_handoff(conn, id)?;
+    if n == 0 {
+        return Err(ApiError::conflict(format!(
+            "handoff request is {}, it cannot become {}",
+            current.status,
+            to.as_str()
+        )));
+    }
+    Ok(current)
+}
+
+// ---------------------------------------------------------------- health
+
+pub fn ping(conn: &mut DbConnection) -> ApiResult<()> {
+    use diesel::connection::SimpleConnection;
+    conn.batch_execute("SELECT 1")?;
+    Ok(())
+}

@@ -1,0 +1,12 @@
+DROP TABLE refresh_tokens;
+DROP TABLE handoff_requests;
+DROP TABLE message_reads;
+DROP TABLE team_messages;
+DROP TABLE coaching_feedback;
+DROP TABLE telemetry_samples;
+DROP TABLE laps;
+DROP TABLE racing_sessions;
+DROP TABLE drivers;
+DROP TABLE team_members;
+DROP TABLE teams;
+DROP TABLE users;

@@ -1,0 +1,8 @@
+//! PitBox's shapes of data. `wire`: the protocol shared by the runtime, driver nodes and the WASM
+//! dashboard (serde only). `db` (feature `db`): diesel tables, models, pool and migrations for
+//! SQLite and PostgreSQL. Reads no environment variables.
+
+pub mod wire;
+
+#[cfg(feature = "db")]
+pub mod db;

@@ -1,0 +1,126 @@
+//! The WebSocket envelope: `{"type": ..., "data": ...}` as in the original protocol, plus the
+//! protocol version, actor addressing (`to`/`from` paths), sequence numbers and request ids.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    AiCoaching, DriverStatus, ErrorBody, HandoffRequest, LapSummary, Role, TeamMessage,
+    TelemetryBatch, TelemetryUpdate,
+};
+
+/// What kind of program is on the other end of a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ClientType {
+    DriverNode,
+    Dashboard,
+    Engineer,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionEstablished {
+    pub server_id: String,
+    pub timestamp: DateTime<Utc>,
+    /// Software version of the server.
+    pub version: String,
+    pub protocol: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Authenticate {
+    pub token: String,
+    pub client_type: ClientType,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthenticationResult {
+    pub success: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+/// A dashboard asks for its team's live view, or one driver's full-rate stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscribe {
+    pub team_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_id: Option<String>,
+    /// Samples per second wanted; the server clamps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_hz: Option<u16>,
+}
+
+/// The runtime has durably stored every frame of `stream_id` up to and including `seq`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ack {
+    pub driver_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_id: Option<String>,
+    pub seq: u64,
+}
+
+/// Every message type, tagged as `{"type": ..., "data": ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+pub enum Message {
+    ConnectionEstablished(ConnectionEstablished),
+    Authenticate(Authenticate),
+    AuthenticationResult(AuthenticationResult),
+    TelemetryUpdate(TelemetryUpdate),
+    TelemetryBatch(TelemetryBatch),
+    Ack(Ack),
+    Subscribe(Subscribe),
+    Unsubscribe(Subscribe),
+    TeamMessage(TeamMessage),
+    HandoffRequest(HandoffRequest),
+    AiCoaching(AiCoaching),
+    DriverStatus(DriverStatus),
+    LapCompleted(LapSummary),
+    Error(ErrorBody),
+}
+
+/// One WebSocket text frame: the tagged message plus addressing and ordering.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    #[serde(flatten)]
+    pub message: Message,
+    /// Protocol version of the sender (absent = [`super::PROTOCOL_VERSION`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v: Option<u16>,
+    /// Client-chosen request id, echoed in the answer or error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Actor path this message is for, e.g. `/teams/{team}/drivers/{driver}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Actor path a server push comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Per-connection sequence number of server pushes, so a client sees gaps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+impl Envelope {
+    pub fn new(message: Message) -> Self {
+        Self { message, v: None, id: None, to: None, from: None, seq: None }
+    }
+}
+
+impl From<Message> for Envelope {
+    fn from(message: Message) -> Self {
+        Self::new(message)
+    }
+}

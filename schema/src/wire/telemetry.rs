@@ -1,0 +1,225 @@
+//! Telemetry as it travels: one sample of the car's channels, a numbered frame, updates and batches.
+//!
+//! Units follow the original PitBox `TelemetrySnapshot` where it defined them (speed km/h, pedals
+//! 0–100 %, steering degrees with negative = left, `trackPosition` 0–1); where it did not, iRacing's
+//! units are kept (fuel litres, fuel use kg/h, tyre temperatures °C, times in seconds).
+//! Only fixed-width numbers are used so that native and wasm32 builds agree on every field.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Four values, one per tyre (wear in % remaining, or temperatures in °C).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct TireSet {
+    pub front_left: f32,
+    pub front_right: f32,
+    pub rear_left: f32,
+    pub rear_right: f32,
+}
+
+/// The per-car arrays of iRacing (`CarIdx…`), indexed by car index, so a dashboard can draw every car
+/// on the track map and show competitors. All arrays have the same length.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct CarArrays {
+    /// `CarIdxLap`: lap each car is on (-1 when the car is not in the world).
+    pub lap: Vec<i32>,
+    /// `CarIdxLapDistPct`: 0–1 around the lap (negative when unknown).
+    pub lap_dist_pct: Vec<f32>,
+    /// `CarIdxPosition`: overall position (0 when not classified).
+    pub position: Vec<i32>,
+    /// `CarIdxOnPitRoad`.
+    pub on_pit_road: Vec<bool>,
+}
+
+impl CarArrays {
+    /// Whether all arrays describe the same number of cars.
+    pub fn is_consistent(&self) -> bool {
+        let n = self.lap.len();
+        self.lap_dist_pct.len() == n && self.position.len() == n && self.on_pit_road.len() == n
+    }
+}
+
+/// The channels of one telemetry sample (60 Hz from the sim). The timestamp and sequence number
+/// live in [`TelemetryFrame`], so REST bodies can carry a bare sample as their `data`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct TelemetrySample {
+    /// `SessionTime`, seconds since the sim session started.
+    #[serde(default)]
+    pub session_time: f64,
+    /// km/h.
+    pub speed: f32,
+    pub rpm: f32,
+    /// -1 reverse, 0 neutral, 1+ forward gears.
+    pub gear: i8,
+    /// 0–100 %.
+    pub throttle: f32,
+    /// 0–100 %.
+    pub brake: f32,
+    /// 0–100 % (100 = pedal fully pressed, clutch disengaged).
+    #[serde(default)]
+    pub clutch: f32,
+    /// Degrees, negative = left.
+    pub steering_angle: f32,
+    /// Lap the car is on (`Lap`).
+    pub lap: i32,
+    /// 0–1 around the lap (`LapDistPct`); the seed protocol's `trackPosition`.
+    pub track_position: f32,
+    /// 1-based sector the car is in, 0 when unknown.
+    #[serde(default)]
+    pub sector: u8,
+    /// Overall position, 0 when not classified.
+    #[serde(default)]
+    pub position: i32,
+    /// Litres in the tank.
+    pub fuel_level: f32,
+    /// 0–100 % of tank capacity.
+    #[serde(default)]
+    pub fuel_level_pct: f32,
+    /// kg/h.
+    #[serde(default)]
+    pub fuel_use_per_hour: f32,
+    /// % tread remaining per tyre, when the sim publishes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tire_wear: Option<TireSet>,
+    /// Surface temperature per tyre (°C), when published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tire_temps: Option<TireSet>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latitude: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longitude: Option<f64>,
+    #[serde(default)]
+    pub on_pit_road: bool,
+    /// iRacing `SessionFlags` bit field (green, yellow, checkered, …).
+    #[serde(default)]
+    pub flags: u32,
+    /// Seconds; `None` before the first timed lap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_lap_time: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_lap_time: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cars: Option<CarArrays>,
+}
+
+/// Why a sample was refused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleError {
+    pub field: &'static str,
+    pub problem: &'static str,
+}
+
+impl core::fmt::Display for SampleError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}: {}", self.field, self.problem)
+    }
+}
+
+impl TelemetrySample {
+    /// Checks the ranges a real car can produce. JSON cannot carry NaN, but other encoders can,
+    /// and a NaN stored in a lap would poison every average computed from it.
+    pub fn validate(&self) -> Result<(), SampleError> {
+        fn finite(field: &'static str, v: f64) -> Result<(), SampleError> {
+            if v.is_finite() {
+                Ok(())
+            } else {
+                Err(SampleError { field, problem: "must be a finite number" })
+            }
+        }
+        fn range(field: &'static str, v: f32, lo: f32, hi: f32) -> Result<(), SampleError> {
+            finite(field, f64::from(v))?;
+            if v < lo || v > hi {
+                return Err(SampleError { field, problem: "out of range" });
+            }
+            Ok(())
+        }
+        finite("sessionTime", self.session_time)?;
+        range("speed", self.speed, 0.0, 1000.0)?;
+        range("rpm", self.rpm, 0.0, 30000.0)?;
+        range("throttle", self.throttle, 0.0, 100.0)?;
+        range("brake", self.brake, 0.0, 100.0)?;
+        range("clutch", self.clutch, 0.0, 100.0)?;
+        range("steeringAngle", self.steering_angle, -3600.0, 3600.0)?;
+        range("trackPosition", self.track_position, -1.0, 1.0)?;
+        range("fuelLevel", self.fuel_level, 0.0, 10000.0)?;
+        range("fuelLevelPct", self.fuel_level_pct, 0.0, 100.0)?;
+        range("fuelUsePerHour", self.fuel_use_per_hour, 0.0, 10000.0)?;
+        if self.gear < -1 {
+            return Err(SampleError { field: "gear", problem: "must be -1 or more" });
+        }
+        for (field, v) in [("latitude", self.latitude), ("longitude", self.longitude)] {
+            if let Some(v) = v {
+                finite(field, v)?;
+            }
+        }
+        if let Some(cars) = &self.cars {
+            if !cars.is_consistent() {
+                return Err(SampleError { field: "cars", problem: "arrays differ in length" });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A sample with its time and, from a driver node, its sequence number in the node's stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct TelemetryFrame {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    pub timestamp: DateTime<Utc>,
+    #[serde(flatten)]
+    pub sample: TelemetrySample,
+}
+
+/// The seed protocol's `telemetry_update`: `{driverId, timestamp, speed, …}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct TelemetryUpdate {
+    pub driver_id: String,
+    #[serde(flatten)]
+    pub frame: TelemetryFrame,
+}
+
+/// Several frames of one driver in one message (a node sends small batches; the runtime
+/// acknowledges the highest stored sequence number).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct TelemetryBatch {
+    pub driver_id: String,
+    /// Identifies the node's stream; sequence numbers are unique within it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_id: Option<String>,
+    pub frames: Vec<TelemetryFrame>,
+}
+
+/// `POST /api/telemetry` body, the seed shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct TelemetryPost {
+    pub driver_id: String,
+    pub timestamp: DateTime<Utc>,
+    pub data: TelemetrySample,
+}
+
+/// `POST /api/telemetry` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct TelemetryPostResult {
+    pub success: bool,
+    pub id: String,
+    /// The lap this sample completed, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lap_completed: Option<super::LapSummary>,
+}
