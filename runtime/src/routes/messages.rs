@@ -37,7 +37,13 @@ pub async fn list_messages(
     user.require_team(&team)?;
     let limit = q.get();
     let reader = user.id.clone();
-    Ok(web::Json(db.run(move |c| store::list_messages(c, &team, &reader, limit)).await?))
+    Ok(web::Json(
+        db.run(move |c| {
+            store::get_team(c, &team)?;
+            store::list_messages(c, &team, &reader, limit)
+        })
+        .await?,
+    ))
 }
 
 /// Stores a team message from `user`; shared by REST and, later, the socket.
@@ -113,7 +119,13 @@ pub async fn list_handoffs(
     user.require_team(&team)?;
     let q = q.into_inner();
     let limit = Limit { limit: q.limit }.get();
-    Ok(web::Json(db.run(move |c| store::list_handoffs(c, &team, q.status, limit)).await?))
+    Ok(web::Json(
+        db.run(move |c| {
+            store::get_team(c, &team)?;
+            store::list_handoffs(c, &team, q.status, limit)
+        })
+        .await?,
+    ))
 }
 
 /// Stores a handoff request with the handing-over car's latest sample attached.

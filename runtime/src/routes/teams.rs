@@ -76,7 +76,11 @@ pub async fn list_drivers(
 ) -> ApiResult<web::Json<Vec<DriverProfile>>> {
     let team = path.into_inner();
     user.require_team(&team)?;
-    let rows = db.run(move |c| store::list_drivers(c, &team)).await?;
+    let rows = db.run(move |c| {
+        store::get_team(c, &team)?;
+        store::list_drivers(c, &team)
+    })
+    .await?;
     Ok(web::Json(rows.iter().map(|d| d.to_wire(false)).collect()))
 }
 

@@ -138,7 +138,12 @@ pub async fn list_sessions(
     user.require_team(&team)?;
     let q = q.into_inner();
     let limit = Limit { limit: q.limit }.get();
-    let rows = db.run(move |c| store::list_sessions(c, &team, q.driver_id.as_deref(), limit)).await?;
+    let rows = db
+        .run(move |c| {
+            store::get_team(c, &team)?;
+            store::list_sessions(c, &team, q.driver_id.as_deref(), limit)
+        })
+        .await?;
     Ok(web::Json(rows.into_iter().map(Into::into).collect()))
 }
 
@@ -166,6 +171,7 @@ pub async fn list_laps(
     let limit = Limit { limit: q.limit }.get();
     let rows = db
         .run(move |c| {
+            store::get_team(c, &team)?;
             let f = LapFilter {
                 team_id: &team,
                 driver_id: q.driver_id.as_deref(),

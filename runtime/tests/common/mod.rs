@@ -1,0 +1,244 @@
+//! Test harness: a real runtime on `127.0.0.1:0` over a real database, and a small HTTP client.
+//!
+//! Every test runs on SQLite (a fresh file) and, when `PITBOX_TEST_DATABASE_URL` is set, on
+//! PostgreSQL in a database of its own (created for the test, dropped after it), so tests run in
+//! parallel without seeing each other's rows.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+
+use actix_web::http::StatusCode;
+use diesel::connection::SimpleConnection;
+use runtime::config::Config;
+use runtime::server::{self, State};
+use schema::wire::{NewUser, Role};
+use serde_json::{json, Value};
+
+pub const TEST_SECRET: &str = "pitbox-test-secret-0123456789abcdef";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database for one test; dropped (PostgreSQL) or deleted (SQLite) afterwards.
+pub struct TestDb {
+    pub url: String,
+    admin_url: Option<String>,
+    name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub fn new(backend: Backend) -> Option<TestDb> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = dir.path().join("pitbox.db").to_string_lossy().into_owned();
+                Some(TestDb { url, admin_url: None, name: None, _dir: Some(dir) })
+            }
+            Backend::Postgres => {
+                let base = std::env::var("PITBOX_TEST_DATABASE_URL").ok()?;
+                let name = format!("pitbox_t_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = schema::db::pool::connect(&base).expect("connect to PITBOX_TEST_DATABASE_URL");
+                conn.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+                let url = match base.rfind('/') {
+                    Some(i) if base[..i].contains("://") && i > base.find("://").unwrap() + 2 => {
+                        format!("{}/{}", &base[..i], name)
+                    }
+                    _ => format!("{base}/{name}"),
+                };
+                Some(TestDb { url, admin_url: Some(base), name: Some(name), _dir: None })
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let (Some(base), Some(name)) = (&self.admin_url, &self.name) {
+            if let Ok(mut conn) = schema::db::pool::connect(base) {
+                let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
+}
+
+/// A running server and what a test needs to talk to it.
+pub struct TestServer {
+    pub base: String,
+    pub state: State,
+    pub client: awc::Client,
+    handle: actix_web::dev::ServerHandle,
+    _db: TestDb,
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: actix_web::http::header::HeaderMap,
+    pub body: Value,
+}
+
+impl TestServer {
+    /// Starts a server; `tweak` adjusts the test configuration first. `None` if the backend is
+    /// not configured (PostgreSQL without `PITBOX_TEST_DATABASE_URL`).
+    pub async fn start(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestServer> {
+        let db = TestDb::new(backend)?;
+        let mut config = Config::for_database(db.url.clone()).unwrap();
+        // Generous limits: tests that exercise limiting set their own.
+        config.rate_limit_per_ip = 100_000;
+        config.rate_limit_per_user = 100_000;
+        config.rate_limit_login = 10_000;
+        tweak(&mut config);
+        let state = State::new(config).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = server::start(state.clone(), listener).unwrap();
+        let handle = server.handle();
+        actix_rt::spawn(server);
+        let client = awc::Client::builder().timeout(std::time::Duration::from_secs(30)).finish();
+        Some(TestServer { base, state, client, handle, _db: db })
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+    }
+
+    /// Creates a user directly in the database (argon2 and all), returning its id.
+    pub fn create_user(&self, username: &str, role: Role, teams: &[&str]) -> String {
+        let new = NewUser {
+            username: username.into(),
+            password: format!("{username}-password"),
+            role,
+            teams: teams.iter().map(|t| t.to_string()).collect(),
+        };
+        self.state.db.run_blocking(|c| runtime::routes::users::create_user(c, &new)).unwrap().id
+    }
+
+    pub fn create_team(&self, name: &str) -> String {
+        self.state.db.run_blocking(|c| runtime::store::create_team(c, name)).unwrap().id
+    }
+
+    /// A driver user with a driver profile in `team`; returns (user id, driver id).
+    pub fn create_driver(&self, username: &str, team: &str, number: i32) -> (String, String) {
+        let uid = self.create_user(username, Role::Driver, &[team]);
+        let d = schema::wire::NewDriver {
+            name: username.into(),
+            number,
+            role: schema::wire::DriverRole::Primary,
+            avatar_url: None,
+            user_id: Some(uid.clone()),
+        };
+        let driver = self.state.db.run_blocking(|c| runtime::store::create_driver(c, team, &d)).unwrap();
+        (uid, driver.id)
+    }
+
+    /// Logs in as `username` (password `<username>-password`) and returns the login answer.
+    pub async fn login_full(&self, username: &str) -> Value {
+        let r = self
+            .send("POST", "/api/auth/login", None, Some(json!({"username": username, "password": format!("{username}-password")})))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "login of {username}: {}", r.body);
+        r.body
+    }
+
+    pub async fn login(&self, username: &str) -> String {
+        self.login_full(username).await["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
+        let raw = body.map(|b| b.to_string());
+        self.send_raw(method, path, token, raw.as_deref(), "application/json").await
+    }
+
+    pub async fn send_raw(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>, content_type: &str) -> Resp {
+        let method = actix_web::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.insert_header(("Authorization", format!("Bearer {t}")));
+        }
+        let mut res = match body {
+            Some(b) => req.insert_header(("Content-Type", content_type)).send_body(b.to_owned()).await.unwrap(),
+            None => req.send().await.unwrap(),
+        };
+        let bytes = res.body().limit(64 * 1024 * 1024).await.unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Resp { status: res.status(), headers: res.headers().clone(), body }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Resp {
+        self.send("GET", path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.send("POST", path, Some(token), Some(body)).await
+    }
+}
+
+/// Runs `$body` (an async block using `srv: TestServer`) once per backend: `mod sqlite` and
+/// `mod postgres` tests. PostgreSQL tests pass trivially when `PITBOX_TEST_DATABASE_URL` is unset;
+/// `.ci/run` always sets it.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident, |$srv:ident| $body:block) => {
+        on_both_backends!($name, |_c| {}, |$srv| $body);
+    };
+    ($name:ident, |$cfg:ident| $tweak:block, |$srv:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            async fn run(backend: $crate::common::Backend) {
+                let Some($srv) = $crate::common::TestServer::start(backend, |$cfg| $tweak).await else {
+                    eprintln!("skipped: PITBOX_TEST_DATABASE_URL is not set");
+                    return;
+                };
+                $body
+            }
+            #[actix_rt::test]
+            async fn sqlite() {
+                run($crate::common::Backend::Sqlite).await;
+            }
+            #[actix_rt::test]
+            async fn postgres() {
+                run($crate::common::Backend::Postgres).await;
+            }
+        }
+    };
+}
+
+/// A believable 60 Hz sample at time `t` of a lap of `lap_secs` seconds.
+pub fn sample_at(t: f64, lap_secs: f64) -> Value {
+    let dist = t / lap_secs;
+    json!({
+        "sessionTime": t,
+        "speed": 180.0 + 40.0 * (dist * std::f64::consts::TAU).sin(),
+        "rpm": 7200.0,
+        "gear": 4,
+        "throttle": 85.0,
+        "brake": 0.0,
+        "clutch": 0.0,
+        "steeringAngle": -3.5,
+        "lap": dist.floor() as i32 + 1,
+        "trackPosition": dist.fract(),
+        "sector": (dist.fract() * 3.0).floor() as i32 + 1,
+        "position": 3,
+        "fuelLevel": 60.0 - dist * 2.5,
+        "fuelLevelPct": 60.0 - dist * 2.5,
+        "fuelUsePerHour": 28.0,
+        "tireWear": {"frontLeft": 99.0, "frontRight": 98.5, "rearLeft": 99.2, "rearRight": 99.0},
+        "onPitRoad": false,
+        "flags": 4,
+        "cars": {"lap": [1, 2], "lapDistPct": [0.1, 0.5], "position": [1, 2], "onPitRoad": [false, false]}
+    })
+}
+
+pub fn timestamp_at(t: f64) -> String {
+    let base = chrono::DateTime::parse_from_rfc3339("2026-11-21T12:00:00Z").unwrap();
+    (base + chrono::Duration::milliseconds((t * 1000.0) as i64)).to_rfc3339()
+}
