@@ -253,7 +253,8 @@ mod tests {
 
     #[test]
     fn tokens_round_trip() {
-        let keys = Keys::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60), Duration::from_secs(60));
+        let keys =
+            Keys::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60), Duration::from_secs(60));
         let (token, ttl) = keys.issue(&user()).unwrap();
         assert_eq!(ttl, 60);
         let claims = keys.verify(&token).unwrap();
@@ -263,8 +264,10 @@ mod tests {
 
     #[test]
     fn forged_tokens_are_rejected() {
-        let keys = Keys::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60), Duration::from_secs(60));
-        let other = Keys::new(b"ffffffffffffffffffffffffffffffff", Duration::from_secs(60), Duration::from_secs(60));
+        let keys =
+            Keys::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60), Duration::from_secs(60));
+        let other =
+            Keys::new(b"ffffffffffffffffffffffffffffffff", Duration::from_secs(60), Duration::from_secs(60));
         let (token, _) = other.issue(&user()).unwrap();
         assert_eq!(keys.verify(&token).unwrap_err().code, ErrorCode::TokenInvalid);
     }

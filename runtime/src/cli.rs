@@ -140,7 +140,14 @@ fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
                 let user = store::get_user(c, &info.id)?;
                 store::user_info(c, &user)
             })?;
-            println!("{}\t{}\t{}\tteams={}\tdriver={}", info.id, info.username, info.role, info.teams.join(","), info.driver_id.unwrap_or_default());
+            println!(
+                "{}\t{}\t{}\tteams={}\tdriver={}",
+                info.id,
+                info.username,
+                info.role,
+                info.teams.join(","),
+                info.driver_id.unwrap_or_default()
+            );
         }
         UserCommand::List => {
             let users = db.run_blocking(|c| {
@@ -167,7 +174,8 @@ fn team(config: Config, cmd: TeamCommand) -> anyhow::Result<()> {
     let db = open(&config)?;
     match cmd {
         TeamCommand::Add { name } => {
-            let t = db.run_blocking(|c| store::create_team(c, crate::routes::text("name", &name, 100)?.as_str()))?;
+            let t = db
+                .run_blocking(|c| store::create_team(c, crate::routes::text("name", &name, 100)?.as_str()))?;
             println!("{}\t{}", t.id, t.name);
         }
         TeamCommand::List => {
@@ -195,7 +203,15 @@ fn bootstrap_admin(db: &Db, config: &Config) -> anyhow::Result<()> {
         if !store::list_users(c)?.is_empty() {
             return Ok(false);
         }
-        create_user(c, &NewUser { username: "admin".into(), password: password.clone(), role: Role::Admin, teams: vec![] })?;
+        create_user(
+            c,
+            &NewUser {
+                username: "admin".into(),
+                password: password.clone(),
+                role: Role::Admin,
+                teams: vec![],
+            },
+        )?;
         Ok(true)
     })?;
     if created {

@@ -244,17 +244,12 @@ impl Config {
                 "refresh_token_ttl_secs",
             )?)),
             rate_limit_per_ip: nonzero(settings.rate_limit_per_ip.unwrap_or(200), "rate_limit_per_ip")?,
-            rate_limit_per_user: nonzero(
-                settings.rate_limit_per_user.unwrap_or(100),
-                "rate_limit_per_user",
-            )?,
+            rate_limit_per_user: nonzero(settings.rate_limit_per_user.unwrap_or(100), "rate_limit_per_user")?,
             rate_limit_login: nonzero(settings.rate_limit_login.unwrap_or(20), "rate_limit_login")?,
             max_body_bytes: settings.max_body_bytes.unwrap_or(256 * 1024).max(1024),
             cors_origins: settings
                 .cors_origins
-                .map(|s| {
-                    s.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect()
-                })
+                .map(|s| s.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect())
                 .unwrap_or_default(),
             db_pool_size: nonzero(settings.db_pool_size.unwrap_or(8), "db_pool_size")?,
             log_format: settings.log_format.unwrap_or(LogFormat::Pretty),
@@ -309,8 +304,7 @@ mod tests {
     fn file_fills_what_flags_leave_unset() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pitbox.toml");
-        std::fs::write(&path, "bind = \"0.0.0.0:9000\"\nrate_limit_per_ip = 7\nmode = \"dev\"\n")
-            .unwrap();
+        std::fs::write(&path, "bind = \"0.0.0.0:9000\"\nrate_limit_per_ip = 7\nmode = \"dev\"\n").unwrap();
         let s = Settings { config: Some(path), rate_limit_per_ip: Some(3), ..Settings::default() };
         let c = Config::from_settings(s).unwrap();
         assert_eq!(c.bind.port(), 9000);

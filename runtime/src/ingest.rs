@@ -67,7 +67,8 @@ impl Ingest {
         metrics.telemetry_samples.inc();
 
         let completed = {
-            let mut map = self.assemblers.lock().map_err(|_| ApiError::internal("lap assembler lock poisoned"))?;
+            let mut map =
+                self.assemblers.lock().map_err(|_| ApiError::internal("lap assembler lock poisoned"))?;
             map.entry(driver.id.clone()).or_default().push(frame)
         };
         let lap = match completed {

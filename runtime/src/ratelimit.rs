@@ -24,9 +24,7 @@ fn nz(v: u32) -> NonZeroU32 {
 
 impl RateLimits {
     pub fn new(config: &Config) -> Self {
-        let per_second = |rate: u32| {
-            Quota::per_second(nz(rate)).allow_burst(nz(rate.saturating_mul(2)))
-        };
+        let per_second = |rate: u32| Quota::per_second(nz(rate)).allow_burst(nz(rate.saturating_mul(2)));
         Self {
             per_ip: RateLimiter::keyed(per_second(config.rate_limit_per_ip)),
             per_user: RateLimiter::keyed(per_second(config.rate_limit_per_user)),
@@ -36,10 +34,7 @@ impl RateLimits {
         }
     }
 
-    fn check<K: Hash + Eq + Clone>(
-        limiter: &DefaultKeyedRateLimiter<K>,
-        key: &K,
-    ) -> Result<(), ApiError> {
+    fn check<K: Hash + Eq + Clone>(limiter: &DefaultKeyedRateLimiter<K>, key: &K) -> Result<(), ApiError> {
         limiter.check_key(key).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             // Round up: a client that waits the advertised seconds must get through.

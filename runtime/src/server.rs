@@ -45,7 +45,11 @@ impl State {
             );
         }
         Ok(State {
-            keys: web::Data::new(Keys::new(&config.jwt_secret, config.access_token_ttl, config.refresh_token_ttl)),
+            keys: web::Data::new(Keys::new(
+                &config.jwt_secret,
+                config.access_token_ttl,
+                config.refresh_token_ttl,
+            )),
             limits: web::Data::new(RateLimits::new(&config)),
             metrics: web::Data::new(Metrics::new()),
             ingest: web::Data::new(Ingest::default()),

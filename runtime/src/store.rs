@@ -45,11 +45,7 @@ pub fn create_user(
 }
 
 pub fn find_user_by_name(conn: &mut DbConnection, username: &str) -> ApiResult<Option<User>> {
-    Ok(users::table
-        .filter(users::username.eq(username))
-        .select(User::as_select())
-        .first(conn)
-        .optional()?)
+    Ok(users::table.filter(users::username.eq(username)).select(User::as_select()).first(conn).optional()?)
 }
 
 pub fn get_user(conn: &mut DbConnection, id: &str) -> ApiResult<User> {
@@ -66,9 +62,7 @@ pub fn list_users(conn: &mut DbConnection) -> ApiResult<Vec<User>> {
 }
 
 pub fn set_password(conn: &mut DbConnection, user_id: &str, hash: String) -> ApiResult<()> {
-    let n = diesel::update(users::table.find(user_id))
-        .set(users::password_hash.eq(hash))
-        .execute(conn)?;
+    let n = diesel::update(users::table.find(user_id)).set(users::password_hash.eq(hash)).execute(conn)?;
     if n == 0 {
         return Err(ApiError::not_found("user", user_id));
     }
@@ -120,7 +114,10 @@ pub fn insert_refresh_token(
 
 pub enum RefreshOutcome {
     /// The token was valid and is now used up; issue a new one in the same family.
-    Rotated { user_id: String, family_id: String },
+    Rotated {
+        user_id: String,
+        family_id: String,
+    },
     Unknown,
     Expired,
     /// The token was used before: somebody replayed it. The whole family is now revoked.

@@ -60,10 +60,14 @@ on_both_backends!(login_refresh_rotation_and_reuse_detection, |srv| {
 
 on_both_backends!(bad_credentials_and_tokens, |srv| {
     let uid = srv.create_user("bob", Role::Team, &[]);
-    let wrong = srv.send("POST", "/api/auth/login", None, Some(json!({"username": "bob", "password": "nope-nope"}))).await;
+    let wrong = srv
+        .send("POST", "/api/auth/login", None, Some(json!({"username": "bob", "password": "nope-nope"})))
+        .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong.body["code"], "invalid_credentials");
-    let ghost = srv.send("POST", "/api/auth/login", None, Some(json!({"username": "ghost", "password": "nope-nope"}))).await;
+    let ghost = srv
+        .send("POST", "/api/auth/login", None, Some(json!({"username": "ghost", "password": "nope-nope"})))
+        .await;
     assert_eq!(ghost.status, StatusCode::UNAUTHORIZED);
     assert_eq!(ghost.body, wrong.body, "unknown users look like wrong passwords");
 
@@ -144,22 +148,56 @@ on_both_backends!(roles_and_team_boundaries, |srv| {
 
     // Engineers create driver profiles in their own team only; drivers may set only their status.
     let nd = json!({"name": "Reserve", "number": 77, "role": "reserve"});
-    assert_eq!(srv.post(&format!("/api/teams/{red}/drivers"), &redeng, nd.clone()).await.status, StatusCode::CREATED);
-    assert_eq!(srv.post(&format!("/api/teams/{blue}/drivers"), &redeng, nd.clone()).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(srv.post(&format!("/api/teams/{red}/drivers"), &redteam, nd).await.status, StatusCode::FORBIDDEN);
-    let own = srv.send("PATCH", &format!("/api/drivers/{red_driver}"), Some(&rd), Some(json!({"status": "active"}))).await;
+    assert_eq!(
+        srv.post(&format!("/api/teams/{red}/drivers"), &redeng, nd.clone()).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        srv.post(&format!("/api/teams/{blue}/drivers"), &redeng, nd.clone()).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        srv.post(&format!("/api/teams/{red}/drivers"), &redteam, nd).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let own = srv
+        .send("PATCH", &format!("/api/drivers/{red_driver}"), Some(&rd), Some(json!({"status": "active"})))
+        .await;
     assert_eq!(own.status, StatusCode::OK);
     assert_eq!(own.body["status"], "active");
-    let promote = srv.send("PATCH", &format!("/api/drivers/{red_driver}"), Some(&rd), Some(json!({"role": "primary", "number": 5}))).await;
+    let promote = srv
+        .send(
+            "PATCH",
+            &format!("/api/drivers/{red_driver}"),
+            Some(&rd),
+            Some(json!({"role": "primary", "number": 5})),
+        )
+        .await;
     assert_eq!(promote.status, StatusCode::FORBIDDEN);
-    let staff = srv.send("PATCH", &format!("/api/drivers/{red_driver}"), Some(&redteam), Some(json!({"role": "secondary"}))).await;
+    let staff = srv
+        .send(
+            "PATCH",
+            &format!("/api/drivers/{red_driver}"),
+            Some(&redteam),
+            Some(json!({"role": "secondary"})),
+        )
+        .await;
     assert_eq!(staff.body["role"], "secondary");
 
     // Password changes: self or admin.
     let uid = srv.get("/api/auth/me", &rd).await.body["id"].as_str().unwrap().to_owned();
-    let r = srv.send("PUT", &format!("/api/users/{uid}/password"), Some(&redteam), Some(json!({"password": "whatever-123"}))).await;
+    let r = srv
+        .send(
+            "PUT",
+            &format!("/api/users/{uid}/password"),
+            Some(&redteam),
+            Some(json!({"password": "whatever-123"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = srv.send("PUT", &format!("/api/users/{uid}/password"), Some(&rd), Some(json!({"password": "short"}))).await;
+    let r = srv
+        .send("PUT", &format!("/api/users/{uid}/password"), Some(&rd), Some(json!({"password": "short"})))
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     srv.stop().await;
 });
@@ -169,7 +207,11 @@ on_both_backends!(telemetry_becomes_laps, |srv| {
     let (_, driver) = srv.create_driver("lapper", &team, 9);
     let token = srv.login("lapper").await;
     let session = srv
-        .post("/api/sessions", &token, json!({"driverId": driver, "track": "Red Bull Ring", "car": "Mercedes-AMG GT4"}))
+        .post(
+            "/api/sessions",
+            &token,
+            json!({"driverId": driver, "track": "Red Bull Ring", "car": "Mercedes-AMG GT4"}),
+        )
         .await;
     assert_eq!(session.status, StatusCode::CREATED, "{}", session.body);
     let session_id = session.body["id"].as_str().unwrap().to_owned();
@@ -180,7 +222,11 @@ on_both_backends!(telemetry_becomes_laps, |srv| {
     for i in 0..(2 * 240 + 30) {
         let t = f64::from(i) / 60.0;
         let r = srv
-            .post("/api/telemetry", &token, json!({"driverId": driver, "timestamp": timestamp_at(t), "data": sample_at(t, lap_secs)}))
+            .post(
+                "/api/telemetry",
+                &token,
+                json!({"driverId": driver, "timestamp": timestamp_at(t), "data": sample_at(t, lap_secs)}),
+            )
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         assert_eq!(r.body["success"], true);
@@ -235,8 +281,12 @@ on_both_backends!(team_messages_and_read_state, |srv| {
     let chief = srv.login("chief").await;
     let pilot = srv.login("pilot").await;
     let sent = srv
-        .post(&format!("/api/teams/{team}/messages"), &chief, json!({"content": "Box this lap", "priority": "urgent",
-            "attachment": {"type": "telemetry", "url": "/api/laps/x", "name": "lap 12"}}))
+        .post(
+            &format!("/api/teams/{team}/messages"),
+            &chief,
+            json!({"content": "Box this lap", "priority": "urgent",
+            "attachment": {"type": "telemetry", "url": "/api/laps/x", "name": "lap 12"}}),
+        )
         .await;
     assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.body);
     assert_eq!(sent.body["senderName"], "chief");
@@ -252,7 +302,9 @@ on_both_backends!(team_messages_and_read_state, |srv| {
     assert_eq!(list.body[0]["read"], true);
     let bad = srv.post(&format!("/api/teams/{team}/messages"), &chief, json!({"content": "   "})).await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let bad = srv.post(&format!("/api/teams/{team}/messages"), &chief, json!({"content": "x", "priority": "panic"})).await;
+    let bad = srv
+        .post(&format!("/api/teams/{team}/messages"), &chief, json!({"content": "x", "priority": "panic"}))
+        .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     srv.stop().await;
 });
@@ -265,10 +317,19 @@ on_both_backends!(handoff_lifecycle, |srv| {
     let f = srv.login("first").await;
     let s = srv.login("second").await;
     let boss = srv.login("boss").await;
-    srv.post("/api/telemetry", &f, json!({"driverId": first, "timestamp": timestamp_at(1.0), "data": sample_at(1.0, 60.0)})).await;
+    srv.post(
+        "/api/telemetry",
+        &f,
+        json!({"driverId": first, "timestamp": timestamp_at(1.0), "data": sample_at(1.0, 60.0)}),
+    )
+    .await;
 
     let h = srv
-        .post(&format!("/api/teams/{team}/handoffs"), &f, json!({"targetDriverId": second, "reason": "stint over", "urgency": "urgent"}))
+        .post(
+            &format!("/api/teams/{team}/handoffs"),
+            &f,
+            json!({"targetDriverId": second, "reason": "stint over", "urgency": "urgent"}),
+        )
         .await;
     assert_eq!(h.status, StatusCode::CREATED, "{}", h.body);
     assert_eq!(h.body["status"], "pending");
@@ -295,46 +356,69 @@ on_both_backends!(handoff_lifecycle, |srv| {
     assert_eq!(none.body.as_array().unwrap().len(), 0);
     let bogus = srv.post(&format!("/api/handoffs/{id}/teleport"), &boss, json!({})).await;
     assert_eq!(bogus.status, StatusCode::NOT_FOUND);
-    let same = srv.post(&format!("/api/teams/{team}/handoffs"), &f, json!({"targetDriverId": first, "reason": "x"})).await;
+    let same = srv
+        .post(&format!("/api/teams/{team}/handoffs"), &f, json!({"targetDriverId": first, "reason": "x"}))
+        .await;
     assert_eq!(same.status, StatusCode::UNPROCESSABLE_ENTITY);
     srv.stop().await;
 });
 
-on_both_backends!(oversized_bodies_are_413, |c| { c.max_body_bytes = 4096; }, |srv| {
-    srv.create_user("big", Role::Admin, &[]);
-    let t = srv.login("big").await;
-    let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(10_000));
-    let r = srv.send_raw("POST", "/api/teams", Some(&t), Some(&huge), "application/json").await;
-    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(r.body["code"], "payload_too_large");
-    assert_eq!(srv.get("/api/teams", &t).await.body.as_array().unwrap().len(), 0, "nothing stored");
-    srv.stop().await;
-});
-
-on_both_backends!(login_rate_limit_is_429_with_retry_after, |c| { c.rate_limit_login = 3; }, |srv| {
-    let bad = json!({"username": "x", "password": "y"});
-    for _ in 0..3 {
-        assert_eq!(srv.send("POST", "/api/auth/login", None, Some(bad.clone())).await.status, StatusCode::UNAUTHORIZED);
+on_both_backends!(
+    oversized_bodies_are_413,
+    |c| {
+        c.max_body_bytes = 4096;
+    },
+    |srv| {
+        srv.create_user("big", Role::Admin, &[]);
+        let t = srv.login("big").await;
+        let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(10_000));
+        let r = srv.send_raw("POST", "/api/teams", Some(&t), Some(&huge), "application/json").await;
+        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(r.body["code"], "payload_too_large");
+        assert_eq!(srv.get("/api/teams", &t).await.body.as_array().unwrap().len(), 0, "nothing stored");
+        srv.stop().await;
     }
-    let r = srv.send("POST", "/api/auth/login", None, Some(bad)).await;
-    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(r.body["code"], "rate_limited");
-    let retry: u64 = r.headers.get("retry-after").unwrap().to_str().unwrap().parse().unwrap();
-    assert!((1..=60).contains(&retry), "retry-after {retry}");
-    srv.stop().await;
-});
+);
 
-on_both_backends!(user_rate_limit_is_429, |c| { c.rate_limit_per_user = 2; }, |srv| {
-    srv.create_user("busy", Role::Team, &[]);
-    let t = srv.login("busy").await;
-    let mut statuses = vec![];
-    for _ in 0..8 {
-        statuses.push(srv.get("/api/auth/me", &t).await.status);
+on_both_backends!(
+    login_rate_limit_is_429_with_retry_after,
+    |c| {
+        c.rate_limit_login = 3;
+    },
+    |srv| {
+        let bad = json!({"username": "x", "password": "y"});
+        for _ in 0..3 {
+            assert_eq!(
+                srv.send("POST", "/api/auth/login", None, Some(bad.clone())).await.status,
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        let r = srv.send("POST", "/api/auth/login", None, Some(bad)).await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.body["code"], "rate_limited");
+        let retry: u64 = r.headers.get("retry-after").unwrap().to_str().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry), "retry-after {retry}");
+        srv.stop().await;
     }
-    assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
-    assert_eq!(statuses[0], StatusCode::OK);
-    srv.stop().await;
-});
+);
+
+on_both_backends!(
+    user_rate_limit_is_429,
+    |c| {
+        c.rate_limit_per_user = 2;
+    },
+    |srv| {
+        srv.create_user("busy", Role::Team, &[]);
+        let t = srv.login("busy").await;
+        let mut statuses = vec![];
+        for _ in 0..8 {
+            statuses.push(srv.get("/api/auth/me", &t).await.status);
+        }
+        assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+        assert_eq!(statuses[0], StatusCode::OK);
+        srv.stop().await;
+    }
+);
 
 on_both_backends!(health_readiness_and_metrics, |srv| {
     let h = srv.send("GET", "/healthz", None, None).await;
@@ -345,7 +429,10 @@ on_both_backends!(health_readiness_and_metrics, |srv| {
     srv.send("GET", "/api/teams", None, None).await;
     let m = srv.send("GET", "/metrics", None, None).await;
     let text = m.body.as_str().unwrap().to_owned();
-    assert!(text.contains("pitbox_http_requests_total{method=\"GET\",route=\"/api/teams\",status=\"401\"} 1"), "{text}");
+    assert!(
+        text.contains("pitbox_http_requests_total{method=\"GET\",route=\"/api/teams\",status=\"401\"} 1"),
+        "{text}"
+    );
     assert!(text.contains("pitbox_db_connections"));
     assert!(text.trim_end().ends_with("# EOF"));
     srv.stop().await;

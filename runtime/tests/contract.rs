@@ -17,7 +17,11 @@ fn routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
     vec![
         ("GET", "/api/auth/me", None),
         ("GET", "/api/users", None),
-        ("POST", "/api/users", Some(json!({"username": "newbie", "password": "long-enough", "role": "team"}))),
+        (
+            "POST",
+            "/api/users",
+            Some(json!({"username": "newbie", "password": "long-enough", "role": "team"})),
+        ),
         ("PUT", "/api/users/{user}/password", Some(json!({"password": "another-long-one"}))),
         ("GET", "/api/teams", None),
         ("POST", "/api/teams", Some(json!({"name": "Another"}))),
@@ -27,7 +31,13 @@ fn routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
         ("POST", "/api/teams/{team}/drivers", Some(json!({"name": "N", "number": 4}))),
         ("GET", "/api/drivers/{driver}", None),
         ("PATCH", "/api/drivers/{driver}", Some(json!({"status": "standby"}))),
-        ("POST", "/api/telemetry", Some(json!({"driverId": "{driver}", "timestamp": "2026-11-21T12:00:00Z", "data": sample_at(0.5, 60.0)}))),
+        (
+            "POST",
+            "/api/telemetry",
+            Some(
+                json!({"driverId": "{driver}", "timestamp": "2026-11-21T12:00:00Z", "data": sample_at(0.5, 60.0)}),
+            ),
+        ),
         ("GET", "/api/drivers/{driver}/telemetry/latest", None),
         ("POST", "/api/sessions", Some(json!({"driverId": "{driver}", "track": "Monza", "car": "GT3"}))),
         ("GET", "/api/sessions/{session}", None),
@@ -77,7 +87,13 @@ on_both_backends!(every_route_rejects_bad_input_cleanly, |srv| {
     let admin = srv.login("boss").await;
     let dv = srv.login("dvr").await;
     // Something to lose: a stored sample and message, checked again at the end.
-    let t = srv.post("/api/telemetry", &dv, json!({"driverId": driver, "timestamp": timestamp_at(0.0), "data": sample_at(0.0, 60.0)})).await;
+    let t = srv
+        .post(
+            "/api/telemetry",
+            &dv,
+            json!({"driverId": driver, "timestamp": timestamp_at(0.0), "data": sample_at(0.0, 60.0)}),
+        )
+        .await;
     assert_eq!(t.status, StatusCode::OK);
     srv.post(&format!("/api/teams/{team}/messages"), &admin, json!({"content": "keep me"})).await;
 
@@ -126,17 +142,31 @@ on_both_backends!(every_route_rejects_bad_input_cleanly, |srv| {
             assert_error(&r, StatusCode::BAD_REQUEST, &format!("{what} missing fields"));
             assert!(r.body["message"].as_str().unwrap().contains("missing field"), "{what}: {}", r.body);
         }
-        let r = srv.send_raw(method, &path, Some(&admin), Some("name=x"), "application/x-www-form-urlencoded").await;
+        let r = srv
+            .send_raw(method, &path, Some(&admin), Some("name=x"), "application/x-www-form-urlencoded")
+            .await;
         assert_error(&r, StatusCode::UNSUPPORTED_MEDIA_TYPE, &format!("{what} form body"));
     }
 
     // Telemetry values out of range are named.
     let mut sample = sample_at(0.0, 60.0);
     sample["throttle"] = json!(250.0);
-    let r = srv.post("/api/telemetry", &dv, json!({"driverId": driver, "timestamp": timestamp_at(0.1), "data": sample})).await;
+    let r = srv
+        .post(
+            "/api/telemetry",
+            &dv,
+            json!({"driverId": driver, "timestamp": timestamp_at(0.1), "data": sample}),
+        )
+        .await;
     assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "throttle out of range");
     assert!(r.body["message"].as_str().unwrap().contains("throttle"));
-    let r = srv.post("/api/telemetry", &dv, json!({"driverId": driver, "timestamp": "yesterday", "data": sample_at(0.0, 60.0)})).await;
+    let r = srv
+        .post(
+            "/api/telemetry",
+            &dv,
+            json!({"driverId": driver, "timestamp": "yesterday", "data": sample_at(0.0, 60.0)}),
+        )
+        .await;
     assert_error(&r, StatusCode::BAD_REQUEST, "bad timestamp");
     let r = srv.get("/api/teams/x/laps?limit=lots", &admin).await;
     assert_error(&r, StatusCode::BAD_REQUEST, "bad query");
@@ -175,9 +205,14 @@ async fn openapi_document_is_committed_and_matches_the_routes() {
     let mut documented = vec![];
     for (path, ops) in paths {
         for method in ops.as_object().unwrap().keys() {
-            let concrete = path.split('/').map(|seg| if seg.starts_with('{') { "x" } else { seg }).collect::<Vec<_>>().join("/");
+            let concrete = path
+                .split('/')
+                .map(|seg| if seg.starts_with('{') { "x" } else { seg })
+                .collect::<Vec<_>>()
+                .join("/");
             let r = srv.send(&method.to_uppercase(), &concrete, None, None).await;
-            let unrouted = r.status == StatusCode::NOT_FOUND && r.body["message"].as_str().unwrap_or("").starts_with("no route");
+            let unrouted = r.status == StatusCode::NOT_FOUND
+                && r.body["message"].as_str().unwrap_or("").starts_with("no route");
             assert!(!unrouted, "{method} {path} is documented but not routed");
             documented.push(format!("{} {}", method.to_uppercase(), path));
         }
@@ -192,7 +227,10 @@ async fn openapi_document_is_committed_and_matches_the_routes() {
             .replace("{message}", "{id}")
             .replace("{handoff}/accept", "{id}/{action}")
             .replace("{handoff}", "{id}");
-        assert!(documented.contains(&format!("{method} {doc_path}")), "{method} {doc_path} is routed but not documented");
+        assert!(
+            documented.contains(&format!("{method} {doc_path}")),
+            "{method} {doc_path} is routed but not documented"
+        );
     }
     srv.stop().await;
 }

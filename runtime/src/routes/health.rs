@@ -22,8 +22,9 @@ pub async fn healthz() -> HttpResponse {
 pub async fn readyz(db: web::Data<Db>) -> HttpResponse {
     match db.run(store::ping).await {
         Ok(()) => HttpResponse::Ok().json(json!({"status": "ready", "database": "ok"})),
-        Err(e) => HttpResponse::ServiceUnavailable()
-            .json(json!({"status": "unavailable", "database": e.message})),
+        Err(e) => {
+            HttpResponse::ServiceUnavailable().json(json!({"status": "unavailable", "database": e.message}))
+        }
     }
 }
 

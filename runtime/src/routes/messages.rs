@@ -61,7 +61,12 @@ pub async fn send(db: &Db, user: &AuthUser, team: String, new: NewTeamMessage) -
         sender_name: user.username.clone(),
         content,
         priority: new.priority.as_str().to_owned(),
-        attachment: new.attachment.as_ref().map(serde_json::to_string).transpose().map_err(ApiError::internal)?,
+        attachment: new
+            .attachment
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(ApiError::internal)?,
         sent_at: store::now(),
     };
     let wire = row.to_wire(true);
@@ -89,7 +94,11 @@ pub async fn send_message(
 #[utoipa::path(post, path = "/api/messages/{id}/read", tag = "messages", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = Success), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn mark_read(user: AuthUser, db: web::Data<Db>, path: web::Path<String>) -> ApiResult<web::Json<Success>> {
+pub async fn mark_read(
+    user: AuthUser,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<Success>> {
     let id = path.into_inner();
     let lookup = id.clone();
     let msg = db.run(move |c| store::get_message(c, &lookup)).await?;
@@ -129,10 +138,18 @@ pub async fn list_handoffs(
 }
 
 /// Stores a handoff request with the handing-over car's latest sample attached.
-pub async fn request_handoff(db: &Db, user: &AuthUser, team: String, new: NewHandoff) -> ApiResult<HandoffRequest> {
+pub async fn request_handoff(
+    db: &Db,
+    user: &AuthUser,
+    team: String,
+    new: NewHandoff,
+) -> ApiResult<HandoffRequest> {
     user.require_team(&team)?;
     let reason = text("reason", &new.reason, 1000)?;
-    let from = new.from_driver_id.clone().or_else(|| (user.role == Role::Driver).then(|| user.driver_id.clone()).flatten());
+    let from = new
+        .from_driver_id
+        .clone()
+        .or_else(|| (user.role == Role::Driver).then(|| user.driver_id.clone()).flatten());
     let (requester_id, requester_name) = (user.id.clone(), user.username.clone());
     db.run(move |c| {
         let target = store::get_driver(c, &new.target_driver_id)?;
@@ -162,7 +179,11 @@ pub async fn request_handoff(db: &Db, user: &AuthUser, team: String, new: NewHan
             reason,
             urgency: new.urgency.as_str().to_owned(),
             status: HandoffStatus::Pending.as_str().to_owned(),
-            telemetry_snapshot: snapshot.as_ref().map(serde_json::to_string).transpose().map_err(ApiError::internal)?,
+            telemetry_snapshot: snapshot
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(ApiError::internal)?,
             requested_at: store::now(),
             responded_at: None,
             responder_id: None,
@@ -191,7 +212,11 @@ pub async fn create_handoff(
 #[utoipa::path(get, path = "/api/handoffs/{id}", tag = "handoffs", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = HandoffRequest), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_handoff(user: AuthUser, db: web::Data<Db>, path: web::Path<String>) -> ApiResult<web::Json<HandoffRequest>> {
+pub async fn get_handoff(
+    user: AuthUser,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<HandoffRequest>> {
     let id = path.into_inner();
     let h = db
         .run(move |c| {
@@ -209,7 +234,8 @@ pub async fn answer(db: &Db, user: &AuthUser, id: String, to: HandoffStatus) -> 
     let h = db.run(move |c| store::get_handoff(c, &lookup)).await?;
     user.require_team(&h.team_id)?;
     let me = user.driver_id.as_deref();
-    let involved = me == Some(h.target_driver_id.as_str()) || (to == HandoffStatus::Completed && me.is_some() && me == h.from_driver_id.as_deref());
+    let involved = me == Some(h.target_driver_id.as_str())
+        || (to == HandoffStatus::Completed && me.is_some() && me == h.from_driver_id.as_deref());
     if !involved {
         user.require_staff(&h.team_id)?;
     }

@@ -32,7 +32,11 @@ pub async fn list_teams(user: AuthUser, db: web::Data<Db>) -> ApiResult<web::Jso
 #[utoipa::path(post, path = "/api/teams", tag = "teams", security(("bearer" = [])),
     request_body = NewTeam,
     responses((status = 201, body = Team), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn create_team(user: AuthUser, db: web::Data<Db>, body: web::Json<NewTeam>) -> ApiResult<HttpResponse> {
+pub async fn create_team(
+    user: AuthUser,
+    db: web::Data<Db>,
+    body: web::Json<NewTeam>,
+) -> ApiResult<HttpResponse> {
     user.require_admin()?;
     let name = text("name", &body.name, 100)?;
     let team = db.run(move |c| store::create_team(c, &name)).await?;
@@ -42,7 +46,11 @@ pub async fn create_team(user: AuthUser, db: web::Data<Db>, body: web::Json<NewT
 #[utoipa::path(get, path = "/api/teams/{id}", tag = "teams", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = Team), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_team(user: AuthUser, db: web::Data<Db>, path: web::Path<String>) -> ApiResult<web::Json<Team>> {
+pub async fn get_team(
+    user: AuthUser,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<Team>> {
     let id = path.into_inner();
     user.require_team(&id)?;
     let team = db.run(move |c| store::get_team(c, &id)).await?;
@@ -76,11 +84,12 @@ pub async fn list_drivers(
 ) -> ApiResult<web::Json<Vec<DriverProfile>>> {
     let team = path.into_inner();
     user.require_team(&team)?;
-    let rows = db.run(move |c| {
-        store::get_team(c, &team)?;
-        store::list_drivers(c, &team)
-    })
-    .await?;
+    let rows = db
+        .run(move |c| {
+            store::get_team(c, &team)?;
+            store::list_drivers(c, &team)
+        })
+        .await?;
     Ok(web::Json(rows.iter().map(|d| d.to_wire(false)).collect()))
 }
 
@@ -113,19 +122,26 @@ fn check_number(n: i32) -> Result<(), ApiError> {
 }
 
 fn check_avatar(url: Option<&str>) -> Result<(), ApiError> {
-    match url {
-        Some(u) if u.len() > 2048 => Err(ApiError::invalid("avatarUrl: at most 2048 characters")),
-        Some(u) if !u.is_empty() && !(u.starts_with("https://") || u.starts_with("http://") || u.starts_with('/')) => {
-            Err(ApiError::invalid("avatarUrl: must be an http(s) URL or a path"))
-        }
-        _ => Ok(()),
+    let Some(u) = url else { return Ok(()) };
+    if u.len() > 2048 {
+        return Err(ApiError::invalid("avatarUrl: at most 2048 characters"));
     }
+    let acceptable =
+        u.is_empty() || u.starts_with("https://") || u.starts_with("http://") || u.starts_with('/');
+    if !acceptable {
+        return Err(ApiError::invalid("avatarUrl: must be an http(s) URL or a path"));
+    }
+    Ok(())
 }
 
 #[utoipa::path(get, path = "/api/drivers/{id}", tag = "drivers", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = DriverProfile), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_driver(user: AuthUser, db: web::Data<Db>, path: web::Path<String>) -> ApiResult<web::Json<DriverProfile>> {
+pub async fn get_driver(
+    user: AuthUser,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<DriverProfile>> {
     let id = path.into_inner();
     let driver = db.run(move |c| store::get_driver(c, &id)).await?;
     user.require_team(&driver.team_id)?;
@@ -157,7 +173,10 @@ pub async fn update_driver(
     // Staff edit any profile of their team; a driver may set only their own status.
     let own = user.driver_id.as_deref() == Some(driver.id.as_str());
     let staff = matches!(user.role, Role::Team | Role::Engineer | Role::Admin);
-    let status_only = update.role.is_none() && update.name.is_none() && update.number.is_none() && update.avatar_url.is_none();
+    let status_only = update.role.is_none()
+        && update.name.is_none()
+        && update.number.is_none()
+        && update.avatar_url.is_none();
     if !(staff || own && status_only) {
         return Err(ApiError::forbidden("drivers may change only their own status"));
     }

@@ -30,7 +30,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Loads a driver and checks that the caller may publish as it: its own user, or an admin.
-async fn publishing_driver(user: &AuthUser, db: &Db, driver_id: String) -> ApiResult<schema::db::models::Driver> {
+async fn publishing_driver(
+    user: &AuthUser,
+    db: &Db,
+    driver_id: String,
+) -> ApiResult<schema::db::models::Driver> {
     let driver = db.run(move |c| store::get_driver(c, &driver_id)).await?;
     let own = user.driver_id.as_deref() == Some(driver.id.as_str());
     if !(own || user.is_admin()) {
@@ -63,7 +67,11 @@ pub async fn post_telemetry(
 #[utoipa::path(get, path = "/api/drivers/{id}/telemetry/latest", tag = "telemetry",
     security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, body = TelemetryFrame), (status = 404, body = ErrorBody)))]
-pub async fn latest(user: AuthUser, db: web::Data<Db>, path: web::Path<String>) -> ApiResult<web::Json<TelemetryFrame>> {
+pub async fn latest(
+    user: AuthUser,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<TelemetryFrame>> {
     let id = path.into_inner();
     let (driver, frame) = db
         .run(move |c| {
@@ -80,7 +88,11 @@ pub async fn latest(user: AuthUser, db: web::Data<Db>, path: web::Path<String>) 
     request_body = NewSession,
     responses((status = 201, body = RacingSession), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn create_session(user: AuthUser, db: web::Data<Db>, body: web::Json<NewSession>) -> ApiResult<HttpResponse> {
+pub async fn create_session(
+    user: AuthUser,
+    db: web::Data<Db>,
+    body: web::Json<NewSession>,
+) -> ApiResult<HttpResponse> {
     let new = body.into_inner();
     let track = text("track", &new.track, 200)?;
     let car = text("car", &new.car, 200)?;
@@ -96,7 +108,11 @@ pub async fn create_session(user: AuthUser, db: web::Data<Db>, body: web::Json<N
 #[utoipa::path(get, path = "/api/sessions/{id}", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = RacingSession), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_session(user: AuthUser, db: web::Data<Db>, path: web::Path<String>) -> ApiResult<web::Json<RacingSession>> {
+pub async fn get_session(
+    user: AuthUser,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<RacingSession>> {
     let id = path.into_inner();
     let s = db.run(move |c| store::get_session(c, &id)).await?;
     user.require_team(&s.team_id)?;
@@ -106,7 +122,11 @@ pub async fn get_session(user: AuthUser, db: web::Data<Db>, path: web::Path<Stri
 #[utoipa::path(post, path = "/api/sessions/{id}/end", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = RacingSession), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn end_session(user: AuthUser, db: web::Data<Db>, path: web::Path<String>) -> ApiResult<web::Json<RacingSession>> {
+pub async fn end_session(
+    user: AuthUser,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<RacingSession>> {
     let id = path.into_inner();
     let lookup = id.clone();
     let s = db.run(move |c| store::get_session(c, &lookup)).await?;
@@ -204,14 +224,19 @@ pub async fn get_lap(
     let id = path.into_inner();
     let (row, blob) = db.run(move |c| store::get_lap(c, &id)).await?;
     user.require_team(&row.team_id)?;
-    let wanted: Option<Vec<String>> =
-        q.channels.as_deref().map(|s| s.split(',').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()).collect());
+    let wanted: Option<Vec<String>> = q
+        .channels
+        .as_deref()
+        .map(|s| s.split(',').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()).collect());
     let channels = web::block(move || to_channels(&blob, wanted.as_deref())).await??;
     Ok(web::Json(LapChannels { lap: row.into(), channels }))
 }
 
 /// Turns stored frames into columns: one array per channel, one entry per frame.
-fn to_channels(blob: &[u8], wanted: Option<&[String]>) -> ApiResult<BTreeMap<String, Vec<serde_json::Value>>> {
+fn to_channels(
+    blob: &[u8],
+    wanted: Option<&[String]>,
+) -> ApiResult<BTreeMap<String, Vec<serde_json::Value>>> {
     let lap = decompress_frames(blob)?;
     let mut out: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
     for (i, frame) in lap.frames.iter().enumerate() {

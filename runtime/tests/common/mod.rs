@@ -138,7 +138,12 @@ impl TestServer {
     /// Logs in as `username` (password `<username>-password`) and returns the login answer.
     pub async fn login_full(&self, username: &str) -> Value {
         let r = self
-            .send("POST", "/api/auth/login", None, Some(json!({"username": username, "password": format!("{username}-password")})))
+            .send(
+                "POST",
+                "/api/auth/login",
+                None,
+                Some(json!({"username": username, "password": format!("{username}-password")})),
+            )
             .await;
         assert_eq!(r.status, StatusCode::OK, "login of {username}: {}", r.body);
         r.body
@@ -153,21 +158,31 @@ impl TestServer {
         self.send_raw(method, path, token, raw.as_deref(), "application/json").await
     }
 
-    pub async fn send_raw(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>, content_type: &str) -> Resp {
+    pub async fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+        content_type: &str,
+    ) -> Resp {
         let method = actix_web::http::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = self.client.request(method, format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.insert_header(("Authorization", format!("Bearer {t}")));
         }
         let mut res = match body {
-            Some(b) => req.insert_header(("Content-Type", content_type)).send_body(b.to_owned()).await.unwrap(),
+            Some(b) => {
+                req.insert_header(("Content-Type", content_type)).send_body(b.to_owned()).await.unwrap()
+            }
             None => req.send().await.unwrap(),
         };
         let bytes = res.body().limit(64 * 1024 * 1024).await.unwrap();
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
         Resp { status: res.status(), headers: res.headers().clone(), body }
     }

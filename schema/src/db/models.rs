@@ -251,10 +251,7 @@ impl HandoffRequest {
             urgency: self.urgency.parse().unwrap_or(wire::HandoffUrgency::Normal),
             requested_at: self.requested_at.and_utc(),
             status: self.status.parse().unwrap_or(wire::HandoffStatus::Pending),
-            telemetry_snapshot: self
-                .telemetry_snapshot
-                .as_deref()
-                .and_then(|s| serde_json::from_str(s).ok()),
+            telemetry_snapshot: self.telemetry_snapshot.as_deref().and_then(|s| serde_json::from_str(s).ok()),
             responded_at: self.responded_at.map(|t| t.and_utc()),
             completed_at: self.completed_at.map(|t| t.and_utc()),
         }

@@ -121,10 +121,7 @@ pub fn build_pool(url: &str, options: &PoolOptions) -> Result<DbPool, DbError> {
         Backend::Sqlite => options.max_size.clamp(1, 4),
         Backend::Postgres => options.max_size.max(1),
     };
-    Ok(r2d2::Pool::builder()
-        .max_size(max)
-        .connection_timeout(options.connection_timeout)
-        .build(manager)?)
+    Ok(r2d2::Pool::builder().max_size(max).connection_timeout(options.connection_timeout).build(manager)?)
 }
 
 /// Runs the pending migrations of the connection's backend; returns the versions applied.

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AiCoaching, DriverStatus, ErrorBody, HandoffRequest, LapSummary, Role, TeamMessage,
-    TelemetryBatch, TelemetryUpdate,
+    AiCoaching, DriverStatus, ErrorBody, HandoffRequest, LapSummary, Role, TeamMessage, TelemetryBatch,
+    TelemetryUpdate,
 };
 
 /// What kind of program is on the other end of a socket.
@@ -78,13 +78,13 @@ pub enum Message {
     ConnectionEstablished(ConnectionEstablished),
     Authenticate(Authenticate),
     AuthenticationResult(AuthenticationResult),
-    TelemetryUpdate(TelemetryUpdate),
+    TelemetryUpdate(Box<TelemetryUpdate>),
     TelemetryBatch(TelemetryBatch),
     Ack(Ack),
     Subscribe(Subscribe),
     Unsubscribe(Subscribe),
     TeamMessage(TeamMessage),
-    HandoffRequest(HandoffRequest),
+    HandoffRequest(Box<HandoffRequest>),
     AiCoaching(AiCoaching),
     DriverStatus(DriverStatus),
     LapCompleted(LapSummary),

@@ -433,4 +433,3 @@ pub struct AiCoaching {
     pub timestamp: DateTime<Utc>,
     pub priority: MessagePriority,
 }
-
