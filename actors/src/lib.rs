@@ -1,6 +1,20 @@
-//! PitBox's actors and the logic they own. `lap`: lap assembly from a driver's telemetry stream.
-//! Reads no environment variables.
+//! PitBox's actors and their messages, one actor per file: `RuntimeSupervisor` → `TeamSupervisor`
+//! per team → `TeamHub` and `DriverSession` per driver → `Coach`, `VoiceChannel`, `VideoRelay`; the
+//! `StoreWriter`; the supervision layer and the registry that the admin endpoint reads; lap
+//! assembly. No HTTP here. Reads no environment variables.
 
+pub mod coach;
+pub mod driver_session;
 pub mod lap;
+pub mod registry;
+pub mod runtime_supervisor;
+pub mod store_writer;
+pub mod supervision;
+pub mod system;
+pub mod team_hub;
+pub mod team_supervisor;
+pub mod video_relay;
+pub mod voice_channel;
 
 pub use lap::{CompletedLap, LapAssembler};
+pub use system::{ActorSystem, Env, SystemError, SystemOptions};

@@ -5,7 +5,10 @@
 //! `PITBOX_BIND`, `PITBOX_DATA_DIR`, `DATABASE_URL`, `PITBOX_MODE`, `PITBOX_JWT_SECRET`,
 //! `PITBOX_ACCESS_TOKEN_TTL_SECS`, `PITBOX_REFRESH_TOKEN_TTL_SECS`, `PITBOX_RATE_LIMIT_PER_IP`,
 //! `PITBOX_RATE_LIMIT_PER_USER`, `PITBOX_RATE_LIMIT_LOGIN`, `PITBOX_MAX_BODY_BYTES`,
-//! `PITBOX_CORS_ORIGINS`, `PITBOX_DB_POOL_SIZE`, `PITBOX_LOG_FORMAT`, `PITBOX_SERVER_ID`.
+//! `PITBOX_CORS_ORIGINS`, `PITBOX_DB_POOL_SIZE`, `PITBOX_LOG_FORMAT`, `PITBOX_SERVER_ID`,
+//! `PITBOX_RESTART_INTENSITY`, `PITBOX_RESTART_PERIOD_SECS`, `PITBOX_IDLE_TIMEOUT_SECS`,
+//! `PITBOX_SESSION_THREADS`, `PITBOX_FAULT_INJECTION`, `PITBOX_WS_AUTH_TIMEOUT_SECS`,
+//! `PITBOX_WS_MAX_FRAME_BYTES`, `PITBOX_TEAM_RATE_HZ`, `PITBOX_DRIVER_RATE_HZ`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -84,6 +87,33 @@ pub struct Settings {
     /// Name of this node in `connection_established` and logs [default: host name].
     #[arg(long, env = "PITBOX_SERVER_ID", global = true)]
     pub server_id: Option<String>,
+    /// Restarts of one actor allowed within the restart period before it is stopped [default: 5].
+    #[arg(long, env = "PITBOX_RESTART_INTENSITY", global = true)]
+    pub restart_intensity: Option<u32>,
+    /// The restart period in seconds [default: 10].
+    #[arg(long, env = "PITBOX_RESTART_PERIOD_SECS", global = true)]
+    pub restart_period_secs: Option<u32>,
+    /// Seconds without a node or data after which a driver session is stopped [default: 300].
+    #[arg(long, env = "PITBOX_IDLE_TIMEOUT_SECS", global = true)]
+    pub idle_timeout_secs: Option<u32>,
+    /// Threads that run driver sessions [default: 2].
+    #[arg(long, env = "PITBOX_SESSION_THREADS", global = true)]
+    pub session_threads: Option<u32>,
+    /// Allow admins to make an actor panic (`POST /admin/actors/fault`) [default: false].
+    #[arg(long, env = "PITBOX_FAULT_INJECTION", global = true)]
+    pub fault_injection: Option<bool>,
+    /// Seconds a new WebSocket has to authenticate [default: 5].
+    #[arg(long, env = "PITBOX_WS_AUTH_TIMEOUT_SECS", global = true)]
+    pub ws_auth_timeout_secs: Option<u32>,
+    /// Largest WebSocket frame accepted, in bytes (larger: close 1009) [default: 1048576].
+    #[arg(long, env = "PITBOX_WS_MAX_FRAME_BYTES", global = true)]
+    pub ws_max_frame_bytes: Option<usize>,
+    /// Samples per second per driver in the team view [default: 20].
+    #[arg(long, env = "PITBOX_TEAM_RATE_HZ", global = true)]
+    pub team_rate_hz: Option<u16>,
+    /// Samples per second of a focused driver [default: 60].
+    #[arg(long, env = "PITBOX_DRIVER_RATE_HZ", global = true)]
+    pub driver_rate_hz: Option<u16>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +156,15 @@ pub struct Config {
     pub db_pool_size: u32,
     pub log_format: LogFormat,
     pub server_id: String,
+    pub restart_intensity: u32,
+    pub restart_period: Duration,
+    pub idle_timeout: Duration,
+    pub session_threads: usize,
+    pub fault_injection: bool,
+    pub ws_auth_timeout: Duration,
+    pub ws_max_frame_bytes: usize,
+    pub team_rate_hz: u16,
+    pub driver_rate_hz: u16,
 }
 
 impl std::fmt::Debug for Config {
@@ -146,6 +185,15 @@ impl std::fmt::Debug for Config {
             .field("cors_origins", &self.cors_origins)
             .field("db_pool_size", &self.db_pool_size)
             .field("server_id", &self.server_id)
+            .field("restart_intensity", &self.restart_intensity)
+            .field("restart_period", &self.restart_period)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("session_threads", &self.session_threads)
+            .field("fault_injection", &self.fault_injection)
+            .field("ws_auth_timeout", &self.ws_auth_timeout)
+            .field("ws_max_frame_bytes", &self.ws_max_frame_bytes)
+            .field("team_rate_hz", &self.team_rate_hz)
+            .field("driver_rate_hz", &self.driver_rate_hz)
             .finish()
     }
 }
@@ -184,6 +232,15 @@ impl Settings {
             db_pool_size: self.db_pool_size.or(other.db_pool_size),
             log_format: self.log_format.or(other.log_format),
             server_id: self.server_id.or(other.server_id),
+            restart_intensity: self.restart_intensity.or(other.restart_intensity),
+            restart_period_secs: self.restart_period_secs.or(other.restart_period_secs),
+            idle_timeout_secs: self.idle_timeout_secs.or(other.idle_timeout_secs),
+            session_threads: self.session_threads.or(other.session_threads),
+            fault_injection: self.fault_injection.or(other.fault_injection),
+            ws_auth_timeout_secs: self.ws_auth_timeout_secs.or(other.ws_auth_timeout_secs),
+            ws_max_frame_bytes: self.ws_max_frame_bytes.or(other.ws_max_frame_bytes),
+            team_rate_hz: self.team_rate_hz.or(other.team_rate_hz),
+            driver_rate_hz: self.driver_rate_hz.or(other.driver_rate_hz),
         }
     }
 
@@ -254,6 +311,24 @@ impl Config {
             db_pool_size: nonzero(settings.db_pool_size.unwrap_or(8), "db_pool_size")?,
             log_format: settings.log_format.unwrap_or(LogFormat::Pretty),
             server_id: settings.server_id.unwrap_or_else(default_server_id),
+            restart_intensity: settings.restart_intensity.unwrap_or(5),
+            restart_period: Duration::from_secs(u64::from(nonzero(
+                settings.restart_period_secs.unwrap_or(10),
+                "restart_period_secs",
+            )?)),
+            idle_timeout: Duration::from_secs(u64::from(nonzero(
+                settings.idle_timeout_secs.unwrap_or(300),
+                "idle_timeout_secs",
+            )?)),
+            session_threads: nonzero(settings.session_threads.unwrap_or(2), "session_threads")? as usize,
+            fault_injection: settings.fault_injection.unwrap_or(false),
+            ws_auth_timeout: Duration::from_secs(u64::from(nonzero(
+                settings.ws_auth_timeout_secs.unwrap_or(5),
+                "ws_auth_timeout_secs",
+            )?)),
+            ws_max_frame_bytes: settings.ws_max_frame_bytes.unwrap_or(1024 * 1024).max(4096),
+            team_rate_hz: settings.team_rate_hz.unwrap_or(20).clamp(1, 60),
+            driver_rate_hz: settings.driver_rate_hz.unwrap_or(60).clamp(1, 120),
         })
     }
 

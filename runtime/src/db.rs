@@ -65,6 +65,11 @@ impl Db {
         .await?
     }
 
+    /// The pool itself, for the actors' store writer.
+    pub fn pool(&self) -> DbPool {
+        self.pool.clone()
+    }
+
     /// Pool state for `/metrics`: (connections, idle).
     pub fn pool_state(&self) -> (u32, u32) {
         let s = self.pool.state();

@@ -2,15 +2,16 @@
 //! caller binds (tests bind `127.0.0.1:0`), with storage, auth, rate limits and metrics wired from a
 //! [`config::Config`]. The `pitbox-runtime` binary is a thin CLI over it.
 
+pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
-pub mod ingest;
 pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;
 pub mod routes;
 pub mod server;
 pub mod store;
+pub mod ws;

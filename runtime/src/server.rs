@@ -14,10 +14,11 @@ use actix_web::{web, App, HttpServer};
 use crate::auth::Keys;
 use crate::config::{Config, SecretSource};
 use crate::db::Db;
-use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimits;
 use crate::routes;
+use pitbox_actors::supervision::RestartPolicy;
+use pitbox_actors::{ActorSystem, SystemOptions};
 
 /// Everything the handlers share, built once.
 #[derive(Clone)]
@@ -27,11 +28,12 @@ pub struct State {
     pub keys: web::Data<Keys>,
     pub limits: web::Data<RateLimits>,
     pub metrics: web::Data<Metrics>,
-    pub ingest: web::Data<Ingest>,
+    pub system: web::Data<ActorSystem>,
 }
 
 impl State {
-    /// Opens the database and runs migrations.
+    /// Opens the database, runs migrations and starts the actor tree. Must run inside an actix
+    /// system (the actors live on it).
     pub fn new(config: Config) -> anyhow::Result<State> {
         let db = Db::open(&config)?;
         let applied = db.migrate()?;
@@ -44,7 +46,17 @@ impl State {
                  tokens will not survive a restart"
             );
         }
+        let system = ActorSystem::start(
+            db.pool(),
+            SystemOptions {
+                server_id: config.server_id.clone(),
+                policy: RestartPolicy { intensity: config.restart_intensity, period: config.restart_period },
+                idle_timeout: config.idle_timeout,
+                session_threads: config.session_threads,
+            },
+        );
         Ok(State {
+            system: web::Data::new(system),
             keys: web::Data::new(Keys::new(
                 &config.jwt_secret,
                 config.access_token_ttl,
@@ -52,7 +64,6 @@ impl State {
             )),
             limits: web::Data::new(RateLimits::new(&config)),
             metrics: web::Data::new(Metrics::new()),
-            ingest: web::Data::new(Ingest::default()),
             db: web::Data::new(db),
             config: Arc::new(config),
         })
@@ -110,13 +121,15 @@ pub fn start(state: State, listener: TcpListener) -> std::io::Result<Server> {
             .app_data(state.keys.clone())
             .app_data(state.limits.clone())
             .app_data(state.metrics.clone())
-            .app_data(state.ingest.clone())
+            .app_data(state.system.clone())
             .app_data(web::Data::from(state.config.clone()))
             .app_data(routes::json_config(max_body))
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(routes::path_config())
             .app_data(routes::query_config())
             .configure(routes::configure)
+            .configure(crate::admin::configure)
+            .route("/ws", web::get().to(crate::ws::connect))
             .default_service(web::to(routes::not_found))
             .wrap(from_fn(guard_and_measure))
             .wrap(Compress::default())

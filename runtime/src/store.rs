@@ -371,14 +371,6 @@ pub fn open_session(conn: &mut DbConnection, driver_id: &str) -> ApiResult<Optio
         .optional()?)
 }
 
-/// The driver's open session, or a new one if telemetry arrives without one.
-pub fn open_or_start_session(conn: &mut DbConnection, driver: &Driver) -> ApiResult<RacingSession> {
-    match open_session(conn, &driver.id)? {
-        Some(s) => Ok(s),
-        None => create_session(conn, driver, "unknown", "unknown"),
-    }
-}
-
 pub fn get_session(conn: &mut DbConnection, id: &str) -> ApiResult<RacingSession> {
     racing_sessions::table
         .find(id)
@@ -415,29 +407,6 @@ pub fn list_sessions(
 
 // ---------------------------------------------------------------- telemetry and laps
 
-/// Stores one sample. A repeat of a `(driver, stream, seq)` already stored is not stored again;
-/// the id of the stored one is returned with `false`, so a resend after a lost acknowledgement is
-/// harmless.
-pub fn insert_sample(conn: &mut DbConnection, row: &TelemetrySampleRow) -> ApiResult<(String, bool)> {
-    if let (Some(stream), Some(seq)) = (&row.stream_id, row.seq) {
-        let existing = telemetry_samples::table
-            .filter(telemetry_samples::driver_id.eq(&row.driver_id))
-            .filter(telemetry_samples::stream_id.eq(stream))
-            .filter(telemetry_samples::seq.eq(seq))
-            .select(telemetry_samples::id)
-            .first::<String>(conn)
-            .optional()?;
-        if let Some(id) = existing {
-            return Ok((id, false));
-        }
-    }
-    diesel::insert_into(telemetry_samples::table).values(row).execute(conn)?;
-    diesel::update(drivers::table.find(&row.driver_id))
-        .set(drivers::last_active.eq(Some(row.received_at)))
-        .execute(conn)?;
-    Ok((row.id.clone(), true))
-}
-
 pub fn latest_sample(conn: &mut DbConnection, driver_id: &str) -> ApiResult<Option<wire::TelemetryFrame>> {
     let row = telemetry_samples::table
         .filter(telemetry_samples::driver_id.eq(driver_id))
@@ -459,11 +428,6 @@ pub fn count_samples(conn: &mut DbConnection, driver_id: &str) -> ApiResult<i64>
         .filter(telemetry_samples::driver_id.eq(driver_id))
         .count()
         .get_result(conn)?)
-}
-
-pub fn insert_lap(conn: &mut DbConnection, lap: &NewLap) -> ApiResult<()> {
-    diesel::insert_into(laps::table).values(lap).execute(conn)?;
-    Ok(())
 }
 
 pub struct LapFilter<'a> {

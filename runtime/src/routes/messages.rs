@@ -8,6 +8,9 @@ use schema::wire::{
 };
 use serde::Deserialize;
 
+use pitbox_actors::ActorSystem;
+use schema::wire::{Envelope, Message as Wire};
+
 use crate::auth::AuthUser;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
@@ -46,8 +49,22 @@ pub async fn list_messages(
     ))
 }
 
-/// Stores a team message from `user`; shared by REST and, later, the socket.
-pub async fn send(db: &Db, user: &AuthUser, team: String, new: NewTeamMessage) -> ApiResult<TeamMessage> {
+/// Pushes an event to the team's dashboards, from the team's hub.
+async fn push(system: &ActorSystem, team: &str, message: Wire) {
+    let env = Envelope { from: Some(format!("/teams/{team}/hub")), ..Envelope::new(message) };
+    if let Err(e) = system.broadcast(team, env).await {
+        tracing::warn!(error = %e, "team event not pushed");
+    }
+}
+
+/// Stores a team message from `user` and pushes it to the team; shared by REST and the socket.
+pub async fn send(
+    db: &Db,
+    system: &ActorSystem,
+    user: &AuthUser,
+    team: String,
+    new: NewTeamMessage,
+) -> ApiResult<TeamMessage> {
     user.require_team(&team)?;
     let content = text("content", &new.content, 4000)?;
     if let Some(a) = &new.attachment {
@@ -70,11 +87,14 @@ pub async fn send(db: &Db, user: &AuthUser, team: String, new: NewTeamMessage) -
         sent_at: store::now(),
     };
     let wire = row.to_wire(true);
+    let team = row.team_id.clone();
     db.run(move |c| {
         store::get_team(c, &row.team_id)?;
         store::insert_message(c, &row)
     })
     .await?;
+    // Recipients have not read it yet.
+    push(system, &team, Wire::TeamMessage(TeamMessage { read: false, ..wire.clone() })).await;
     Ok(wire)
 }
 
@@ -84,10 +104,11 @@ pub async fn send(db: &Db, user: &AuthUser, team: String, new: NewTeamMessage) -
 pub async fn send_message(
     user: AuthUser,
     db: web::Data<Db>,
+    system: web::Data<ActorSystem>,
     path: web::Path<String>,
     body: web::Json<NewTeamMessage>,
 ) -> ApiResult<HttpResponse> {
-    let msg = send(&db, &user, path.into_inner(), body.into_inner()).await?;
+    let msg = send(&db, &system, &user, path.into_inner(), body.into_inner()).await?;
     Ok(HttpResponse::Created().json(msg))
 }
 
@@ -140,6 +161,7 @@ pub async fn list_handoffs(
 /// Stores a handoff request with the handing-over car's latest sample attached.
 pub async fn request_handoff(
     db: &Db,
+    system: &ActorSystem,
     user: &AuthUser,
     team: String,
     new: NewHandoff,
@@ -151,48 +173,60 @@ pub async fn request_handoff(
         .clone()
         .or_else(|| (user.role == Role::Driver).then(|| user.driver_id.clone()).flatten());
     let (requester_id, requester_name) = (user.id.clone(), user.username.clone());
-    db.run(move |c| {
-        let target = store::get_driver(c, &new.target_driver_id)?;
-        if target.team_id != team {
-            return Err(ApiError::invalid("targetDriverId: driver is not in this team"));
-        }
-        let snapshot = match &from {
-            Some(f) => {
-                let d = store::get_driver(c, f)?;
-                if d.team_id != team {
-                    return Err(ApiError::invalid("fromDriverId: driver is not in this team"));
-                }
-                if d.id == target.id {
-                    return Err(ApiError::invalid("targetDriverId: cannot hand over to the same driver"));
-                }
-                store::latest_sample(c, f)?
+    let h = db
+        .run(move |c| {
+            let target = store::get_driver(c, &new.target_driver_id)?;
+            if target.team_id != team {
+                return Err(ApiError::invalid("targetDriverId: driver is not in this team"));
             }
-            None => None,
-        };
-        let row = models::HandoffRequest {
-            id: store::new_id(),
-            team_id: team,
-            requester_id,
-            requester_name,
-            from_driver_id: from,
-            target_driver_id: target.id.clone(),
-            reason,
-            urgency: new.urgency.as_str().to_owned(),
-            status: HandoffStatus::Pending.as_str().to_owned(),
-            telemetry_snapshot: snapshot
-                .as_ref()
-                .map(serde_json::to_string)
-                .transpose()
-                .map_err(ApiError::internal)?,
-            requested_at: store::now(),
-            responded_at: None,
-            responder_id: None,
-            completed_at: None,
-        };
-        store::insert_handoff(c, &row)?;
-        Ok(row.to_wire(target.name))
-    })
-    .await
+            let snapshot = match &from {
+                Some(f) => {
+                    let d = store::get_driver(c, f)?;
+                    if d.team_id != team {
+                        return Err(ApiError::invalid("fromDriverId: driver is not in this team"));
+                    }
+                    if d.id == target.id {
+                        return Err(ApiError::invalid("targetDriverId: cannot hand over to the same driver"));
+                    }
+                    store::latest_sample(c, f)?
+                }
+                None => None,
+            };
+            let row = models::HandoffRequest {
+                id: store::new_id(),
+                team_id: team,
+                requester_id,
+                requester_name,
+                from_driver_id: from,
+                target_driver_id: target.id.clone(),
+                reason,
+                urgency: new.urgency.as_str().to_owned(),
+                status: HandoffStatus::Pending.as_str().to_owned(),
+                telemetry_snapshot: snapshot
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(ApiError::internal)?,
+                requested_at: store::now(),
+                responded_at: None,
+                responder_id: None,
+                completed_at: None,
+            };
+            store::insert_handoff(c, &row)?;
+            Ok(row.to_wire(target.name))
+        })
+        .await?;
+    push_later(system, &h);
+    Ok(h)
+}
+
+/// Pushes a handoff (new or answered) to the team without holding up the answer.
+fn push_later(system: &ActorSystem, h: &HandoffRequest) {
+    let (system, h) = (system.clone(), h.clone());
+    actix_web::rt::spawn(async move {
+        let team = h.team_id.clone();
+        push(&system, &team, Wire::HandoffRequest(Box::new(h))).await;
+    });
 }
 
 #[utoipa::path(post, path = "/api/teams/{id}/handoffs", tag = "handoffs", security(("bearer" = [])),
@@ -202,10 +236,11 @@ pub async fn request_handoff(
 pub async fn create_handoff(
     user: AuthUser,
     db: web::Data<Db>,
+    system: web::Data<ActorSystem>,
     path: web::Path<String>,
     body: web::Json<NewHandoff>,
 ) -> ApiResult<HttpResponse> {
-    let h = request_handoff(&db, &user, path.into_inner(), body.into_inner()).await?;
+    let h = request_handoff(&db, &system, &user, path.into_inner(), body.into_inner()).await?;
     Ok(HttpResponse::Created().json(h))
 }
 
@@ -229,7 +264,13 @@ pub async fn get_handoff(
 }
 
 /// Accepts, rejects or completes a handoff: team staff, or the drivers involved.
-pub async fn answer(db: &Db, user: &AuthUser, id: String, to: HandoffStatus) -> ApiResult<HandoffRequest> {
+pub async fn answer(
+    db: &Db,
+    system: &ActorSystem,
+    user: &AuthUser,
+    id: String,
+    to: HandoffStatus,
+) -> ApiResult<HandoffRequest> {
     let lookup = id.clone();
     let h = db.run(move |c| store::get_handoff(c, &lookup)).await?;
     user.require_team(&h.team_id)?;
@@ -240,11 +281,14 @@ pub async fn answer(db: &Db, user: &AuthUser, id: String, to: HandoffStatus) -> 
         user.require_staff(&h.team_id)?;
     }
     let responder = user.id.clone();
-    db.run(move |c| {
-        let h = store::transition_handoff(c, &id, to, &responder)?;
-        store::handoff_to_wire(c, &h)
-    })
-    .await
+    let h = db
+        .run(move |c| {
+            let h = store::transition_handoff(c, &id, to, &responder)?;
+            store::handoff_to_wire(c, &h)
+        })
+        .await?;
+    push_later(system, &h);
+    Ok(h)
 }
 
 #[utoipa::path(post, path = "/api/handoffs/{id}/{action}", tag = "handoffs", security(("bearer" = [])),
@@ -254,6 +298,7 @@ pub async fn answer(db: &Db, user: &AuthUser, id: String, to: HandoffStatus) -> 
 pub async fn answer_handoff(
     user: AuthUser,
     db: web::Data<Db>,
+    system: web::Data<ActorSystem>,
     path: web::Path<(String, String)>,
 ) -> ApiResult<web::Json<HandoffRequest>> {
     let (id, action) = path.into_inner();
@@ -263,5 +308,5 @@ pub async fn answer_handoff(
         "complete" => HandoffStatus::Completed,
         other => return Err(ApiError::not_found("handoff action", other)),
     };
-    Ok(web::Json(answer(&db, &user, id, to).await?))
+    Ok(web::Json(answer(&db, &system, &user, id, to).await?))
 }

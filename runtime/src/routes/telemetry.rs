@@ -13,10 +13,12 @@ use serde::Deserialize;
 use crate::auth::AuthUser;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
-use crate::ingest::{decompress_frames, Ingest};
 use crate::metrics::Metrics;
 use crate::routes::{text, Limit};
 use crate::store::{self, LapFilter};
+use pitbox_actors::driver_session::{Frames, IngestError};
+use pitbox_actors::store_writer::{decompress_frames, AckTo};
+use pitbox_actors::ActorSystem;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/telemetry", web::post().to(post_telemetry))
@@ -52,7 +54,7 @@ async fn publishing_driver(
 pub async fn post_telemetry(
     user: AuthUser,
     db: web::Data<Db>,
-    ingest: web::Data<Ingest>,
+    system: web::Data<ActorSystem>,
     metrics: web::Data<Metrics>,
     body: web::Json<TelemetryPost>,
 ) -> ApiResult<web::Json<TelemetryPostResult>> {
@@ -60,8 +62,40 @@ pub async fn post_telemetry(
     post.data.validate().map_err(|e| ApiError::invalid(format!("data.{e}")))?;
     let driver = publishing_driver(&user, &db, post.driver_id).await?;
     let frame = TelemetryFrame { seq: None, timestamp: post.timestamp, sample: post.data };
-    let done = ingest.ingest(&db, &metrics, driver, None, frame).await?;
-    Ok(web::Json(TelemetryPostResult { success: true, id: done.sample_id, lap_completed: done.lap }))
+    let stored = ingest(&system, &metrics, &driver.team_id, &driver.id, None, vec![frame]).await?;
+    let id = stored.ids.into_iter().next().ok_or_else(|| ApiError::internal("no sample id"))?;
+    Ok(web::Json(TelemetryPostResult { success: true, id, lap_completed: stored.laps.into_iter().next() }))
+}
+
+/// Hands frames to the driver's session and waits until they are stored.
+pub async fn ingest(
+    system: &ActorSystem,
+    metrics: &Metrics,
+    team_id: &str,
+    driver_id: &str,
+    stream_id: Option<String>,
+    frames: Vec<TelemetryFrame>,
+) -> ApiResult<pitbox_actors::store_writer::Stored> {
+    let session =
+        system.driver(team_id, driver_id).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let fresh = session
+        .send(Frames { stream_id, frames, ack: Some(AckTo::Once(tx)) })
+        .await
+        .map_err(|e| ApiError::unavailable(format!("driver session: {e}")))?
+        .map_err(ingest_error)?;
+    let stored = rx.await.map_err(|_| ApiError::unavailable("telemetry was not stored; send it again"))?;
+    metrics.telemetry_samples.inc_by(fresh as u64);
+    metrics.laps.inc_by(stored.laps.len() as u64);
+    Ok(stored)
+}
+
+pub fn ingest_error(e: IngestError) -> ApiError {
+    match e {
+        IngestError::Invalid(m) => ApiError::invalid(m),
+        IngestError::Busy(_) => ApiError { retry_after: Some(1), ..ApiError::unavailable(e.to_string()) },
+        IngestError::Unavailable(_) => ApiError::unavailable(e.to_string()),
+    }
 }
 
 #[utoipa::path(get, path = "/api/drivers/{id}/telemetry/latest", tag = "telemetry",
@@ -91,6 +125,7 @@ pub async fn latest(
 pub async fn create_session(
     user: AuthUser,
     db: web::Data<Db>,
+    system: web::Data<ActorSystem>,
     body: web::Json<NewSession>,
 ) -> ApiResult<HttpResponse> {
     let new = body.into_inner();
@@ -102,6 +137,7 @@ pub async fn create_session(
         user.require_staff(&driver.team_id)?;
     }
     let s = db.run(move |c| store::create_session(c, &driver, &track, &car)).await?;
+    system.session_changed(&s.driver_id);
     Ok(HttpResponse::Created().json(RacingSession::from(s)))
 }
 
@@ -125,6 +161,7 @@ pub async fn get_session(
 pub async fn end_session(
     user: AuthUser,
     db: web::Data<Db>,
+    system: web::Data<ActorSystem>,
     path: web::Path<String>,
 ) -> ApiResult<web::Json<RacingSession>> {
     let id = path.into_inner();
@@ -134,6 +171,7 @@ pub async fn end_session(
         user.require_staff(&s.team_id)?;
     }
     let s = db.run(move |c| store::end_session(c, &id)).await?;
+    system.session_changed(&s.driver_id);
     Ok(web::Json(s.into()))
 }
 
@@ -237,7 +275,7 @@ fn to_channels(
     blob: &[u8],
     wanted: Option<&[String]>,
 ) -> ApiResult<BTreeMap<String, Vec<serde_json::Value>>> {
-    let lap = decompress_frames(blob)?;
+    let lap = decompress_frames(blob).map_err(ApiError::internal)?;
     let mut out: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
     for (i, frame) in lap.frames.iter().enumerate() {
         let serde_json::Value::Object(map) = serde_json::to_value(frame).map_err(ApiError::internal)? else {

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AiCoaching, DriverStatus, ErrorBody, HandoffRequest, LapSummary, Role, TeamMessage, TelemetryBatch,
-    TelemetryUpdate,
+    ActorTree, AiCoaching, DriverStatus, ErrorBody, HandoffRequest, HandoffStatus, LapSummary, NewHandoff,
+    NewTeamMessage, Role, TeamMessage, TelemetryBatch, TelemetryUpdate,
 };
 
 /// What kind of program is on the other end of a socket.
@@ -61,6 +61,16 @@ pub struct Subscribe {
     pub rate_hz: Option<u16>,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscribed {
+    pub team_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_id: Option<String>,
+    pub rate_hz: u16,
+    pub drivers: Vec<String>,
+}
+
 /// The runtime has durably stored every frame of `stream_id` up to and including `seq`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -69,6 +79,33 @@ pub struct Ack {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_id: Option<String>,
     pub seq: u64,
+}
+
+/// A client sends a team message over the socket (the server answers with the stored
+/// `team_message`, pushed to the whole team).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendTeamMessage {
+    pub team_id: String,
+    #[serde(flatten)]
+    pub message: NewTeamMessage,
+}
+
+/// A client requests a driver handoff over the socket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestHandoff {
+    pub team_id: String,
+    #[serde(flatten)]
+    pub handoff: NewHandoff,
+}
+
+/// A client accepts, rejects or completes a handoff over the socket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnswerHandoff {
+    pub id: String,
+    pub status: HandoffStatus,
 }
 
 /// Every message type, tagged as `{"type": ..., "data": ...}`.
@@ -83,11 +120,18 @@ pub enum Message {
     Ack(Ack),
     Subscribe(Subscribe),
     Unsubscribe(Subscribe),
+    /// Server answer to `subscribe`: the drivers the subscription covers now.
+    Subscribed(Subscribed),
     TeamMessage(TeamMessage),
+    SendTeamMessage(SendTeamMessage),
     HandoffRequest(Box<HandoffRequest>),
+    RequestHandoff(RequestHandoff),
+    AnswerHandoff(AnswerHandoff),
     AiCoaching(AiCoaching),
     DriverStatus(DriverStatus),
     LapCompleted(LapSummary),
+    /// Engineers' live actor tree (`/admin/actors/stream`).
+    ActorTree(Box<ActorTree>),
     Error(ErrorBody),
 }
 
@@ -111,6 +155,31 @@ pub struct Envelope {
     /// Per-connection sequence number of server pushes, so a client sees gaps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+}
+
+impl Message {
+    /// The `type` names of every message, as they appear on the wire.
+    pub const TYPES: &'static [&'static str] = &[
+        "connection_established",
+        "authenticate",
+        "authentication_result",
+        "telemetry_update",
+        "telemetry_batch",
+        "ack",
+        "subscribe",
+        "unsubscribe",
+        "subscribed",
+        "team_message",
+        "send_team_message",
+        "handoff_request",
+        "request_handoff",
+        "answer_handoff",
+        "ai_coaching",
+        "driver_status",
+        "lap_completed",
+        "actor_tree",
+        "error",
+    ];
 }
 
 impl Envelope {

@@ -2,13 +2,56 @@
 //! dashboards (WebSocket envelopes and REST bodies). serde only, so it builds for wasm32 without
 //! diesel or actix. Field names follow the original PitBox documents (camelCase JSON).
 
+mod admin;
 mod envelope;
 mod rest;
 mod telemetry;
 
+pub use admin::*;
 pub use envelope::*;
 pub use rest::*;
 pub use telemetry::*;
 
 /// Version of the protocol spoken by this build; sent in `connection_established`.
 pub const PROTOCOL_VERSION: u16 = 1;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_keeps_the_seed_shape() {
+        let json = r#"{"type":"authenticate","data":{"token":"t","clientType":"dashboard","version":"1"},"id":"r1"}"#;
+        let env: Envelope = serde_json::from_str(json).unwrap();
+        assert_eq!(env.id.as_deref(), Some("r1"));
+        assert!(
+            matches!(env.message, Message::Authenticate(ref a) if a.client_type == ClientType::Dashboard)
+        );
+        let back = serde_json::to_value(&env).unwrap();
+        assert_eq!(back["type"], "authenticate");
+        assert_eq!(back["data"]["clientType"], "dashboard");
+    }
+
+    #[test]
+    fn every_listed_type_is_a_variant() {
+        // Each name must fail on its data, not on an unknown variant.
+        for t in Message::TYPES {
+            let e = serde_json::from_str::<Envelope>(&format!(r#"{{"type":"{t}","data":{{"bogus":1}}}}"#));
+            if let Err(e) = e {
+                assert!(!e.to_string().contains("unknown variant"), "{t}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn telemetry_update_is_flat() {
+        let json = r#"{"type":"telemetry_update","data":{"driverId":"d","timestamp":"2026-11-21T12:00:00Z","seq":4,
+            "speed":200.0,"rpm":7000,"gear":4,"throttle":90,"brake":0,"steeringAngle":1.5,"lap":2,
+            "trackPosition":0.5,"fuelLevel":30}}"#;
+        let env: Envelope = serde_json::from_str(json).unwrap();
+        let Message::TelemetryUpdate(u) = env.message else { panic!("wrong variant") };
+        assert_eq!(u.frame.seq, Some(4));
+        assert_eq!(u.frame.sample.gear, 4);
+        assert!(u.frame.sample.validate().is_ok());
+    }
+}

@@ -1,0 +1,464 @@
+//! DriverSession: one driver's live state — latest sample, the lap being assembled, laps completed
+//! and best lap, connected nodes, last sequence number per node stream. Frames arrive from the
+//! driver's node (socket) or the REST API; the session validates them, assembles laps, publishes the
+//! latest sample to subscribers (a `watch` channel: latest-wins, no queue), and hands samples and
+//! laps to the StoreWriter, whose acknowledgement goes back to the sender after commit.
+//! It supervises its `Coach`, `VoiceChannel` and `VideoRelay` children. Reads no env vars.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use actix::prelude::*;
+use schema::wire::{
+    DriverStatus, DriverStatusKind, Envelope, LapSummary, Message as Wire, TelemetryFrame, TelemetryUpdate,
+};
+use serde_json::value::RawValue;
+use tokio::sync::watch;
+
+use crate::coach::{Coach, LapSeen};
+use crate::lap::LapAssembler;
+use crate::registry::Stats;
+use crate::store_writer::{AckTo, LapIn, LapStored, SampleIn, Write, WriteRequest};
+use crate::supervision::{fail, guarded, ChildFailed, Control, Fatal, RestartTracker};
+use crate::system::Env;
+use crate::team_hub::{Broadcast, TeamHub};
+use crate::video_relay::VideoRelay;
+use crate::voice_channel::VoiceChannel;
+
+/// The latest sample of a driver, as subscribers see it.
+pub type Latest = Option<Arc<LiveSample>>;
+
+/// A published sample; its JSON is made once, by the first subscriber that sends it, and shared
+/// by all the others.
+#[derive(Debug)]
+pub struct LiveSample {
+    pub update: TelemetryUpdate,
+    json: OnceLock<Option<Box<RawValue>>>,
+}
+
+impl LiveSample {
+    pub fn new(update: TelemetryUpdate) -> Self {
+        Self { update, json: OnceLock::new() }
+    }
+
+    /// The `telemetry_update` data as JSON.
+    pub fn json(&self) -> Option<&RawValue> {
+        self.json.get_or_init(|| serde_json::value::to_raw_value(&self.update).ok()).as_deref()
+    }
+}
+
+/// What survives a restart of the session: held by the supervisor, handed to each incarnation.
+#[derive(Debug)]
+pub struct DriverSlot {
+    pub latest: watch::Sender<Latest>,
+    pub checkpoint: Mutex<Checkpoint>,
+}
+
+impl Default for DriverSlot {
+    fn default() -> Self {
+        Self { latest: watch::channel(None).0, checkpoint: Mutex::default() }
+    }
+}
+
+/// The session's durable-enough state, written after every change.
+#[derive(Debug, Clone, Default)]
+pub struct Checkpoint {
+    pub laps_completed: u32,
+    pub best_lap: Option<f64>,
+    pub last_lap: Option<f64>,
+    /// Highest sequence number seen per node stream.
+    pub streams: HashMap<String, u64>,
+    pub samples: u64,
+}
+
+/// Why frames were refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum IngestError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("storage is behind ({0} rows waiting); retry later")]
+    Busy(usize),
+    #[error("driver session unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Frames from the driver's node or the API. Answers how many were new (not resends).
+#[derive(Message)]
+#[rtype(result = "Result<usize, IngestError>")]
+pub struct Frames {
+    pub stream_id: Option<String>,
+    pub frames: Vec<TelemetryFrame>,
+    pub ack: Option<AckTo>,
+}
+
+/// A node connected (`true`) or went away (`false`).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct NodeConnection(pub bool);
+
+/// A read of the session's live state.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "LiveState")]
+pub struct GetLive;
+
+#[derive(Debug, Clone)]
+pub struct LiveState {
+    pub laps_completed: u32,
+    pub best_lap: Option<f64>,
+    pub samples: u64,
+    pub nodes: u32,
+    pub latest: Latest,
+}
+
+/// The session asks its supervisor to stop it: no node and no data for the idle time.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct ChildIdle {
+    pub driver_id: String,
+}
+
+pub(crate) struct Leaf<A: Actor> {
+    pub(crate) addr: Option<Addr<A>>,
+    tracker: RestartTracker,
+}
+
+impl<A: Actor> Default for Leaf<A> {
+    fn default() -> Self {
+        Self { addr: None, tracker: RestartTracker::default() }
+    }
+}
+
+pub struct DriverSession {
+    env: Env,
+    pub team_id: String,
+    pub driver_id: String,
+    path: String,
+    stats: Arc<Stats>,
+    parent: Recipient<ChildFailed>,
+    idle_to: Recipient<ChildIdle>,
+    slot: Arc<DriverSlot>,
+    hub: Addr<TeamHub>,
+    assembler: LapAssembler,
+    ckpt: Checkpoint,
+    nodes: u32,
+    last_activity: Instant,
+    pub(crate) coach: Leaf<Coach>,
+    voice: Leaf<VoiceChannel>,
+    video: Leaf<VideoRelay>,
+}
+
+pub struct DriverSessionArgs {
+    pub env: Env,
+    pub team_id: String,
+    pub driver_id: String,
+    pub parent: Recipient<ChildFailed>,
+    pub idle_to: Recipient<ChildIdle>,
+    pub slot: Arc<DriverSlot>,
+    pub hub: Addr<TeamHub>,
+}
+
+pub fn driver_path(team_id: &str, driver_id: &str) -> String {
+    format!("/teams/{team_id}/drivers/{driver_id}")
+}
+
+impl DriverSession {
+    /// A new incarnation, restored from the slot's checkpoint.
+    pub fn new(a: DriverSessionArgs) -> Self {
+        let path = driver_path(&a.team_id, &a.driver_id);
+        let stats = a.env.registry.register(&path, "driver_session");
+        let ckpt = a.slot.checkpoint.lock().map(|c| c.clone()).unwrap_or_default();
+        Self {
+            assembler: LapAssembler::restore(ckpt.laps_completed, ckpt.best_lap),
+            ckpt,
+            env: a.env,
+            team_id: a.team_id,
+            driver_id: a.driver_id,
+            path,
+            stats,
+            parent: a.parent,
+            idle_to: a.idle_to,
+            slot: a.slot,
+            hub: a.hub,
+            nodes: 0,
+            last_activity: Instant::now(),
+            coach: Leaf::default(),
+            voice: Leaf::default(),
+            video: Leaf::default(),
+        }
+    }
+
+    fn save(&self) {
+        if let Ok(mut c) = self.slot.checkpoint.lock() {
+            *c = self.ckpt.clone();
+        }
+    }
+
+    fn status_push(&self) {
+        let status = if self.nodes > 0 { DriverStatusKind::Active } else { DriverStatusKind::Inactive };
+        let env = Envelope {
+            from: Some(self.path.clone()),
+            ..Envelope::new(Wire::DriverStatus(DriverStatus {
+                driver_id: self.driver_id.clone(),
+                status,
+                telemetry_connected: self.nodes > 0,
+            }))
+        };
+        self.hub.do_send(Broadcast(Arc::new(env)));
+    }
+
+    fn start_coach(&mut self, ctx: &mut Context<Self>) {
+        let (env, path, parent) =
+            (self.env.clone(), format!("{}/coach", self.path), ctx.address().recipient());
+        self.coach.addr = Some(Coach::new(env, path, parent).start());
+    }
+    fn start_voice(&mut self, ctx: &mut Context<Self>) {
+        let (env, path, parent) =
+            (self.env.clone(), format!("{}/voice", self.path), ctx.address().recipient());
+        self.voice.addr = Some(VoiceChannel::new(env, path, parent).start());
+    }
+    fn start_video(&mut self, ctx: &mut Context<Self>) {
+        let (env, path, parent) =
+            (self.env.clone(), format!("{}/video", self.path), ctx.address().recipient());
+        self.video.addr = Some(VideoRelay::new(env, path, parent).start());
+    }
+
+    fn ingest(&mut self, msg: Frames, me: Recipient<LapStored>) -> Result<Result<usize, IngestError>, Fatal> {
+        for (i, f) in msg.frames.iter().enumerate() {
+            if let Err(e) = f.sample.validate() {
+                return Ok(Err(IngestError::Invalid(format!("frames[{i}].{e}"))));
+            }
+        }
+        if self.env.backlog.is_full() {
+            return Ok(Err(IngestError::Busy(self.env.backlog.rows())));
+        }
+        self.last_activity = Instant::now();
+        let mut samples = Vec::with_capacity(msg.frames.len());
+        let mut laps = Vec::new();
+        let mut fresh = 0;
+        let mut newest: Option<&TelemetryFrame> = None;
+        for f in &msg.frames {
+            let data = serde_json::to_string(&f.sample).map_err(|e| Fatal(e.to_string()))?;
+            samples.push(SampleIn {
+                id: uuid::Uuid::now_v7().to_string(),
+                seq: f.seq,
+                recorded_at: f.timestamp.naive_utc(),
+                data,
+            });
+            // A resend of a frame this session already saw is stored (deduplicated by the writer)
+            // and acknowledged, but not assembled twice.
+            if let (Some(stream), Some(seq)) = (&msg.stream_id, f.seq) {
+                if self.ckpt.streams.get(stream).is_some_and(|last| seq <= *last) {
+                    continue;
+                }
+                self.ckpt.streams.insert(stream.clone(), seq);
+            }
+            fresh += 1;
+            newest = Some(f);
+            if let Some(lap) = self.assembler.push(f.clone()) {
+                laps.push(LapIn {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    lap_number: lap.lap_number,
+                    lap_time: lap.lap_time,
+                    valid: lap.valid,
+                    fuel_used: lap.fuel_used,
+                    sector_times: lap.sector_times,
+                    frames: lap.frames,
+                });
+            }
+        }
+        if let Some(f) = newest {
+            let update = TelemetryUpdate { driver_id: self.driver_id.clone(), frame: f.clone() };
+            self.slot.latest.send_replace(Some(Arc::new(LiveSample::new(update))));
+        }
+        let (laps_completed, best) = self.assembler.summary();
+        self.ckpt.laps_completed = laps_completed;
+        self.ckpt.best_lap = best;
+        if let Some(l) = laps.last() {
+            self.ckpt.last_lap = Some(l.lap_time);
+        }
+        self.ckpt.samples += fresh as u64;
+        self.save();
+        self.env.store.do_send(Write(WriteRequest {
+            driver_id: self.driver_id.clone(),
+            team_id: self.team_id.clone(),
+            stream_id: msg.stream_id,
+            samples,
+            laps,
+            ack: msg.ack,
+            on_lap: Some(me),
+        }));
+        Ok(Ok(fresh))
+    }
+}
+
+impl Actor for DriverSession {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        // Children hold this session's address (their parent), so they are stopped explicitly.
+        self.stop_children();
+    }
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.stats.started();
+        self.stats.set_control(ctx.address().recipient());
+        self.start_coach(ctx);
+        self.start_voice(ctx);
+        self.start_video(ctx);
+        let every = (self.env.idle_timeout / 4).max(std::time::Duration::from_millis(50));
+        // A restarted session announces itself so that dashboards see it is back.
+        self.status_push();
+        ctx.run_interval(every, |act, _| {
+            if act.nodes == 0 && act.last_activity.elapsed() >= act.env.idle_timeout {
+                act.idle_to.do_send(ChildIdle { driver_id: act.driver_id.clone() });
+            }
+        });
+    }
+}
+
+impl DriverSession {
+    fn stop_children(&mut self) {
+        for c in [
+            self.coach.addr.take().map(|a| a.recipient()),
+            self.voice.addr.take().map(|a| a.recipient()),
+            self.video.addr.take().map(|a| a.recipient()),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let r: Recipient<Control> = c;
+            r.do_send(Control::Stop);
+        }
+    }
+}
+
+impl Handler<Frames> for DriverSession {
+    type Result = Result<usize, IngestError>;
+
+    fn handle(&mut self, msg: Frames, ctx: &mut Context<Self>) -> Self::Result {
+        self.stats.received();
+        let me = ctx.address().recipient();
+        let stats = self.stats.clone();
+        match guarded(&stats, || self.ingest(msg, me)) {
+            Ok(r) => r,
+            Err(reason) => {
+                fail::<Self>(ctx, &self.stats, &self.parent, reason.clone());
+                Err(IngestError::Unavailable(reason))
+            }
+        }
+    }
+}
+
+impl Handler<NodeConnection> for DriverSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: NodeConnection, ctx: &mut Context<Self>) {
+        self.stats.received();
+        let stats = self.stats.clone();
+        let r = guarded(&stats, || {
+            if msg.0 {
+                self.nodes += 1;
+            } else {
+                self.nodes = self.nodes.saturating_sub(1);
+            }
+            self.last_activity = Instant::now();
+            self.status_push();
+            Ok(())
+        });
+        if let Err(reason) = r {
+            fail::<Self>(ctx, &self.stats, &self.parent, reason);
+        }
+    }
+}
+
+impl Handler<LapStored> for DriverSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: LapStored, ctx: &mut Context<Self>) {
+        self.stats.received();
+        let stats = self.stats.clone();
+        let r = guarded(&stats, || {
+            let lap: LapSummary = msg.0;
+            if let Some(c) = &self.coach.addr {
+                c.do_send(LapSeen(lap.clone()));
+            }
+            let env = Envelope { from: Some(self.path.clone()), ..Envelope::new(Wire::LapCompleted(lap)) };
+            self.hub.do_send(Broadcast(Arc::new(env)));
+            Ok(())
+        });
+        if let Err(reason) = r {
+            fail::<Self>(ctx, &self.stats, &self.parent, reason);
+        }
+    }
+}
+
+impl Handler<GetLive> for DriverSession {
+    type Result = MessageResult<GetLive>;
+
+    fn handle(&mut self, _: GetLive, _: &mut Context<Self>) -> Self::Result {
+        self.stats.received();
+        self.stats.handled();
+        MessageResult(LiveState {
+            laps_completed: self.ckpt.laps_completed,
+            best_lap: self.ckpt.best_lap,
+            samples: self.ckpt.samples,
+            nodes: self.nodes,
+            latest: self.slot.latest.borrow().clone(),
+        })
+    }
+}
+
+impl Handler<Control> for DriverSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: Control, ctx: &mut Context<Self>) {
+        self.stats.received();
+        // Every control but Stop is a fault injection.
+        if msg == Control::Stop {
+            self.stats.handled();
+            self.stats.set_status(schema::wire::ActorStatus::Stopped);
+            ctx.stop();
+            return;
+        }
+        let path = self.path.clone();
+        let r: Result<(), String> = guarded(&self.stats, || panic!("fault injected into {path}"));
+        if let Err(reason) = r {
+            fail::<Self>(ctx, &self.stats, &self.parent, reason);
+        }
+    }
+}
+
+/// A child (coach, voice, video) failed: restart it within the policy, or give up and escalate.
+impl Handler<ChildFailed> for DriverSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: ChildFailed, ctx: &mut Context<Self>) {
+        let policy = self.env.policy;
+        let which = msg.path.rsplit('/').next().unwrap_or_default().to_owned();
+        let allowed = match which.as_str() {
+            "coach" => self.coach.tracker.allow(&policy),
+            "voice" => self.voice.tracker.allow(&policy),
+            "video" => self.video.tracker.allow(&policy),
+            _ => return,
+        };
+        let child_stats = self.env.registry.register(&msg.path, "child");
+        if allowed {
+            child_stats.record_restart(&msg.reason);
+            match which.as_str() {
+                "coach" => self.start_coach(ctx),
+                "voice" => self.start_voice(ctx),
+                _ => self.start_video(ctx),
+            }
+        } else {
+            child_stats.set_status(schema::wire::ActorStatus::Stopped);
+            self.stats.record_escalation(format!("{}: {}", msg.path, msg.reason));
+            tracing::error!(path = %msg.path, reason = %msg.reason, "child exceeded its restart intensity; stopped");
+            match which.as_str() {
+                "coach" => self.coach.addr = None,
+                "voice" => self.voice.addr = None,
+                _ => self.video.addr = None,
+            }
+        }
+    }
+}

@@ -1,0 +1,487 @@
+//! StoreWriter: the one writer of telemetry and laps. Write requests from driver sessions queue
+//! here and are flushed together (every few milliseconds, or sooner when many rows wait) in one
+//! transaction on the blocking pool, never one round trip per sample. Order is kept: a failed flush
+//! is retried before anything newer. Each `(driver, stream, seq)` is stored once: a watermark per
+//! stream (the highest stored seq, loaded from the database the first time a stream is seen) drops
+//! resent frames, which are acknowledged all the same. Acknowledgements go out only after commit.
+//! Reads no env vars.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use schema::db::models::{NewLap, RacingSession, TelemetrySampleRow};
+use schema::db::schema::{drivers, racing_sessions, telemetry_samples};
+use schema::db::{DbConnection, DbPool};
+use schema::wire::{LapSummary, LapTelemetry, TelemetryFrame};
+
+use crate::registry::Stats;
+
+/// Rows flushed in one transaction at most.
+const MAX_BATCH_ROWS: usize = 2000;
+/// Flush as soon as this many rows wait, without waiting for the timer.
+const EAGER_ROWS: usize = 500;
+
+/// One sample to store.
+#[derive(Debug, Clone)]
+pub struct SampleIn {
+    pub id: String,
+    pub seq: Option<u64>,
+    pub recorded_at: NaiveDateTime,
+    /// JSON of the sample's channels.
+    pub data: String,
+}
+
+/// One completed lap to store.
+#[derive(Debug, Clone)]
+pub struct LapIn {
+    pub id: String,
+    pub lap_number: i32,
+    pub lap_time: f64,
+    pub valid: bool,
+    pub fuel_used: Option<f64>,
+    pub sector_times: Vec<f64>,
+    pub frames: Vec<TelemetryFrame>,
+}
+
+/// What was durably stored for one write request.
+#[derive(Debug, Clone, Default, Message)]
+#[rtype(result = "()")]
+pub struct Stored {
+    pub driver_id: String,
+    pub stream_id: Option<String>,
+    /// Highest sequence number now stored for the stream (frames without seq: `None`).
+    pub seq: Option<u64>,
+    /// Ids of the samples, in request order (a resent sample keeps the id it was first stored with
+    /// only in the database; here it gets the new one).
+    pub ids: Vec<String>,
+    pub laps: Vec<LapSummary>,
+}
+
+/// Where a write's acknowledgement goes.
+pub enum AckTo {
+    Actor(Recipient<Stored>),
+    Once(tokio::sync::oneshot::Sender<Stored>),
+}
+
+impl AckTo {
+    fn send(self, stored: Stored) {
+        match self {
+            AckTo::Actor(r) => r.do_send(stored),
+            AckTo::Once(tx) => {
+                let _ = tx.send(stored);
+            }
+        }
+    }
+}
+
+/// A stored lap, told to the driver session that produced it.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct LapStored(pub LapSummary);
+
+pub struct WriteRequest {
+    pub driver_id: String,
+    pub team_id: String,
+    pub stream_id: Option<String>,
+    pub samples: Vec<SampleIn>,
+    pub laps: Vec<LapIn>,
+    pub ack: Option<AckTo>,
+    pub on_lap: Option<Recipient<LapStored>>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Write(pub WriteRequest);
+
+/// Rows waiting to be written, shared so that senders can refuse work before the queue overflows.
+#[derive(Debug, Clone, Default)]
+pub struct Backlog(Arc<AtomicUsize>);
+
+impl Backlog {
+    /// Rows waiting beyond which new writes are refused (the sender resends later).
+    pub const LIMIT: usize = 500_000;
+
+    pub fn rows(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+    pub fn is_full(&self) -> bool {
+        self.rows() >= Self::LIMIT
+    }
+    fn add(&self, n: usize) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    fn sub(&self, n: usize) {
+        let _ = self.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(n)));
+    }
+}
+
+/// A driver's open racing session changed (started or ended through the API).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct SessionChanged {
+    pub driver_id: String,
+}
+
+/// Store caches that travel with a flush to the blocking pool and back.
+#[derive(Default)]
+struct Caches {
+    watermarks: HashMap<(String, String), i64>,
+    sessions: HashMap<String, String>,
+}
+
+pub struct StoreWriter {
+    pool: DbPool,
+    stats: Arc<Stats>,
+    queue: VecDeque<WriteRequest>,
+    queued_rows: usize,
+    backlog: Backlog,
+    flush_every: Duration,
+    flushing: bool,
+    caches: Option<Caches>,
+    failures: u32,
+    /// Sessions changed while a flush was out; applied when its caches come back.
+    stale_sessions: Vec<String>,
+}
+
+impl StoreWriter {
+    pub fn new(pool: DbPool, stats: Arc<Stats>, backlog: Backlog) -> Self {
+        Self {
+            pool,
+            stats,
+            queue: VecDeque::new(),
+            queued_rows: 0,
+            backlog,
+            flush_every: Duration::from_millis(20),
+            flushing: false,
+            caches: Some(Caches::default()),
+            failures: 0,
+            stale_sessions: vec![],
+        }
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.flushing || self.queue.is_empty() {
+            return;
+        }
+        let Some(caches) = self.caches.take() else { return };
+        let mut batch = Vec::new();
+        let mut rows = 0;
+        while let Some(req) = self.queue.front() {
+            let n = req.samples.len() + req.laps.len();
+            if !batch.is_empty() && rows + n > MAX_BATCH_ROWS {
+                break;
+            }
+            rows += n;
+            if let Some(req) = self.queue.pop_front() {
+                batch.push(req);
+            }
+        }
+        self.queued_rows = self.queued_rows.saturating_sub(rows);
+        self.backlog.sub(rows);
+        self.flushing = true;
+        let pool = self.pool.clone();
+        let isolate = self.failures >= 3;
+        let plans: Vec<Plan> = batch
+            .iter()
+            .map(|r| Plan {
+                driver_id: r.driver_id.clone(),
+                team_id: r.team_id.clone(),
+                stream_id: r.stream_id.clone(),
+                samples: r.samples.clone(),
+                laps: r.laps.clone(),
+            })
+            .collect();
+        let job = actix_rt::task::spawn_blocking(move || {
+            let mut caches = caches;
+            let result = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
+                write_all(&mut conn, &plans, &mut caches, isolate).map_err(|e| e.to_string())
+            });
+            (result, caches)
+        });
+        ctx.spawn(job.into_actor(self).map(move |joined, act, ctx| {
+            act.flushing = false;
+            let (result, caches) = match joined {
+                Ok(v) => v,
+                Err(e) => (Err(format!("flush task failed: {e}")), Caches::default()),
+            };
+            let mut caches = caches;
+            for d in act.stale_sessions.drain(..) {
+                caches.sessions.remove(&d);
+            }
+            act.caches = Some(caches);
+            match result {
+                Ok(results) => {
+                    act.failures = 0;
+                    for (req, stored) in batch.into_iter().zip(results) {
+                        let Some(stored) = stored else {
+                            act.stats.failed();
+                            continue;
+                        };
+                        if let Some(on_lap) = &req.on_lap {
+                            for lap in &stored.laps {
+                                on_lap.do_send(LapStored(lap.clone()));
+                            }
+                        }
+                        if let Some(ack) = req.ack {
+                            ack.send(stored);
+                        }
+                        act.stats.handled();
+                    }
+                    if act.queued_rows >= EAGER_ROWS {
+                        act.flush(ctx);
+                    }
+                }
+                Err(e) => {
+                    // Put the batch back in front, in order, and try again after a pause.
+                    act.failures += 1;
+                    let wait = Duration::from_millis(50u64 << act.failures.min(7));
+                    tracing::error!(error = %e, retry_in_ms = wait.as_millis() as u64, "storing telemetry failed");
+                    for req in batch.into_iter().rev() {
+                        act.queued_rows += req.samples.len() + req.laps.len();
+                        act.backlog.add(req.samples.len() + req.laps.len());
+                        act.queue.push_front(req);
+                    }
+                    ctx.run_later(wait, |act, ctx| act.flush(ctx));
+                }
+            }
+        }));
+    }
+}
+
+struct Plan {
+    driver_id: String,
+    team_id: String,
+    stream_id: Option<String>,
+    samples: Vec<SampleIn>,
+    laps: Vec<LapIn>,
+}
+
+impl Actor for StoreWriter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.stats.started();
+        ctx.run_interval(self.flush_every, |act, ctx| act.flush(ctx));
+    }
+}
+
+impl Handler<Write> for StoreWriter {
+    type Result = ();
+
+    /// Senders check [`Backlog::is_full`] first. Until flushed, a request counts as in the mailbox.
+    fn handle(&mut self, msg: Write, ctx: &mut Context<Self>) {
+        self.stats.received();
+        let rows = msg.0.samples.len() + msg.0.laps.len();
+        self.queued_rows += rows;
+        self.backlog.add(rows);
+        self.queue.push_back(msg.0);
+        if self.queued_rows >= EAGER_ROWS {
+            self.flush(ctx);
+        }
+    }
+}
+
+impl Handler<SessionChanged> for StoreWriter {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionChanged, _: &mut Context<Self>) {
+        match self.caches.as_mut() {
+            Some(c) => {
+                c.sessions.remove(&msg.driver_id);
+            }
+            None => self.stale_sessions.push(msg.driver_id),
+        }
+    }
+}
+
+/// The driver's open session, or a new one when telemetry arrives without one.
+pub fn open_or_start_session(conn: &mut DbConnection, driver_id: &str, team_id: &str) -> QueryResult<String> {
+    let open = racing_sessions::table
+        .filter(racing_sessions::driver_id.eq(driver_id))
+        .filter(racing_sessions::ended_at.is_null())
+        .order(racing_sessions::started_at.desc())
+        .select(racing_sessions::id)
+        .first::<String>(conn)
+        .optional()?;
+    if let Some(id) = open {
+        return Ok(id);
+    }
+    let s = RacingSession {
+        id: uuid::Uuid::now_v7().to_string(),
+        team_id: team_id.to_owned(),
+        driver_id: driver_id.to_owned(),
+        track: "unknown".into(),
+        car: "unknown".into(),
+        started_at: chrono::Utc::now().naive_utc(),
+        ended_at: None,
+    };
+    diesel::insert_into(racing_sessions::table).values(&s).execute(conn)?;
+    Ok(s.id)
+}
+
+/// Compresses a lap's frames for storage (deflate of the JSON of every frame).
+pub fn compress_frames(frames: Vec<TelemetryFrame>) -> std::io::Result<Vec<u8>> {
+    let json = serde_json::to_vec(&LapTelemetry { frames })?;
+    let mut enc = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(json.len() / 6),
+        flate2::Compression::default(),
+    );
+    enc.write_all(&json)?;
+    enc.finish()
+}
+
+/// Reverses [`compress_frames`].
+pub fn decompress_frames(blob: &[u8]) -> std::io::Result<LapTelemetry> {
+    Ok(serde_json::from_reader(flate2::read::DeflateDecoder::new(blob))?)
+}
+
+/// Writes every plan in one transaction; with `isolate` (after repeated failures), each plan in its
+/// own, so one request that can never be stored does not hold back the rest (it gets `None`).
+fn write_all(
+    conn: &mut DbConnection,
+    plans: &[Plan],
+    caches: &mut Caches,
+    isolate: bool,
+) -> QueryResult<Vec<Option<Stored>>> {
+    if !isolate {
+        // The caches are only updated when the transaction commits.
+        let mut trial = Caches { watermarks: caches.watermarks.clone(), sessions: caches.sessions.clone() };
+        let out: Vec<Stored> =
+            conn.transaction(|c| plans.iter().map(|p| write_one(c, p, &mut trial)).collect())?;
+        *caches = trial;
+        return Ok(out.into_iter().map(Some).collect());
+    }
+    let mut out = Vec::with_capacity(plans.len());
+    for p in plans {
+        let mut trial = Caches { watermarks: caches.watermarks.clone(), sessions: caches.sessions.clone() };
+        match conn.transaction(|c| write_one(c, p, &mut trial)) {
+            Ok(stored) => {
+                *caches = trial;
+                out.push(Some(stored));
+            }
+            Err(e) => {
+                tracing::error!(driver = %p.driver_id, error = %e, "dropping a write that cannot be stored; it was not acknowledged");
+                out.push(None);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn write_one(conn: &mut DbConnection, p: &Plan, caches: &mut Caches) -> QueryResult<Stored> {
+    let session_id = match caches.sessions.get(&p.driver_id) {
+        Some(s) => s.clone(),
+        None => {
+            let s = open_or_start_session(conn, &p.driver_id, &p.team_id)?;
+            caches.sessions.insert(p.driver_id.clone(), s.clone());
+            s
+        }
+    };
+    let now = chrono::Utc::now().naive_utc();
+    let mut watermark = None;
+    if let Some(stream) = &p.stream_id {
+        let key = (p.driver_id.clone(), stream.clone());
+        let w = match caches.watermarks.get(&key) {
+            Some(w) => *w,
+            None => telemetry_samples::table
+                .filter(telemetry_samples::driver_id.eq(&p.driver_id))
+                .filter(telemetry_samples::stream_id.eq(stream))
+                .select(diesel::dsl::max(telemetry_samples::seq))
+                .first::<Option<i64>>(conn)?
+                .unwrap_or(-1),
+        };
+        watermark = Some((key, w));
+    }
+    let fresh: Vec<TelemetrySampleRow> = p
+        .samples
+        .iter()
+        .filter(|s| match (&watermark, s.seq) {
+            (Some((_, w)), Some(seq)) => i64::try_from(seq).unwrap_or(i64::MAX) > *w,
+            _ => true,
+        })
+        .map(|s| TelemetrySampleRow {
+            id: s.id.clone(),
+            driver_id: p.driver_id.clone(),
+            session_id: Some(session_id.clone()),
+            stream_id: p.stream_id.clone(),
+            seq: s.seq.map(|q| i64::try_from(q).unwrap_or(i64::MAX)),
+            recorded_at: s.recorded_at,
+            received_at: now,
+            data: s.data.clone(),
+        })
+        .collect();
+    // Multi-row inserts on the concrete connection: MultiBackend cannot express them.
+    for chunk in fresh.chunks(200) {
+        let insert = diesel::insert_into(telemetry_samples::table).values(chunk);
+        match conn {
+            DbConnection::Pg(c) => insert.execute(c)?,
+            DbConnection::Sqlite(c) => insert.execute(c)?,
+        };
+    }
+    let max_seq = p.samples.iter().filter_map(|s| s.seq).max();
+    if let Some((key, w)) = watermark {
+        let new = max_seq.map(|m| i64::try_from(m).unwrap_or(i64::MAX)).unwrap_or(w).max(w);
+        caches.watermarks.insert(key, new);
+    }
+    if !p.samples.is_empty() {
+        diesel::update(drivers::table.find(&p.driver_id))
+            .set(drivers::last_active.eq(Some(now)))
+            .execute(conn)?;
+    }
+    let mut laps = Vec::with_capacity(p.laps.len());
+    for lap in &p.laps {
+        // A lap already stored (its frames were resent after a restart) is not stored twice.
+        let exists = schema::db::schema::laps::table
+            .filter(schema::db::schema::laps::session_id.eq(&session_id))
+            .filter(schema::db::schema::laps::lap_number.eq(lap.lap_number))
+            .select(schema::db::schema::laps::id)
+            .first::<String>(conn)
+            .optional()?
+            .is_some();
+        if exists {
+            continue;
+        }
+        let sample_count = i32::try_from(lap.frames.len()).unwrap_or(i32::MAX);
+        let row = NewLap {
+            id: lap.id.clone(),
+            session_id: session_id.clone(),
+            driver_id: p.driver_id.clone(),
+            team_id: p.team_id.clone(),
+            lap_number: lap.lap_number,
+            lap_time: lap.lap_time,
+            valid: lap.valid,
+            fuel_used: lap.fuel_used,
+            sector_times: serde_json::to_string(&lap.sector_times).unwrap_or_else(|_| "[]".into()),
+            sample_count,
+            telemetry: compress_frames(lap.frames.clone())
+                .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?,
+            completed_at: now,
+        };
+        diesel::insert_into(schema::db::schema::laps::table).values(&row).execute(conn)?;
+        laps.push(LapSummary {
+            id: row.id,
+            session_id: row.session_id,
+            driver_id: row.driver_id,
+            lap_number: row.lap_number,
+            lap_time: row.lap_time,
+            valid: row.valid,
+            fuel_used: row.fuel_used,
+            sector_times: lap.sector_times.clone(),
+            sample_count,
+            completed_at: now.and_utc(),
+        });
+    }
+    Ok(Stored {
+        driver_id: p.driver_id.clone(),
+        stream_id: p.stream_id.clone(),
+        seq: max_seq,
+        ids: p.samples.iter().map(|s| s.id.clone()).collect(),
+        laps,
+    })
+}

@@ -1,0 +1,140 @@
+//! The actor system as the runtime sees it: [`Env`] (what every actor shares: registry, store
+//! writer, restart policy, idle time, session arbiters) and [`ActorSystem`], a handle that starts
+//! the tree and resolves team and driver actors by id. Reads no env vars; the runtime passes its
+//! configuration in [`SystemOptions`].
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use schema::db::DbPool;
+use schema::wire::Envelope;
+
+use crate::driver_session::DriverSession;
+use crate::registry::Registry;
+use crate::runtime_supervisor::{GetTeam, RuntimeSupervisor};
+use crate::store_writer::{Backlog, SessionChanged, StoreWriter};
+use crate::supervision::{Control, RestartPolicy};
+use crate::team_hub::{Broadcast, TeamHub};
+use crate::team_supervisor::{GetDriver, GetHub, TeamSupervisor};
+
+#[derive(Debug, Clone)]
+pub struct SystemOptions {
+    pub server_id: String,
+    pub policy: RestartPolicy,
+    /// A driver session with no node and no data for this long is stopped.
+    pub idle_timeout: Duration,
+    /// Threads that run driver sessions (each an actix arbiter).
+    pub session_threads: usize,
+}
+
+impl Default for SystemOptions {
+    fn default() -> Self {
+        Self {
+            server_id: "pitbox".into(),
+            policy: RestartPolicy::default(),
+            idle_timeout: Duration::from_secs(300),
+            session_threads: 2,
+        }
+    }
+}
+
+/// Shared by every actor.
+#[derive(Clone)]
+pub struct Env {
+    pub registry: Registry,
+    pub store: Addr<StoreWriter>,
+    pub backlog: Backlog,
+    pub policy: RestartPolicy,
+    pub idle_timeout: Duration,
+    arbiters: Arc<Vec<ArbiterHandle>>,
+    next: Arc<AtomicUsize>,
+}
+
+impl Env {
+    /// Session arbiters in turn, so driver sessions spread over the cores.
+    pub fn next_arbiter(&self) -> ArbiterHandle {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        match self.arbiters.get(i % self.arbiters.len().max(1)) {
+            Some(a) => a.clone(),
+            None => Arbiter::current(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SystemError {
+    #[error("actor system is shutting down")]
+    Gone,
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<MailboxError> for SystemError {
+    fn from(_: MailboxError) -> Self {
+        SystemError::Gone
+    }
+}
+
+/// A handle on the running tree; cheap to clone.
+#[derive(Clone)]
+pub struct ActorSystem {
+    pub env: Env,
+    root: Addr<RuntimeSupervisor>,
+}
+
+impl ActorSystem {
+    /// Starts the tree on the current actix system. Must run inside one.
+    pub fn start(pool: DbPool, options: SystemOptions) -> ActorSystem {
+        let registry = Registry::new(&options.server_id);
+        let backlog = Backlog::default();
+        let store_stats = registry.register("/runtime/store", "store_writer");
+        let store = StoreWriter::new(pool, store_stats, backlog.clone()).start();
+        let arbiters = (0..options.session_threads.max(1)).map(|_| Arbiter::new().handle()).collect();
+        let env = Env {
+            registry,
+            store,
+            backlog,
+            policy: options.policy,
+            idle_timeout: options.idle_timeout,
+            arbiters: Arc::new(arbiters),
+            next: Arc::default(),
+        };
+        let root = RuntimeSupervisor::new(env.clone()).start();
+        ActorSystem { env, root }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.env.registry
+    }
+
+    pub async fn team(&self, team_id: &str) -> Result<Addr<TeamSupervisor>, SystemError> {
+        Ok(self.root.send(GetTeam { team_id: team_id.to_owned() }).await?)
+    }
+
+    pub async fn driver(&self, team_id: &str, driver_id: &str) -> Result<Addr<DriverSession>, SystemError> {
+        let team = self.team(team_id).await?;
+        team.send(GetDriver { driver_id: driver_id.to_owned() }).await?.map_err(SystemError::Unavailable)
+    }
+
+    pub async fn hub(&self, team_id: &str) -> Result<Addr<TeamHub>, SystemError> {
+        Ok(self.team(team_id).await?.send(GetHub).await?)
+    }
+
+    /// Pushes an event to every dashboard of the team.
+    pub async fn broadcast(&self, team_id: &str, envelope: Envelope) -> Result<(), SystemError> {
+        self.hub(team_id).await?.do_send(Broadcast(Arc::new(envelope)));
+        Ok(())
+    }
+
+    /// A driver's racing session was started or ended outside the actors (the REST API).
+    pub fn session_changed(&self, driver_id: &str) {
+        self.env.store.do_send(SessionChanged { driver_id: driver_id.to_owned() });
+    }
+
+    /// Sends an operator control to the actor at `path`; `false` if no live actor is there.
+    pub fn control(&self, path: &str, msg: Control) -> bool {
+        self.env.registry.get(path).is_some_and(|s| s.control(msg))
+    }
+}

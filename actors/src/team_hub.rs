@@ -1,0 +1,178 @@
+//! TeamHub: a team's fan-out point. Dashboards subscribe here; they get the live-sample channels
+//! of the team's drivers (`watch` receivers: each subscriber reads the latest sample at its own rate,
+//! so a slow one never queues anything) and the team's events (messages, handoffs, coaching, driver
+//! status, laps) pushed with `try_send` into their bounded mailboxes: a stalled subscriber loses
+//! events (counted), it never grows the server's memory or slows anyone. Its state lives in a slot
+//! that survives restarts, so subscribers stay subscribed. Reads no env vars.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use actix::prelude::*;
+use schema::wire::Envelope;
+use tokio::sync::watch;
+
+use crate::driver_session::Latest;
+use crate::registry::Stats;
+use crate::supervision::{fail, guarded, ChildFailed, Control, Fatal};
+use crate::system::Env;
+
+/// What a subscriber receives from the hub.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub enum Push {
+    Event(Arc<Envelope>),
+    /// A driver of the team appeared; read its samples from this channel.
+    DriverJoined(String, watch::Receiver<Latest>),
+}
+
+#[derive(Message)]
+#[rtype(result = "Vec<(String, watch::Receiver<Latest>)>")]
+pub struct Subscribe {
+    pub id: u64,
+    pub events: Recipient<Push>,
+}
+
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Unsubscribe {
+    pub id: u64,
+}
+
+/// Pushes an event to every subscriber of the team.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Broadcast(pub Arc<Envelope>);
+
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RegisterDriver {
+    pub driver_id: String,
+    pub latest: watch::Receiver<Latest>,
+}
+
+#[derive(Default)]
+pub struct HubShared {
+    subscribers: HashMap<u64, Recipient<Push>>,
+    drivers: BTreeMap<String, watch::Receiver<Latest>>,
+    /// Events a full subscriber mailbox could not take.
+    pub dropped: u64,
+}
+
+pub type HubSlot = Arc<Mutex<HubShared>>;
+
+pub struct TeamHub {
+    stats: Arc<Stats>,
+    parent: Recipient<ChildFailed>,
+    shared: HubSlot,
+}
+
+impl TeamHub {
+    pub fn new(env: &Env, team_id: &str, parent: Recipient<ChildFailed>, shared: HubSlot) -> Self {
+        let stats = env.registry.register(&format!("/teams/{team_id}/hub"), "team_hub");
+        Self { stats, parent, shared }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut HubShared) -> R) -> Result<R, Fatal> {
+        let mut g = self.shared.lock().map_err(|_| Fatal("hub state poisoned".into()))?;
+        Ok(f(&mut g))
+    }
+
+    fn push_all(shared: &mut HubShared, push: &Push) {
+        let mut gone = vec![];
+        for (id, r) in &shared.subscribers {
+            match r.try_send(push.clone()) {
+                Ok(()) => {}
+                Err(SendError::Full(_)) => shared.dropped += 1,
+                Err(SendError::Closed(_)) => gone.push(*id),
+            }
+        }
+        for id in gone {
+            shared.subscribers.remove(&id);
+        }
+    }
+
+    fn run<R>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        f: impl FnOnce(&mut Self) -> Result<R, Fatal>,
+    ) -> Option<R> {
+        self.stats.received();
+        match guarded(&self.stats.clone(), || f(self)) {
+            Ok(r) => Some(r),
+            Err(reason) => {
+                fail::<Self>(ctx, &self.stats, &self.parent, reason);
+                None
+            }
+        }
+    }
+}
+
+impl Actor for TeamHub {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.stats.started();
+        self.stats.set_control(ctx.address().recipient());
+        ctx.set_mailbox_capacity(100_000);
+    }
+}
+
+impl Handler<Subscribe> for TeamHub {
+    type Result = MessageResult<Subscribe>;
+
+    fn handle(&mut self, msg: Subscribe, ctx: &mut Context<Self>) -> Self::Result {
+        let drivers = self.run(ctx, |hub| {
+            hub.with(|s| {
+                s.subscribers.insert(msg.id, msg.events);
+                s.drivers.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>()
+            })
+        });
+        MessageResult(drivers.unwrap_or_default())
+    }
+}
+
+impl Handler<Unsubscribe> for TeamHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unsubscribe, ctx: &mut Context<Self>) {
+        self.run(ctx, |hub| {
+            hub.with(|s| {
+                s.subscribers.remove(&msg.id);
+            })
+        });
+    }
+}
+
+impl Handler<Broadcast> for TeamHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Broadcast, ctx: &mut Context<Self>) {
+        self.run(ctx, |hub| hub.with(|s| Self::push_all(s, &Push::Event(msg.0))));
+    }
+}
+
+impl Handler<RegisterDriver> for TeamHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: RegisterDriver, ctx: &mut Context<Self>) {
+        self.run(ctx, |hub| {
+            hub.with(|s| {
+                s.drivers.insert(msg.driver_id.clone(), msg.latest.clone());
+                Self::push_all(s, &Push::DriverJoined(msg.driver_id, msg.latest));
+            })
+        });
+    }
+}
+
+impl Handler<Control> for TeamHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Control, ctx: &mut Context<Self>) {
+        if msg == Control::Stop {
+            ctx.stop();
+            return;
+        }
+        self.run(ctx, |hub| -> Result<(), Fatal> { panic!("fault injected into {}", hub.stats.path) });
+    }
+}

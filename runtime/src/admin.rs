@@ -1,0 +1,133 @@
+//! `/admin`: the engineers' view of the live actor tree. `GET /admin/actors` returns it as JSON;
+//! `GET /admin/actors/stream` (WebSocket; token in `Authorization` or `?access_token=`) pushes a
+//! fresh snapshot every second; `POST /admin/actors/fault {path}` makes an actor panic (admins only,
+//! and only when `PITBOX_FAULT_INJECTION` is on). Engineers see the runtime and their own teams;
+//! admins see everything. Reads no env vars.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web_actors::ws;
+use pitbox_actors::supervision::Control;
+use pitbox_actors::ActorSystem;
+use schema::wire::{ActorTree, Envelope, Message as Wire, Role, Success};
+use serde::Deserialize;
+
+use crate::auth::{AuthUser, Keys};
+use crate::config::Config;
+use crate::error::{ApiError, ApiResult};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/actors", web::get().to(tree))
+        .route("/admin/actors/stream", web::get().to(stream))
+        .route("/admin/actors/fault", web::post().to(fault));
+}
+
+fn require_engineer(user: &AuthUser) -> Result<(), ApiError> {
+    match user.role {
+        Role::Engineer | Role::Admin => Ok(()),
+        _ => Err(ApiError::forbidden("engineer or admin role required")),
+    }
+}
+
+/// The tree as `user` may see it: admins everything, engineers all but other teams.
+fn visible_tree(system: &ActorSystem, user: &AuthUser) -> ActorTree {
+    let mut tree = system.registry().tree();
+    if !user.is_admin() {
+        tree.root.retain(|n| match n.path.strip_prefix("/teams/") {
+            Some(team) => user.teams.iter().any(|t| t == team),
+            None => true,
+        });
+    }
+    tree
+}
+
+pub async fn tree(user: AuthUser, system: web::Data<ActorSystem>) -> ApiResult<web::Json<ActorTree>> {
+    require_engineer(&user)?;
+    Ok(web::Json(visible_tree(&system, &user)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FaultRequest {
+    pub path: String,
+}
+
+pub async fn fault(
+    user: AuthUser,
+    system: web::Data<ActorSystem>,
+    config: web::Data<Config>,
+    body: web::Json<FaultRequest>,
+) -> ApiResult<web::Json<Success>> {
+    if !config.fault_injection {
+        return Err(ApiError::forbidden("fault injection is disabled (PITBOX_FAULT_INJECTION)"));
+    }
+    user.require_admin()?;
+    if system.control(&body.path, Control::Panic) {
+        tracing::warn!(path = %body.path, by = %user.username, "fault injected");
+        Ok(web::Json(Success { success: true }))
+    } else {
+        Err(ApiError::not_found("live actor", &body.path))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StreamQuery {
+    pub access_token: Option<String>,
+}
+
+pub async fn stream(
+    req: HttpRequest,
+    payload: web::Payload,
+    keys: web::Data<Keys>,
+    system: web::Data<ActorSystem>,
+    query: web::Query<StreamQuery>,
+) -> Result<HttpResponse, actix_web::Error> {
+    // Browsers cannot set headers on a WebSocket, so the token may come in the query.
+    let user = match &query.access_token {
+        Some(t) => AuthUser::from_claims(keys.verify(t)?),
+        None => <AuthUser as actix_web::FromRequest>::extract(&req).await?,
+    };
+    require_engineer(&user)?;
+    ws::start(TreeStream { system: system.get_ref().clone(), user }, &req, payload)
+}
+
+/// Pushes the actor tree every second to one engineer.
+struct TreeStream {
+    system: ActorSystem,
+    user: AuthUser,
+}
+
+impl TreeStream {
+    fn push(&self, ctx: &mut ws::WebsocketContext<Self>) {
+        let tree = visible_tree(&self.system, &self.user);
+        match serde_json::to_string(&Envelope::new(Wire::ActorTree(Box::new(tree)))) {
+            Ok(text) => ctx.text(text),
+            Err(e) => tracing::error!(error = %e, "cannot encode the actor tree"),
+        }
+    }
+}
+
+impl Actor for TreeStream {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(16);
+        self.push(ctx);
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| act.push(ctx));
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for TreeStream {
+    fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        match msg {
+            Ok(ws::Message::Ping(p)) => ctx.pong(&p),
+            Ok(ws::Message::Close(r)) => {
+                ctx.close(r);
+                ctx.stop();
+            }
+            Ok(_) => {}
+            Err(_) => ctx.stop(),
+        }
+    }
+}

@@ -1,0 +1,596 @@
+//! `GET /ws`: the WebSocket transport, one `WsSession` actor per connection (actix-web-actors).
+//!
+//! Handshake of the original protocol: the server sends `connection_established`; the client must
+//! answer `authenticate {token, clientType, version}` within the auth timeout, and nothing else is
+//! accepted before that (close 1008). Then:
+//! - a driver node sends `telemetry_update` / `telemetry_batch` for its own driver; frames go to its
+//!   `DriverSession` and the node gets `ack {seq}` once they are durably stored;
+//! - a dashboard sends `subscribe {teamId, driverId?, rateHz?}` and receives its team's events and
+//!   the latest samples at its rate (latest-wins: a slow reader skips samples, it never queues
+//!   them), `send_team_message`, `request_handoff`, `answer_handoff` reach the same code as REST.
+//! Bad frames get a typed `error`; frames over the size limit close with 1009; pings keep the
+//! connection alive and dead ones are dropped. Reads no env vars (limits come from the config).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web_actors::ws::{self, CloseCode, CloseReason};
+use pitbox_actors::driver_session::{DriverSession, Frames, IngestError, Latest, NodeConnection};
+use pitbox_actors::store_writer::{AckTo, Stored};
+use pitbox_actors::team_hub::{Push, Subscribe as HubSubscribe, TeamHub, Unsubscribe as HubUnsubscribe};
+use pitbox_actors::ActorSystem;
+use schema::wire::{
+    Ack, Authenticate, AuthenticationResult, ClientType, ConnectionEstablished, Envelope, ErrorBody,
+    ErrorCode, HandoffStatus, Message as Wire, Subscribe, Subscribed, TelemetryFrame, PROTOCOL_VERSION,
+};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use tokio::sync::watch;
+
+use crate::auth::{AuthUser, Keys};
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::store;
+
+const PING_EVERY: Duration = Duration::from_secs(10);
+const DEAD_AFTER: Duration = Duration::from_secs(30);
+/// Protocol errors tolerated on one connection before it is closed (1008).
+const MAX_ERRORS: u32 = 50;
+/// Team events waiting for one dashboard; beyond it they are dropped for that dashboard.
+const EVENT_MAILBOX: usize = 256;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+pub async fn connect(
+    req: HttpRequest,
+    stream: web::Payload,
+    keys: web::Data<Keys>,
+    system: web::Data<ActorSystem>,
+    db: web::Data<Db>,
+    metrics: web::Data<Metrics>,
+    config: web::Data<Config>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let session = WsSession {
+        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        keys: keys.into_inner(),
+        system: system.get_ref().clone(),
+        db: db.get_ref().clone(),
+        metrics: metrics.into_inner(),
+        server_id: config.server_id.clone(),
+        auth_timeout: config.ws_auth_timeout,
+        team_rate: config.team_rate_hz,
+        driver_rate: config.driver_rate_hz,
+        user: None,
+        last_heard: Instant::now(),
+        seq: 0,
+        errors: 0,
+        node: None,
+        subs: BTreeMap::new(),
+        hubs: BTreeMap::new(),
+    };
+    ws::WsResponseBuilder::new(session, &req, stream).frame_size(config.ws_max_frame_bytes).start()
+}
+
+/// The driver a node connection publishes as.
+struct NodeLink {
+    team_id: String,
+    driver_id: String,
+    session: Option<Addr<DriverSession>>,
+    resolving: bool,
+}
+
+/// One dashboard subscription: the team view, or one driver's full-rate stream.
+struct Sub {
+    receivers: BTreeMap<String, watch::Receiver<Latest>>,
+    timer: SpawnHandle,
+}
+
+pub struct WsSession {
+    id: u64,
+    keys: std::sync::Arc<Keys>,
+    system: ActorSystem,
+    db: Db,
+    metrics: std::sync::Arc<Metrics>,
+    server_id: String,
+    auth_timeout: Duration,
+    team_rate: u16,
+    driver_rate: u16,
+    user: Option<AuthUser>,
+    last_heard: Instant,
+    seq: u64,
+    errors: u32,
+    node: Option<NodeLink>,
+    /// Subscriptions by (team, driver).
+    subs: BTreeMap<(String, Option<String>), Sub>,
+    /// Hubs whose events this connection receives.
+    hubs: BTreeMap<String, Addr<TeamHub>>,
+}
+
+/// `{"type": "telemetry_update", "data": <shared JSON>, "from": …, "seq": …}` without
+/// re-serialising the sample for every subscriber.
+#[derive(Serialize)]
+struct SharedPush<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    data: &'a RawValue,
+    from: &'a str,
+    seq: u64,
+}
+
+impl WsSession {
+    fn send(&mut self, ctx: &mut ws::WebsocketContext<Self>, mut env: Envelope) {
+        self.seq += 1;
+        env.seq = Some(self.seq);
+        match serde_json::to_string(&env) {
+            Ok(text) => ctx.text(text),
+            Err(e) => tracing::error!(error = %e, "cannot encode a push"),
+        }
+    }
+
+    fn error(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        code: ErrorCode,
+        message: String,
+        id: Option<String>,
+    ) {
+        self.errors += 1;
+        if self.errors == 1 {
+            // Logged once per connection; the counter covers the rest.
+            tracing::info!(conn = self.id, ?code, %message, "rejected a client message");
+        }
+        let body = ErrorBody { code, message, request_id: id.clone() };
+        self.send(ctx, Envelope { id, ..Envelope::new(Wire::Error(body)) });
+        if self.errors > MAX_ERRORS {
+            self.close(ctx, CloseCode::Policy, "too many protocol errors");
+        }
+    }
+
+    fn api_error(&mut self, ctx: &mut ws::WebsocketContext<Self>, e: ApiError, id: Option<String>) {
+        self.error(ctx, e.code, e.message, id);
+    }
+
+    fn close(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: CloseCode, why: &str) {
+        ctx.close(Some(CloseReason { code, description: Some(why.to_owned()) }));
+        ctx.stop();
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        let env: Envelope = match serde_json::from_str(text) {
+            Ok(env) => env,
+            Err(e) => {
+                let value = serde_json::from_str::<serde_json::Value>(text);
+                let (code, message) = match &value {
+                    Err(_) => (ErrorCode::InvalidJson, format!("malformed JSON: {e}")),
+                    Ok(v) => match v.get("type").and_then(|t| t.as_str()) {
+                        Some(t) if !Wire::TYPES.contains(&t) => {
+                            (ErrorCode::UnknownMessageType, format!("unknown message type {t:?}"))
+                        }
+                        None => (ErrorCode::InvalidField, "missing field `type`".to_owned()),
+                        Some(_) => (ErrorCode::InvalidField, e.to_string()),
+                    },
+                };
+                if self.user.is_none() {
+                    return self.close(ctx, CloseCode::Policy, "authenticate first");
+                }
+                let id = value.ok().and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned));
+                return self.error(ctx, code, message, id);
+            }
+        };
+        let id = env.id.clone();
+        if self.user.is_none() {
+            return match env.message {
+                Wire::Authenticate(a) => self.authenticate(a, id, ctx),
+                _ => self.close(ctx, CloseCode::Policy, "authenticate first"),
+            };
+        }
+        match env.message {
+            Wire::Authenticate(_) => {
+                self.error(ctx, ErrorCode::BadRequest, "already authenticated".into(), id)
+            }
+            Wire::TelemetryUpdate(u) => {
+                let u = *u;
+                self.telemetry(u.driver_id, None, vec![u.frame], env.to, id, ctx)
+            }
+            Wire::TelemetryBatch(b) => self.telemetry(b.driver_id, b.stream_id, b.frames, env.to, id, ctx),
+            Wire::Subscribe(s) => self.subscribe(s, id, ctx),
+            Wire::Unsubscribe(s) => {
+                if let Some(sub) = self.subs.remove(&(s.team_id.clone(), s.driver_id.clone())) {
+                    ctx.cancel_future(sub.timer);
+                }
+                if !self.subs.keys().any(|(t, _)| *t == s.team_id) {
+                    if let Some(hub) = self.hubs.remove(&s.team_id) {
+                        hub.do_send(HubUnsubscribe { id: self.id });
+                    }
+                }
+            }
+            Wire::SendTeamMessage(m) => {
+                let (db, system, user) = (self.db.clone(), self.system.clone(), self.user.clone());
+                let fut = async move {
+                    let user = user.ok_or_else(|| ApiError::forbidden("not authenticated"))?;
+                    crate::routes::messages::send(&db, &system, &user, m.team_id, m.message).await
+                };
+                ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| match r {
+                    Ok(msg) => act.send(ctx, Envelope { id, ..Envelope::new(Wire::TeamMessage(msg)) }),
+                    Err(e) => act.api_error(ctx, e, id),
+                }));
+            }
+            Wire::RequestHandoff(h) => {
+                let (db, system, user) = (self.db.clone(), self.system.clone(), self.user.clone());
+                let fut = async move {
+                    let user = user.ok_or_else(|| ApiError::forbidden("not authenticated"))?;
+                    crate::routes::messages::request_handoff(&db, &system, &user, h.team_id, h.handoff).await
+                };
+                ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| match r {
+                    Ok(h) => {
+                        act.send(ctx, Envelope { id, ..Envelope::new(Wire::HandoffRequest(Box::new(h))) })
+                    }
+                    Err(e) => act.api_error(ctx, e, id),
+                }));
+            }
+            Wire::AnswerHandoff(a) => {
+                if a.status == HandoffStatus::Pending {
+                    return self.error(
+                        ctx,
+                        ErrorCode::InvalidField,
+                        "status: cannot go back to pending".into(),
+                        id,
+                    );
+                }
+                let (db, system, user) = (self.db.clone(), self.system.clone(), self.user.clone());
+                let fut = async move {
+                    let user = user.ok_or_else(|| ApiError::forbidden("not authenticated"))?;
+                    crate::routes::messages::answer(&db, &system, &user, a.id, a.status).await
+                };
+                ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| match r {
+                    Ok(h) => {
+                        act.send(ctx, Envelope { id, ..Envelope::new(Wire::HandoffRequest(Box::new(h))) })
+                    }
+                    Err(e) => act.api_error(ctx, e, id),
+                }));
+            }
+            _ => self.error(
+                ctx,
+                ErrorCode::BadRequest,
+                "this message type is sent by the server only".into(),
+                id,
+            ),
+        }
+    }
+
+    fn authenticate(&mut self, a: Authenticate, id: Option<String>, ctx: &mut ws::WebsocketContext<Self>) {
+        let user = match self.keys.verify(&a.token) {
+            Ok(claims) => AuthUser::from_claims(claims),
+            Err(e) => {
+                let result = AuthenticationResult {
+                    success: false,
+                    user_id: None,
+                    role: None,
+                    error: Some(ErrorBody { code: e.code, message: e.message.clone(), request_id: None }),
+                };
+                self.send(ctx, Envelope { id, ..Envelope::new(Wire::AuthenticationResult(result)) });
+                return self.close(ctx, CloseCode::Policy, "authentication failed");
+            }
+        };
+        if a.client_type == ClientType::DriverNode {
+            let Some(driver_id) = user.driver_id.clone() else {
+                let result = AuthenticationResult {
+                    success: false,
+                    user_id: Some(user.id.clone()),
+                    role: Some(user.role),
+                    error: Some(ErrorBody {
+                        code: ErrorCode::Forbidden,
+                        message: "driver nodes need a user with a driver profile".into(),
+                        request_id: None,
+                    }),
+                };
+                self.send(ctx, Envelope { id, ..Envelope::new(Wire::AuthenticationResult(result)) });
+                return self.close(ctx, CloseCode::Policy, "not a driver");
+            };
+            // The node's driver session is resolved before the handshake completes, so frames
+            // that follow are handed over in order.
+            let (db, system) = (self.db.clone(), self.system.clone());
+            let lookup = driver_id.clone();
+            let fut = async move {
+                let driver = db.run(move |c| store::get_driver(c, &lookup)).await?;
+                let session = system
+                    .driver(&driver.team_id, &driver.id)
+                    .await
+                    .map_err(|e| ApiError::unavailable(e.to_string()))?;
+                Ok::<_, ApiError>((driver.team_id, session))
+            };
+            ctx.wait(fut.into_actor(self).map(move |r, act, ctx| match r {
+                Ok((team_id, session)) => {
+                    session.do_send(NodeConnection(true));
+                    act.node =
+                        Some(NodeLink { team_id, driver_id, session: Some(session), resolving: false });
+                    act.accept(user, id, ctx);
+                }
+                Err(e) => {
+                    let result = AuthenticationResult {
+                        success: false,
+                        user_id: Some(user.id.clone()),
+                        role: Some(user.role),
+                        error: Some(ErrorBody { code: e.code, message: e.message, request_id: None }),
+                    };
+                    act.send(ctx, Envelope { id, ..Envelope::new(Wire::AuthenticationResult(result)) });
+                    act.close(ctx, CloseCode::Policy, "driver unavailable");
+                }
+            }));
+        } else {
+            self.accept(user, id, ctx);
+        }
+    }
+
+    fn accept(&mut self, user: AuthUser, id: Option<String>, ctx: &mut ws::WebsocketContext<Self>) {
+        let result = AuthenticationResult {
+            success: true,
+            user_id: Some(user.id.clone()),
+            role: Some(user.role),
+            error: None,
+        };
+        self.user = Some(user);
+        self.send(ctx, Envelope { id, ..Envelope::new(Wire::AuthenticationResult(result)) });
+    }
+
+    fn telemetry(
+        &mut self,
+        driver_id: String,
+        stream_id: Option<String>,
+        frames: Vec<TelemetryFrame>,
+        to: Option<String>,
+        id: Option<String>,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let Some(node) = &self.node else {
+            return self.error(ctx, ErrorCode::Forbidden, "only driver nodes send telemetry".into(), id);
+        };
+        if driver_id != node.driver_id {
+            return self.error(
+                ctx,
+                ErrorCode::Forbidden,
+                "drivers may publish only their own telemetry".into(),
+                id,
+            );
+        }
+        let own_path = pitbox_actors::driver_session::driver_path(&node.team_id, &node.driver_id);
+        if to.as_ref().is_some_and(|t| *t != own_path) {
+            return self.error(
+                ctx,
+                ErrorCode::Forbidden,
+                format!("you may not address {}", to.unwrap_or_default()),
+                id,
+            );
+        }
+        if frames.is_empty() {
+            return;
+        }
+        let Some(session) = node.session.clone().filter(|s| s.connected()) else {
+            self.reresolve(ctx);
+            return self.error(ctx, ErrorCode::Unavailable, "driver session restarting; resend".into(), id);
+        };
+        let ack = AckTo::Actor(ctx.address().recipient::<Stored>());
+        let request = session.send(Frames { stream_id, frames, ack: Some(ack) });
+        ctx.spawn(request.into_actor(self).map(move |r, act, ctx| match r {
+            Ok(Ok(fresh)) => {
+                act.metrics.telemetry_samples.inc_by(fresh as u64);
+            }
+            Ok(Err(IngestError::Invalid(m))) => act.error(ctx, ErrorCode::InvalidField, m, id),
+            Ok(Err(e)) => act.error(ctx, ErrorCode::Unavailable, e.to_string(), id),
+            Err(_) => {
+                act.reresolve(ctx);
+                act.error(ctx, ErrorCode::Unavailable, "driver session restarting; resend".into(), id);
+            }
+        }));
+    }
+
+    /// The node's session stopped (restarted by its supervisor): look up the new one.
+    fn reresolve(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(node) = self.node.as_mut() else { return };
+        if node.resolving {
+            return;
+        }
+        node.resolving = true;
+        node.session = None;
+        let (system, team, driver) = (self.system.clone(), node.team_id.clone(), node.driver_id.clone());
+        ctx.spawn(async move { system.driver(&team, &driver).await }.into_actor(self).map(|r, act, ctx| {
+            let Some(node) = act.node.as_mut() else { return };
+            node.resolving = false;
+            match r {
+                Ok(session) => {
+                    session.do_send(NodeConnection(true));
+                    node.session = Some(session);
+                }
+                // Stopped for now by its supervisor: try again; the node keeps its frames meanwhile.
+                Err(_) => {
+                    ctx.run_later(Duration::from_millis(500), |act, ctx| act.reresolve(ctx));
+                }
+            }
+        }));
+    }
+
+    fn subscribe(&mut self, s: Subscribe, id: Option<String>, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(user) = &self.user else { return };
+        if !user.can_read_team(&s.team_id) {
+            return self.error(ctx, ErrorCode::Forbidden, "you are not a member of this team".into(), id);
+        }
+        let default = if s.driver_id.is_some() { self.driver_rate } else { self.team_rate };
+        let rate = s.rate_hz.unwrap_or(default).clamp(1, self.driver_rate.max(self.team_rate));
+        let (system, db, team) = (self.system.clone(), self.db.clone(), s.team_id.clone());
+        let me = ctx.address().recipient::<Push>();
+        let conn_id = self.id;
+        let known = self.hubs.get(&s.team_id).cloned();
+        let fut = async move {
+            let lookup = team.clone();
+            db.run(move |c| store::get_team(c, &lookup)).await?;
+            let hub = match known {
+                Some(h) => h,
+                None => system.hub(&team).await.map_err(|e| ApiError::unavailable(e.to_string()))?,
+            };
+            let drivers = hub
+                .send(HubSubscribe { id: conn_id, events: me })
+                .await
+                .map_err(|e| ApiError::unavailable(e.to_string()))?;
+            Ok::<_, ApiError>((hub, drivers))
+        };
+        ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| {
+            let (hub, drivers) = match r {
+                Ok(v) => v,
+                Err(e) => return act.api_error(ctx, e, id),
+            };
+            act.hubs.insert(s.team_id.clone(), hub);
+            let key = (s.team_id.clone(), s.driver_id.clone());
+            if let Some(old) = act.subs.remove(&key) {
+                ctx.cancel_future(old.timer);
+            }
+            let mut receivers = BTreeMap::new();
+            for (driver, mut rx) in drivers {
+                if s.driver_id.as_ref().is_none_or(|d| *d == driver) {
+                    rx.mark_changed();
+                    receivers.insert(driver, rx);
+                }
+            }
+            let period = Duration::from_secs_f64(1.0 / f64::from(rate));
+            let tick_key = key.clone();
+            let timer = ctx.run_interval(period, move |act, ctx| act.flush_latest(&tick_key, ctx));
+            let answer = Subscribed {
+                team_id: s.team_id.clone(),
+                driver_id: s.driver_id.clone(),
+                rate_hz: rate,
+                drivers: receivers.keys().cloned().collect(),
+            };
+            act.subs.insert(key.clone(), Sub { receivers, timer });
+            act.send(ctx, Envelope { id, ..Envelope::new(Wire::Subscribed(answer)) });
+            act.flush_latest(&key, ctx);
+        }));
+    }
+
+    /// Sends each driver's latest sample if it changed since the last tick (latest-wins).
+    fn flush_latest(&mut self, key: &(String, Option<String>), ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(sub) = self.subs.get_mut(key) else { return };
+        let mut out = Vec::new();
+        for rx in sub.receivers.values_mut() {
+            if rx.has_changed().unwrap_or(false) {
+                if let Some(live) = rx.borrow_and_update().clone() {
+                    out.push(live);
+                }
+            }
+        }
+        for live in out {
+            let Some(data) = live.json() else { continue };
+            let from = pitbox_actors::driver_session::driver_path(&key.0, &live.update.driver_id);
+            self.seq += 1;
+            let push = SharedPush { kind: "telemetry_update", data, from: &from, seq: self.seq };
+            if let Ok(text) = serde_json::to_string(&push) {
+                ctx.text(text);
+            }
+        }
+    }
+}
+
+impl Actor for WsSession {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(EVENT_MAILBOX);
+        let hello = ConnectionEstablished {
+            server_id: self.server_id.clone(),
+            timestamp: chrono::Utc::now(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            protocol: PROTOCOL_VERSION,
+        };
+        self.send(ctx, Envelope::new(Wire::ConnectionEstablished(hello)));
+        ctx.run_later(self.auth_timeout, |act, ctx| {
+            if act.user.is_none() {
+                act.close(ctx, CloseCode::Policy, "authentication timed out");
+            }
+        });
+        ctx.run_interval(PING_EVERY, |act, ctx| {
+            if act.last_heard.elapsed() > DEAD_AFTER {
+                tracing::info!(conn = act.id, "no answer to pings; dropping the connection");
+                ctx.stop();
+            } else {
+                ctx.ping(b"");
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        for hub in self.hubs.values() {
+            hub.do_send(HubUnsubscribe { id: self.id });
+        }
+        if let Some(session) = self.node.as_ref().and_then(|n| n.session.as_ref()) {
+            session.do_send(NodeConnection(false));
+        }
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
+    fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        match msg {
+            Ok(ws::Message::Text(text)) => self.on_text(&text, ctx),
+            Ok(ws::Message::Ping(p)) => ctx.pong(&p),
+            Ok(ws::Message::Pong(_)) => {}
+            Ok(ws::Message::Binary(_)) => {
+                if self.user.is_none() {
+                    return self.close(ctx, CloseCode::Policy, "authenticate first");
+                }
+                self.error(
+                    ctx,
+                    ErrorCode::BadRequest,
+                    "binary frames carry media, which this server does not take yet".into(),
+                    None,
+                )
+            }
+            Ok(ws::Message::Close(reason)) => {
+                ctx.close(reason);
+                ctx.stop();
+            }
+            Ok(ws::Message::Continuation(_)) | Ok(ws::Message::Nop) => {}
+            Err(ws::ProtocolError::Overflow) => {
+                tracing::info!(conn = self.id, "frame over the size limit; closing");
+                self.close(ctx, CloseCode::Size, "frame too big")
+            }
+            Err(e) => {
+                tracing::info!(conn = self.id, error = %e, "WebSocket protocol error; closing");
+                self.close(ctx, CloseCode::Protocol, "protocol error")
+            }
+        }
+    }
+}
+
+impl Handler<Stored> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: Stored, ctx: &mut Self::Context) {
+        if let Some(seq) = msg.seq {
+            let ack = Ack { driver_id: msg.driver_id, stream_id: msg.stream_id, seq };
+            self.send(ctx, Envelope::new(Wire::Ack(ack)));
+        }
+    }
+}
+
+impl Handler<Push> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: Push, ctx: &mut Self::Context) {
+        match msg {
+            Push::Event(env) => self.send(ctx, (*env).clone()),
+            Push::DriverJoined(driver, rx) => {
+                for ((_, filter), sub) in self.subs.iter_mut() {
+                    if filter.as_ref().is_none_or(|d| *d == driver) && !sub.receivers.contains_key(&driver) {
+                        let mut rx = rx.clone();
+                        rx.mark_changed();
+                        sub.receivers.insert(driver.clone(), rx);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The engineers' view of the live actor tree (`GET /admin/actors`, `/admin/actors/stream`):
+//! a snapshot with a sequence number and capture time; each actor with its path, kind, status,
+//! mailbox length, counters, restarts and children. Counters only: rates are the reader's job.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorStatus {
+    Running,
+    Restarting,
+    /// Stopped for good: idle, or the supervisor gave up after too many restarts.
+    Stopped,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActorCounters {
+    /// Messages put in the mailbox.
+    pub received: u64,
+    pub handled: u64,
+    /// Handlers that panicked or returned a fatal error.
+    pub failed: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Supervision {
+    pub restarts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_restart_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reason: Option<String>,
+    /// Children this supervisor gave up on (more restarts than its intensity allows).
+    pub escalations: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_escalation: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActorSnapshot {
+    /// Address, e.g. `/teams/{team}/drivers/{driver}/coach`.
+    pub path: String,
+    /// `runtime_supervisor`, `team_supervisor`, `team_hub`, `driver_session`, `coach`, …
+    pub kind: String,
+    pub status: ActorStatus,
+    /// Messages waiting (received − handled − failed).
+    pub mailbox: u64,
+    pub counters: ActorCounters,
+    pub supervision: Supervision,
+    pub started_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<ActorSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActorTree {
+    pub seq: u64,
+    pub captured_at: DateTime<Utc>,
+    pub server_id: String,
+    pub uptime_secs: f64,
+    pub actors: u32,
+    pub root: Vec<ActorSnapshot>,
+}
