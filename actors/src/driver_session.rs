@@ -26,20 +26,24 @@ use crate::team_hub::{Broadcast, TeamHub};
 use crate::video_relay::VideoRelay;
 use crate::voice_channel::VoiceChannel;
 
-/// The latest sample of a driver, as subscribers see it.
-pub type Latest = Option<Arc<LiveSample>>;
+/// The latest batch of a driver's samples, as subscribers see it (newest last). A team view sends
+/// the newest; a focused view sends every sample it has not sent yet. Either way a subscriber that
+/// falls behind skips to the latest batch: nothing queues.
+pub type Latest = Option<Arc<Vec<LiveSample>>>;
 
 /// A published sample; its JSON is made once, by the first subscriber that sends it, and shared
 /// by all the others.
 #[derive(Debug)]
 pub struct LiveSample {
+    /// Counts the driver's samples (continues across restarts), so subscribers know what they sent.
+    pub n: u64,
     pub update: TelemetryUpdate,
     json: OnceLock<Option<Box<RawValue>>>,
 }
 
 impl LiveSample {
-    pub fn new(update: TelemetryUpdate) -> Self {
-        Self { update, json: OnceLock::new() }
+    pub fn new(n: u64, update: TelemetryUpdate) -> Self {
+        Self { n, update, json: OnceLock::new() }
     }
 
     /// The `telemetry_update` data as JSON.
@@ -108,7 +112,7 @@ pub struct LiveState {
     pub best_lap: Option<f64>,
     pub samples: u64,
     pub nodes: u32,
-    pub latest: Latest,
+    pub latest: Option<TelemetryUpdate>,
 }
 
 /// The session asks its supervisor to stop it: no node and no data for the idle time.
@@ -236,7 +240,7 @@ impl DriverSession {
         let mut samples = Vec::with_capacity(msg.frames.len());
         let mut laps = Vec::new();
         let mut fresh = 0;
-        let mut newest: Option<&TelemetryFrame> = None;
+        let mut live = Vec::new();
         for f in &msg.frames {
             let data = serde_json::to_string(&f.sample).map_err(|e| Fatal(e.to_string()))?;
             samples.push(SampleIn {
@@ -254,7 +258,8 @@ impl DriverSession {
                 self.ckpt.streams.insert(stream.clone(), seq);
             }
             fresh += 1;
-            newest = Some(f);
+            let update = TelemetryUpdate { driver_id: self.driver_id.clone(), frame: f.clone() };
+            live.push(LiveSample::new(self.ckpt.samples + fresh as u64, update));
             if let Some(lap) = self.assembler.push(f.clone()) {
                 laps.push(LapIn {
                     id: uuid::Uuid::now_v7().to_string(),
@@ -267,9 +272,8 @@ impl DriverSession {
                 });
             }
         }
-        if let Some(f) = newest {
-            let update = TelemetryUpdate { driver_id: self.driver_id.clone(), frame: f.clone() };
-            self.slot.latest.send_replace(Some(Arc::new(LiveSample::new(update))));
+        if !live.is_empty() {
+            self.slot.latest.send_replace(Some(Arc::new(live)));
         }
         let (laps_completed, best) = self.assembler.summary();
         self.ckpt.laps_completed = laps_completed;
@@ -404,7 +408,7 @@ impl Handler<GetLive> for DriverSession {
             best_lap: self.ckpt.best_lap,
             samples: self.ckpt.samples,
             nodes: self.nodes,
-            latest: self.slot.latest.borrow().clone(),
+            latest: self.slot.latest.borrow().as_ref().and_then(|b| b.last()).map(|l| l.update.clone()),
         })
     }
 }

@@ -17,7 +17,7 @@ use crate::routes::{auth, health, messages, teams, telemetry, users};
         users::list, users::create, users::password,
         teams::list_teams, teams::create_team, teams::get_team, teams::add_member,
         teams::list_drivers, teams::create_driver, teams::get_driver, teams::update_driver,
-        telemetry::post_telemetry, telemetry::latest,
+        telemetry::post_telemetry, telemetry::latest, telemetry::live,
         telemetry::create_session, telemetry::get_session, telemetry::end_session, telemetry::list_sessions,
         telemetry::list_laps, telemetry::get_lap,
         messages::list_messages, messages::send_message, messages::mark_read,

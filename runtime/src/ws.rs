@@ -8,6 +8,7 @@
 //! - a dashboard sends `subscribe {teamId, driverId?, rateHz?}` and receives its team's events and
 //!   the latest samples at its rate (latest-wins: a slow reader skips samples, it never queues
 //!   them), `send_team_message`, `request_handoff`, `answer_handoff` reach the same code as REST.
+//!
 //! Bad frames get a typed `error`; frames over the size limit close with 1009; pings keep the
 //! connection alive and dead ones are dropped. Reads no env vars (limits come from the config).
 
@@ -84,9 +85,24 @@ struct NodeLink {
     resolving: bool,
 }
 
+/// One driver's samples as one subscription sees them.
+struct Feed {
+    rx: watch::Receiver<Latest>,
+    /// The last sample sent (its `n`).
+    sent: u64,
+}
+
+impl Feed {
+    fn new(mut rx: watch::Receiver<Latest>) -> Self {
+        rx.mark_changed();
+        Self { rx, sent: 0 }
+    }
+}
+
 /// One dashboard subscription: the team view, or one driver's full-rate stream.
 struct Sub {
-    receivers: BTreeMap<String, watch::Receiver<Latest>>,
+    full_rate: bool,
+    feeds: BTreeMap<String, Feed>,
     timer: SpawnHandle,
 }
 
@@ -448,11 +464,10 @@ impl WsSession {
             if let Some(old) = act.subs.remove(&key) {
                 ctx.cancel_future(old.timer);
             }
-            let mut receivers = BTreeMap::new();
-            for (driver, mut rx) in drivers {
+            let mut feeds = BTreeMap::new();
+            for (driver, rx) in drivers {
                 if s.driver_id.as_ref().is_none_or(|d| *d == driver) {
-                    rx.mark_changed();
-                    receivers.insert(driver, rx);
+                    feeds.insert(driver, Feed::new(rx));
                 }
             }
             let period = Duration::from_secs_f64(1.0 / f64::from(rate));
@@ -462,26 +477,40 @@ impl WsSession {
                 team_id: s.team_id.clone(),
                 driver_id: s.driver_id.clone(),
                 rate_hz: rate,
-                drivers: receivers.keys().cloned().collect(),
+                drivers: feeds.keys().cloned().collect(),
             };
-            act.subs.insert(key.clone(), Sub { receivers, timer });
+            act.subs.insert(key.clone(), Sub { full_rate: s.driver_id.is_some(), feeds, timer });
             act.send(ctx, Envelope { id, ..Envelope::new(Wire::Subscribed(answer)) });
             act.flush_latest(&key, ctx);
         }));
     }
 
-    /// Sends each driver's latest sample if it changed since the last tick (latest-wins).
+    /// Sends what changed since the last tick: per driver the newest sample (team view) or every
+    /// sample of the latest batch not sent yet (focused view). Latest-wins either way.
     fn flush_latest(&mut self, key: &(String, Option<String>), ctx: &mut ws::WebsocketContext<Self>) {
         let Some(sub) = self.subs.get_mut(key) else { return };
         let mut out = Vec::new();
-        for rx in sub.receivers.values_mut() {
-            if rx.has_changed().unwrap_or(false) {
-                if let Some(live) = rx.borrow_and_update().clone() {
-                    out.push(live);
+        for feed in sub.feeds.values_mut() {
+            if !feed.rx.has_changed().unwrap_or(false) {
+                continue;
+            }
+            let Some(batch) = feed.rx.borrow_and_update().clone() else { continue };
+            let start = if sub.full_rate {
+                batch.iter().position(|l| l.n > feed.sent).unwrap_or(batch.len())
+            } else {
+                batch.len().saturating_sub(1)
+            };
+            for i in start..batch.len() {
+                if batch[i].n > feed.sent {
+                    out.push((batch.clone(), i));
                 }
             }
+            if let Some(last) = batch.last() {
+                feed.sent = feed.sent.max(last.n);
+            }
         }
-        for live in out {
+        for (batch, i) in out {
+            let live = &batch[i];
             let Some(data) = live.json() else { continue };
             let from = pitbox_actors::driver_session::driver_path(&key.0, &live.update.driver_id);
             self.seq += 1;
@@ -584,10 +613,8 @@ impl Handler<Push> for WsSession {
             Push::Event(env) => self.send(ctx, (*env).clone()),
             Push::DriverJoined(driver, rx) => {
                 for ((_, filter), sub) in self.subs.iter_mut() {
-                    if filter.as_ref().is_none_or(|d| *d == driver) && !sub.receivers.contains_key(&driver) {
-                        let mut rx = rx.clone();
-                        rx.mark_changed();
-                        sub.receivers.insert(driver.clone(), rx);
+                    if filter.as_ref().is_none_or(|d| *d == driver) && !sub.feeds.contains_key(&driver) {
+                        sub.feeds.insert(driver.clone(), Feed::new(rx.clone()));
                     }
                 }
             }

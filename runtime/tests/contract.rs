@@ -39,6 +39,7 @@ fn routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
             ),
         ),
         ("GET", "/api/drivers/{driver}/telemetry/latest", None),
+        ("GET", "/api/drivers/{driver}/live", None),
         ("POST", "/api/sessions", Some(json!({"driverId": "{driver}", "track": "Monza", "car": "GT3"}))),
         ("GET", "/api/sessions/{session}", None),
         ("POST", "/api/sessions/{session}/end", None),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use actix_web::{web, HttpResponse};
 use schema::wire::{
-    ErrorBody, LapChannels, LapSummary, NewSession, RacingSession, TelemetryFrame, TelemetryPost,
+    DriverLive, ErrorBody, LapChannels, LapSummary, NewSession, RacingSession, TelemetryFrame, TelemetryPost,
     TelemetryPostResult,
 };
 use serde::Deserialize;
@@ -16,13 +16,14 @@ use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
 use crate::routes::{text, Limit};
 use crate::store::{self, LapFilter};
-use pitbox_actors::driver_session::{Frames, IngestError};
+use pitbox_actors::driver_session::{Frames, GetLive, IngestError};
 use pitbox_actors::store_writer::{decompress_frames, AckTo};
 use pitbox_actors::ActorSystem;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/telemetry", web::post().to(post_telemetry))
         .route("/drivers/{id}/telemetry/latest", web::get().to(latest))
+        .route("/drivers/{id}/live", web::get().to(live))
         .route("/sessions", web::post().to(create_session))
         .route("/sessions/{id}", web::get().to(get_session))
         .route("/sessions/{id}/end", web::post().to(end_session))
@@ -116,6 +117,31 @@ pub async fn latest(
         .await?;
     user.require_team(&driver.team_id)?;
     frame.map(web::Json).ok_or_else(|| ApiError::not_found("telemetry of driver", &driver.id))
+}
+
+#[utoipa::path(get, path = "/api/drivers/{id}/live", tag = "telemetry",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = DriverLive), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn live(
+    user: AuthUser,
+    db: web::Data<Db>,
+    system: web::Data<ActorSystem>,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<DriverLive>> {
+    let id = path.into_inner();
+    let driver = db.run(move |c| store::get_driver(c, &id)).await?;
+    user.require_team(&driver.team_id)?;
+    let session =
+        system.driver(&driver.team_id, &driver.id).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let s = session.send(GetLive).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
+    Ok(web::Json(DriverLive {
+        driver_id: driver.id,
+        laps_completed: s.laps_completed,
+        best_lap: s.best_lap,
+        samples: s.samples,
+        nodes: s.nodes,
+        latest: s.latest.map(|l| l.frame),
+    }))
 }
 
 #[utoipa::path(post, path = "/api/sessions", tag = "sessions", security(("bearer" = [])),

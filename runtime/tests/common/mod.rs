@@ -257,3 +257,106 @@ pub fn timestamp_at(t: f64) -> String {
     let base = chrono::DateTime::parse_from_rfc3339("2026-11-21T12:00:00Z").unwrap();
     (base + chrono::Duration::milliseconds((t * 1000.0) as i64)).to_rfc3339()
 }
+
+/// A WebSocket client speaking the PitBox protocol to the test server.
+pub struct WsClient {
+    conn: actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>,
+    pub closed: Option<Option<awc::ws::CloseReason>>,
+}
+
+impl WsClient {
+    /// Connects to `/ws` and reads `connection_established`.
+    pub async fn connect(srv: &TestServer) -> WsClient {
+        let (_, conn) = srv
+            .client
+            .ws(format!("{}/ws", srv.base))
+            .max_frame_size(16 * 1024 * 1024)
+            .connect()
+            .await
+            .unwrap();
+        let mut c = WsClient { conn, closed: None };
+        let hello = c.recv().await.expect("connection_established");
+        assert_eq!(hello["type"], "connection_established");
+        assert_eq!(hello["data"]["protocol"], 1);
+        c
+    }
+
+    /// Connects and authenticates; panics unless accepted.
+    pub async fn login(srv: &TestServer, token: &str, client_type: &str) -> WsClient {
+        let mut c = Self::connect(srv).await;
+        let r = c.authenticate(token, client_type).await;
+        assert_eq!(r["data"]["success"], true, "{r}");
+        c
+    }
+
+    pub async fn authenticate(&mut self, token: &str, client_type: &str) -> Value {
+        self.send(json!({"type": "authenticate", "id": "auth", "data": {"token": token, "clientType": client_type, "version": "test"}}))
+            .await;
+        self.recv_type("authentication_result").await.expect("authentication_result")
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.send_text(v.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: String) {
+        use futures_util::SinkExt;
+        let _ = self.conn.send(awc::ws::Message::Text(text.into())).await;
+    }
+
+    /// The next text message within 10 s (`None` on close or timeout).
+    pub async fn recv(&mut self) -> Option<Value> {
+        self.recv_within(std::time::Duration::from_secs(10)).await
+    }
+
+    pub async fn recv_within(&mut self, limit: std::time::Duration) -> Option<Value> {
+        use futures_util::StreamExt;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let frame = match tokio::time::timeout_at(deadline, self.conn.next()).await {
+                Ok(Some(Ok(f))) => f,
+                Ok(_) | Err(_) => return None,
+            };
+            match frame {
+                awc::ws::Frame::Text(t) => return Some(serde_json::from_slice(&t).unwrap()),
+                awc::ws::Frame::Close(r) => {
+                    self.closed = Some(r);
+                    return None;
+                }
+                awc::ws::Frame::Ping(p) => {
+                    use futures_util::SinkExt;
+                    let _ = self.conn.send(awc::ws::Message::Pong(p)).await;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The next message of type `t`, skipping others.
+    pub async fn recv_type(&mut self, t: &str) -> Option<Value> {
+        loop {
+            let m = self.recv().await?;
+            if m["type"] == t {
+                return Some(m);
+            }
+        }
+    }
+
+    /// Waits for the server to close the connection; returns the close code.
+    pub async fn close_code(&mut self) -> Option<u16> {
+        while self.closed.is_none() {
+            if self.recv().await.is_none() {
+                break;
+            }
+        }
+        self.closed.clone().flatten().map(|r| u16::from(r.code))
+    }
+}
+
+/// A frame for `telemetry_batch`: sample at `t` with sequence number `seq`.
+pub fn frame_at(seq: u64, t: f64, lap_secs: f64) -> Value {
+    let mut f = sample_at(t, lap_secs);
+    f["seq"] = json!(seq);
+    f["timestamp"] = json!(timestamp_at(t));
+    f
+}

@@ -321,6 +321,21 @@ pub struct LapTelemetry {
     pub frames: Vec<TelemetryFrame>,
 }
 
+/// A driver's live state, from its session actor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct DriverLive {
+    pub driver_id: String,
+    pub laps_completed: u32,
+    /// Seconds, best valid lap.
+    pub best_lap: Option<f64>,
+    pub samples: u64,
+    /// Driver nodes connected now.
+    pub nodes: u32,
+    pub latest: Option<TelemetryFrame>,
+}
+
 // ---------------------------------------------------------------- team messages
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,134 @@
+//! A dashboard that stops reading costs nothing: its own process (so that the memory figure is
+//! this server's alone), on SQLite and then PostgreSQL. The stalled connection is never read while
+//! a node streams far faster than real time and team messages are pushed; the other dashboard
+//! keeps up, ingest is not slowed, and the process does not grow.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use schema::wire::Role;
+use serde_json::{json, Value};
+
+/// Sends `count` frames from `first_seq` at 60 Hz of session time, in batches of `batch`; paced in
+/// real time when `paced` (10 batches of 6 per second), as fast as possible otherwise.
+async fn stream(
+    node: &mut WsClient,
+    driver: &str,
+    first_seq: u64,
+    count: u64,
+    lap_secs: f64,
+    batch: u64,
+    paced: bool,
+) {
+    let mut tick = actix_rt::time::interval(Duration::from_millis(100));
+    let mut seq = first_seq;
+    while seq < first_seq + count {
+        if paced {
+            tick.tick().await;
+        }
+        let n = batch.min(first_seq + count - seq);
+        let frames: Vec<Value> = (seq..seq + n).map(|s| frame_at(s, s as f64 / 60.0, lap_secs)).collect();
+        node.send(json!({"type": "telemetry_batch", "data": {"driverId": driver, "streamId": "node-1", "frames": frames}}))
+            .await;
+        seq += n;
+    }
+}
+
+/// Reads acks until `seq` is acknowledged; returns every error seen meanwhile.
+async fn await_ack(node: &mut WsClient, seq: u64) -> Vec<Value> {
+    let mut errors = vec![];
+    loop {
+        let m = node.recv().await.unwrap_or_else(|| panic!("no ack for {seq}; errors {errors:?}"));
+        if m["type"] == "ack" && m["data"]["seq"].as_u64().unwrap() >= seq {
+            return errors;
+        }
+        if m["type"] == "error" {
+            errors.push(m);
+        }
+    }
+}
+
+/// Collects telemetry updates (arrival time, message) and other pushes until `until` passes.
+async fn collect(mut c: WsClient, until: Instant) -> (Vec<(Instant, Value)>, Vec<Value>) {
+    let (mut samples, mut events) = (vec![], vec![]);
+    while Instant::now() < until {
+        let left = until.saturating_duration_since(Instant::now());
+        match c.recv_within(left).await {
+            Some(m) if m["type"] == "telemetry_update" => samples.push((Instant::now(), m)),
+            Some(m) => events.push(m),
+            None => break,
+        }
+    }
+    (samples, events)
+}
+
+async fn setup_team(srv: &TestServer) -> (String, String, String, String) {
+    let team = srv.create_team("Socket Racing");
+    let (_, driver) = srv.create_driver("node1", &team, 11);
+    srv.create_user("watcher", Role::Team, &[&team]);
+    let node = srv.login("node1").await;
+    let watcher = srv.login("watcher").await;
+    (team, driver, node, watcher)
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn stalled_dashboard(srv: TestServer) {
+    let (team, driver, node_token, watcher) = setup_team(&srv).await;
+    // The stalled dashboard subscribes, then never reads again.
+    let mut stalled = WsClient::login(&srv, &watcher, "dashboard").await;
+    stalled.send(json!({"type": "subscribe", "data": {"teamId": team, "driverId": driver}})).await;
+    stalled.recv_type("subscribed").await.unwrap();
+    let mut healthy = WsClient::login(&srv, &watcher, "dashboard").await;
+    healthy.send(json!({"type": "subscribe", "data": {"teamId": team, "driverId": driver}})).await;
+    healthy.recv_type("subscribed").await.unwrap();
+    let healthy_task = actix_rt::spawn(collect(healthy, Instant::now() + Duration::from_millis(3000)));
+
+    let mut node = WsClient::login(&srv, &node_token, "driver_node").await;
+    let rss_before = rss_kib();
+    let t0 = Instant::now();
+    // Far faster than real time: 6000 frames, with team messages pushed too.
+    for chunk in 0..20u64 {
+        stream(&mut node, &driver, chunk * 300, 300, 90.0, 100, false).await;
+        srv.post(
+            &format!("/api/teams/{team}/messages"),
+            &watcher,
+            json!({"content": format!("msg {chunk}")}),
+        )
+        .await;
+    }
+    await_ack(&mut node, 5999).await;
+    let ingest = t0.elapsed();
+    let (samples, events) = healthy_task.await.unwrap();
+    let grew = rss_kib().saturating_sub(rss_before);
+    assert!(samples.len() >= 10, "healthy dashboard got {} samples", samples.len());
+    let last = samples.last().unwrap().1["data"]["seq"].as_u64().unwrap();
+    assert_eq!(last, 5999, "the healthy dashboard saw the newest sample");
+    assert!(events.iter().filter(|e| e["type"] == "team_message").count() == 20);
+    assert!(ingest < Duration::from_secs(20), "ingest slowed to {ingest:?}");
+    assert!(grew < 64 * 1024, "server grew by {grew} KiB");
+    drop(stalled);
+    srv.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_stalled_dashboard_costs_nothing() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        if let Some(srv) = TestServer::start(backend, |_| {}).await {
+            stalled_dashboard(srv).await;
+        }
+    }
+}

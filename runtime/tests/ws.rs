@@ -1,0 +1,390 @@
+//! The actor runtime over real WebSockets: a simulated driver node streams 60 Hz telemetry to its
+//! DriverSession, dashboards receive it at their subscribed rates and in order, laps complete and are
+//! stored; supervision restarts a panicking session with its state and gives up past the restart
+//! intensity; a stalled dashboard neither grows memory nor delays others; the socket enforces auth,
+//! roles and frame limits.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use common::*;
+use schema::wire::Role;
+use serde_json::{json, Value};
+
+/// Sends `count` frames from `first_seq` at 60 Hz of session time, in batches of `batch`; paced in
+/// real time when `paced` (10 batches of 6 per second), as fast as possible otherwise.
+async fn stream(
+    node: &mut WsClient,
+    driver: &str,
+    first_seq: u64,
+    count: u64,
+    lap_secs: f64,
+    batch: u64,
+    paced: bool,
+) {
+    let mut tick = actix_rt::time::interval(Duration::from_millis(100));
+    let mut seq = first_seq;
+    while seq < first_seq + count {
+        if paced {
+            tick.tick().await;
+        }
+        let n = batch.min(first_seq + count - seq);
+        let frames: Vec<Value> = (seq..seq + n).map(|s| frame_at(s, s as f64 / 60.0, lap_secs)).collect();
+        node.send(json!({"type": "telemetry_batch", "data": {"driverId": driver, "streamId": "node-1", "frames": frames}}))
+            .await;
+        seq += n;
+    }
+}
+
+/// Reads acks until `seq` is acknowledged; returns every error seen meanwhile.
+async fn await_ack(node: &mut WsClient, seq: u64) -> Vec<Value> {
+    let mut errors = vec![];
+    loop {
+        let m = node.recv().await.unwrap_or_else(|| panic!("no ack for {seq}; errors {errors:?}"));
+        if m["type"] == "ack" && m["data"]["seq"].as_u64().unwrap() >= seq {
+            return errors;
+        }
+        if m["type"] == "error" {
+            errors.push(m);
+        }
+    }
+}
+
+/// Sends frames `first..first+count` until they are acknowledged, resending after each error (what
+/// a node's spool does while its session restarts).
+async fn resend_until_acked(node: &mut WsClient, driver: &str, first: u64, count: u64) {
+    let last = first + count - 1;
+    for _ in 0..50 {
+        stream(node, driver, first, count, 1.5, count, false).await;
+        loop {
+            let m = node.recv().await.expect("ack or error");
+            if m["type"] == "ack" && m["data"]["seq"].as_u64().unwrap() >= last {
+                return;
+            }
+            if m["type"] == "error" {
+                break;
+            }
+        }
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("frames {first}..={last} never acknowledged");
+}
+
+/// Collects telemetry updates (arrival time, message) and other pushes until `until` passes.
+async fn collect(mut c: WsClient, until: Instant) -> (Vec<(Instant, Value)>, Vec<Value>) {
+    let (mut samples, mut events) = (vec![], vec![]);
+    while Instant::now() < until {
+        let left = until.saturating_duration_since(Instant::now());
+        match c.recv_within(left).await {
+            Some(m) if m["type"] == "telemetry_update" => samples.push((Instant::now(), m)),
+            Some(m) => events.push(m),
+            None => break,
+        }
+    }
+    (samples, events)
+}
+
+async fn setup_team(srv: &TestServer) -> (String, String, String, String) {
+    let team = srv.create_team("Socket Racing");
+    let (_, driver) = srv.create_driver("node1", &team, 11);
+    srv.create_user("watcher", Role::Team, &[&team]);
+    let node = srv.login("node1").await;
+    let watcher = srv.login("watcher").await;
+    (team, driver, node, watcher)
+}
+
+on_both_backends!(node_streams_dashboards_follow_laps_are_stored, |srv| {
+    let (team, driver, node_token, watcher) = setup_team(&srv).await;
+    let mut team_view = WsClient::login(&srv, &watcher, "dashboard").await;
+    team_view.send(json!({"type": "subscribe", "id": "s1", "data": {"teamId": team}})).await;
+    let sub = team_view.recv_type("subscribed").await.unwrap();
+    assert_eq!(sub["data"]["rateHz"], 20);
+    let mut focus = WsClient::login(&srv, &watcher, "dashboard").await;
+    focus.send(json!({"type": "subscribe", "data": {"teamId": team, "driverId": driver}})).await;
+    assert_eq!(focus.recv_type("subscribed").await.unwrap()["data"]["rateHz"], 60);
+
+    let mut node = WsClient::login(&srv, &node_token, "driver_node").await;
+    // The driver joins after the dashboards subscribed: they are told and follow it.
+    let until = Instant::now() + Duration::from_millis(4200);
+    let team_task = actix_rt::spawn(collect(team_view, until));
+    let focus_task = actix_rt::spawn(collect(focus, until));
+    let started = Instant::now();
+    // 3.5 s at 60 Hz, laps of 1.5 s: two laps complete.
+    stream(&mut node, &driver, 0, 210, 1.5, 6, true).await;
+    let streamed = started.elapsed().as_secs_f64();
+    let errors = await_ack(&mut node, 209).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    let (team_samples, team_events) = team_task.await.unwrap();
+    let (focus_samples, _) = focus_task.await.unwrap();
+
+    // In order, at (about) the subscribed rates, never more often than sent.
+    for samples in [&team_samples, &focus_samples] {
+        let times: Vec<f64> =
+            samples.iter().map(|(_, m)| m["data"]["sessionTime"].as_f64().unwrap()).collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "out of order: {times:?}");
+        assert!(samples.iter().all(|(_, m)| m["data"]["driverId"] == driver.as_str()));
+        assert!(samples.iter().all(|(_, m)| m["from"].as_str().unwrap().ends_with(&driver)));
+    }
+    let team_rate = team_samples.len() as f64 / streamed;
+    let focus_rate = focus_samples.len() as f64 / streamed;
+    assert!(
+        (8.0..=24.0).contains(&team_rate),
+        "team view rate {team_rate:.1}/s ({} samples)",
+        team_samples.len()
+    );
+    assert!(focus_rate > team_rate * 1.8 && focus_rate <= 62.0, "focused rate {focus_rate:.1}/s");
+
+    // Lap completions were pushed, and the laps are stored whole.
+    let laps: Vec<&Value> = team_events.iter().filter(|e| e["type"] == "lap_completed").collect();
+    assert_eq!(laps.len(), 2, "lap pushes: {team_events:?}");
+    assert!((laps[0]["data"]["lapTime"].as_f64().unwrap() - 1.5).abs() < 0.02);
+    assert!(team_events
+        .iter()
+        .any(|e| e["type"] == "driver_status" && e["data"]["telemetryConnected"] == true));
+    let stored = srv.get(&format!("/api/teams/{team}/laps?driverId={driver}"), &watcher).await;
+    assert_eq!(stored.body.as_array().unwrap().len(), 2);
+
+    // Exactly once: a resend of everything is acknowledged but stores nothing new.
+    stream(&mut node, &driver, 0, 210, 1.5, 30, false).await;
+    await_ack(&mut node, 209).await;
+    let count = srv.state.db.run_blocking(|c| runtime::store::count_samples(c, &driver)).unwrap();
+    assert_eq!(count, 210);
+    let live = srv.get(&format!("/api/drivers/{driver}/live"), &watcher).await;
+    assert_eq!(live.body["lapsCompleted"], 2);
+    assert_eq!(live.body["nodes"], 1);
+    srv.stop().await;
+});
+
+async fn tree(srv: &TestServer, token: &str) -> Value {
+    let r = srv.get("/admin/actors", token).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body
+}
+
+fn find<'a>(nodes: &'a Value, path: &str) -> Option<&'a Value> {
+    nodes
+        .as_array()?
+        .iter()
+        .find_map(|n| if n["path"] == path { Some(n) } else { find(&n["children"], path) })
+}
+
+/// Polls the actor tree until `pred` holds for `path` (bounded: 10 s).
+async fn wait_for(srv: &TestServer, token: &str, path: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = tree(srv, token).await;
+        if let Some(n) = find(&t["root"], path) {
+            if pred(n) {
+                return n.clone();
+            }
+        }
+        assert!(Instant::now() < deadline, "timed out waiting on {path}: {t}");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+on_both_backends!(
+    panics_restart_with_state_and_escalate_past_the_intensity,
+    |c| {
+        c.fault_injection = true;
+        c.restart_intensity = 2;
+        c.restart_period = Duration::from_secs(60);
+    },
+    |srv| {
+        let (team, driver_a, node_a_token, watcher) = setup_team(&srv).await;
+        let (_, driver_b) = srv.create_driver("node2", &team, 12);
+        let node_b_token = srv.login("node2").await;
+        srv.create_user("root", Role::Admin, &[]);
+        let root = srv.login("root").await;
+        let path_a = format!("/teams/{team}/drivers/{driver_a}");
+
+        // Driver A completes two laps (as fast as the socket goes).
+        let mut node_a = WsClient::login(&srv, &node_a_token, "driver_node").await;
+        stream(&mut node_a, &driver_a, 0, 200, 1.5, 50, false).await;
+        await_ack(&mut node_a, 199).await;
+        let before = srv.get(&format!("/api/drivers/{driver_a}/live"), &watcher).await.body;
+        assert_eq!(before["lapsCompleted"], 2);
+
+        // Driver B streams in real time while A is made to fail; a dashboard follows B.
+        let mut dash = WsClient::login(&srv, &watcher, "dashboard").await;
+        let mut node_b = WsClient::login(&srv, &node_b_token, "driver_node").await;
+        dash.send(json!({"type": "subscribe", "data": {"teamId": team, "driverId": driver_b}})).await;
+        dash.recv_type("subscribed").await.unwrap();
+        let b_task = actix_rt::spawn(async move {
+            stream(&mut node_b, &driver_b, 0, 180, 90.0, 6, true).await;
+            node_b
+        });
+        let dash_task = actix_rt::spawn(collect(dash, Instant::now() + Duration::from_millis(3000)));
+
+        actix_rt::time::sleep(Duration::from_millis(500)).await;
+        let r = srv.post("/admin/actors/fault", &root, json!({"path": path_a})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let a =
+            wait_for(&srv, &root, &path_a, |n| n["supervision"]["restarts"] == 1 && n["status"] == "running")
+                .await;
+        assert!(a["supervision"]["lastReason"].as_str().unwrap().contains("fault injected"));
+        assert_eq!(a["counters"]["failed"], 1);
+
+        // State restored from the checkpoint; the node's next frames reach the new session.
+        let after = srv.get(&format!("/api/drivers/{driver_a}/live"), &watcher).await.body;
+        assert_eq!(after["lapsCompleted"], 2, "{after}");
+        assert_eq!(after["bestLap"], before["bestLap"]);
+        resend_until_acked(&mut node_a, &driver_a, 200, 10).await;
+
+        // B never paused: its samples kept arriving while A restarted.
+        let mut node_b = b_task.await.unwrap();
+        await_ack(&mut node_b, 179).await;
+        let (b_samples, _) = dash_task.await.unwrap();
+        assert!(b_samples.len() > 100, "B samples: {}", b_samples.len());
+        let worst = b_samples.windows(2).map(|w| w[1].0 - w[0].0).max().unwrap();
+        assert!(worst < Duration::from_millis(300), "B paused for {worst:?}");
+
+        // Past the intensity (2 restarts in 60 s) the supervisor stops A and escalates.
+        srv.post("/admin/actors/fault", &root, json!({"path": path_a})).await;
+        wait_for(&srv, &root, &path_a, |n| n["supervision"]["restarts"] == 2 && n["status"] == "running")
+            .await;
+        srv.post("/admin/actors/fault", &root, json!({"path": path_a})).await;
+        wait_for(&srv, &root, &path_a, |n| n["status"] == "stopped").await;
+        let team_node =
+            wait_for(&srv, &root, &format!("/teams/{team}"), |n| n["supervision"]["escalations"] == 1).await;
+        assert!(team_node["supervision"]["lastEscalation"].as_str().unwrap().contains(&driver_a));
+        let gone = srv.get(&format!("/api/drivers/{driver_a}/live"), &watcher).await;
+        assert_eq!(gone.status, StatusCode::SERVICE_UNAVAILABLE);
+        // Everything else still serves.
+        assert_eq!(srv.get(&format!("/api/teams/{team}/laps"), &watcher).await.status, StatusCode::OK);
+        srv.stop().await;
+    }
+);
+
+on_both_backends!(socket_auth_and_roles, |srv| {
+    let (team, driver, node_token, watcher) = setup_team(&srv).await;
+    let other = srv.create_team("Other");
+    let (_, other_driver) = srv.create_driver("othernode", &other, 5);
+
+    // Nothing but authenticate before authenticating.
+    let mut c = WsClient::connect(&srv).await;
+    c.send(json!({"type": "subscribe", "data": {"teamId": team}})).await;
+    assert_eq!(c.close_code().await, Some(1008));
+
+    // Bad and forged tokens.
+    let mut c = WsClient::connect(&srv).await;
+    let r = c.authenticate("not-a-token", "dashboard").await;
+    assert_eq!(r["data"]["success"], false);
+    assert_eq!(r["data"]["error"]["code"], "token_invalid");
+    assert_eq!(c.close_code().await, Some(1008));
+
+    // A dashboard user cannot connect as a driver node.
+    let mut c = WsClient::connect(&srv).await;
+    let r = c.authenticate(&watcher, "driver_node").await;
+    assert_eq!(r["data"]["success"], false);
+
+    // A driver sending as another driver, or addressing another driver's actor.
+    let mut node = WsClient::login(&srv, &node_token, "driver_node").await;
+    let f = vec![frame_at(1, 0.1, 90.0)];
+    node.send(
+        json!({"type": "telemetry_batch", "id": "x1", "data": {"driverId": other_driver, "frames": f}}),
+    )
+    .await;
+    let e = node.recv_type("error").await.unwrap();
+    assert_eq!(e["data"]["code"], "forbidden");
+    assert_eq!(e["id"], "x1");
+    node.send(json!({"type": "telemetry_batch", "to": format!("/teams/{other}/drivers/{other_driver}"),
+        "data": {"driverId": driver, "frames": f}}))
+        .await;
+    assert_eq!(node.recv_type("error").await.unwrap()["data"]["code"], "forbidden");
+
+    // A team member subscribing to another team.
+    let mut dash = WsClient::login(&srv, &watcher, "dashboard").await;
+    dash.send(json!({"type": "subscribe", "data": {"teamId": other}})).await;
+    assert_eq!(dash.recv_type("error").await.unwrap()["data"]["code"], "forbidden");
+
+    // Team messages and handoffs over the socket reach the same actors as REST.
+    dash.send(json!({"type": "subscribe", "data": {"teamId": team}})).await;
+    dash.recv_type("subscribed").await.unwrap();
+    dash.send(json!({"type": "send_team_message", "id": "m1", "data": {"teamId": team, "content": "Box, box", "priority": "high"}})).await;
+    let pushed = dash.recv_type("team_message").await.unwrap();
+    assert_eq!(pushed["data"]["content"], "Box, box");
+    let rest = srv.get(&format!("/api/teams/{team}/messages"), &watcher).await;
+    assert_eq!(rest.body[0]["content"], "Box, box");
+    srv.post(&format!("/api/teams/{team}/messages"), &watcher, json!({"content": "via REST"})).await;
+    // The sender gets its answer (id "m1") and the team push; then the REST one arrives.
+    let mut seen = vec![pushed];
+    while seen.last().unwrap()["data"]["content"] != "via REST" {
+        seen.push(dash.recv_type("team_message").await.expect("REST message pushed"));
+    }
+    assert_eq!(seen.iter().filter(|m| m["data"]["content"] == "Box, box").count(), 2);
+    assert!(seen.iter().any(|m| m["id"] == "m1"));
+
+    // The admin tree is for engineers and admins only.
+    assert_eq!(srv.get("/admin/actors", &watcher).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(srv.get("/admin/actors", &node_token).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(srv.send("GET", "/admin/actors", None, None).await.status, StatusCode::UNAUTHORIZED);
+    let res =
+        srv.client.ws(format!("{}/admin/actors/stream?access_token={watcher}", srv.base)).connect().await;
+    assert!(res.is_err(), "non-engineers cannot open the actor stream");
+    srv.create_user("eng", Role::Engineer, &[&team]);
+    let eng = srv.login("eng").await;
+    let t = tree(&srv, &eng).await;
+    assert!(find(&t["root"], &format!("/teams/{team}")).is_some());
+    assert!(find(&t["root"], &format!("/teams/{other}")).is_none(), "engineers see only their teams");
+    let (_, mut stream) = srv
+        .client
+        .ws(format!("{}/admin/actors/stream?access_token={eng}", srv.base))
+        .max_frame_size(16 * 1024 * 1024)
+        .connect()
+        .await
+        .unwrap();
+    use futures_util::StreamExt;
+    let mut seqs = vec![];
+    while seqs.len() < 2 {
+        if let Some(Ok(awc::ws::Frame::Text(t))) = stream.next().await {
+            let v: Value = serde_json::from_slice(&t).unwrap();
+            assert_eq!(v["type"], "actor_tree");
+            seqs.push(v["data"]["seq"].as_u64().unwrap());
+        }
+    }
+    assert!(seqs[1] > seqs[0]);
+    let fault = srv.post("/admin/actors/fault", &eng, json!({"path": "/runtime"})).await;
+    assert_eq!(fault.status, StatusCode::FORBIDDEN, "fault injection is off by default");
+    srv.stop().await;
+});
+
+on_both_backends!(
+    bad_frames_get_typed_errors_and_limits_close,
+    |c| {
+        c.ws_max_frame_bytes = 8192;
+        c.ws_auth_timeout = Duration::from_secs(1);
+    },
+    |srv| {
+        let (_, driver, node_token, _) = setup_team(&srv).await;
+        let mut node = WsClient::login(&srv, &node_token, "driver_node").await;
+        node.send_text("{not json".into()).await;
+        assert_eq!(node.recv_type("error").await.unwrap()["data"]["code"], "invalid_json");
+        node.send(json!({"type": "warp_drive", "id": "w", "data": {}})).await;
+        let e = node.recv_type("error").await.unwrap();
+        assert_eq!(e["data"]["code"], "unknown_message_type");
+        assert_eq!(e["id"], "w");
+        node.send(json!({"type": "telemetry_batch", "data": {"driverId": driver}})).await;
+        assert_eq!(node.recv_type("error").await.unwrap()["data"]["code"], "invalid_field");
+        let mut bad = frame_at(1, 0.1, 90.0);
+        bad["throttle"] = json!(400.0);
+        node.send(json!({"type": "telemetry_batch", "data": {"driverId": driver, "streamId": "s", "frames": [bad]}})).await;
+        let e = node.recv_type("error").await.unwrap();
+        assert_eq!(e["data"]["code"], "invalid_field");
+        assert!(e["data"]["message"].as_str().unwrap().contains("throttle"));
+        // Still serving this connection after all that.
+        node.send(json!({"type": "telemetry_batch", "data": {"driverId": driver, "streamId": "s", "frames": [frame_at(1, 0.1, 90.0)]}})).await;
+        assert_eq!(node.recv_type("ack").await.unwrap()["data"]["seq"], 1);
+        // A frame over the limit closes with 1009.
+        node.send_text(format!("{{\"type\":\"ack\",\"data\":\"{}\"}}", "x".repeat(20_000))).await;
+        assert_eq!(node.close_code().await, Some(1009));
+        // A connection that never authenticates is closed (policy).
+        let mut idle = WsClient::connect(&srv).await;
+        assert_eq!(idle.close_code().await, Some(1008));
+        srv.stop().await;
+    }
+);
