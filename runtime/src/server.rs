@@ -136,6 +136,8 @@ pub fn start(state: State, listener: TcpListener) -> std::io::Result<Server> {
             .wrap(cors(&state.config))
             .wrap(tracing_actix_web::TracingLogger::default())
     })
+    // Telemetry frames are small and latency matters more than packet count: no Nagle.
+    .tcp_nodelay(true)
     .listen(listener)?
     .shutdown_timeout(10)
     .run();

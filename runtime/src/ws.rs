@@ -72,6 +72,7 @@ pub async fn connect(
         errors: 0,
         node: None,
         subs: BTreeMap::new(),
+        generations: 0,
         hubs: BTreeMap::new(),
     };
     ws::WsResponseBuilder::new(session, &req, stream).frame_size(config.ws_max_frame_bytes).start()
@@ -90,21 +91,30 @@ struct Feed {
     rx: watch::Receiver<Latest>,
     /// The last sample sent (its `n`).
     sent: u64,
+    last_push: Option<Instant>,
+    /// A wait for the next change (or for the rate limit) is pending.
+    armed: bool,
 }
 
 impl Feed {
     fn new(mut rx: watch::Receiver<Latest>) -> Self {
         rx.mark_changed();
-        Self { rx, sent: 0 }
+        Self { rx, sent: 0, last_push: None, armed: false }
     }
 }
 
-/// One dashboard subscription: the team view, or one driver's full-rate stream.
+/// One dashboard subscription: the team view, or one driver's full-rate stream. Samples are pushed
+/// as they change, at most once per `period` per driver (what changed meanwhile is merged:
+/// latest-wins), so latency stays low and the rate bounded.
 struct Sub {
     full_rate: bool,
+    period: Duration,
+    /// Tells callbacks of an earlier subscription (same key) to stand down.
+    generation: u64,
     feeds: BTreeMap<String, Feed>,
-    timer: SpawnHandle,
 }
+
+type SubKey = (String, Option<String>);
 
 pub struct WsSession {
     id: u64,
@@ -122,7 +132,8 @@ pub struct WsSession {
     errors: u32,
     node: Option<NodeLink>,
     /// Subscriptions by (team, driver).
-    subs: BTreeMap<(String, Option<String>), Sub>,
+    subs: BTreeMap<SubKey, Sub>,
+    generations: u64,
     /// Hubs whose events this connection receives.
     hubs: BTreeMap<String, Addr<TeamHub>>,
 }
@@ -216,9 +227,7 @@ impl WsSession {
             Wire::TelemetryBatch(b) => self.telemetry(b.driver_id, b.stream_id, b.frames, env.to, id, ctx),
             Wire::Subscribe(s) => self.subscribe(s, id, ctx),
             Wire::Unsubscribe(s) => {
-                if let Some(sub) = self.subs.remove(&(s.team_id.clone(), s.driver_id.clone())) {
-                    ctx.cancel_future(sub.timer);
-                }
+                self.subs.remove(&(s.team_id.clone(), s.driver_id.clone()));
                 if !self.subs.keys().any(|(t, _)| *t == s.team_id) {
                     if let Some(hub) = self.hubs.remove(&s.team_id) {
                         hub.do_send(HubUnsubscribe { id: self.id });
@@ -461,9 +470,6 @@ impl WsSession {
             };
             act.hubs.insert(s.team_id.clone(), hub);
             let key = (s.team_id.clone(), s.driver_id.clone());
-            if let Some(old) = act.subs.remove(&key) {
-                ctx.cancel_future(old.timer);
-            }
             let mut feeds = BTreeMap::new();
             for (driver, rx) in drivers {
                 if s.driver_id.as_ref().is_none_or(|d| *d == driver) {
@@ -471,48 +477,86 @@ impl WsSession {
                 }
             }
             let period = Duration::from_secs_f64(1.0 / f64::from(rate));
-            let tick_key = key.clone();
-            let timer = ctx.run_interval(period, move |act, ctx| act.flush_latest(&tick_key, ctx));
             let answer = Subscribed {
                 team_id: s.team_id.clone(),
                 driver_id: s.driver_id.clone(),
                 rate_hz: rate,
                 drivers: feeds.keys().cloned().collect(),
             };
-            act.subs.insert(key.clone(), Sub { full_rate: s.driver_id.is_some(), feeds, timer });
+            act.generations += 1;
+            let drivers: Vec<String> = feeds.keys().cloned().collect();
+            let sub = Sub { full_rate: s.driver_id.is_some(), period, generation: act.generations, feeds };
+            act.subs.insert(key.clone(), sub);
             act.send(ctx, Envelope { id, ..Envelope::new(Wire::Subscribed(answer)) });
-            act.flush_latest(&key, ctx);
+            for driver in drivers {
+                act.arm(key.clone(), driver, ctx);
+            }
         }));
     }
 
-    /// Sends what changed since the last tick: per driver the newest sample (team view) or every
-    /// sample of the latest batch not sent yet (focused view). Latest-wins either way.
-    fn flush_latest(&mut self, key: &(String, Option<String>), ctx: &mut ws::WebsocketContext<Self>) {
-        let Some(sub) = self.subs.get_mut(key) else { return };
-        let mut out = Vec::new();
-        for feed in sub.feeds.values_mut() {
-            if !feed.rx.has_changed().unwrap_or(false) {
-                continue;
-            }
-            let Some(batch) = feed.rx.borrow_and_update().clone() else { continue };
-            let start = if sub.full_rate {
-                batch.iter().position(|l| l.n > feed.sent).unwrap_or(batch.len())
-            } else {
-                batch.len().saturating_sub(1)
-            };
-            for i in start..batch.len() {
-                if batch[i].n > feed.sent {
-                    out.push((batch.clone(), i));
-                }
-            }
-            if let Some(last) = batch.last() {
-                feed.sent = feed.sent.max(last.n);
-            }
+    /// Waits for the driver's next sample, then pushes it — at once, or when the subscription's
+    /// rate allows — and waits again. Nothing runs while the socket is stalled (the actor is not
+    /// polled then), so a stalled dashboard holds one pending wait per driver, nothing more.
+    fn arm(&mut self, key: SubKey, driver: String, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(sub) = self.subs.get_mut(&key) else { return };
+        let generation = sub.generation;
+        let Some(feed) = sub.feeds.get_mut(&driver) else { return };
+        if feed.armed {
+            return;
         }
-        for (batch, i) in out {
-            let live = &batch[i];
+        feed.armed = true;
+        let mut rx = feed.rx.clone();
+        let changed = async move { rx.changed().await.is_ok() };
+        ctx.spawn(changed.into_actor(self).map(move |alive, act, ctx| {
+            let Some(sub) = act.subs.get_mut(&key).filter(|s| s.generation == generation) else { return };
+            let period = sub.period;
+            let Some(feed) = sub.feeds.get_mut(&driver) else { return };
+            if !alive {
+                // The driver's session is gone for good; a new one arrives as DriverJoined.
+                feed.armed = false;
+                return;
+            }
+            let wait = feed.last_push.map(|t| period.saturating_sub(t.elapsed())).unwrap_or_default();
+            if wait.is_zero() {
+                feed.armed = false;
+                act.push_feed(&key, &driver, ctx);
+                act.arm(key, driver, ctx);
+            } else {
+                ctx.run_later(wait, move |act, ctx| {
+                    if let Some(feed) = act
+                        .subs
+                        .get_mut(&key)
+                        .filter(|s| s.generation == generation)
+                        .and_then(|s| s.feeds.get_mut(&driver))
+                    {
+                        feed.armed = false;
+                        act.push_feed(&key, &driver, ctx);
+                        act.arm(key, driver, ctx);
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Sends what changed: the newest sample (team view) or every sample of the latest batch not
+    /// sent yet (focused view).
+    fn push_feed(&mut self, key: &SubKey, driver: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(sub) = self.subs.get_mut(key) else { return };
+        let full_rate = sub.full_rate;
+        let Some(feed) = sub.feeds.get_mut(driver) else { return };
+        let Some(batch) = feed.rx.borrow_and_update().clone() else { return };
+        let sent = feed.sent;
+        let fresh = batch.iter().filter(|l| l.n > sent);
+        let chosen: Vec<&pitbox_actors::driver_session::LiveSample> =
+            if full_rate { fresh.collect() } else { fresh.last().into_iter().collect() };
+        if chosen.is_empty() {
+            return;
+        }
+        feed.sent = batch.last().map_or(sent, |l| l.n.max(sent));
+        feed.last_push = Some(Instant::now());
+        let from = pitbox_actors::driver_session::driver_path(&key.0, driver);
+        for live in chosen {
             let Some(data) = live.json() else { continue };
-            let from = pitbox_actors::driver_session::driver_path(&key.0, &live.update.driver_id);
             self.seq += 1;
             let push = SharedPush { kind: "telemetry_update", data, from: &from, seq: self.seq };
             if let Ok(text) = serde_json::to_string(&push) {
@@ -612,10 +656,18 @@ impl Handler<Push> for WsSession {
         match msg {
             Push::Event(env) => self.send(ctx, (*env).clone()),
             Push::DriverJoined(driver, rx) => {
-                for ((_, filter), sub) in self.subs.iter_mut() {
-                    if filter.as_ref().is_none_or(|d| *d == driver) && !sub.feeds.contains_key(&driver) {
+                let mut arm = vec![];
+                for (key, sub) in self.subs.iter_mut() {
+                    let wanted = key.1.as_ref().is_none_or(|d| *d == driver);
+                    // A feed whose session ended for good is replaced by the new one.
+                    let stale = sub.feeds.get(&driver).is_none_or(|f| f.rx.has_changed().is_err());
+                    if wanted && stale {
                         sub.feeds.insert(driver.clone(), Feed::new(rx.clone()));
+                        arm.push(key.clone());
                     }
+                }
+                for key in arm {
+                    self.arm(key, driver.clone(), ctx);
                 }
             }
         }

@@ -1,0 +1,288 @@
+//! Fan-out benchmark: the real runtime in this process, driven over loopback WebSockets by D
+//! simulated driver nodes at 60 Hz and S dashboards (team view, 20 Hz per driver). Prints ingest
+//! rate (samples acknowledged as stored), fan-out rate (samples delivered to dashboards), end-to-end
+//! latency (sample sent by a node → received by a dashboard) p50/p99/max, CPU and RSS.
+//!
+//! `cargo bench -p pitbox-runtime --bench fanout -- --drivers 200 --dashboards 400 --secs 15`
+//! Env: `PITBOX_BENCH_DATABASE_URL` (default: a SQLite file in a temp dir).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::Arbiter;
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use runtime::config::Config;
+use runtime::server::{self, State};
+use schema::wire::{Role, UserInfo};
+use serde_json::json;
+
+#[derive(Debug, Parser)]
+struct Args {
+    #[arg(long, default_value_t = 200)]
+    drivers: usize,
+    #[arg(long, default_value_t = 400)]
+    dashboards: usize,
+    /// Drivers per team (dashboards are spread over the teams).
+    #[arg(long, default_value_t = 10)]
+    team_size: usize,
+    /// Frames per message a node sends (1 = every sample on its own, at 60 Hz).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Measured seconds (after a warm-up of 3 s).
+    #[arg(long, default_value_t = 15)]
+    secs: u64,
+    /// Threads that run the simulated clients.
+    #[arg(long, default_value_t = 2)]
+    client_threads: usize,
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+#[derive(Default)]
+struct Totals {
+    acked: AtomicU64,
+    delivered: AtomicU64,
+    measuring: AtomicBool,
+    latencies_us: Mutex<Vec<u32>>,
+}
+
+fn proc_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or_default();
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn status_kib(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn sample(seq: u64, t: f64) -> serde_json::Value {
+    let dist = t / 90.0;
+    json!({
+        "seq": seq,
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "sessionTime": t, "speed": 200.0 + 30.0 * (dist * 6.28).sin(), "rpm": 7000.0, "gear": 4,
+        "throttle": 80.0, "brake": 0.0, "steeringAngle": 2.0, "lap": dist.floor() as i32 + 1,
+        "trackPosition": dist.fract(), "fuelLevel": 50.0 - dist, "fuelUsePerHour": 30.0,
+        "tireWear": {"frontLeft": 99.0, "frontRight": 99.0, "rearLeft": 99.0, "rearRight": 99.0},
+        "cars": {"lap": [1, 1, 2, 2], "lapDistPct": [0.1, 0.2, 0.3, 0.4], "position": [1, 2, 3, 4], "onPitRoad": [false, false, false, false]}
+    })
+}
+
+/// An awc client whose connections have Nagle's algorithm off, like a real node's should.
+fn client() -> awc::Client {
+    use actix_service::{fn_service, Service};
+    use actix_tls::connect::{ConnectInfo, Connector};
+    let tcp = Connector::default().service();
+    let nodelay = fn_service(move |req: ConnectInfo<awc::http::Uri>| {
+        let tcp = tcp.clone();
+        async move {
+            let conn = tcp.call(req).await?;
+            let _ = conn.io_ref().set_nodelay(true);
+            Ok(conn)
+        }
+    });
+    awc::Client::builder().connector(awc::Connector::new().connector(nodelay)).timeout(Duration::from_secs(30)).finish()
+}
+
+async fn connect(base: &str, token: &str, kind: &str) -> actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec> {
+    let client = client();
+    let (_, mut conn) = client.ws(format!("{base}/ws")).max_frame_size(1 << 24).connect().await.expect("ws connect");
+    conn.next().await; // connection_established
+    let auth = json!({"type": "authenticate", "data": {"token": token, "clientType": kind, "version": "bench"}});
+    conn.send(awc::ws::Message::Text(auth.to_string().into())).await.unwrap();
+    loop {
+        if let Some(Ok(awc::ws::Frame::Text(t))) = conn.next().await {
+            let v: serde_json::Value = serde_json::from_slice(&t).unwrap();
+            if v["type"] == "authentication_result" {
+                assert_eq!(v["data"]["success"], true, "{v}");
+                return conn;
+            }
+        }
+    }
+}
+
+async fn run_driver(base: String, token: String, driver: String, batch: usize, stop: Arc<AtomicBool>, totals: Arc<Totals>) {
+    let conn = connect(&base, &token, "driver_node").await;
+    let (mut tx, mut rx) = conn.split();
+    let totals2 = totals.clone();
+    actix_rt::spawn(async move {
+        let mut acked = 0u64;
+        while let Some(Ok(frame)) = rx.next().await {
+            if let awc::ws::Frame::Text(t) = frame {
+                let v: serde_json::Value = serde_json::from_slice(&t).unwrap_or_default();
+                if v["type"] == "ack" {
+                    let seq = v["data"]["seq"].as_u64().unwrap_or(0) + 1;
+                    let new = seq.saturating_sub(acked);
+                    acked = acked.max(seq);
+                    if totals2.measuring.load(Ordering::Relaxed) {
+                        totals2.acked.fetch_add(new, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    });
+    // Spread the drivers' ticks over the 16.7 ms period.
+    actix_rt::time::sleep(Duration::from_micros(rand::random::<u64>() % 16_667)).await;
+    let period = Duration::from_micros(16_667 * batch as u64);
+    let mut tick = actix_rt::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seq = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        let frames: Vec<_> = (0..batch as u64).map(|i| sample(seq + i, (seq + i) as f64 / 60.0)).collect();
+        seq += batch as u64;
+        let msg = json!({"type": "telemetry_batch", "data": {"driverId": driver, "streamId": "bench", "frames": frames}});
+        if tx.send(awc::ws::Message::Text(msg.to_string().into())).await.is_err() {
+            break;
+        }
+    }
+}
+
+async fn run_dashboard(base: String, token: String, team: String, stop: Arc<AtomicBool>, totals: Arc<Totals>) {
+    let mut conn = connect(&base, &token, "dashboard").await;
+    let sub = json!({"type": "subscribe", "data": {"teamId": team}});
+    conn.send(awc::ws::Message::Text(sub.to_string().into())).await.unwrap();
+    let mut local = Vec::with_capacity(4096);
+    while !stop.load(Ordering::Relaxed) {
+        let Some(Ok(frame)) = conn.next().await else { break };
+        let awc::ws::Frame::Text(t) = frame else { continue };
+        // Only the type and the send time are needed: cheap substring reads, not a full parse.
+        let text = std::str::from_utf8(&t).unwrap_or_default();
+        if !text.starts_with("{\"type\":\"telemetry_update\"") {
+            continue;
+        }
+        if !totals.measuring.load(Ordering::Relaxed) {
+            continue;
+        }
+        totals.delivered.fetch_add(1, Ordering::Relaxed);
+        if let Some(i) = text.find("\"timestamp\":\"") {
+            let rest = &text[i + 13..];
+            if let Some(end) = rest.find('"') {
+                if let Ok(sent) = chrono::DateTime::parse_from_rfc3339(&rest[..end]) {
+                    let us = (chrono::Utc::now() - sent.with_timezone(&chrono::Utc)).num_microseconds().unwrap_or(0);
+                    local.push(us.clamp(0, u32::MAX as i64) as u32);
+                    if local.len() == 256 {
+                        totals.latencies_us.lock().unwrap().append(&mut local);
+                    }
+                }
+            }
+        }
+    }
+    totals.latencies_us.lock().unwrap().append(&mut local);
+}
+
+fn main() {
+    let args = Args::parse();
+    let dir = tempfile::tempdir().unwrap();
+    let url = std::env::var("PITBOX_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| dir.path().join("bench.db").to_string_lossy().into_owned());
+    let system = actix_rt::System::new();
+    system.block_on(async move {
+        let mut config = Config::for_database(url.clone()).unwrap();
+        config.rate_limit_per_ip = 1_000_000;
+        config.rate_limit_per_user = 1_000_000;
+        config.access_token_ttl = Duration::from_secs(3600);
+        let state = State::new(config).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let srv = server::start(state.clone(), listener).unwrap();
+        let handle = srv.handle();
+        actix_rt::spawn(srv);
+
+        // Teams, drivers and viewers, with tokens minted directly (no password hashing).
+        let teams = args.drivers.div_ceil(args.team_size).max(1);
+        let mut team_ids = vec![];
+        let mut drivers = vec![];
+        for t in 0..teams {
+            let team = state.db.run_blocking(|c| runtime::store::create_team(c, &format!("Team {t}"))).unwrap().id;
+            for d in 0..args.team_size.min(args.drivers - t * args.team_size) {
+                let nd = schema::wire::NewDriver {
+                    name: format!("Driver {t}-{d}"),
+                    number: d as i32,
+                    role: schema::wire::DriverRole::Primary,
+                    avatar_url: None,
+                    user_id: None,
+                };
+                let driver = state.db.run_blocking(|c| runtime::store::create_driver(c, &team, &nd)).unwrap();
+                let info = UserInfo {
+                    id: format!("u-{}", driver.id),
+                    username: format!("d{t}-{d}"),
+                    role: Role::Driver,
+                    teams: vec![team.clone()],
+                    driver_id: Some(driver.id.clone()),
+                };
+                drivers.push((state.keys.issue(&info).unwrap().0, driver.id, team.clone()));
+            }
+            team_ids.push(team);
+        }
+        let viewer = |team: &str| {
+            let info = UserInfo { id: format!("v-{team}"), username: "viewer".into(), role: Role::Team, teams: vec![team.to_owned()], driver_id: None };
+            state.keys.issue(&info).unwrap().0
+        };
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let totals = Arc::new(Totals::default());
+        let arbiters: Vec<Arbiter> = (0..args.client_threads.max(1)).map(|_| Arbiter::new()).collect();
+        for (i, (token, driver, _)) in drivers.iter().enumerate() {
+            let (base, token, driver, stop, totals) = (base.clone(), token.clone(), driver.clone(), stop.clone(), totals.clone());
+            let batch = args.batch.max(1);
+            // awc futures are not Send: start each on its arbiter's own thread.
+            arbiters[i % arbiters.len()].spawn_fn(move || {
+                actix_rt::spawn(run_driver(base, token, driver, batch, stop, totals));
+            });
+        }
+        for i in 0..args.dashboards {
+            let team = team_ids[i % team_ids.len()].clone();
+            let (base, token, stop, totals) = (base.clone(), viewer(&team), stop.clone(), totals.clone());
+            arbiters[i % arbiters.len()].spawn_fn(move || {
+                actix_rt::spawn(run_dashboard(base, token, team, stop, totals));
+            });
+        }
+
+        println!(
+            "fanout bench: {} drivers × 60 Hz (batch {}), {} dashboards over {} teams (team view 20 Hz), {} s, {}",
+            args.drivers, args.batch, args.dashboards, teams, args.secs,
+            if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" }
+        );
+        actix_rt::time::sleep(Duration::from_secs(3)).await;
+        let (cpu0, t0) = (proc_cpu_secs(), Instant::now());
+        totals.measuring.store(true, Ordering::Relaxed);
+        let mut peak_rss = 0;
+        for _ in 0..args.secs {
+            actix_rt::time::sleep(Duration::from_secs(1)).await;
+            peak_rss = peak_rss.max(status_kib("VmRSS:"));
+        }
+        totals.measuring.store(false, Ordering::Relaxed);
+        let (cpu, wall) = (proc_cpu_secs() - cpu0, t0.elapsed().as_secs_f64());
+        stop.store(true, Ordering::Relaxed);
+
+        let mut lat = std::mem::take(&mut *totals.latencies_us.lock().unwrap());
+        lat.sort_unstable();
+        let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0) as f64 / 1000.0;
+        let ingest = totals.acked.load(Ordering::Relaxed) as f64 / wall;
+        let fanout = totals.delivered.load(Ordering::Relaxed) as f64 / wall;
+        println!("ingest (stored, acked): {ingest:>10.0} samples/s  (offered {:.0}/s)", args.drivers as f64 * 60.0);
+        println!("fan-out (delivered):    {fanout:>10.0} samples/s");
+        println!("latency node→dashboard: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({} samples)", pct(0.50), pct(0.99), pct(1.0), lat.len());
+        println!("CPU (whole process, clients included): {:.0}% of one core ({:.1} cores of 2)", 100.0 * cpu / wall, cpu / wall);
+        println!("RSS (whole process): now {} MiB, peak during run {} MiB, high-water {} MiB", status_kib("VmRSS:") / 1024, peak_rss / 1024, status_kib("VmHWM:") / 1024);
+        let store_backlog = state.system.env.backlog.rows();
+        println!("store backlog at end: {store_backlog} rows");
+        handle.stop(false).await;
+        for a in arbiters {
+            a.stop();
+        }
+    });
+}
