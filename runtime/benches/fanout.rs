@@ -1,7 +1,9 @@
 //! Fan-out benchmark: the real runtime in this process, driven over loopback WebSockets by D
-//! simulated driver nodes at 60 Hz and S dashboards (team view, 20 Hz per driver). Prints ingest
-//! rate (samples acknowledged as stored), fan-out rate (samples delivered to dashboards), end-to-end
-//! latency (sample sent by a node → received by a dashboard) p50/p99/max, CPU and RSS.
+//! simulated driver nodes at 60 Hz and S dashboards (team view, 20 Hz per driver) running in a
+//! second process (this binary with `--clients`), so that the CPU and RSS printed are the server's
+//! own. Prints ingest rate (samples acknowledged as stored), fan-out rate (samples delivered to
+//! dashboards), end-to-end latency (sample sent by a node → received by a dashboard) p50/p99/max,
+//! and CPU and RSS of both processes.
 //!
 //! `cargo bench -p pitbox-runtime --bench fanout -- --drivers 200 --dashboards 400 --secs 15`
 //! Env: `PITBOX_BENCH_DATABASE_URL` (default: a SQLite file in a temp dir).
@@ -41,6 +43,35 @@ struct Args {
     client_threads: usize,
     #[arg(long, hide = true)]
     bench: bool,
+    /// Internal: run the clients of the plan in this file and print their figures as JSON.
+    #[arg(long, hide = true)]
+    clients: Option<std::path::PathBuf>,
+}
+
+/// What the client process is to do.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Plan {
+    base: String,
+    drivers: Vec<(String, String)>,
+    dashboards: Vec<(String, String)>,
+    batch: usize,
+    warmup_secs: u64,
+    secs: u64,
+    client_threads: usize,
+}
+
+/// What the client process measured.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Outcome {
+    wall: f64,
+    cpu: f64,
+    rss_kib: u64,
+    acked: u64,
+    delivered: u64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    latencies: usize,
 }
 
 #[derive(Default)]
@@ -63,7 +94,9 @@ fn proc_cpu_secs() -> f64 {
 fn status_kib(key: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -93,14 +126,23 @@ fn client() -> awc::Client {
             Ok(conn)
         }
     });
-    awc::Client::builder().connector(awc::Connector::new().connector(nodelay)).timeout(Duration::from_secs(30)).finish()
+    awc::Client::builder()
+        .connector(awc::Connector::new().connector(nodelay))
+        .timeout(Duration::from_secs(30))
+        .finish()
 }
 
-async fn connect(base: &str, token: &str, kind: &str) -> actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec> {
+async fn connect(
+    base: &str,
+    token: &str,
+    kind: &str,
+) -> actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec> {
     let client = client();
-    let (_, mut conn) = client.ws(format!("{base}/ws")).max_frame_size(1 << 24).connect().await.expect("ws connect");
+    let (_, mut conn) =
+        client.ws(format!("{base}/ws")).max_frame_size(1 << 24).connect().await.expect("ws connect");
     conn.next().await; // connection_established
-    let auth = json!({"type": "authenticate", "data": {"token": token, "clientType": kind, "version": "bench"}});
+    let auth =
+        json!({"type": "authenticate", "data": {"token": token, "clientType": kind, "version": "bench"}});
     conn.send(awc::ws::Message::Text(auth.to_string().into())).await.unwrap();
     loop {
         if let Some(Ok(awc::ws::Frame::Text(t))) = conn.next().await {
@@ -113,7 +155,14 @@ async fn connect(base: &str, token: &str, kind: &str) -> actix_codec::Framed<awc
     }
 }
 
-async fn run_driver(base: String, token: String, driver: String, batch: usize, stop: Arc<AtomicBool>, totals: Arc<Totals>) {
+async fn run_driver(
+    base: String,
+    token: String,
+    driver: String,
+    batch: usize,
+    stop: Arc<AtomicBool>,
+    totals: Arc<Totals>,
+) {
     let conn = connect(&base, &token, "driver_node").await;
     let (mut tx, mut rx) = conn.split();
     let totals2 = totals.clone();
@@ -150,7 +199,13 @@ async fn run_driver(base: String, token: String, driver: String, batch: usize, s
     }
 }
 
-async fn run_dashboard(base: String, token: String, team: String, stop: Arc<AtomicBool>, totals: Arc<Totals>) {
+async fn run_dashboard(
+    base: String,
+    token: String,
+    team: String,
+    stop: Arc<AtomicBool>,
+    totals: Arc<Totals>,
+) {
     let mut conn = connect(&base, &token, "dashboard").await;
     let sub = json!({"type": "subscribe", "data": {"teamId": team}});
     conn.send(awc::ws::Message::Text(sub.to_string().into())).await.unwrap();
@@ -171,7 +226,9 @@ async fn run_dashboard(base: String, token: String, team: String, stop: Arc<Atom
             let rest = &text[i + 13..];
             if let Some(end) = rest.find('"') {
                 if let Ok(sent) = chrono::DateTime::parse_from_rfc3339(&rest[..end]) {
-                    let us = (chrono::Utc::now() - sent.with_timezone(&chrono::Utc)).num_microseconds().unwrap_or(0);
+                    let us = (chrono::Utc::now() - sent.with_timezone(&chrono::Utc))
+                        .num_microseconds()
+                        .unwrap_or(0);
                     local.push(us.clamp(0, u32::MAX as i64) as u32);
                     if local.len() == 256 {
                         totals.latencies_us.lock().unwrap().append(&mut local);
@@ -185,11 +242,72 @@ async fn run_dashboard(base: String, token: String, team: String, stop: Arc<Atom
 
 fn main() {
     let args = Args::parse();
+    match &args.clients {
+        Some(plan) => run_clients(plan),
+        None => run_server(&args),
+    }
+}
+
+fn run_clients(plan_path: &std::path::Path) {
+    let plan: Plan = serde_json::from_slice(&std::fs::read(plan_path).unwrap()).unwrap();
+    actix_rt::System::new().block_on(async move {
+        let stop = Arc::new(AtomicBool::new(false));
+        let totals = Arc::new(Totals::default());
+        let arbiters: Vec<Arbiter> = (0..plan.client_threads.max(1)).map(|_| Arbiter::new()).collect();
+        for (i, (token, driver)) in plan.drivers.iter().enumerate() {
+            let (base, token, driver, stop, totals) =
+                (plan.base.clone(), token.clone(), driver.clone(), stop.clone(), totals.clone());
+            let batch = plan.batch.max(1);
+            // awc futures are not Send: start each on its arbiter's own thread.
+            arbiters[i % arbiters.len()].spawn_fn(move || {
+                actix_rt::spawn(run_driver(base, token, driver, batch, stop, totals));
+            });
+        }
+        for (i, (token, team)) in plan.dashboards.iter().enumerate() {
+            let (base, token, team, stop, totals) =
+                (plan.base.clone(), token.clone(), team.clone(), stop.clone(), totals.clone());
+            arbiters[i % arbiters.len()].spawn_fn(move || {
+                actix_rt::spawn(run_dashboard(base, token, team, stop, totals));
+            });
+        }
+        actix_rt::time::sleep(Duration::from_secs(plan.warmup_secs)).await;
+        let (cpu0, t0) = (proc_cpu_secs(), Instant::now());
+        totals.measuring.store(true, Ordering::Relaxed);
+        actix_rt::time::sleep(Duration::from_secs(plan.secs)).await;
+        totals.measuring.store(false, Ordering::Relaxed);
+        let (cpu, wall) = (proc_cpu_secs() - cpu0, t0.elapsed().as_secs_f64());
+        stop.store(true, Ordering::Relaxed);
+        let mut lat = std::mem::take(&mut *totals.latencies_us.lock().unwrap());
+        lat.sort_unstable();
+        let pct = |p: f64| {
+            lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0)
+                as f64
+                / 1000.0
+        };
+        let outcome = Outcome {
+            wall,
+            cpu,
+            rss_kib: status_kib("VmRSS:"),
+            acked: totals.acked.load(Ordering::Relaxed),
+            delivered: totals.delivered.load(Ordering::Relaxed),
+            p50_ms: pct(0.5),
+            p99_ms: pct(0.99),
+            max_ms: pct(1.0),
+            latencies: lat.len(),
+        };
+        println!("{}", serde_json::to_string(&outcome).unwrap());
+        for a in arbiters {
+            a.stop();
+        }
+    });
+}
+
+fn run_server(args: &Args) {
     let dir = tempfile::tempdir().unwrap();
     let url = std::env::var("PITBOX_BENCH_DATABASE_URL")
         .unwrap_or_else(|_| dir.path().join("bench.db").to_string_lossy().into_owned());
-    let system = actix_rt::System::new();
-    system.block_on(async move {
+    let plan_path = dir.path().join("plan.json");
+    actix_rt::System::new().block_on(async move {
         let mut config = Config::for_database(url.clone()).unwrap();
         config.rate_limit_per_ip = 1_000_000;
         config.rate_limit_per_user = 1_000_000;
@@ -223,66 +341,70 @@ fn main() {
                     teams: vec![team.clone()],
                     driver_id: Some(driver.id.clone()),
                 };
-                drivers.push((state.keys.issue(&info).unwrap().0, driver.id, team.clone()));
+                drivers.push((state.keys.issue(&info).unwrap().0, driver.id));
             }
             team_ids.push(team);
         }
-        let viewer = |team: &str| {
-            let info = UserInfo { id: format!("v-{team}"), username: "viewer".into(), role: Role::Team, teams: vec![team.to_owned()], driver_id: None };
-            state.keys.issue(&info).unwrap().0
+        let dashboards = (0..args.dashboards)
+            .map(|i| {
+                let team = team_ids[i % team_ids.len()].clone();
+                let info = UserInfo {
+                    id: format!("v-{team}"),
+                    username: "viewer".into(),
+                    role: Role::Team,
+                    teams: vec![team.clone()],
+                    driver_id: None,
+                };
+                (state.keys.issue(&info).unwrap().0, team)
+            })
+            .collect();
+        let warmup_secs = 4;
+        let plan = Plan {
+            base,
+            drivers,
+            dashboards,
+            batch: args.batch,
+            warmup_secs,
+            secs: args.secs,
+            client_threads: args.client_threads,
         };
-
-        let stop = Arc::new(AtomicBool::new(false));
-        let totals = Arc::new(Totals::default());
-        let arbiters: Vec<Arbiter> = (0..args.client_threads.max(1)).map(|_| Arbiter::new()).collect();
-        for (i, (token, driver, _)) in drivers.iter().enumerate() {
-            let (base, token, driver, stop, totals) = (base.clone(), token.clone(), driver.clone(), stop.clone(), totals.clone());
-            let batch = args.batch.max(1);
-            // awc futures are not Send: start each on its arbiter's own thread.
-            arbiters[i % arbiters.len()].spawn_fn(move || {
-                actix_rt::spawn(run_driver(base, token, driver, batch, stop, totals));
-            });
-        }
-        for i in 0..args.dashboards {
-            let team = team_ids[i % team_ids.len()].clone();
-            let (base, token, stop, totals) = (base.clone(), viewer(&team), stop.clone(), totals.clone());
-            arbiters[i % arbiters.len()].spawn_fn(move || {
-                actix_rt::spawn(run_dashboard(base, token, team, stop, totals));
-            });
-        }
-
+        std::fs::write(&plan_path, serde_json::to_vec(&plan).unwrap()).unwrap();
         println!(
             "fanout bench: {} drivers × 60 Hz (batch {}), {} dashboards over {} teams (team view 20 Hz), {} s, {}",
-            args.drivers, args.batch, args.dashboards, teams, args.secs,
+            args.drivers,
+            args.batch,
+            args.dashboards,
+            teams,
+            args.secs,
             if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" }
         );
-        actix_rt::time::sleep(Duration::from_secs(3)).await;
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .arg("--clients")
+            .arg(&plan_path)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let waiter = actix_rt::task::spawn_blocking(move || child.wait_with_output());
+        actix_rt::time::sleep(Duration::from_secs(warmup_secs)).await;
         let (cpu0, t0) = (proc_cpu_secs(), Instant::now());
-        totals.measuring.store(true, Ordering::Relaxed);
         let mut peak_rss = 0;
         for _ in 0..args.secs {
             actix_rt::time::sleep(Duration::from_secs(1)).await;
             peak_rss = peak_rss.max(status_kib("VmRSS:"));
         }
-        totals.measuring.store(false, Ordering::Relaxed);
         let (cpu, wall) = (proc_cpu_secs() - cpu0, t0.elapsed().as_secs_f64());
-        stop.store(true, Ordering::Relaxed);
-
-        let mut lat = std::mem::take(&mut *totals.latencies_us.lock().unwrap());
-        lat.sort_unstable();
-        let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0) as f64 / 1000.0;
-        let ingest = totals.acked.load(Ordering::Relaxed) as f64 / wall;
-        let fanout = totals.delivered.load(Ordering::Relaxed) as f64 / wall;
-        println!("ingest (stored, acked): {ingest:>10.0} samples/s  (offered {:.0}/s)", args.drivers as f64 * 60.0);
-        println!("fan-out (delivered):    {fanout:>10.0} samples/s");
-        println!("latency node→dashboard: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({} samples)", pct(0.50), pct(0.99), pct(1.0), lat.len());
-        println!("CPU (whole process, clients included): {:.0}% of one core ({:.1} cores of 2)", 100.0 * cpu / wall, cpu / wall);
-        println!("RSS (whole process): now {} MiB, peak during run {} MiB, high-water {} MiB", status_kib("VmRSS:") / 1024, peak_rss / 1024, status_kib("VmHWM:") / 1024);
-        let store_backlog = state.system.env.backlog.rows();
-        println!("store backlog at end: {store_backlog} rows");
+        let backlog = state.system.env.backlog.rows();
+        let output = waiter.await.unwrap().unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        let Some(o) = text.lines().rev().find_map(|l| serde_json::from_str::<Outcome>(l).ok()) else {
+            panic!("client process gave no figures: {text}");
+        };
+        println!("ingest (stored, acked): {:>9.0} samples/s  (offered {:.0}/s)", o.acked as f64 / o.wall, args.drivers as f64 * 60.0);
+        println!("fan-out (delivered):    {:>9.0} samples/s", o.delivered as f64 / o.wall);
+        println!("latency node→dashboard: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({} samples)", o.p50_ms, o.p99_ms, o.max_ms, o.latencies);
+        println!("server CPU: {:.0}% of one core; server RSS: peak {} MiB (high-water {} MiB)", 100.0 * cpu / wall, peak_rss / 1024, status_kib("VmHWM:") / 1024);
+        println!("clients CPU: {:.0}% of one core; clients RSS {} MiB", 100.0 * o.cpu / o.wall, o.rss_kib / 1024);
+        println!("store backlog at the end of the window: {backlog} rows");
         handle.stop(false).await;
-        for a in arbiters {
-            a.stop();
-        }
     });
 }

@@ -388,3 +388,43 @@ on_both_backends!(
         srv.stop().await;
     }
 );
+
+on_both_backends!(
+    idle_driver_sessions_stop,
+    |c| {
+        c.idle_timeout = Duration::from_secs(1);
+    },
+    |srv| {
+        let (team, driver, node_token, _) = setup_team(&srv).await;
+        srv.create_user("root", Role::Admin, &[]);
+        let root = srv.login("root").await;
+        let path = format!("/teams/{team}/drivers/{driver}");
+        let r = srv
+            .post(
+                "/api/telemetry",
+                &node_token,
+                json!({"driverId": driver, "timestamp": timestamp_at(0.0), "data": sample_at(0.0, 60.0)}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+        wait_for(&srv, &root, &path, |n| n["status"] == "running").await;
+        // No node and no data for the idle time: the session and its children are stopped and gone.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while find(&tree(&srv, &root).await["root"], &path).is_some() {
+            assert!(Instant::now() < deadline, "idle session was not stopped");
+            actix_rt::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(find(&tree(&srv, &root).await["root"], &format!("{path}/coach")).is_none());
+        // It comes back lazily with the next sample.
+        let r = srv
+            .post(
+                "/api/telemetry",
+                &node_token,
+                json!({"driverId": driver, "timestamp": timestamp_at(1.0), "data": sample_at(1.0, 60.0)}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+        wait_for(&srv, &root, &path, |n| n["status"] == "running").await;
+        srv.stop().await;
+    }
+);
