@@ -22,7 +22,7 @@ use crate::registry::Stats;
 use crate::store_writer::{AckTo, LapIn, LapStored, SampleIn, Write, WriteRequest};
 use crate::supervision::{fail, guarded, ChildFailed, Control, Fatal, RestartTracker};
 use crate::system::Env;
-use crate::team_hub::{Broadcast, TeamHub};
+use crate::team_hub::HubRef;
 use crate::video_relay::VideoRelay;
 use crate::voice_channel::VoiceChannel;
 
@@ -142,7 +142,7 @@ pub struct DriverSession {
     parent: Recipient<ChildFailed>,
     idle_to: Recipient<ChildIdle>,
     slot: Arc<DriverSlot>,
-    hub: Addr<TeamHub>,
+    hub: HubRef,
     assembler: LapAssembler,
     ckpt: Checkpoint,
     nodes: u32,
@@ -159,7 +159,7 @@ pub struct DriverSessionArgs {
     pub parent: Recipient<ChildFailed>,
     pub idle_to: Recipient<ChildIdle>,
     pub slot: Arc<DriverSlot>,
-    pub hub: Addr<TeamHub>,
+    pub hub: HubRef,
 }
 
 pub fn driver_path(team_id: &str, driver_id: &str) -> String {
@@ -208,7 +208,7 @@ impl DriverSession {
                 telemetry_connected: self.nodes > 0,
             }))
         };
-        self.hub.do_send(Broadcast(Arc::new(env)));
+        self.hub.broadcast(env);
     }
 
     fn start_coach(&mut self, ctx: &mut Context<Self>) {
@@ -388,7 +388,7 @@ impl Handler<LapStored> for DriverSession {
                 c.do_send(LapSeen(lap.clone()));
             }
             let env = Envelope { from: Some(self.path.clone()), ..Envelope::new(Wire::LapCompleted(lap)) };
-            self.hub.do_send(Broadcast(Arc::new(env)));
+            self.hub.broadcast(env);
             Ok(())
         });
         if let Err(reason) = r {

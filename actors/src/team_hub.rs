@@ -61,6 +61,29 @@ pub struct HubShared {
 
 pub type HubSlot = Arc<Mutex<HubShared>>;
 
+/// The team's current hub, shared with the driver sessions so that they follow a hub restart.
+#[derive(Clone, Default)]
+pub struct HubRef(Arc<std::sync::RwLock<Option<Addr<TeamHub>>>>);
+
+impl HubRef {
+    pub fn set(&self, hub: Option<Addr<TeamHub>>) {
+        if let Ok(mut h) = self.0.write() {
+            *h = hub;
+        }
+    }
+
+    /// The live hub, if there is one.
+    pub fn get(&self) -> Option<Addr<TeamHub>> {
+        self.0.read().ok().and_then(|h| h.clone()).filter(|h| h.connected())
+    }
+
+    pub fn broadcast(&self, env: Envelope) {
+        if let Some(h) = self.get() {
+            h.do_send(Broadcast(Arc::new(env)));
+        }
+    }
+}
+
 pub struct TeamHub {
     stats: Arc<Stats>,
     parent: Recipient<ChildFailed>,

@@ -14,7 +14,7 @@ use crate::driver_session::{driver_path, ChildIdle, DriverSession, DriverSession
 use crate::registry::Stats;
 use crate::supervision::{guarded, ChildFailed, RestartTracker};
 use crate::system::Env;
-use crate::team_hub::{HubSlot, RegisterDriver, TeamHub};
+use crate::team_hub::{HubRef, HubSlot, RegisterDriver, TeamHub};
 
 /// The driver's session, started if needed.
 #[derive(Debug, Clone, Message)]
@@ -39,7 +39,7 @@ pub struct TeamSupervisor {
     team_id: String,
     stats: Arc<Stats>,
     hub_slot: HubSlot,
-    hub: Option<Addr<TeamHub>>,
+    hub: HubRef,
     hub_tracker: RestartTracker,
     drivers: HashMap<String, DriverChild>,
 }
@@ -52,7 +52,7 @@ impl TeamSupervisor {
             team_id,
             stats,
             hub_slot: HubSlot::default(),
-            hub: None,
+            hub: HubRef::default(),
             hub_tracker: RestartTracker::default(),
             drivers: HashMap::new(),
         }
@@ -61,14 +61,14 @@ impl TeamSupervisor {
     fn start_hub(&mut self, ctx: &mut Context<Self>) -> Addr<TeamHub> {
         let hub =
             TeamHub::new(&self.env, &self.team_id, ctx.address().recipient(), self.hub_slot.clone()).start();
-        self.hub = Some(hub.clone());
+        self.hub.set(Some(hub.clone()));
         hub
     }
 
     fn hub(&mut self, ctx: &mut Context<Self>) -> Addr<TeamHub> {
-        match &self.hub {
-            Some(h) if h.connected() => h.clone(),
-            _ => self.start_hub(ctx),
+        match self.hub.get() {
+            Some(h) => h,
+            None => self.start_hub(ctx),
         }
     }
 
@@ -87,7 +87,7 @@ impl TeamSupervisor {
             parent: ctx.address().recipient(),
             idle_to: ctx.address().recipient(),
             slot: child.slot.clone(),
-            hub: hub.clone(),
+            hub: self.hub.clone(),
         };
         let arbiter = self.env.next_arbiter();
         let addr = DriverSession::start_in_arbiter(&arbiter, move |_| DriverSession::new(args));
@@ -157,21 +157,14 @@ impl Handler<ChildFailed> for TeamSupervisor {
         let child_stats = self.env.registry.register(&msg.path, "child");
         if msg.path.ends_with("/hub") {
             if self.hub_tracker.allow(&policy) {
+                // Subscribers and drivers live in the hub's slot, and sessions reach the hub through
+                // the shared reference, so a restart loses nothing but the events in its mailbox.
                 child_stats.record_restart(&msg.reason);
-                let hub = self.start_hub(ctx);
-                // The hub's state survived in its slot; the sessions need its new address only for
-                // events, which they get through this supervisor on their next restart. Tell the
-                // new hub about every driver again so that late subscribers see them.
-                for (id, child) in &self.drivers {
-                    hub.do_send(RegisterDriver {
-                        driver_id: id.clone(),
-                        latest: child.slot.latest.subscribe(),
-                    });
-                }
+                self.start_hub(ctx);
             } else {
                 child_stats.set_status(ActorStatus::Stopped);
                 self.stats.record_escalation(format!("{}: {}", msg.path, msg.reason));
-                self.hub = None;
+                self.hub.set(None);
             }
             return;
         }

@@ -105,7 +105,7 @@ fn sample(seq: u64, t: f64) -> serde_json::Value {
     json!({
         "seq": seq,
         "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "sessionTime": t, "speed": 200.0 + 30.0 * (dist * 6.28).sin(), "rpm": 7000.0, "gear": 4,
+        "sessionTime": t, "speed": 200.0 + 30.0 * (dist * std::f64::consts::TAU).sin(), "rpm": 7000.0, "gear": 4,
         "throttle": 80.0, "brake": 0.0, "steeringAngle": 2.0, "lap": dist.floor() as i32 + 1,
         "trackPosition": dist.fract(), "fuelLevel": 50.0 - dist, "fuelUsePerHour": 30.0,
         "tireWear": {"frontLeft": 99.0, "frontRight": 99.0, "rearLeft": 99.0, "rearRight": 99.0},
