@@ -422,6 +422,22 @@ fn default_urgency() -> HandoffUrgency {
     HandoffUrgency::Normal
 }
 
+// ---------------------------------------------------------------- validation
+
+string_enum!(ValidationStatus { Success => "success", Warning => "warning", Error => "error" });
+
+/// The seed `ValidationResult`: one check of `pitbox-driver doctor`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ValidationResult {
+    pub component_name: String,
+    pub status: ValidationStatus,
+    pub message: String,
+    pub timestamp: DateTime<Utc>,
+    pub details: Option<serde_json::Value>,
+}
+
 // ---------------------------------------------------------------- coaching
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

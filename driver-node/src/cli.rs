@@ -1,0 +1,201 @@
+//! The `pitbox-driver` command line: `login`, `logout`, `run`, `replay`, `inspect`, `doctor`.
+//! Reads `PITBOX_PASSWORD` (login without a prompt) and `PITBOX_DRIVER_HOME` (see
+//! [`crate::credentials::home`]).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The PitBox driver node: iRacing telemetry, screen and voice for your team's pit wall.
+#[derive(Debug, Parser)]
+#[command(name = "pitbox-driver", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Log in to your team's PitBox runtime; the login is kept in the node's home directory.
+    Login(LoginArgs),
+    /// End the login and delete it from this PC.
+    Logout,
+    /// Stream telemetry to the runtime: from the sim, a recording, or the synthetic driver.
+    Run(RunArgs),
+    /// Stream a recording as if it were live, with a progress bar; exits when all of it is stored.
+    /// Restarted after an interruption, it resumes where it stopped.
+    Replay(ReplayArgs),
+    /// Check what a race needs: server, login, clock, socket, disk space, sim and devices.
+    Doctor(DoctorArgs),
+    /// Show what an iRacing telemetry file (.ibt, or a dump of the live map) holds: header,
+    /// recording, track, car, drivers, laps; optionally its channels, or chosen channels as CSV.
+    Inspect(InspectArgs),
+}
+
+/// `pitbox-driver inspect FILE [--vars] [--csv CHANNELS]`.
+#[derive(Debug, Clone, Args)]
+pub struct InspectArgs {
+    /// The .ibt file (or live shared-memory dump).
+    pub file: PathBuf,
+    /// Also list every channel: name, type, unit, description.
+    #[arg(long)]
+    pub vars: bool,
+    /// Instead of the summary, write these channels as CSV to stdout, one line per record
+    /// (e.g. `Speed,RPM,Lap`; array channels become `name[i]` columns).
+    #[arg(long, value_name = "CHANNELS", value_delimiter = ',')]
+    pub csv: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoginArgs {
+    /// The runtime, e.g. `https://pitbox.example.com` or `http://127.0.0.1:8080`.
+    #[arg(long)]
+    pub server: String,
+    #[arg(long)]
+    pub username: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// `iracing` (the sim, Windows), `ibt:PATH` (a recording) or `synthetic`.
+    #[arg(long, default_value = "synthetic")]
+    pub source: String,
+    /// Playback speed of recordings and the synthetic driver: a factor, or `max`.
+    #[arg(long, default_value = "1")]
+    pub speed: String,
+    /// Seed of the synthetic driver.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Stop recording after this many samples.
+    #[arg(long)]
+    pub samples: Option<u64>,
+    /// The local API's address (`off` to disable).
+    #[arg(long, default_value = "127.0.0.1:8766")]
+    pub api: String,
+    /// Frames the spool keeps at most before it thins the oldest (about 8 hours at 60 Hz).
+    #[arg(long, default_value_t = 1_800_000)]
+    pub spool_max: u64,
+    /// Do not capture the screen (video comes with the video work; nothing is captured yet).
+    #[arg(long)]
+    pub no_video: bool,
+    /// Do not listen for voice commands or play coaching.
+    #[arg(long)]
+    pub no_voice: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    pub file: PathBuf,
+    /// `1`, `4`, any factor, or `max`.
+    #[arg(long, default_value = "1")]
+    pub speed: String,
+    /// Only the first N laps of the recording.
+    #[arg(long)]
+    pub laps: Option<u32>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// Print the results as JSON (the seed's ValidationResult shape).
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn speed(s: &str) -> anyhow::Result<Option<f64>> {
+    if s == "max" {
+        return Ok(None);
+    }
+    let v: f64 = s.parse().map_err(|_| anyhow::anyhow!("--speed: a number or `max`, not {s:?}"))?;
+    anyhow::ensure!(v > 0.0 && v.is_finite(), "--speed must be positive");
+    Ok(Some(v))
+}
+
+fn password() -> anyhow::Result<String> {
+    if let Ok(p) = std::env::var("PITBOX_PASSWORD") {
+        return Ok(p);
+    }
+    Ok(rpassword::prompt_password("password: ")?)
+}
+
+/// Runs `cli`, writing its output to `out`.
+pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
+    let home = crate::credentials::home();
+    match cli.command {
+        Command::Inspect(args) => crate::inspect::run(&args, out),
+        Command::Login(args) => {
+            let password = password()?;
+            let creds = actix_rt::System::new().block_on(async {
+                crate::credentials::login(&crate::uplink::client(), &args.server, &args.username, &password)
+                    .await
+            })?;
+            creds.save(&home)?;
+            let driver = creds.driver_id.as_deref().unwrap_or("none: ask your engineer for a driver profile");
+            writeln!(out, "logged in to {} as {} (driver {driver})", creds.server, creds.username)?;
+            Ok(())
+        }
+        Command::Logout => {
+            actix_rt::System::new()
+                .block_on(async { crate::credentials::logout(&crate::uplink::client(), &home).await })?;
+            writeln!(out, "logged out")?;
+            Ok(())
+        }
+        Command::Run(args) => {
+            let source: Box<dyn crate::source::TelemetrySource> = match args.source.as_str() {
+                "synthetic" => Box::new(crate::synthetic::Synthetic::new(args.seed)),
+                "iracing" => anyhow::bail!(
+                    "--source iracing reads the sim's shared memory and runs on Windows only; \
+                     this build has no live sim source (use ibt:PATH or synthetic)"
+                ),
+                other => match other.strip_prefix("ibt:") {
+                    Some(path) => Box::new(crate::source::IbtSource::open(std::path::Path::new(path), None)?),
+                    None => anyhow::bail!("--source: `iracing`, `ibt:PATH` or `synthetic`, not {other:?}"),
+                },
+            };
+            let local_api = match args.api.as_str() {
+                "off" => None,
+                a => Some(
+                    a.parse()
+                        .map_err(|_| anyhow::anyhow!("--api: an address like 127.0.0.1:8766, or off"))?,
+                ),
+            };
+            let options = crate::node::NodeOptions {
+                home,
+                speed: speed(&args.speed)?,
+                progress_key: None,
+                limit: args.samples,
+                exit_when_done: args.samples.is_some(),
+                local_api,
+                spool_max_frames: args.spool_max,
+                voice: !args.no_voice,
+                progress_total: None,
+            };
+            let n = crate::node::run(source, options)?;
+            writeln!(out, "{n} samples recorded")?;
+            Ok(())
+        }
+        Command::Replay(args) => {
+            let source = crate::source::IbtSource::open(&args.file, args.laps)?;
+            let total = crate::source::TelemetrySource::info(&source).frames;
+            // The file's identity keys its progress, so a restart resumes the same replay only.
+            let meta = std::fs::metadata(&args.file)?;
+            let key = format!("replay:{}:{}:{:?}", args.file.display(), meta.len(), args.laps);
+            let options = crate::node::NodeOptions {
+                home,
+                speed: speed(&args.speed)?,
+                progress_key: Some(key),
+                limit: None,
+                exit_when_done: true,
+                local_api: None,
+                spool_max_frames: 1_800_000,
+                voice: false,
+                progress_total: total,
+            };
+            let n = crate::node::run(Box::new(source), options)?;
+            writeln!(out, "replayed {n} frames")?;
+            Ok(())
+        }
+        Command::Doctor(args) => crate::doctor::run(&home, args.json, out),
+    }
+}

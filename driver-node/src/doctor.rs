@@ -1,0 +1,225 @@
+//! `pitbox-driver doctor`: the checks a driver runs before a race, printed as a table of
+//! validation results (component, success/warning/error, message, details) or as JSON in the
+//! seed's `ValidationResult` shape. Env: `PITBOX_WHISPER_MODEL` (path of the speech model;
+//! default `<home>/models/ggml-tiny.en.bin`).
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use schema::wire::{ValidationResult, ValidationStatus};
+use serde_json::json;
+
+use crate::credentials::{self, Credentials};
+
+fn result(
+    component: &str,
+    status: ValidationStatus,
+    message: impl Into<String>,
+    details: Option<serde_json::Value>,
+) -> ValidationResult {
+    ValidationResult {
+        component_name: component.to_owned(),
+        status,
+        message: message.into(),
+        timestamp: chrono::Utc::now(),
+        details,
+    }
+}
+
+use ValidationStatus::{Error, Success, Warning};
+
+/// Runs every check; never fails itself (a failed check is a result).
+pub async fn checks(home: &Path) -> Vec<ValidationResult> {
+    let mut out = vec![];
+    let client = crate::uplink::client();
+    let creds = match Credentials::load(home) {
+        Ok(c) => {
+            out.push(result("login", Success, format!("{} on {}", c.username, c.server), None));
+            Some(c)
+        }
+        Err(e) => {
+            out.push(result("login", Error, e.to_string(), None));
+            None
+        }
+    };
+    if let Some(mut c) = creds {
+        out.push(if c.server.starts_with("https://") {
+            result("tls", Success, "the server is reached over HTTPS/WSS", None)
+        } else {
+            result(
+                "tls",
+                Warning,
+                "the server is reached without TLS (http://): fine on a LAN, not across the internet",
+                None,
+            )
+        });
+        let started = Instant::now();
+        match client.get(format!("{}/healthz", c.server)).send().await {
+            Ok(res) => {
+                let rtt = started.elapsed();
+                out.push(result(
+                    "server",
+                    if res.status().is_success() { Success } else { Error },
+                    format!("{} answered {} in {} ms", c.server, res.status(), rtt.as_millis()),
+                    Some(json!({"rttMs": rtt.as_secs_f64() * 1000.0})),
+                ));
+                let date = res.headers().get("date").and_then(|d| d.to_str().ok()).map(str::to_owned);
+                if let Some(server_time) = date.and_then(|d| chrono::DateTime::parse_from_rfc2822(&d).ok()) {
+                    let offset = (chrono::Utc::now() - server_time.with_timezone(&chrono::Utc))
+                        .num_milliseconds() as f64
+                        / 1000.0;
+                    let status = if offset.abs() <= 2.0 { Success } else { Warning };
+                    out.push(result(
+                        "clock",
+                        status,
+                        format!("{offset:+.1} s from the server (HTTP date, 1 s resolution)"),
+                        Some(json!({"offsetSecs": offset})),
+                    ));
+                }
+            }
+            Err(e) => out.push(result("server", Error, format!("{} unreachable: {e}", c.server), None)),
+        }
+        if c.expiring(Duration::from_secs(60)) {
+            match credentials::refresh(&client, home, &c).await {
+                Ok(fresh) => c = fresh,
+                Err(e) => out.push(result("auth", Error, e.to_string(), None)),
+            }
+        }
+        match client.get(format!("{}/api/auth/me", c.server)).bearer_auth(&c.token).send().await {
+            Ok(res) if res.status().is_success() => {
+                let driver = c.driver_id.clone();
+                out.push(match driver {
+                    Some(d) => result("auth", Success, format!("token valid; driving as {d}"), None),
+                    None => result("auth", Error, "token valid, but this user has no driver profile", None),
+                });
+            }
+            Ok(res) => out.push(result(
+                "auth",
+                Error,
+                format!("the server refused the login ({})", res.status()),
+                None,
+            )),
+            Err(e) => out.push(result("auth", Error, e.to_string(), None)),
+        }
+        out.push(websocket(&client, &c).await);
+    }
+    out.push(if cfg!(windows) {
+        result(
+            "iracing",
+            Warning,
+            "the live iRacing source is not part of this build; use ibt:PATH or synthetic",
+            None,
+        )
+    } else {
+        result(
+            "iracing",
+            Warning,
+            "iRacing runs on Windows; on this OS use --source ibt:PATH or synthetic",
+            None,
+        )
+    });
+    out.push(result(
+        "capture",
+        Warning,
+        "screen capture is not part of this build (video comes later)",
+        None,
+    ));
+    out.push(result(
+        "audio",
+        Warning,
+        "microphone and speakers are not used by this build (voice comes later)",
+        None,
+    ));
+    let model = std::env::var_os("PITBOX_WHISPER_MODEL")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| home.join("models").join("ggml-tiny.en.bin"));
+    out.push(if model.is_file() {
+        result("whisper model", Success, format!("{}", model.display()), None)
+    } else {
+        result(
+            "whisper model",
+            Warning,
+            format!("{} not found (needed for voice commands)", model.display()),
+            None,
+        )
+    });
+    let _ = std::fs::create_dir_all(home);
+    out.push(match fs4::available_space(home) {
+        Ok(bytes) => {
+            let gib = bytes as f64 / (1u64 << 30) as f64;
+            // A frame spools in about 1 KB: 1 GiB holds about 4 hours at 60 Hz.
+            let status = if gib >= 1.0 {
+                Success
+            } else if gib >= 0.1 {
+                Warning
+            } else {
+                Error
+            };
+            result(
+                "spool disk",
+                status,
+                format!("{gib:.1} GiB free in {}", home.display()),
+                Some(json!({"freeBytes": bytes})),
+            )
+        }
+        Err(e) => result("spool disk", Warning, format!("cannot tell free space: {e}"), None),
+    });
+    out
+}
+
+/// Time from opening the socket to an accepted `authenticate`.
+async fn websocket(client: &awc::Client, c: &Credentials) -> ValidationResult {
+    let started = Instant::now();
+    let conn = client.ws(c.ws_url()).connect().await;
+    let Ok((_, mut ws)) = conn else {
+        return result("websocket", Error, format!("cannot open {}", c.ws_url()), None);
+    };
+    let auth = json!({"type": "authenticate", "data": {"token": c.token, "clientType": "driver_node", "version": env!("CARGO_PKG_VERSION")}});
+    if ws.send(awc::ws::Message::Text(auth.to_string().into())).await.is_err() {
+        return result("websocket", Error, "the socket closed during the handshake", None);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, ws.next()).await {
+        if let awc::ws::Frame::Text(t) = frame {
+            let v: serde_json::Value = serde_json::from_slice(&t).unwrap_or_default();
+            if v["type"] == "authentication_result" {
+                let ms = started.elapsed().as_secs_f64() * 1000.0;
+                let _ = ws.send(awc::ws::Message::Close(None)).await;
+                return if v["data"]["success"] == true {
+                    result(
+                        "websocket",
+                        Success,
+                        format!("handshake in {ms:.0} ms"),
+                        Some(json!({"rttMs": ms})),
+                    )
+                } else {
+                    result(
+                        "websocket",
+                        Error,
+                        format!("handshake refused: {}", v["data"]["error"]["message"]),
+                        None,
+                    )
+                };
+            }
+        }
+    }
+    result("websocket", Error, "no answer to authenticate within 5 s", None)
+}
+
+pub fn run(home: &Path, as_json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    let results = actix_rt::System::new().block_on(checks(home));
+    if as_json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&results)?)?;
+    } else {
+        writeln!(out, "{:<14} {:<8} message", "component", "status")?;
+        for r in &results {
+            writeln!(out, "{:<14} {:<8} {}", r.component_name, r.status.as_str(), r.message)?;
+        }
+    }
+    if results.iter().any(|r| r.status == Error) {
+        anyhow::bail!("some checks failed");
+    }
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! The recorder: pulls frames from a source, paces them (real time × speed, or as fast as
+//! possible), writes them to the spool in small batches, and updates the status. Runs on its own
+//! thread: sources and the spool are blocking. A replay records its progress with its frames, so
+//! a node restarted mid-replay resumes at the next frame instead of recording the start again.
+//! Reads no env vars.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::source::{SourceError, TelemetrySource};
+use crate::spool::{Spool, SpoolError};
+use crate::status::Status;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+}
+
+pub struct RecordOptions {
+    /// Playback speed for recordings and the synthetic driver; `None`: as fast as possible.
+    pub speed: Option<f64>,
+    /// Spool key under which a replay keeps its progress (frames recorded so far).
+    pub progress_key: Option<String>,
+    /// Stop after this many frames (in total, counting a resumed replay's earlier frames).
+    pub limit: Option<u64>,
+}
+
+/// Records until the source ends, the limit is reached, or `stop` is set. Returns the frames
+/// recorded in total (for a resumed replay, including those of earlier runs).
+pub fn record(
+    source: &mut dyn TelemetrySource,
+    spool: &Spool,
+    status: &Status,
+    options: &RecordOptions,
+    stop: &AtomicBool,
+) -> Result<u64, RecordError> {
+    let mut done = match &options.progress_key {
+        Some(k) => spool.get_meta(k)?.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0),
+        None => 0,
+    };
+    if done > 0 {
+        tracing::info!(frames = done, "resuming a replay after the frames already recorded");
+        source.skip(done)?;
+    }
+    let paced = options.speed.filter(|s| *s > 0.0 && !source.is_live());
+    let batch_max = if paced.is_some() || source.is_live() { 6 } else { 200 };
+    let mut batch = Vec::with_capacity(batch_max);
+    let mut last_flush = Instant::now();
+    let mut clock: Option<(Instant, f64)> = None;
+    let flush = |batch: &mut Vec<schema::wire::TelemetryFrame>, done: u64| -> Result<(), RecordError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let progress = options.progress_key.as_deref().map(|k| (k, done.to_string()));
+        spool.append(batch, progress.as_ref().map(|(k, v)| (*k, v.as_str())))?;
+        let depth = spool.depth().unwrap_or(0);
+        if let Some(f) = batch.last() {
+            status.recorded(f, batch.len() as u64, depth);
+        }
+        batch.clear();
+        Ok(())
+    };
+    while !stop.load(Ordering::Relaxed) && options.limit.is_none_or(|l| done < l) {
+        let Some(frame) = source.next_frame()? else { break };
+        if let Some(speed) = paced {
+            let t = frame.sample.session_time;
+            let (start, t0) = *clock.get_or_insert((Instant::now(), t));
+            if t < t0 {
+                clock = Some((Instant::now(), t)); // a new session: start the clock again
+            } else {
+                let due = start + Duration::from_secs_f64((t - t0) / speed);
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+            }
+        }
+        batch.push(frame);
+        done += 1;
+        if batch.len() >= batch_max || last_flush.elapsed() >= Duration::from_millis(100) {
+            flush(&mut batch, done)?;
+            last_flush = Instant::now();
+        }
+    }
+    flush(&mut batch, done)?;
+    Ok(done)
+}
+
+/// Runs [`record`] on its own thread.
+pub fn spawn(
+    mut source: Box<dyn TelemetrySource>,
+    spool: Arc<Spool>,
+    status: Arc<Status>,
+    options: RecordOptions,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Result<u64, RecordError>> {
+    std::thread::spawn(move || record(source.as_mut(), &spool, &status, &options, &stop))
+}

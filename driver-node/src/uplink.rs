@@ -1,0 +1,261 @@
+//! The uplink: sends the spool to the runtime over the PitBox WebSocket protocol (awc) and
+//! forgets frames once they are acknowledged as stored. Frames go in order, in small batches, with
+//! at most a window of them unacknowledged; after a disconnect it resends from the last
+//! acknowledgement, so the backlog is delivered in order while recording continues, and the
+//! runtime's (stream, seq) check stores each frame once. Reconnects with jittered exponential
+//! backoff and refreshes the access token when it nears expiry or is refused. Server pushes
+//! (coaching, team messages, handoffs) are logged and counted. Reads no env vars.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rand::Rng;
+use schema::wire::{Authenticate, ClientType, Envelope, ErrorCode, Message as Wire, TelemetryBatch};
+use tokio::sync::watch;
+
+use crate::credentials::{self, CredentialError, Credentials};
+use crate::spool::Spool;
+use crate::status::Status;
+
+/// Frames in one `telemetry_batch` at most.
+const BATCH: usize = 60;
+
+#[derive(Debug, Clone)]
+pub struct UplinkOptions {
+    pub home: PathBuf,
+    /// Unacknowledged frames allowed in flight.
+    pub window: u64,
+    /// How often the spool is checked for new frames.
+    pub poll: Duration,
+    pub max_backoff: Duration,
+}
+
+impl UplinkOptions {
+    pub fn new(home: PathBuf) -> Self {
+        Self { home, window: 1200, poll: Duration::from_millis(20), max_backoff: Duration::from_secs(30) }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SessionEnd {
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+    #[error("connection: {0}")]
+    Connection(String),
+    #[error("authentication refused: {0}")]
+    AuthRefused(String),
+    #[error("spool: {0}")]
+    Spool(#[from] crate::spool::SpoolError),
+    #[error("stopped")]
+    Stopped,
+}
+
+/// An awc client; Nagle is off so small telemetry frames leave at once.
+pub fn client() -> awc::Client {
+    use actix_service::{fn_service, Service};
+    use actix_tls::connect::{ConnectInfo, Connector};
+    let tcp = Connector::default().service();
+    let nodelay = fn_service(move |req: ConnectInfo<awc::http::Uri>| {
+        let tcp = tcp.clone();
+        async move {
+            let conn = tcp.call(req).await?;
+            let _ = conn.io_ref().set_nodelay(true);
+            Ok(conn)
+        }
+    });
+    awc::Client::builder()
+        .connector(awc::Connector::new().connector(nodelay))
+        .timeout(Duration::from_secs(15))
+        .finish()
+}
+
+/// Runs until `stop` turns true. Never gives up: while the runtime is unreachable, the recorder
+/// keeps filling the spool.
+pub async fn run(
+    options: UplinkOptions,
+    spool: Arc<Spool>,
+    status: Arc<Status>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let client = client();
+    let mut failures = 0u32;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        match session(&client, &options, &spool, &status, &mut stop).await {
+            Err(SessionEnd::Stopped) => return,
+            Ok(()) => failures = 0,
+            Err(e) => {
+                status.set_connected(false, Some(e.to_string()));
+                tracing::warn!(error = %e, "uplink down; will retry");
+                failures = failures.saturating_add(1);
+            }
+        }
+        // Exponential backoff with full jitter, capped.
+        let cap = options.max_backoff.as_millis() as u64;
+        let base = (100u64 << failures.min(10)).min(cap);
+        let wait = Duration::from_millis(rand::rng().random_range(base / 2..=base.max(1)));
+        tokio::select! {
+            _ = actix_rt::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn fresh_credentials(
+    client: &awc::Client,
+    options: &UplinkOptions,
+) -> Result<Credentials, CredentialError> {
+    let creds = Credentials::load(&options.home)?;
+    if creds.expiring(Duration::from_secs(60)) {
+        return credentials::refresh(client, &options.home, &creds).await;
+    }
+    Ok(creds)
+}
+
+async fn session(
+    client: &awc::Client,
+    options: &UplinkOptions,
+    spool: &Spool,
+    status: &Status,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), SessionEnd> {
+    let creds = fresh_credentials(client, options).await?;
+    let driver_id = creds.driver_id.clone().ok_or(CredentialError::NotADriver)?;
+    let (_, conn) = client
+        .ws(creds.ws_url())
+        .max_frame_size(16 * 1024 * 1024)
+        .connect()
+        .await
+        .map_err(|e| SessionEnd::Connection(e.to_string()))?;
+    let (mut tx, mut rx) = conn.split();
+
+    // Handshake: connection_established, authenticate, authentication_result.
+    let mut authenticated = false;
+    let auth = |token: &str| {
+        let msg = Envelope::new(Wire::Authenticate(Authenticate {
+            token: token.to_owned(),
+            client_type: ClientType::DriverNode,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }));
+        serde_json::to_string(&msg).unwrap_or_default()
+    };
+    tx.send(awc::ws::Message::Text(auth(&creds.token).into()))
+        .await
+        .map_err(|e| SessionEnd::Connection(e.to_string()))?;
+    while !authenticated {
+        let Incoming::Message(env) = next_incoming(&mut rx).await? else { continue };
+        if let Wire::AuthenticationResult(r) = env.message {
+            if r.success {
+                authenticated = true;
+            } else if r.error.as_ref().is_some_and(|e| matches!(e.code, ErrorCode::TokenExpired)) {
+                // Refresh and let the next attempt use the new token at once.
+                credentials::refresh(client, &options.home, &creds).await?;
+                return Err(SessionEnd::AuthRefused("token expired; refreshed".into()));
+            } else {
+                let why = r.error.map(|e| e.message).unwrap_or_else(|| "refused".into());
+                return Err(SessionEnd::AuthRefused(why));
+            }
+        }
+    }
+    status.set_connected(true, None);
+    tracing::info!(server = %creds.server, "uplink connected");
+
+    let stream_id = spool.stream_id().to_owned();
+    let mut acked: u64 = 0;
+    let mut sent: u64 = 0;
+    let mut tick = actix_rt::time::interval(options.poll);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => {
+                if *stop.borrow() {
+                    let _ = tx.send(awc::ws::Message::Close(None)).await;
+                    return Err(SessionEnd::Stopped);
+                }
+            }
+            _ = tick.tick() => {
+                // Resend from the last acknowledgement after a reconnect; then keep the window full.
+                while sent.saturating_sub(acked) < options.window {
+                    let room = (options.window - sent.saturating_sub(acked)).min(BATCH as u64) as usize;
+                    let frames = spool.read_after(sent.max(acked), room)?;
+                    let Some(last) = frames.last().and_then(|f| f.seq) else { break };
+                    if acked == 0 && sent == 0 {
+                        // First batch of this connection: everything before it was acknowledged.
+                        acked = frames[0].seq.unwrap_or(1).saturating_sub(1);
+                    }
+                    let batch = Envelope::new(Wire::TelemetryBatch(TelemetryBatch {
+                        driver_id: driver_id.clone(),
+                        stream_id: Some(stream_id.clone()),
+                        frames,
+                    }));
+                    let text = serde_json::to_string(&batch).map_err(|e| SessionEnd::Connection(e.to_string()))?;
+                    tx.send(awc::ws::Message::Text(text.into())).await.map_err(|e| SessionEnd::Connection(e.to_string()))?;
+                    sent = last;
+                }
+            }
+            incoming = next_incoming(&mut rx) => {
+                let env = match incoming? {
+                    Incoming::Message(env) => *env,
+                    Incoming::Ping(p) => {
+                        tx.send(awc::ws::Message::Pong(p)).await.map_err(|e| SessionEnd::Connection(e.to_string()))?;
+                        continue;
+                    }
+                };
+                match env.message {
+                    Wire::Ack(a) if a.stream_id.as_deref() == Some(stream_id.as_str()) && a.seq > acked => {
+                        acked = a.seq;
+                        spool.ack(a.seq)?;
+                        status.acked(a.seq, spool.depth().unwrap_or(0));
+                    }
+                    // Frames the runtime will never take: they go when a later acknowledgement
+                    // passes them. Say so; resending would not help.
+                    Wire::Error(e) if e.code == ErrorCode::InvalidField => {
+                        tracing::error!(message = %e.message, "runtime rejected a batch as invalid");
+                        status.push(format!("rejected: {}", e.message));
+                    }
+                    // Anything else (a session restarting, storage busy): resend from the last ack.
+                    Wire::Error(e) => {
+                        tracing::warn!(code = ?e.code, message = %e.message, "runtime refused frames; resending");
+                        sent = acked;
+                    }
+                    Wire::AiCoaching(c) => {
+                        status.push(format!("coach: {}", c.feedback));
+                    }
+                    Wire::TeamMessage(m) => status.push(format!("{}: {}", m.sender_name, m.content)),
+                    Wire::HandoffRequest(h) => status.push(format!("handoff {}: {}", h.status, h.reason)),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+type WsStream = futures_util::stream::SplitStream<actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>>;
+
+enum Incoming {
+    Message(Box<Envelope>),
+    /// The runtime's heartbeat: answer with a pong or be dropped.
+    Ping(bytes::Bytes),
+}
+
+/// The next protocol message or ping; a close ends the session.
+async fn next_incoming(rx: &mut WsStream) -> Result<Incoming, SessionEnd> {
+    loop {
+        match rx.next().await {
+            Some(Ok(awc::ws::Frame::Ping(p))) => return Ok(Incoming::Ping(p)),
+            Some(Ok(awc::ws::Frame::Text(t))) => match serde_json::from_slice::<Envelope>(&t) {
+                Ok(env) => return Ok(Incoming::Message(Box::new(env))),
+                Err(e) => tracing::debug!(error = %e, "ignoring a message this node does not know"),
+            },
+            Some(Ok(awc::ws::Frame::Close(reason))) => {
+                return Err(SessionEnd::Connection(format!("closed by the runtime: {reason:?}")))
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(SessionEnd::Connection(e.to_string())),
+            None => return Err(SessionEnd::Connection("connection lost".into())),
+        }
+    }
+}
