@@ -43,6 +43,8 @@ pub struct LapAssembler {
     frames: Vec<TelemetryFrame>,
     overflowed: bool,
     last: Option<(f64, f32)>,
+    /// The lap counter already went up; the lap ends at the coming distance wrap.
+    counter_ahead: Option<i32>,
     /// Laps completed so far, and the best valid lap time: the state a restart must keep.
     pub laps_completed: u32,
     pub best_lap: Option<f64>,
@@ -88,6 +90,7 @@ impl LapAssembler {
         self.valid = start_time.is_some();
         self.frames.clear();
         self.overflowed = false;
+        self.counter_ahead = None;
     }
 
     /// Feeds one frame; returns the lap it completed, if any.
@@ -109,10 +112,14 @@ impl LapAssembler {
                     self.start_lap(lap, None);
                 } else {
                     let wrapped = prev.1 > 0.9 && now.1 < 0.1;
-                    if lap > cur || (wrapped && lap == cur) {
+                    if lap > cur && !wrapped && now.1 > 0.9 {
+                        // The counter ticked a frame or two before the distance wrapped (iRacing
+                        // does this): time the lap at the wrap, where the line really is.
+                        self.counter_ahead = Some(lap);
+                    } else if lap > cur || wrapped && (lap == cur || self.counter_ahead.is_some()) {
                         let line = crossing(prev, now, 0.0);
                         completed = self.finish(cur, line);
-                        let next = if lap > cur { lap } else { cur + 1 };
+                        let next = lap.max(cur + 1).max(self.counter_ahead.take().unwrap_or(0));
                         self.start_lap(next, Some(line));
                     } else if lap < cur {
                         // Counter went down (reset to pits, new session): not a lap.
@@ -272,6 +279,23 @@ mod tests {
         }
         assert_eq!(laps.len(), 1);
         assert!(!laps[0].valid);
+    }
+
+    #[test]
+    fn a_counter_that_ticks_early_is_timed_at_the_wrap() {
+        let mut asm = LapAssembler::new();
+        asm.push(frame(0.0, 1, 0.0, 40.0));
+        asm.push(frame(10.0, 1, 0.34, 40.0));
+        asm.push(frame(10.1, 1, 0.67, 40.0));
+        asm.push(frame(20.0, 1, 0.97, 40.0));
+        // Lap says 2 while the distance is still short of the line ...
+        assert!(asm.push(frame(20.1, 2, 0.985, 40.0)).is_none());
+        // ... and the distance wraps half-way between 20.1 and 20.2.
+        let l = asm.push(frame(20.2, 2, 0.015, 40.0)).expect("completed at the wrap");
+        assert_eq!(l.lap_number, 1);
+        assert!((l.lap_time - 20.15).abs() < 1e-6, "{}", l.lap_time);
+        assert_eq!(asm.laps_completed, 1);
+        assert!(asm.push(frame(20.3, 2, 0.03, 40.0)).is_none());
     }
 
     #[test]
