@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # tools/setup.sh — install what building and testing PitBox needs on Debian 12, idempotently:
-# Debian packages (C toolchain, pkg-config, libpq for diesel's PostgreSQL backend) and a check that
-# cargo is there. Re-running when everything is present takes a second and touches nothing.
+# Debian packages (C toolchain, pkg-config, libpq for diesel's PostgreSQL backend), pyirsdk from
+# PyPI (the reference .ibt reader for cross-checks), and a check that cargo is there. Re-running when everything is present takes a second and touches nothing.
 #
 # env: PITBOX_APT_EXTRA (more Debian packages to ensure), SKIP_APT=1 (only check, never install)
 set -euo pipefail
 
-PKGS="build-essential pkg-config libpq-dev ca-certificates postgresql-client ${PITBOX_APT_EXTRA:-}"
+PKGS="build-essential pkg-config libpq-dev ca-certificates postgresql-client python3 ${PITBOX_APT_EXTRA:-}"
 
 missing=""
 for p in $PKGS; do
@@ -22,6 +22,16 @@ if [ -n "$missing" ]; then
   apt-get update -qq
   # shellcheck disable=SC2086
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# pyirsdk: the independent .ibt reader the driver node's parser is cross-checked against.
+if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import irsdk' >/dev/null 2>&1; then
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+  fi
+  echo "setup: pip install pyirsdk" >&2
+  python3 -m pip install --quiet pyirsdk 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages pyirsdk
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
