@@ -83,18 +83,6 @@ impl Handler<Control> for Coach {
     type Result = ();
 
     fn handle(&mut self, msg: Control, ctx: &mut Context<Self>) {
-        self.stats.received();
-        // Every control but Stop is a fault injection.
-        if msg == Control::Stop {
-            self.stats.handled();
-            self.stats.set_status(schema::wire::ActorStatus::Stopped);
-            ctx.stop();
-            return;
-        }
-        let path = self.stats.path.clone();
-        let r: Result<(), String> = guarded(&self.stats, || panic!("fault injected into {path}"));
-        if let Err(reason) = r {
-            fail::<Self>(ctx, &self.stats, &self.parent, reason);
-        }
+        crate::supervision::obey::<Self>(msg, ctx, &self.stats, &self.parent);
     }
 }

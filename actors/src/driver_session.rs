@@ -417,19 +417,7 @@ impl Handler<Control> for DriverSession {
     type Result = ();
 
     fn handle(&mut self, msg: Control, ctx: &mut Context<Self>) {
-        self.stats.received();
-        // Every control but Stop is a fault injection.
-        if msg == Control::Stop {
-            self.stats.handled();
-            self.stats.set_status(schema::wire::ActorStatus::Stopped);
-            ctx.stop();
-            return;
-        }
-        let path = self.path.clone();
-        let r: Result<(), String> = guarded(&self.stats, || panic!("fault injected into {path}"));
-        if let Err(reason) = r {
-            fail::<Self>(ctx, &self.stats, &self.parent, reason);
-        }
+        crate::supervision::obey::<Self>(msg, ctx, &self.stats, &self.parent);
     }
 }
 

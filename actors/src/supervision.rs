@@ -105,6 +105,26 @@ where
     parent.do_send(ChildFailed { path: stats.path.clone(), reason });
 }
 
+/// How every supervised leaf handles an operator control: `Stop` stops it for good; anything
+/// else is a fault injection (a panic inside a guarded handler, so the supervisor sees a failure).
+pub fn obey<A>(msg: Control, ctx: &mut A::Context, stats: &Stats, parent: &Recipient<ChildFailed>)
+where
+    A: Actor<Context = Context<A>>,
+{
+    stats.received();
+    if msg == Control::Stop {
+        stats.handled();
+        stats.set_status(schema::wire::ActorStatus::Stopped);
+        ctx.stop();
+        return;
+    }
+    let path = stats.path.clone();
+    let r: Result<(), String> = guarded(stats, || panic!("fault injected into {path}"));
+    if let Err(reason) = r {
+        fail::<A>(ctx, stats, parent, reason);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,11 +1,13 @@
-//! VideoRelay: relays a driver's onboard video (H.264) to the dashboards that watch it. The media path comes with the video work; this actor holds the place in the tree, its address and its supervision. Reads no env vars.
+//! VideoRelay: relays a driver's onboard video (H.264) to the dashboards that watch it. The media
+//! path comes with the video work; this actor holds the place in the tree, its address and its
+//! supervision. Reads no env vars.
 
 use std::sync::Arc;
 
 use actix::prelude::*;
 
 use crate::registry::Stats;
-use crate::supervision::{fail, guarded, ChildFailed, Control};
+use crate::supervision::{ChildFailed, Control};
 use crate::system::Env;
 
 pub struct VideoRelay {
@@ -33,18 +35,6 @@ impl Handler<Control> for VideoRelay {
     type Result = ();
 
     fn handle(&mut self, msg: Control, ctx: &mut Context<Self>) {
-        self.stats.received();
-        // Every control but Stop is a fault injection.
-        if msg == Control::Stop {
-            self.stats.handled();
-            self.stats.set_status(schema::wire::ActorStatus::Stopped);
-            ctx.stop();
-            return;
-        }
-        let path = self.stats.path.clone();
-        let r: Result<(), String> = guarded(&self.stats, || panic!("fault injected into {path}"));
-        if let Err(reason) = r {
-            fail::<Self>(ctx, &self.stats, &self.parent, reason);
-        }
+        crate::supervision::obey::<Self>(msg, ctx, &self.stats, &self.parent);
     }
 }

@@ -10,70 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use schema::wire::Role;
-use serde_json::{json, Value};
-
-/// Sends `count` frames from `first_seq` at 60 Hz of session time, in batches of `batch`; paced in
-/// real time when `paced` (10 batches of 6 per second), as fast as possible otherwise.
-async fn stream(
-    node: &mut WsClient,
-    driver: &str,
-    first_seq: u64,
-    count: u64,
-    lap_secs: f64,
-    batch: u64,
-    paced: bool,
-) {
-    let mut tick = actix_rt::time::interval(Duration::from_millis(100));
-    let mut seq = first_seq;
-    while seq < first_seq + count {
-        if paced {
-            tick.tick().await;
-        }
-        let n = batch.min(first_seq + count - seq);
-        let frames: Vec<Value> = (seq..seq + n).map(|s| frame_at(s, s as f64 / 60.0, lap_secs)).collect();
-        node.send(json!({"type": "telemetry_batch", "data": {"driverId": driver, "streamId": "node-1", "frames": frames}}))
-            .await;
-        seq += n;
-    }
-}
-
-/// Reads acks until `seq` is acknowledged; returns every error seen meanwhile.
-async fn await_ack(node: &mut WsClient, seq: u64) -> Vec<Value> {
-    let mut errors = vec![];
-    loop {
-        let m = node.recv().await.unwrap_or_else(|| panic!("no ack for {seq}; errors {errors:?}"));
-        if m["type"] == "ack" && m["data"]["seq"].as_u64().unwrap() >= seq {
-            return errors;
-        }
-        if m["type"] == "error" {
-            errors.push(m);
-        }
-    }
-}
-
-/// Collects telemetry updates (arrival time, message) and other pushes until `until` passes.
-async fn collect(mut c: WsClient, until: Instant) -> (Vec<(Instant, Value)>, Vec<Value>) {
-    let (mut samples, mut events) = (vec![], vec![]);
-    while Instant::now() < until {
-        let left = until.saturating_duration_since(Instant::now());
-        match c.recv_within(left).await {
-            Some(m) if m["type"] == "telemetry_update" => samples.push((Instant::now(), m)),
-            Some(m) => events.push(m),
-            None => break,
-        }
-    }
-    (samples, events)
-}
-
-async fn setup_team(srv: &TestServer) -> (String, String, String, String) {
-    let team = srv.create_team("Socket Racing");
-    let (_, driver) = srv.create_driver("node1", &team, 11);
-    srv.create_user("watcher", Role::Team, &[&team]);
-    let node = srv.login("node1").await;
-    let watcher = srv.login("watcher").await;
-    (team, driver, node, watcher)
-}
+use serde_json::json;
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
