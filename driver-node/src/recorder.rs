@@ -56,10 +56,9 @@ pub fn record(
             return Ok(());
         }
         let progress = options.progress_key.as_deref().map(|k| (k, done.to_string()));
-        spool.append(batch, progress.as_ref().map(|(k, v)| (*k, v.as_str())))?;
-        let depth = spool.depth().unwrap_or(0);
-        if let Some(f) = batch.last() {
-            status.recorded(f, batch.len() as u64, depth);
+        let seqs = spool.append(batch, progress.as_ref().map(|(k, v)| (*k, v.as_str())))?;
+        if let (Some(f), Some(newest)) = (batch.last(), seqs.last()) {
+            status.recorded(f, batch.len() as u64, *newest);
         }
         batch.clear();
         Ok(())

@@ -50,6 +50,8 @@ pub struct Spool {
     conn: Mutex<SqliteConnection>,
     stream_id: String,
     max_frames: u64,
+    /// Woken after every append, so the uplink sends at once instead of polling.
+    appended: tokio::sync::Notify,
 }
 
 impl Spool {
@@ -61,7 +63,7 @@ impl Spool {
             .map_err(|source| SpoolError::Open { path: path.display().to_string(), source })?;
         // FULL: a frame the node has recorded survives a power cut too, not only a crash.
         conn.batch_execute(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;
+            "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
              CREATE TABLE IF NOT EXISTS spool (seq INTEGER PRIMARY KEY AUTOINCREMENT, frame TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);",
         )?;
@@ -73,7 +75,12 @@ impl Spool {
                 s
             }
         };
-        Ok(Spool { conn: Mutex::new(conn), stream_id, max_frames: max_frames.max(1000) })
+        Ok(Spool {
+            conn: Mutex::new(conn),
+            stream_id,
+            max_frames: max_frames.max(1000),
+            appended: tokio::sync::Notify::new(),
+        })
     }
 
     fn conn(&self) -> Result<std::sync::MutexGuard<'_, SqliteConnection>, SpoolError> {
@@ -112,6 +119,8 @@ impl Spool {
         if depth > self.max_frames {
             thin(&mut conn, depth - self.max_frames)?;
         }
+        drop(conn);
+        self.appended.notify_waiters();
         Ok(seqs)
     }
 
@@ -130,6 +139,11 @@ impl Spool {
                 Ok(f)
             })
             .collect()
+    }
+
+    /// Resolves after the next append.
+    pub async fn appended(&self) {
+        self.appended.notified().await;
     }
 
     /// The runtime stored everything up to `seq`: forget it.

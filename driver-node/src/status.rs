@@ -15,7 +15,7 @@ pub struct Status {
     connected: AtomicBool,
     recorded: AtomicU64,
     last_ack: AtomicU64,
-    depth: AtomicU64,
+    newest: AtomicU64,
     inner: Mutex<Inner>,
 }
 
@@ -46,18 +46,17 @@ impl Status {
         }
     }
 
-    /// `n` frames were recorded, `frame` the newest of them.
-    pub fn recorded(&self, frame: &TelemetryFrame, n: u64, depth: u64) {
+    /// `n` frames were recorded, `frame` the newest of them, spooled as `newest_seq`.
+    pub fn recorded(&self, frame: &TelemetryFrame, n: u64, newest_seq: u64) {
         self.recorded.fetch_add(n, Ordering::Relaxed);
-        self.depth.store(depth, Ordering::Relaxed);
+        self.newest.store(newest_seq, Ordering::Relaxed);
         if let Ok(mut i) = self.inner.lock() {
             i.latest = Some(frame.clone());
         }
     }
 
-    pub fn acked(&self, seq: u64, depth: u64) {
+    pub fn acked(&self, seq: u64) {
         self.last_ack.store(seq, Ordering::Relaxed);
-        self.depth.store(depth, Ordering::Relaxed);
     }
 
     /// A message from the team or the coach, kept for the screen (the last five).
@@ -85,7 +84,8 @@ impl Status {
             connected: self.connected.load(Ordering::Relaxed),
             recorded: self.recorded.load(Ordering::Relaxed),
             last_ack: self.last_ack.load(Ordering::Relaxed),
-            depth: self.depth.load(Ordering::Relaxed),
+            // Frames recorded and not yet acknowledged (the spool's unsent and in-flight part).
+            depth: self.newest.load(Ordering::Relaxed).saturating_sub(self.last_ack.load(Ordering::Relaxed)),
             error,
             latest,
             pushes,

@@ -27,14 +27,14 @@ pub struct UplinkOptions {
     pub home: PathBuf,
     /// Unacknowledged frames allowed in flight.
     pub window: u64,
-    /// How often the spool is checked for new frames.
+    /// How often the spool is checked when no append woke the uplink (after a refused batch).
     pub poll: Duration,
     pub max_backoff: Duration,
 }
 
 impl UplinkOptions {
     pub fn new(home: PathBuf) -> Self {
-        Self { home, window: 1200, poll: Duration::from_millis(20), max_backoff: Duration::from_secs(30) }
+        Self { home, window: 1200, poll: Duration::from_millis(500), max_backoff: Duration::from_secs(30) }
     }
 }
 
@@ -165,36 +165,30 @@ async fn session(
     tracing::info!(server = %creds.server, "uplink connected");
 
     let stream_id = spool.stream_id().to_owned();
-    let mut acked: u64 = 0;
-    let mut sent: u64 = 0;
+    let mut window =
+        Window { driver_id, stream_id: stream_id.clone(), size: options.window, sent: 0, acked: 0 };
     let mut tick = actix_rt::time::interval(options.poll);
+    // The spool forgets acknowledged frames in steps, not after every batch: each delete is a
+    // disk sync, and a frame acknowledged but not yet forgotten is only resent and deduplicated.
+    let mut forgotten: u64 = 0;
+    let mut last_forget = std::time::Instant::now();
     loop {
         tokio::select! {
             _ = stop.changed() => {
                 if *stop.borrow() {
+                    if window.acked > forgotten {
+                        spool.ack(window.acked)?;
+                    }
                     let _ = tx.send(awc::ws::Message::Close(None)).await;
                     return Err(SessionEnd::Stopped);
                 }
             }
-            _ = tick.tick() => {
-                // Resend from the last acknowledgement after a reconnect; then keep the window full.
-                while sent.saturating_sub(acked) < options.window {
-                    let room = (options.window - sent.saturating_sub(acked)).min(BATCH as u64) as usize;
-                    let frames = spool.read_after(sent.max(acked), room)?;
-                    let Some(last) = frames.last().and_then(|f| f.seq) else { break };
-                    if acked == 0 && sent == 0 {
-                        // First batch of this connection: everything before it was acknowledged.
-                        acked = frames[0].seq.unwrap_or(1).saturating_sub(1);
-                    }
-                    let batch = Envelope::new(Wire::TelemetryBatch(TelemetryBatch {
-                        driver_id: driver_id.clone(),
-                        stream_id: Some(stream_id.clone()),
-                        frames,
-                    }));
-                    let text = serde_json::to_string(&batch).map_err(|e| SessionEnd::Connection(e.to_string()))?;
-                    tx.send(awc::ws::Message::Text(text.into())).await.map_err(|e| SessionEnd::Connection(e.to_string()))?;
-                    sent = last;
+            _ = async { tokio::select! { _ = tick.tick() => {}, _ = spool.appended() => {} } } => {
+                if window.acked > forgotten && last_forget.elapsed() >= Duration::from_secs(1) {
+                    spool.ack(window.acked)?;
+                    (forgotten, last_forget) = (window.acked, std::time::Instant::now());
                 }
+                window.fill(&mut tx, spool).await?;
             }
             incoming = next_incoming(&mut rx) => {
                 let env = match incoming? {
@@ -205,10 +199,15 @@ async fn session(
                     }
                 };
                 match env.message {
-                    Wire::Ack(a) if a.stream_id.as_deref() == Some(stream_id.as_str()) && a.seq > acked => {
-                        acked = a.seq;
-                        spool.ack(a.seq)?;
-                        status.acked(a.seq, spool.depth().unwrap_or(0));
+                    Wire::Ack(a) if a.stream_id.as_deref() == Some(stream_id.as_str()) && a.seq > window.acked => {
+                        window.acked = a.seq;
+                        if window.acked - forgotten >= 600 {
+                            spool.ack(window.acked)?;
+                            (forgotten, last_forget) = (window.acked, std::time::Instant::now());
+                        }
+                        status.acked(a.seq);
+                        // Room in the window again: keep the backlog flowing without waiting.
+                        window.fill(&mut tx, spool).await?;
                     }
                     // Frames the runtime will never take: they go when a later acknowledgement
                     // passes them. Say so; resending would not help.
@@ -219,7 +218,7 @@ async fn session(
                     // Anything else (a session restarting, storage busy): resend from the last ack.
                     Wire::Error(e) => {
                         tracing::warn!(code = ?e.code, message = %e.message, "runtime refused frames; resending");
-                        sent = acked;
+                        window.sent = window.acked;
                     }
                     Wire::AiCoaching(c) => {
                         status.push(format!("coach: {}", c.feedback));
@@ -230,6 +229,45 @@ async fn session(
                 }
             }
         }
+    }
+}
+
+type WsSink =
+    futures_util::stream::SplitSink<actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>, awc::ws::Message>;
+
+/// The frames in flight on one connection: sent up to `sent`, acknowledged up to `acked`.
+struct Window {
+    driver_id: String,
+    stream_id: String,
+    size: u64,
+    sent: u64,
+    acked: u64,
+}
+
+impl Window {
+    /// Sends spooled frames in order until `size` of them are unacknowledged or none are left;
+    /// after a reconnect this starts again from the oldest frame the spool still holds.
+    async fn fill(&mut self, tx: &mut WsSink, spool: &Spool) -> Result<(), SessionEnd> {
+        while self.sent.saturating_sub(self.acked) < self.size {
+            let room = (self.size - self.sent.saturating_sub(self.acked)).min(BATCH as u64) as usize;
+            let frames = spool.read_after(self.sent.max(self.acked), room)?;
+            let Some(last) = frames.last().and_then(|f| f.seq) else { break };
+            if self.acked == 0 && self.sent == 0 {
+                // First batch of this connection: everything before it was acknowledged.
+                self.acked = frames[0].seq.unwrap_or(1).saturating_sub(1);
+            }
+            let batch = Envelope::new(Wire::TelemetryBatch(TelemetryBatch {
+                driver_id: self.driver_id.clone(),
+                stream_id: Some(self.stream_id.clone()),
+                frames,
+            }));
+            let text = serde_json::to_string(&batch).map_err(|e| SessionEnd::Connection(e.to_string()))?;
+            tx.send(awc::ws::Message::Text(text.into()))
+                .await
+                .map_err(|e| SessionEnd::Connection(e.to_string()))?;
+            self.sent = last;
+        }
+        Ok(())
     }
 }
 

@@ -87,9 +87,11 @@ pub fn connect(url: &str) -> Result<DbConnection, DbError> {
             let mut conn = SqliteConnection::establish(path)?;
             // WAL lets readers run beside the writer; busy_timeout makes writers queue instead of
             // failing with SQLITE_BUSY; foreign keys are off by default in SQLite.
+            // busy_timeout first: switching to WAL needs a moment of exclusive access, and
+            // connections opened together must wait for it rather than fail.
             conn.batch_execute(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                 PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
             )?;
             Ok(DbConnection::Sqlite(conn))
         }
