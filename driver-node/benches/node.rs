@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/ibt/redbullring_amg-gt4.ibt");
+const FIXTURE: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/ibt/redbullring_amg-gt4.ibt");
 const SECRET: &str = "bench-secret-0123456789abcdef-0123456789";
 
 fn env_u64(key: &str, default: u64) -> u64 {
@@ -56,7 +57,11 @@ fn proc_stat(pid: u32) -> (f64, u64, u64) {
         + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kib = |k: &str| {
-        status.lines().find(|l| l.starts_with(k)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0)
+        status
+            .lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0)
     };
     (ticks / 100.0, kib("VmRSS:"), kib("VmHWM:"))
 }
@@ -77,7 +82,17 @@ impl World {
         assert!(w.rt().args(["team", "add", "Bench"]).status().unwrap().success());
         let ok = w
             .rt()
-            .args(["user", "add", "benchdriver", "--role", "driver", "--team", "Bench", "--driver-number", "1"])
+            .args([
+                "user",
+                "add",
+                "benchdriver",
+                "--role",
+                "driver",
+                "--team",
+                "Bench",
+                "--driver-number",
+                "1",
+            ])
             .stdout(Stdio::null())
             .status()
             .unwrap();
@@ -112,7 +127,12 @@ impl World {
     }
     fn login(&self) {
         let server = format!("http://127.0.0.1:{}", self.port);
-        assert!(self.node().args(["login", "--server", &server, "--username", "benchdriver"]).status().unwrap().success());
+        assert!(self
+            .node()
+            .args(["login", "--server", &server, "--username", "benchdriver"])
+            .status()
+            .unwrap()
+            .success());
     }
     fn spool_depth(&self) -> i64 {
         #[derive(QueryableByName)]
@@ -131,9 +151,19 @@ fn main() {
     let (secs, rows, bytes) = parse_ours(FIXTURE, 20);
     let mb = bytes as f64 / 1e6;
     println!("ibt parse, every element of every channel of every row ({mb:.1} MB, {rows} rows; ours also converts each row and parses the YAML):");
-    println!("  pitbox : {:>8.1} MB/s {:>10.0} rows/s  ({:.2} ms)", mb / secs, rows as f64 / secs, secs * 1000.0);
+    println!(
+        "  pitbox : {:>8.1} MB/s {:>10.0} rows/s  ({:.2} ms)",
+        mb / secs,
+        rows as f64 / secs,
+        secs * 1000.0
+    );
     match parse_pyirsdk(FIXTURE) {
-        Some(py) => println!("  pyirsdk: {:>8.1} MB/s {:>10.0} rows/s  ({:.2} ms)", mb / py, rows as f64 / py, py * 1000.0),
+        Some(py) => println!(
+            "  pyirsdk: {:>8.1} MB/s {:>10.0} rows/s  ({:.2} ms)",
+            mb / py,
+            rows as f64 / py,
+            py * 1000.0
+        ),
         None => println!("  pyirsdk: not available (pip install pyirsdk)"),
     }
 
@@ -142,7 +172,11 @@ fn main() {
     let mut runtime = w.start_runtime();
     w.login();
     let stream_secs = env_u64("PITBOX_BENCH_STREAM_SECS", 20);
-    let mut node = w.node().args(["run", "--source", "synthetic", "--speed", "1", "--api", "off", "--no-video", "--no-voice"]).spawn().unwrap();
+    let mut node = w
+        .node()
+        .args(["run", "--source", "synthetic", "--speed", "1", "--api", "off", "--no-video", "--no-voice"])
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_secs(3));
     let (cpu0, _, _) = proc_stat(node.id());
     let t0 = Instant::now();
@@ -150,7 +184,12 @@ fn main() {
     let (cpu1, rss, hwm) = proc_stat(node.id());
     let wall = t0.elapsed().as_secs_f64();
     println!("node streaming 60 Hz to the runtime for {stream_secs} s (synthetic, no video/voice):");
-    println!("  CPU {:.2}% of one core   RSS {:.1} MiB (peak {:.1} MiB)", 100.0 * (cpu1 - cpu0) / wall, rss as f64 / 1024.0, hwm as f64 / 1024.0);
+    println!(
+        "  CPU {:.2}% of one core   RSS {:.1} MiB (peak {:.1} MiB)",
+        100.0 * (cpu1 - cpu0) / wall,
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
     node.kill().unwrap();
     node.wait().unwrap();
 
@@ -161,7 +200,17 @@ fn main() {
     let left = w.spool_depth();
     let node = w
         .node()
-        .args(["run", "--source", "synthetic", "--speed", "max", "--api", "off", "--samples", &backlog.to_string()])
+        .args([
+            "run",
+            "--source",
+            "synthetic",
+            "--speed",
+            "max",
+            "--api",
+            "off",
+            "--samples",
+            &backlog.to_string(),
+        ])
         .spawn()
         .unwrap();
     while w.spool_depth() < left + backlog as i64 {
@@ -174,7 +223,11 @@ fn main() {
     let drain = t0.elapsed().as_secs_f64();
     assert!(out.status.success());
     println!("backlog drain: {depth} frames spooled while the runtime was down, stored in {drain:.2} s after it came back");
-    println!("  {:.0} frames/s ({:.0}× real time at 60 Hz), runtime start included", depth as f64 / drain, depth as f64 / drain / 60.0);
+    println!(
+        "  {:.0} frames/s ({:.0}× real time at 60 Hz), runtime start included",
+        depth as f64 / drain,
+        depth as f64 / drain / 60.0
+    );
     runtime.kill().unwrap();
     runtime.wait().unwrap();
 }
