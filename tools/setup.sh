@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # tools/setup.sh — install what building and testing PitBox needs on Debian 12, idempotently:
-# Debian packages (C toolchain, pkg-config, libpq for diesel's PostgreSQL backend), pyirsdk from
+# Debian packages (C toolchain, libpq, xcb, ALSA; Xvfb and PulseAudio for device tests), pyirsdk from
 # PyPI (the reference .ibt reader for cross-checks), and a check that cargo is there. Re-running when everything is present takes a second and touches nothing.
 #
 # env: PITBOX_APT_EXTRA (more Debian packages to ensure), SKIP_APT=1 (only check, never install)
 set -euo pipefail
 
-PKGS="build-essential pkg-config libpq-dev ca-certificates postgresql-client python3 ${PITBOX_APT_EXTRA:-}"
+# build: C toolchain, libpq (diesel PostgreSQL), xcb (scrap screen capture), ALSA (cpal audio);
+# tests: PostgreSQL client, Xvfb (a screen), PulseAudio + ALSA's pulse plugin (microphone/speakers)
+PKGS="build-essential pkg-config libpq-dev ca-certificates postgresql-client python3
+  libxcb1-dev libxcb-shm0-dev libxcb-randr0-dev libasound2-dev
+  xvfb pulseaudio libasound2-plugins ${PITBOX_APT_EXTRA:-}"
 
 missing=""
 for p in $PKGS; do

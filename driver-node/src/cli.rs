@@ -1,4 +1,5 @@
-//! The `pitbox-driver` command line: `login`, `logout`, `run`, `replay`, `inspect`, `doctor`.
+//! The `pitbox-driver` command line: `login`, `logout`, `run`, `replay`, `inspect`, `doctor`,
+//! `devices`.
 //! Reads `PITBOX_PASSWORD` (login without a prompt) and `PITBOX_DRIVER_HOME` (see
 //! [`crate::credentials::home`]).
 
@@ -29,6 +30,8 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Check what a race needs: server, login, clock, socket, disk space, sim and devices.
     Doctor(DoctorArgs),
+    /// List the screens, microphones and speakers PitBox can use.
+    Devices(DevicesArgs),
     /// Show what an iRacing telemetry file (.ibt, or a dump of the live map) holds: header,
     /// recording, track, car, drivers, laps; optionally its channels, or chosen channels as CSV.
     Inspect(InspectArgs),
@@ -103,6 +106,13 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct DevicesArgs {
+    /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 fn speed(s: &str) -> anyhow::Result<Option<f64>> {
     if s == "max" {
         return Ok(None);
@@ -144,10 +154,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Run(args) => {
             let source: Box<dyn crate::source::TelemetrySource> = match args.source.as_str() {
                 "synthetic" => Box::new(crate::synthetic::Synthetic::new(args.seed)),
-                "iracing" => anyhow::bail!(
-                    "--source iracing reads the sim's shared memory and runs on Windows only; \
-                     this build has no live sim source (use ibt:PATH or synthetic)"
-                ),
+                "iracing" => Box::new(crate::live::iracing_source()?),
                 other => match other.strip_prefix("ibt:") {
                     Some(path) => Box::new(crate::source::IbtSource::open(std::path::Path::new(path), None)?),
                     None => anyhow::bail!("--source: `iracing`, `ibt:PATH` or `synthetic`, not {other:?}"),
@@ -197,5 +204,14 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Doctor(args) => crate::doctor::run(&home, args.json, out),
+        Command::Devices(args) => {
+            let report = crate::devices::report();
+            if args.json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+            } else {
+                write!(out, "{}", report.render())?;
+            }
+            Ok(())
+        }
     }
 }

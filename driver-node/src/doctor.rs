@@ -120,18 +120,8 @@ pub async fn checks(home: &Path) -> Vec<ValidationResult> {
             None,
         )
     });
-    out.push(result(
-        "capture",
-        Warning,
-        "screen capture is not part of this build (video comes later)",
-        None,
-    ));
-    out.push(result(
-        "audio",
-        Warning,
-        "microphone and speakers are not used by this build (voice comes later)",
-        None,
-    ));
+    // Device probing blocks (X11, ALSA): off the async thread.
+    out.extend(actix_rt::task::spawn_blocking(crate::devices::doctor_checks).await.unwrap_or_default());
     let model = std::env::var_os("PITBOX_WHISPER_MODEL")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| home.join("models").join("ggml-tiny.en.bin"));

@@ -8,14 +8,17 @@
 //! - [`source`]: telemetry sources behind one trait (`.ibt` replay, [`synthetic`] driver, the live sim).
 //! - [`spool`], [`recorder`], [`uplink`]: the durable path to the runtime; [`credentials`]: the login.
 //! - [`node`]: `run`/`replay` put together, with [`status`] and the [`local_api`].
+//! - [`devices`]: screens, microphones, speakers.
 //!
 //! Reads no env vars itself; the binary reads `RUST_LOG` (see `main.rs`).
 
 pub mod cli;
 pub mod credentials;
+pub mod devices;
 pub mod doctor;
 pub mod ibt;
 pub mod inspect;
+pub mod live;
 pub mod local_api;
 pub mod node;
 mod platform;

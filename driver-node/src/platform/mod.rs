@@ -1,10 +1,14 @@
 //! Operating-system specific code, fenced into this one folder: positioned reads from a file
 //! (`pread` on Unix, `ReadFile` with an offset on Windows) so telemetry files are read row by row
-//! instead of being loaded whole. Later: the iRacing shared-memory map and screen capture on
-//! Windows. Reads no env vars.
+//! instead of being loaded whole, and on Windows (`windows/`) the live sim through iRacing's
+//! shared memory. `unsafe` is allowed in `windows/` only (the workspace denies it everywhere
+//! else). Later: screen capture on Windows. Reads no env vars.
 
 use std::fs::File;
 use std::io;
+
+#[cfg(windows)]
+pub(crate) mod windows;
 
 /// Fills `buf` from `file` at `offset` without moving any shared cursor (so `&File` suffices).
 /// Fails with [`io::ErrorKind::UnexpectedEof`] when the file ends first.
