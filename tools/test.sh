@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # tools/test.sh — set up and run every check and test of PitBox (the README's test command, and
 # what CI runs through .ci/run): install build needs, start PostgreSQL, then fmt, clippy, the
-# wasm32 build of the wire types, and the whole test suite against SQLite and PostgreSQL.
+# wasm32 build of the wire types, the whole test suite against SQLite and PostgreSQL, and the
+# driver node's Windows build with its unit tests under wine.
 #
 # env: PITBOX_TEST_DATABASE_URL (PostgreSQL for the storage tests; found or started when unset),
-#      PITBOX_SKIP_PG=1 (SQLite only), PITBOX_SKIP_WASM=1 (skip the wasm32 check), CI (set by CI:
+#      PITBOX_SKIP_PG=1 (SQLite only), PITBOX_SKIP_WASM=1 (skip the wasm32 check),
+#      PITBOX_SKIP_WINDOWS=1 (skip the Windows build and wine tests), CI (set by CI:
 #      a missing PostgreSQL is then an error, not a skip)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -46,4 +48,9 @@ fi
 
 step "cargo test"
 cargo test --workspace --locked
+
+if [ "${PITBOX_SKIP_WINDOWS:-0}" != 1 ]; then
+  step "driver node for Windows (x86_64-pc-windows-gnu), unit tests under wine"
+  bash tools/windows-check.sh
+fi
 step "done"
