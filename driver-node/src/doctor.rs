@@ -105,21 +105,12 @@ pub async fn checks(home: &Path) -> Vec<ValidationResult> {
         }
         out.push(websocket(&client, &c).await);
     }
-    out.push(if cfg!(windows) {
-        result(
-            "iracing",
-            Warning,
-            "the live iRacing source is not part of this build; use ibt:PATH or synthetic",
-            None,
-        )
-    } else {
-        result(
-            "iracing",
-            Warning,
-            "iRacing runs on Windows; on this OS use --source ibt:PATH or synthetic",
-            None,
-        )
-    });
+    // Looking for the sim blocks up to a few seconds: off the async thread too.
+    out.push(
+        actix_rt::task::spawn_blocking(iracing)
+            .await
+            .unwrap_or_else(|e| result("iracing", Error, format!("checking for the sim failed: {e}"), None)),
+    );
     // Device probing blocks (X11, ALSA): off the async thread.
     out.extend(actix_rt::task::spawn_blocking(crate::devices::doctor_checks).await.unwrap_or_default());
     let model = std::env::var_os("PITBOX_WHISPER_MODEL")
@@ -157,6 +148,32 @@ pub async fn checks(home: &Path) -> Vec<ValidationResult> {
         Err(e) => result("spool disk", Warning, format!("cannot tell free space: {e}"), None),
     });
     out
+}
+
+/// Whether the sim is running and in a session (Windows); elsewhere, why there is no live source.
+fn iracing() -> ValidationResult {
+    let mut source = match crate::live::iracing_source() {
+        Ok(s) => s,
+        Err(e) => return result("iracing", Warning, e.to_string(), None),
+    };
+    // Without a sim each poll waits about a second; with one, a frame comes within a few.
+    for _ in 0..3 {
+        if source.poll_frame().is_some() {
+            break;
+        }
+    }
+    if source.status().state == crate::live::LiveState::Connected {
+        let info = crate::source::TelemetrySource::info(&source);
+        let track = info.track.unwrap_or_else(|| "unknown track".into());
+        result("iracing", Success, format!("iRacing is running: {track}"), None)
+    } else {
+        result(
+            "iracing",
+            Warning,
+            "iRacing is not running or not in a session yet; start it before the race",
+            None,
+        )
+    }
 }
 
 /// Time from opening the socket to an accepted `authenticate`.

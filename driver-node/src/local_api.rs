@@ -71,3 +71,45 @@ pub fn start(
     .listen(listener)?
     .run())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_rt::test]
+    async fn serves_the_config_and_the_current_sample_in_the_seed_shape() {
+        let status = Arc::new(Status::default());
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = LocalConfig {
+            relay_agent: RelayAgent { url: "ws://127.0.0.1:8080/ws".into(), port: 8080 },
+            cloud: Cloud { endpoint: "http://127.0.0.1:8080".into(), enabled: true },
+            voice: Voice { enabled: false, sensitivity: 0.5, voice_id: "default".into() },
+        };
+        let server = start(listener, config, status.clone()).unwrap();
+        let handle = server.handle();
+        actix_rt::spawn(server);
+        let client = awc::Client::default();
+        let current = format!("http://{addr}/api/telemetry/current");
+
+        let r = client.get(&current).send().await.unwrap();
+        assert_eq!(r.status(), 404, "no sample yet");
+
+        let frame = crate::synthetic::Synthetic::new(1).next_frame();
+        status.recorded(&frame, 1, 1);
+        let v: serde_json::Value = client.get(&current).send().await.unwrap().json().await.unwrap();
+        for key in
+            ["speed", "rpm", "gear", "throttle", "brake", "steeringAngle", "lap", "position", "fuelLevel"]
+        {
+            assert!(v[key].is_number(), "{key} in {v}");
+        }
+        assert!(v["tireWear"]["frontLeft"].is_number());
+
+        let c: serde_json::Value =
+            client.get(format!("http://{addr}/api/config")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(c["relayAgent"]["port"], 8080);
+        assert_eq!(c["cloud"]["enabled"], true);
+        assert_eq!(c["voice"]["voiceId"], "default");
+        handle.stop(true).await;
+    }
+}
