@@ -261,15 +261,7 @@ impl DriverSession {
             let update = TelemetryUpdate { driver_id: self.driver_id.clone(), frame: f.clone() };
             live.push(LiveSample::new(self.ckpt.samples + fresh as u64, update));
             if let Some(lap) = self.assembler.push(f.clone()) {
-                laps.push(LapIn {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    lap_number: lap.lap_number,
-                    lap_time: lap.lap_time,
-                    valid: lap.valid,
-                    fuel_used: lap.fuel_used,
-                    sector_times: lap.sector_times,
-                    frames: lap.frames,
-                });
+                laps.push(LapIn { id: uuid::Uuid::now_v7().to_string(), lap });
             }
         }
         if !live.is_empty() {
@@ -279,7 +271,7 @@ impl DriverSession {
         self.ckpt.laps_completed = laps_completed;
         self.ckpt.best_lap = best;
         if let Some(l) = laps.last() {
-            self.ckpt.last_lap = Some(l.lap_time);
+            self.ckpt.last_lap = Some(l.lap.lap_time);
         }
         self.ckpt.samples += fresh as u64;
         self.save();

@@ -37,16 +37,11 @@ pub struct SampleIn {
     pub data: String,
 }
 
-/// One completed lap to store.
+/// One completed lap to store, with the id it will have.
 #[derive(Debug, Clone)]
 pub struct LapIn {
     pub id: String,
-    pub lap_number: i32,
-    pub lap_time: f64,
-    pub valid: bool,
-    pub fuel_used: Option<f64>,
-    pub sector_times: Vec<f64>,
-    pub frames: Vec<TelemetryFrame>,
+    pub lap: crate::lap::CompletedLap,
 }
 
 /// What was durably stored for one write request.
@@ -435,7 +430,7 @@ fn write_one(conn: &mut DbConnection, p: &Plan, caches: &mut Caches) -> QueryRes
             .execute(conn)?;
     }
     let mut laps = Vec::with_capacity(p.laps.len());
-    for lap in &p.laps {
+    for LapIn { id: lap_id, lap } in &p.laps {
         // A lap already stored (its frames were resent after a restart) is not stored twice.
         let exists = schema::db::schema::laps::table
             .filter(schema::db::schema::laps::session_id.eq(&session_id))
@@ -449,7 +444,7 @@ fn write_one(conn: &mut DbConnection, p: &Plan, caches: &mut Caches) -> QueryRes
         }
         let sample_count = i32::try_from(lap.frames.len()).unwrap_or(i32::MAX);
         let row = NewLap {
-            id: lap.id.clone(),
+            id: lap_id.clone(),
             session_id: session_id.clone(),
             driver_id: p.driver_id.clone(),
             team_id: p.team_id.clone(),

@@ -113,31 +113,13 @@ fn sample(seq: u64, t: f64) -> serde_json::Value {
     })
 }
 
-/// An awc client whose connections have Nagle's algorithm off, like a real node's should.
-fn client() -> awc::Client {
-    use actix_service::{fn_service, Service};
-    use actix_tls::connect::{ConnectInfo, Connector};
-    let tcp = Connector::default().service();
-    let nodelay = fn_service(move |req: ConnectInfo<awc::http::Uri>| {
-        let tcp = tcp.clone();
-        async move {
-            let conn = tcp.call(req).await?;
-            let _ = conn.io_ref().set_nodelay(true);
-            Ok(conn)
-        }
-    });
-    awc::Client::builder()
-        .connector(awc::Connector::new().connector(nodelay))
-        .timeout(Duration::from_secs(30))
-        .finish()
-}
-
 async fn connect(
     base: &str,
     token: &str,
     kind: &str,
 ) -> actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec> {
-    let client = client();
+    // The driver node's own client: Nagle off, as a real node has it.
+    let client = driver_node::uplink::client();
     let (_, mut conn) =
         client.ws(format!("{base}/ws")).max_frame_size(1 << 24).connect().await.expect("ws connect");
     conn.next().await; // connection_established
