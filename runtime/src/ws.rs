@@ -234,30 +234,16 @@ impl WsSession {
                     }
                 }
             }
-            Wire::SendTeamMessage(m) => {
-                let (db, system, user) = (self.db.clone(), self.system.clone(), self.user.clone());
-                let fut = async move {
-                    let user = user.ok_or_else(|| ApiError::forbidden("not authenticated"))?;
-                    crate::routes::messages::send(&db, &system, &user, m.team_id, m.message).await
-                };
-                ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| match r {
-                    Ok(msg) => act.send(ctx, Envelope { id, ..Envelope::new(Wire::TeamMessage(msg)) }),
-                    Err(e) => act.api_error(ctx, e, id),
-                }));
-            }
-            Wire::RequestHandoff(h) => {
-                let (db, system, user) = (self.db.clone(), self.system.clone(), self.user.clone());
-                let fut = async move {
-                    let user = user.ok_or_else(|| ApiError::forbidden("not authenticated"))?;
-                    crate::routes::messages::request_handoff(&db, &system, &user, h.team_id, h.handoff).await
-                };
-                ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| match r {
-                    Ok(h) => {
-                        act.send(ctx, Envelope { id, ..Envelope::new(Wire::HandoffRequest(Box::new(h))) })
-                    }
-                    Err(e) => act.api_error(ctx, e, id),
-                }));
-            }
+            Wire::SendTeamMessage(m) => self.team_action(ctx, id, |db, system, user| async move {
+                crate::routes::messages::send(&db, &system, &user, m.team_id, m.message)
+                    .await
+                    .map(Wire::TeamMessage)
+            }),
+            Wire::RequestHandoff(h) => self.team_action(ctx, id, |db, system, user| async move {
+                crate::routes::messages::request_handoff(&db, &system, &user, h.team_id, h.handoff)
+                    .await
+                    .map(|h| Wire::HandoffRequest(Box::new(h)))
+            }),
             Wire::AnswerHandoff(a) => {
                 if a.status == HandoffStatus::Pending {
                     return self.error(
@@ -267,17 +253,11 @@ impl WsSession {
                         id,
                     );
                 }
-                let (db, system, user) = (self.db.clone(), self.system.clone(), self.user.clone());
-                let fut = async move {
-                    let user = user.ok_or_else(|| ApiError::forbidden("not authenticated"))?;
-                    crate::routes::messages::answer(&db, &system, &user, a.id, a.status).await
-                };
-                ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| match r {
-                    Ok(h) => {
-                        act.send(ctx, Envelope { id, ..Envelope::new(Wire::HandoffRequest(Box::new(h))) })
-                    }
-                    Err(e) => act.api_error(ctx, e, id),
-                }));
+                self.team_action(ctx, id, |db, system, user| async move {
+                    crate::routes::messages::answer(&db, &system, &user, a.id, a.status)
+                        .await
+                        .map(|h| Wire::HandoffRequest(Box::new(h)))
+                })
             }
             _ => self.error(
                 ctx,
@@ -286,6 +266,21 @@ impl WsSession {
                 id,
             ),
         }
+    }
+
+    /// Runs a team action as this connection's user — the same code as the REST route — and
+    /// answers with its result or a typed error.
+    fn team_action<F, Fut>(&mut self, ctx: &mut ws::WebsocketContext<Self>, id: Option<String>, action: F)
+    where
+        F: FnOnce(Db, ActorSystem, AuthUser) -> Fut,
+        Fut: std::future::Future<Output = Result<Wire, ApiError>> + 'static,
+    {
+        let Some(user) = self.user.clone() else { return };
+        let fut = action(self.db.clone(), self.system.clone(), user);
+        ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| match r {
+            Ok(message) => act.send(ctx, Envelope { id, ..Envelope::new(message) }),
+            Err(e) => act.api_error(ctx, e, id),
+        }));
     }
 
     fn authenticate(&mut self, a: Authenticate, id: Option<String>, ctx: &mut ws::WebsocketContext<Self>) {
