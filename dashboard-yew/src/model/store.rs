@@ -1,0 +1,502 @@
+//! The dashboard's state and its reducer. Every server push goes through [`Store::apply`]; the UI
+//! renders from the store at animation-frame pace (the `version` says whether anything changed),
+//! so a 60 Hz stream costs one render per frame, never one per message. Pure logic, unit-tested
+//! natively. Reads no env vars.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use schema::wire::{
+    DriverProfile, DriverStatusKind, Envelope, ErrorBody, HandoffRequest, LapSummary, Message, TeamMessage,
+    TelemetryFrame,
+};
+
+use super::laps::{fuel_per_lap, laps_of_fuel, CurrentLap, LapTrace};
+use super::track::TrackOutline;
+use super::tree::TreeView;
+
+/// Seconds of rolling trace kept per car (the driver view shows the last 20 s).
+pub const TRACE_SECS: f64 = 30.0;
+/// A car with no sample for this long is shown as stale.
+pub const STALE_MS: f64 = 5_000.0;
+
+/// One point of the rolling input/speed trace.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TracePoint {
+    pub t: f64,
+    pub speed: f32,
+    pub rpm: f32,
+    pub throttle: f32,
+    pub brake: f32,
+    pub steering: f32,
+}
+
+/// Everything known about one of the team's cars.
+#[derive(Debug, Clone, Default)]
+pub struct Car {
+    pub driver_id: String,
+    pub profile: Option<DriverProfile>,
+    pub latest: Option<TelemetryFrame>,
+    /// Local time (ms) the latest sample arrived.
+    pub received_at: f64,
+    pub connected: bool,
+    pub status: Option<DriverStatusKind>,
+    pub trace: VecDeque<TracePoint>,
+    pub current: CurrentLap,
+    /// Completed laps, oldest first.
+    pub laps: Vec<LapSummary>,
+    pub samples: u64,
+    /// Delta of the live lap to the reference lap, updated with each sample.
+    pub delta: Option<f64>,
+}
+
+impl Car {
+    pub fn name(&self) -> String {
+        self.profile.as_ref().map_or_else(|| short_id(&self.driver_id), |p| p.name.clone())
+    }
+
+    pub fn best_lap(&self) -> Option<&LapSummary> {
+        self.laps.iter().filter(|l| l.valid && l.lap_time > 0.0).min_by(|a, b| a.lap_time.total_cmp(&b.lap_time))
+    }
+
+    pub fn last_lap_time(&self) -> Option<f64> {
+        self.laps
+            .last()
+            .map(|l| l.lap_time)
+            .or_else(|| self.latest.as_ref().and_then(|f| f.sample.last_lap_time).map(f64::from))
+    }
+
+    pub fn best_lap_time(&self) -> Option<f64> {
+        self.best_lap()
+            .map(|l| l.lap_time)
+            .or_else(|| self.latest.as_ref().and_then(|f| f.sample.best_lap_time).map(f64::from))
+    }
+
+    /// Laps of fuel left: measured litres per lap, else the live burn rate over the best lap.
+    pub fn fuel_laps(&self) -> Option<f64> {
+        let f = self.latest.as_ref()?;
+        laps_of_fuel(&f.sample, fuel_per_lap(&self.laps), self.best_lap_time())
+    }
+
+    pub fn is_stale(&self, now: f64) -> bool {
+        self.latest.is_none() || now - self.received_at > STALE_MS
+    }
+}
+
+/// `0196f3…` → `0196f3`: ids are long; a short prefix is enough on screen.
+pub fn short_id(id: &str) -> String {
+    id.chars().take(8).collect()
+}
+
+/// The socket's state, as the connection badge shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Conn {
+    Connecting,
+    Authenticating,
+    Live,
+    /// Lost; next attempt in `in_ms`.
+    Reconnecting { attempt: u32, in_ms: u32 },
+    /// Given up (e.g. logged out).
+    Offline,
+}
+
+impl Conn {
+    pub fn label(&self) -> String {
+        match self {
+            Conn::Connecting => "connecting".into(),
+            Conn::Authenticating => "authenticating".into(),
+            Conn::Live => "live".into(),
+            Conn::Reconnecting { attempt, in_ms } => {
+                format!("reconnecting in {:.1} s (attempt {attempt})", f64::from(*in_ms) / 1000.0)
+            }
+            Conn::Offline => "offline".into(),
+        }
+    }
+}
+
+/// Something the UI must do after a push (fetching is not the reducer's job).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// A new best lap: fetch its trace as the driver's reference.
+    FetchReference { driver_id: String, lap_id: String },
+    /// A driver we had no profile for: reload the team's drivers.
+    ReloadDrivers,
+}
+
+#[derive(Debug, Default)]
+pub struct Store {
+    pub conn: Option<Conn>,
+    pub team_id: Option<String>,
+    pub cars: BTreeMap<String, Car>,
+    /// Newest last.
+    pub messages: Vec<TeamMessage>,
+    /// Newest first.
+    pub handoffs: Vec<HandoffRequest>,
+    pub outline: TrackOutline,
+    /// Reference lap per driver (their best lap's trace).
+    pub references: HashMap<String, LapTrace>,
+    /// Traces of laps opened for comparison, by lap id.
+    pub lap_traces: HashMap<String, LapTrace>,
+    pub tree: TreeView,
+    pub tree_conn: Option<Conn>,
+    /// Server errors and notices to show, newest last.
+    pub notices: VecDeque<String>,
+    /// Local time (ms) the first sample arrived: page load → first live sample.
+    pub first_sample_at: Option<f64>,
+    pub samples: u64,
+    /// Gaps seen in the server's push sequence (a gap means pushes were skipped or lost).
+    pub seq_gaps: u64,
+    last_seq: Option<u64>,
+    /// Bumped on every change; the UI re-renders when it differs from what it drew.
+    pub version: u64,
+}
+
+impl Store {
+    pub fn touch(&mut self) {
+        self.version = self.version.wrapping_add(1);
+    }
+
+    pub fn car_mut(&mut self, driver_id: &str) -> &mut Car {
+        self.cars
+            .entry(driver_id.to_owned())
+            .or_insert_with(|| Car { driver_id: driver_id.to_owned(), ..Car::default() })
+    }
+
+    pub fn set_conn(&mut self, c: Conn) {
+        if self.conn.as_ref() != Some(&c) {
+            if c == Conn::Authenticating {
+                // A new connection numbers its pushes from 1 again.
+                self.last_seq = None;
+            }
+            self.conn = Some(c);
+            self.touch();
+        }
+    }
+
+    pub fn notice(&mut self, text: impl Into<String>) {
+        self.notices.push_back(text.into());
+        while self.notices.len() > 5 {
+            self.notices.pop_front();
+        }
+        self.touch();
+    }
+
+    /// The team's drivers from REST: keeps live data, replaces profiles.
+    pub fn set_drivers(&mut self, drivers: Vec<DriverProfile>) {
+        for p in drivers {
+            let car = self.car_mut(&p.id);
+            car.connected = p.telemetry_connected;
+            car.status = Some(p.status);
+            car.profile = Some(p);
+        }
+        self.touch();
+    }
+
+    /// Laps from REST (any order): merged with what pushes already brought.
+    pub fn set_laps(&mut self, laps: Vec<LapSummary>) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        for lap in laps {
+            self.add_lap(lap, &mut effects);
+        }
+        for car in self.cars.values_mut() {
+            car.laps.sort_by_key(|l| (l.completed_at, l.lap_number));
+        }
+        self.touch();
+        effects
+    }
+
+    fn add_lap(&mut self, lap: LapSummary, effects: &mut Vec<Effect>) {
+        let driver = lap.driver_id.clone();
+        let car = self.car_mut(&driver);
+        if car.laps.iter().any(|l| l.id == lap.id) {
+            return;
+        }
+        let best_before = car.best_lap().map(|l| l.id.clone());
+        car.laps.push(lap);
+        let best_now = car.best_lap().map(|l| l.id.clone());
+        if let Some(best) = best_now.filter(|b| Some(b) != best_before.as_ref()) {
+            effects.push(Effect::FetchReference { driver_id: driver, lap_id: best });
+        }
+    }
+
+    pub fn set_messages(&mut self, mut messages: Vec<TeamMessage>) {
+        messages.sort_by_key(|m| m.sent_at);
+        for m in messages {
+            self.upsert_message(m);
+        }
+        self.touch();
+    }
+
+    fn upsert_message(&mut self, m: TeamMessage) {
+        match self.messages.iter_mut().find(|x| x.id == m.id) {
+            Some(x) => *x = m,
+            None => {
+                let at = self.messages.partition_point(|x| x.sent_at <= m.sent_at);
+                self.messages.insert(at, m);
+            }
+        }
+        let excess = self.messages.len().saturating_sub(500);
+        self.messages.drain(..excess);
+    }
+
+    pub fn mark_read(&mut self, id: &str) {
+        if let Some(m) = self.messages.iter_mut().find(|m| m.id == id) {
+            m.read = true;
+            self.touch();
+        }
+    }
+
+    pub fn unread(&self) -> usize {
+        self.messages.iter().filter(|m| !m.read).count()
+    }
+
+    pub fn set_handoffs(&mut self, handoffs: Vec<HandoffRequest>) {
+        for h in handoffs {
+            self.upsert_handoff(h);
+        }
+        self.touch();
+    }
+
+    fn upsert_handoff(&mut self, h: HandoffRequest) {
+        match self.handoffs.iter_mut().find(|x| x.id == h.id) {
+            Some(x) => *x = h,
+            None => self.handoffs.push(h),
+        }
+        self.handoffs.sort_by(|a, b| b.requested_at.cmp(&a.requested_at));
+        self.handoffs.truncate(100);
+    }
+
+    pub fn set_lap_trace(&mut self, trace: LapTrace) {
+        if self.lap_traces.len() > 20 {
+            self.lap_traces.clear();
+        }
+        self.lap_traces.insert(trace.lap_id.clone(), trace);
+        self.touch();
+    }
+
+    pub fn set_reference(&mut self, driver_id: &str, trace: LapTrace) {
+        self.references.insert(driver_id.to_owned(), trace);
+        self.touch();
+    }
+
+    /// Applies one server push; `now` is the local clock in ms.
+    pub fn apply(&mut self, env: Envelope, now: f64) -> Vec<Effect> {
+        if let Some(seq) = env.seq {
+            if let Some(last) = self.last_seq {
+                if seq > last + 1 {
+                    self.seq_gaps += seq - last - 1;
+                }
+            }
+            self.last_seq = Some(seq);
+        }
+        let from = env.from;
+        let mut effects = Vec::new();
+        match env.message {
+            Message::TelemetryUpdate(u) => {
+                let driver = if u.driver_id.is_empty() {
+                    from.as_deref().and_then(|f| f.rsplit('/').next()).unwrap_or_default().to_owned()
+                } else {
+                    u.driver_id
+                };
+                if !self.cars.contains_key(&driver) {
+                    effects.push(Effect::ReloadDrivers);
+                }
+                self.sample(&driver, u.frame, now);
+            }
+            Message::TelemetryBatch(b) => {
+                for f in b.frames {
+                    self.sample(&b.driver_id, f, now);
+                }
+            }
+            Message::LapCompleted(lap) => self.add_lap(lap, &mut effects),
+            Message::TeamMessage(m) => self.upsert_message(m),
+            Message::HandoffRequest(h) => self.upsert_handoff(*h),
+            Message::DriverStatus(s) => {
+                let known = self.cars.contains_key(&s.driver_id);
+                let car = self.car_mut(&s.driver_id);
+                car.connected = s.telemetry_connected;
+                car.status = Some(s.status);
+                if !known {
+                    effects.push(Effect::ReloadDrivers);
+                }
+            }
+            Message::ActorTree(t) => self.tree.update(&t),
+            Message::Error(ErrorBody { code, message, .. }) => {
+                self.notice(format!("{}: {message}", serde_json::to_string(&code).unwrap_or_default()))
+            }
+            Message::Subscribed(s) => {
+                for d in &s.drivers {
+                    self.car_mut(d);
+                }
+            }
+            // Handshake messages are the socket's business; the rest is not for dashboards.
+            _ => return effects,
+        }
+        self.touch();
+        effects
+    }
+
+    fn sample(&mut self, driver: &str, frame: TelemetryFrame, now: f64) {
+        self.samples += 1;
+        self.first_sample_at.get_or_insert(now);
+        let s = &frame.sample;
+        if let (Some(lat), Some(lon)) = (s.latitude, s.longitude) {
+            self.outline.add(s.track_position, lat, lon);
+        }
+        let reference = self.references.get(driver).cloned();
+        let car = self.car_mut(driver);
+        car.samples += 1;
+        car.received_at = now;
+        car.connected = true;
+        if car.trace.back().is_some_and(|p| s.session_time + 1.0 < p.t) {
+            // Time jumped back by more than a second: a new sim session. Start the trace over.
+            car.trace.clear();
+            car.current = CurrentLap::default();
+            car.latest = None;
+        }
+        let newer = car.trace.back().is_none_or(|p| s.session_time > p.t);
+        if newer {
+            // Team and focused subscriptions can both deliver the same sample: keep it once.
+            car.current.push(s);
+            if let Some(r) = &reference {
+                car.delta = car.current.delta(s, r);
+            }
+            car.trace.push_back(TracePoint {
+                t: s.session_time,
+                speed: s.speed,
+                rpm: s.rpm,
+                throttle: s.throttle,
+                brake: s.brake,
+                steering: s.steering_angle,
+            });
+            while car.trace.front().is_some_and(|p| s.session_time - p.t > TRACE_SECS) {
+                car.trace.pop_front();
+            }
+        }
+        if newer || car.latest.is_none() {
+            car.latest = Some(frame);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push(json: serde_json::Value) -> Envelope {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn telemetry(driver: &str, t: f64, pct: f32, seq: u64) -> Envelope {
+        push(serde_json::json!({
+            "type": "telemetry_update", "seq": seq, "from": format!("/teams/t/drivers/{driver}"),
+            "data": {"driverId": driver, "timestamp": "2026-11-21T12:00:00Z", "sessionTime": t,
+                     "speed": 200.0, "rpm": 7000, "gear": 4, "throttle": 90, "brake": 0,
+                     "steeringAngle": 1.5, "lap": 2, "trackPosition": pct, "fuelLevel": 30,
+                     "latitude": 50.4, "longitude": 5.9}
+        }))
+    }
+
+    #[test]
+    fn samples_update_the_car_once_and_count_gaps() {
+        let mut s = Store::default();
+        let fx = s.apply(telemetry("d1", 1.0, 0.1, 1), 100.0);
+        assert_eq!(fx, vec![Effect::ReloadDrivers], "unknown driver: reload profiles");
+        assert_eq!(s.first_sample_at, Some(100.0));
+        // the same sample again (team + focused feed): kept once
+        s.apply(telemetry("d1", 1.0, 0.1, 2), 110.0);
+        assert_eq!(s.cars["d1"].trace.len(), 1);
+        s.apply(telemetry("d1", 1.1, 0.11, 5), 120.0);
+        assert_eq!(s.cars["d1"].trace.len(), 2);
+        assert_eq!(s.seq_gaps, 2);
+        assert_eq!(s.cars["d1"].latest.as_ref().unwrap().sample.session_time, 1.1);
+        assert!(!s.cars["d1"].is_stale(120.0 + 1000.0));
+        assert!(s.cars["d1"].is_stale(120.0 + STALE_MS + 1.0));
+        // a reconnect numbers from 1 again without counting a gap
+        s.set_conn(Conn::Authenticating);
+        s.apply(telemetry("d1", 1.2, 0.12, 1), 130.0);
+        assert_eq!(s.seq_gaps, 2);
+    }
+
+    #[test]
+    fn trace_is_a_rolling_window_and_resets_on_a_new_session() {
+        let mut s = Store::default();
+        for i in 0..(60 * 40) {
+            s.apply(telemetry("d1", f64::from(i) / 60.0, 0.5, u64::from(i as u32) + 1), 0.0);
+        }
+        let tr = &s.cars["d1"].trace;
+        let span = tr.back().unwrap().t - tr.front().unwrap().t;
+        assert!(span <= TRACE_SECS && span > TRACE_SECS - 0.1, "{span}");
+        s.apply(telemetry("d1", 2.0, 0.5, 100_000), 0.0);
+        assert_eq!(s.cars["d1"].trace.len(), 1, "time went back: new session");
+        assert_eq!(s.cars["d1"].latest.as_ref().unwrap().sample.session_time, 2.0);
+    }
+
+    fn lap(id: &str, n: i32, time: f64, valid: bool) -> Envelope {
+        push(serde_json::json!({
+            "type": "lap_completed",
+            "data": {"id": id, "sessionId": "s", "driverId": "d1", "lapNumber": n, "lapTime": time,
+                     "valid": valid, "fuelUsed": 2.5, "sectorTimes": [30.0, 30.0, 30.0],
+                     "sampleCount": 5400, "completedAt": format!("2026-11-21T12:0{n}:00Z")}
+        }))
+    }
+
+    #[test]
+    fn laps_best_and_reference_fetches() {
+        let mut s = Store::default();
+        assert_eq!(
+            s.apply(lap("a", 1, 92.0, true), 0.0),
+            vec![Effect::FetchReference { driver_id: "d1".into(), lap_id: "a".into() }]
+        );
+        assert!(s.apply(lap("b", 2, 91.0, false), 0.0).is_empty(), "invalid laps are not references");
+        assert_eq!(s.apply(lap("c", 3, 90.5, true), 0.0).len(), 1);
+        assert!(s.apply(lap("c", 3, 90.5, true), 0.0).is_empty(), "duplicates ignored");
+        let car = &s.cars["d1"];
+        assert_eq!(car.laps.len(), 3);
+        assert_eq!(car.best_lap_time(), Some(90.5));
+        assert_eq!(car.last_lap_time(), Some(90.5));
+    }
+
+    #[test]
+    fn messages_and_handoffs_upsert() {
+        let mut s = Store::default();
+        let msg = |id: &str, at: &str, read: bool| {
+            push(serde_json::json!({"type": "team_message", "data": {
+                "id": id, "teamId": "t", "content": "box box", "senderId": "u", "senderName": "Eng",
+                "priority": "high", "sentAt": at, "read": read}}))
+        };
+        s.apply(msg("m2", "2026-11-21T12:00:02Z", false), 0.0);
+        s.apply(msg("m1", "2026-11-21T12:00:01Z", false), 0.0);
+        s.apply(msg("m2", "2026-11-21T12:00:02Z", false), 0.0);
+        assert_eq!(s.messages.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["m1", "m2"]);
+        assert_eq!(s.unread(), 2);
+        s.mark_read("m1");
+        assert_eq!(s.unread(), 1);
+        let handoff = |status: &str| {
+            push(serde_json::json!({"type": "handoff_request", "data": {
+                "id": "h1", "teamId": "t", "requesterId": "u", "requesterName": "Eng",
+                "targetDriverId": "d2", "targetDriverName": "Bob", "reason": "stint", "urgency": "normal",
+                "requestedAt": "2026-11-21T12:00:00Z", "status": status}}))
+        };
+        s.apply(handoff("pending"), 0.0);
+        s.apply(handoff("accepted"), 0.0);
+        assert_eq!(s.handoffs.len(), 1);
+        assert_eq!(s.handoffs[0].status.as_str(), "accepted");
+    }
+
+    #[test]
+    fn errors_become_notices_and_status_updates_cars() {
+        let mut s = Store::default();
+        s.apply(push(serde_json::json!({"type": "error", "data": {"code": "forbidden", "message": "no"}})), 0.0);
+        assert_eq!(s.notices.back().unwrap(), "\"forbidden\": no");
+        let fx = s.apply(
+            push(serde_json::json!({"type": "driver_status", "data": {
+                "driverId": "d9", "status": "active", "telemetryConnected": true}})),
+            0.0,
+        );
+        assert_eq!(fx, vec![Effect::ReloadDrivers]);
+        assert!(s.cars["d9"].connected);
+        let v = s.version;
+        s.apply(push(serde_json::json!({"type": "ack", "data": {"driverId": "d", "seq": 3}})), 0.0);
+        assert_eq!(s.version, v, "irrelevant messages do not cause a render");
+    }
+}

@@ -1,0 +1,173 @@
+//! The engineer view's actor tree: snapshots from `/admin/actors/stream` flattened into rows in
+//! tree order, with message rates computed here from the counters of consecutive snapshots (the
+//! server sends counters only), restarts since the previous snapshot flagged, and collapsed
+//! branches hidden. Pure logic, unit-tested natively. Reads no env vars.
+
+use std::collections::{BTreeSet, HashMap};
+
+use schema::wire::{ActorSnapshot, ActorStatus, ActorTree};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub path: String,
+    pub name: String,
+    pub kind: String,
+    pub depth: usize,
+    pub status: ActorStatus,
+    pub mailbox: u64,
+    pub received: u64,
+    pub handled: u64,
+    pub failed: u64,
+    /// Messages handled per second since the previous snapshot (`None` for the first).
+    pub rate: Option<f64>,
+    pub restarts: u32,
+    /// Restarted since the previous snapshot.
+    pub restarted_now: bool,
+    pub escalations: u32,
+    pub last_reason: Option<String>,
+    pub has_children: bool,
+    pub collapsed: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TreeView {
+    pub rows: Vec<Row>,
+    pub seq: u64,
+    pub server_id: String,
+    pub actors: u32,
+    pub uptime_secs: f64,
+    /// path → (handled, restarts) of the previous snapshot, and its capture time.
+    prev: HashMap<String, (u64, u32)>,
+    prev_at: Option<f64>,
+    pub collapsed: BTreeSet<String>,
+}
+
+impl TreeView {
+    /// Takes a new snapshot (captured at `at_secs`, the server's clock in seconds).
+    pub fn update(&mut self, tree: &ActorTree) {
+        let at = tree.captured_at.timestamp_millis() as f64 / 1000.0;
+        let dt = self.prev_at.map(|p| at - p).filter(|d| *d > 0.0);
+        let mut rows = Vec::new();
+        let mut next = HashMap::new();
+        for a in &tree.root {
+            self.walk(a, 0, dt, &mut rows, &mut next, false);
+        }
+        self.rows = rows;
+        self.prev = next;
+        self.prev_at = Some(at);
+        self.seq = tree.seq;
+        self.server_id = tree.server_id.clone();
+        self.actors = tree.actors;
+        self.uptime_secs = tree.uptime_secs;
+    }
+
+    fn walk(
+        &self,
+        a: &ActorSnapshot,
+        depth: usize,
+        dt: Option<f64>,
+        rows: &mut Vec<Row>,
+        next: &mut HashMap<String, (u64, u32)>,
+        hidden: bool,
+    ) {
+        let prev = self.prev.get(&a.path);
+        let rate = match (prev, dt) {
+            (Some((handled, _)), Some(dt)) => Some(a.counters.handled.saturating_sub(*handled) as f64 / dt),
+            _ => None,
+        };
+        let restarted_now = prev.is_some_and(|(_, r)| a.supervision.restarts > *r);
+        next.insert(a.path.clone(), (a.counters.handled, a.supervision.restarts));
+        let collapsed = self.collapsed.contains(&a.path);
+        if !hidden {
+            rows.push(Row {
+                path: a.path.clone(),
+                name: a.path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("/").to_owned(),
+                kind: a.kind.clone(),
+                depth,
+                status: a.status,
+                mailbox: a.mailbox,
+                received: a.counters.received,
+                handled: a.counters.handled,
+                failed: a.counters.failed,
+                rate,
+                restarts: a.supervision.restarts,
+                restarted_now,
+                escalations: a.supervision.escalations,
+                last_reason: a.supervision.last_reason.clone(),
+                has_children: !a.children.is_empty(),
+                collapsed,
+            });
+        }
+        for c in &a.children {
+            // Hidden children still update the counters, so rates are right when expanded.
+            self.walk(c, depth + 1, dt, rows, next, hidden || collapsed);
+        }
+    }
+
+    pub fn toggle(&mut self, path: &str) {
+        if !self.collapsed.remove(path) {
+            self.collapsed.insert(path.to_owned());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(seq: u64, secs: u32, handled: u64, restarts: u32) -> ActorTree {
+        serde_json::from_value(serde_json::json!({
+            "seq": seq, "capturedAt": format!("2026-01-01T00:00:{secs:02}Z"), "serverId": "n1",
+            "uptimeSecs": 5.0, "actors": 3,
+            "root": [{
+                "path": "/", "kind": "runtime_supervisor", "status": "running", "mailbox": 0,
+                "counters": {"received": 1, "handled": 1, "failed": 0},
+                "supervision": {"restarts": 0, "escalations": 0}, "startedAt": "2026-01-01T00:00:00Z",
+                "children": [{
+                    "path": "/teams/t1", "kind": "team_supervisor", "status": "running", "mailbox": 2,
+                    "counters": {"received": 5, "handled": 3, "failed": 0},
+                    "supervision": {"restarts": 0, "escalations": 0}, "startedAt": "2026-01-01T00:00:00Z",
+                    "children": [{
+                        "path": "/teams/t1/drivers/d1", "kind": "driver_session", "status": "running",
+                        "mailbox": 0, "counters": {"received": handled, "handled": handled, "failed": 0},
+                        "supervision": {"restarts": restarts, "escalations": 0, "lastReason": "panic"},
+                        "startedAt": "2026-01-01T00:00:00Z"
+                    }]
+                }]
+            }]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn rows_rates_and_restarts() {
+        let mut v = TreeView::default();
+        v.update(&tree(1, 1, 100, 0));
+        assert_eq!(v.rows.len(), 3);
+        assert_eq!(v.rows[2].depth, 2);
+        assert_eq!(v.rows[2].name, "d1");
+        assert_eq!(v.rows[1].mailbox, 2);
+        assert_eq!(v.rows[2].rate, None, "no rate from one snapshot");
+        v.update(&tree(2, 3, 220, 1));
+        assert_eq!(v.rows[2].rate, Some(60.0), "120 messages in 2 s");
+        assert!(v.rows[2].restarted_now);
+        assert_eq!(v.rows[2].last_reason.as_deref(), Some("panic"));
+        v.update(&tree(3, 4, 220, 1));
+        assert!(!v.rows[2].restarted_now);
+        assert_eq!(v.rows[2].rate, Some(0.0));
+    }
+
+    #[test]
+    fn collapsing_hides_children_but_keeps_counting() {
+        let mut v = TreeView::default();
+        v.update(&tree(1, 1, 100, 0));
+        v.toggle("/teams/t1");
+        v.update(&tree(2, 2, 160, 0));
+        assert_eq!(v.rows.len(), 2);
+        assert!(v.rows[1].collapsed);
+        v.toggle("/teams/t1");
+        v.update(&tree(3, 3, 220, 0));
+        assert_eq!(v.rows.len(), 3);
+        assert_eq!(v.rows[2].rate, Some(60.0));
+    }
+}

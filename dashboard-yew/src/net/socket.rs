@@ -1,0 +1,271 @@
+//! WebSockets to the runtime, reconnecting by themselves.
+//! - [`Kind::Team`]: `/ws` with the protocol's handshake (`connection_established` →
+//!   `authenticate` → `authentication_result`), then the wanted subscriptions (re-sent after every
+//!   reconnect); every push goes through the store's reducer.
+//! - [`Kind::Tree`]: `/admin/actors/stream?access_token=…`, one actor-tree snapshot per second.
+//!
+//! A lost connection is retried with exponential backoff (0.5 s doubling to 10 s, with jitter);
+//! a close for policy reasons (1008: token expired or refused) refreshes the token first. The
+//! state is in the store (`conn` / `tree_conn`) for the connection badge. Reads no env vars.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
+use gloo_timers::callback::Timeout;
+use schema::wire::{Authenticate, ClientType, Envelope, Message, Subscribe};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
+use web_sys::{CloseEvent, MessageEvent, WebSocket};
+
+use super::api::Api;
+use super::{now_ms, ws_url};
+use crate::model::store::{Conn, Effect, Store};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Team,
+    Tree,
+}
+
+type Effects = Rc<dyn Fn(Vec<Effect>)>;
+
+struct Inner {
+    kind: Kind,
+    api: Api,
+    store: Rc<RefCell<Store>>,
+    on_effects: Effects,
+    ws: Option<WebSocket>,
+    handlers: Vec<Closure<dyn FnMut(web_sys::Event)>>,
+    subs: Vec<Subscribe>,
+    live: bool,
+    attempt: u32,
+    retry: Option<Timeout>,
+    stopped: bool,
+    next_id: u64,
+}
+
+/// Owns the connection; dropping it closes the socket for good.
+pub struct Socket {
+    inner: Rc<RefCell<Inner>>,
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        let mut inner = self.inner.borrow_mut();
+        inner.stopped = true;
+        inner.retry = None;
+        if let Some(ws) = inner.ws.take() {
+            let _ = ws.close();
+        }
+        // Dropping the handlers breaks the Rc cycle through the closures.
+        inner.handlers.clear();
+    }
+}
+
+fn set_conn(inner: &Inner, c: Conn) {
+    let mut store = inner.store.borrow_mut();
+    match inner.kind {
+        Kind::Team => store.set_conn(c),
+        Kind::Tree => {
+            if store.tree_conn.as_ref() != Some(&c) {
+                store.tree_conn = Some(c);
+                store.touch();
+            }
+        }
+    }
+}
+
+impl Socket {
+    pub fn open(kind: Kind, api: Api, store: Rc<RefCell<Store>>, on_effects: impl Fn(Vec<Effect>) + 'static) -> Socket {
+        let inner = Rc::new(RefCell::new(Inner {
+            kind,
+            api,
+            store,
+            on_effects: Rc::new(on_effects),
+            ws: None,
+            handlers: Vec::new(),
+            subs: Vec::new(),
+            live: false,
+            attempt: 0,
+            retry: None,
+            stopped: false,
+            next_id: 0,
+        }));
+        connect(&inner);
+        Socket { inner }
+    }
+
+    /// Sends a message (with a fresh request id); fails when the socket is not authenticated.
+    pub fn send(&self, message: Message) -> Result<String, String> {
+        send_on(&mut self.inner.borrow_mut(), message)
+    }
+
+
+    /// Replaces the wanted subscriptions: unsubscribes what is no longer wanted, subscribes what
+    /// is new. Kept for reconnects.
+    pub fn set_subscriptions(&self, subs: Vec<Subscribe>) {
+        let (old, live) = {
+            let mut inner = self.inner.borrow_mut();
+            (std::mem::replace(&mut inner.subs, subs.clone()), inner.live)
+        };
+        if !live {
+            return;
+        }
+        for s in old.iter().filter(|s| !subs.contains(s)) {
+            let _ = self.send(Message::Unsubscribe(s.clone()));
+        }
+        for s in subs.iter().filter(|s| !old.contains(s)) {
+            let _ = self.send(Message::Subscribe(s.clone()));
+        }
+    }
+}
+
+fn send_on(inner: &mut Inner, message: Message) -> Result<String, String> {
+    if !inner.live {
+        return Err("not connected: try again when the badge says live".into());
+    }
+    inner.next_id += 1;
+    let id = format!("r{}", inner.next_id);
+    let env = Envelope { id: Some(id.clone()), ..Envelope::new(message) };
+    let text = serde_json::to_string(&env).map_err(|e| e.to_string())?;
+    match &inner.ws {
+        Some(ws) => ws.send_with_str(&text).map(|_| id).map_err(|_| "the socket refused the message".into()),
+        None => Err("not connected".into()),
+    }
+}
+
+fn connect(rc: &Rc<RefCell<Inner>>) {
+    let mut inner = rc.borrow_mut();
+    if inner.stopped {
+        return;
+    }
+    inner.live = false;
+    let url = match inner.kind {
+        Kind::Team => ws_url("/ws"),
+        Kind::Tree => {
+            let token = inner.api.token().unwrap_or_default();
+            ws_url(&format!("/admin/actors/stream?access_token={}", js_sys::encode_uri_component(&token)))
+        }
+    };
+    set_conn(&inner, Conn::Connecting);
+    let ws = match WebSocket::new(&url) {
+        Ok(ws) => ws,
+        Err(_) => {
+            drop(inner);
+            return schedule(rc, false);
+        }
+    };
+    let weak = Rc::downgrade(rc);
+    let on_message = {
+        let weak = weak.clone();
+        Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+            if let (Some(rc), Ok(e)) = (weak.upgrade(), e.dyn_into::<MessageEvent>()) {
+                if let Some(text) = e.data().as_string() {
+                    on_text(&rc, &text);
+                }
+            }
+        })
+    };
+    let on_open = {
+        let weak = weak.clone();
+        Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+            if let Some(rc) = weak.upgrade() {
+                let inner = rc.borrow();
+                if inner.kind == Kind::Tree {
+                    set_conn(&inner, Conn::Live);
+                    drop(inner);
+                    rc.borrow_mut().attempt = 0;
+                } else {
+                    set_conn(&inner, Conn::Authenticating);
+                }
+            }
+        })
+    };
+    let on_close = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+        let policy = e.dyn_into::<CloseEvent>().is_ok_and(|c| c.code() == 1008);
+        if let Some(rc) = weak.upgrade() {
+            schedule(&rc, policy);
+        }
+    });
+    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    inner.handlers = vec![on_message, on_open, on_close];
+    inner.ws = Some(ws);
+}
+
+/// Reconnects after a backoff; after a policy close, refreshes the token first.
+fn schedule(rc: &Rc<RefCell<Inner>>, refresh_first: bool) {
+    let mut inner = rc.borrow_mut();
+    if inner.stopped {
+        return;
+    }
+    inner.live = false;
+    inner.ws = None;
+    inner.attempt += 1;
+    let base = (500.0 * 2f64.powi(inner.attempt.min(5) as i32 - 1)).min(10_000.0);
+    let delay = (base * (0.75 + 0.5 * js_sys::Math::random())) as u32;
+    set_conn(&inner, Conn::Reconnecting { attempt: inner.attempt, in_ms: delay });
+    let weak: Weak<RefCell<Inner>> = Rc::downgrade(rc);
+    let api = inner.api.clone();
+    inner.retry = Some(Timeout::new(delay, move || {
+        wasm_bindgen_futures::spawn_local(async move {
+            if refresh_first {
+                // A refused refresh logs out (the app then drops this socket).
+                let _ = api.refresh(None).await;
+            }
+            if let Some(rc) = weak.upgrade() {
+                connect(&rc);
+            }
+        });
+    }));
+}
+
+fn on_text(rc: &Rc<RefCell<Inner>>, text: &str) {
+    let env: Envelope = match serde_json::from_str(text) {
+        Ok(e) => e,
+        Err(e) => {
+            let inner = rc.borrow();
+            inner.store.borrow_mut().notice(format!("unreadable message from the server: {e}"));
+            return;
+        }
+    };
+    let kind = rc.borrow().kind;
+    match (&env.message, kind) {
+        (Message::ConnectionEstablished(_), Kind::Team) => {
+            let inner = rc.borrow();
+            let auth = Authenticate {
+                token: inner.api.token().unwrap_or_default(),
+                client_type: ClientType::Dashboard,
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            };
+            if let (Some(ws), Ok(text)) = (&inner.ws, serde_json::to_string(&Envelope::new(Message::Authenticate(auth)))) {
+                let _ = ws.send_with_str(&text);
+            }
+        }
+        (Message::AuthenticationResult(r), Kind::Team) => {
+            let mut inner = rc.borrow_mut();
+            if r.success {
+                inner.live = true;
+                inner.attempt = 0;
+                set_conn(&inner, Conn::Live);
+                for s in inner.subs.clone() {
+                    let _ = send_on(&mut inner, Message::Subscribe(s));
+                }
+            } else {
+                let why = r.error.as_ref().map_or_else(|| "authentication failed".into(), |e| e.message.clone());
+                inner.store.borrow_mut().notice(why);
+            }
+        }
+        _ => {
+            let (store, on_effects) = {
+                let inner = rc.borrow();
+                (inner.store.clone(), inner.on_effects.clone())
+            };
+            let effects = store.borrow_mut().apply(env, now_ms());
+            if !effects.is_empty() {
+                on_effects(effects);
+            }
+        }
+    }
+}
