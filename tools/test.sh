@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # tools/test.sh — set up and run every check and test of PitBox (the README's test command, and
 # what CI runs through .ci/run): install build needs, start PostgreSQL, then fmt, clippy, the
-# wasm32 build of the wire types, the whole test suite against SQLite and PostgreSQL, and the
-# driver node's Windows build with its unit tests under wine.
+# dashboard's release WASM build (which also proves the wire types build for wasm32) with its size,
+# the whole test suite against SQLite and PostgreSQL (including the dashboard end to end in
+# headless Chromium), and the driver node's Windows build with its unit tests under wine.
 #
 # env: PITBOX_TEST_DATABASE_URL (PostgreSQL for the storage tests; found or started when unset),
-#      PITBOX_SKIP_PG=1 (SQLite only), PITBOX_SKIP_WASM=1 (skip the wasm32 check),
+#      PITBOX_SKIP_PG=1 (SQLite only), PITBOX_SKIP_WASM=1 (no dashboard build, no browser test),
 #      PITBOX_SKIP_WINDOWS=1 (skip the Windows build and wine tests), CI (set by CI:
 #      a missing PostgreSQL is then an error, not a skip)
 set -euo pipefail
@@ -34,16 +35,23 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "wire types build without diesel or actix"
-if cargo tree -p pitbox-schema -e normal --prefix none | grep -E '^(diesel|actix)' ; then
-  echo "pitbox-schema without features must not depend on diesel or actix" >&2
-  exit 1
-fi
-echo "ok: no diesel or actix in pitbox-schema's default build" >&2
+step "wire types and dashboard build without diesel or actix"
+for p in pitbox-schema pitbox-dashboard; do
+  if cargo tree -p "$p" -e normal --prefix none | grep -E '^(diesel|actix)' ; then
+    echo "$p must not depend on diesel or actix" >&2
+    exit 1
+  fi
+done
+echo "ok: no diesel or actix in pitbox-schema's default build or in the dashboard" >&2
 
 if [ "${PITBOX_SKIP_WASM:-0}" != 1 ]; then
-  step "wasm32 check of pitbox-schema"
-  bash tools/wasm-check.sh pitbox-schema --locked
+  step "wasm toolchain, Chromium and puppeteer-core"
+  WASM_TC_QUIET=1 bash tools/wasm-toolchain.sh
+  step "dashboard: release WASM build (wire types for wasm32 included), bundle size"
+  bash tools/build-dashboard.sh
+  cat dashboard-yew/dist/size.json >&2
+else
+  export PITBOX_SKIP_BROWSER=1
 fi
 
 step "cargo test"

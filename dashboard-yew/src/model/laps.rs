@@ -44,8 +44,8 @@ impl LapTrace {
         };
         let mut last = -1.0;
         let mut t0 = None;
-        for i in 0..pos.len() {
-            let (Some(p), Some(ti)) = (pos[i], t.get(i).copied().flatten()) else { continue };
+        for (i, p) in pos.iter().enumerate() {
+            let (Some(p), Some(ti)) = (*p, t.get(i).copied().flatten()) else { continue };
             if p <= last || (last < 0.0 && p > 0.5) {
                 continue;
             }

@@ -55,7 +55,10 @@ impl Car {
     }
 
     pub fn best_lap(&self) -> Option<&LapSummary> {
-        self.laps.iter().filter(|l| l.valid && l.lap_time > 0.0).min_by(|a, b| a.lap_time.total_cmp(&b.lap_time))
+        self.laps
+            .iter()
+            .filter(|l| l.valid && l.lap_time > 0.0)
+            .min_by(|a, b| a.lap_time.total_cmp(&b.lap_time))
     }
 
     pub fn last_lap_time(&self) -> Option<f64> {
@@ -94,7 +97,10 @@ pub enum Conn {
     Authenticating,
     Live,
     /// Lost; next attempt in `in_ms`.
-    Reconnecting { attempt: u32, in_ms: u32 },
+    Reconnecting {
+        attempt: u32,
+        in_ms: u32,
+    },
     /// Given up (e.g. logged out).
     Offline,
 }
@@ -131,7 +137,9 @@ pub struct Store {
     pub messages: Vec<TeamMessage>,
     /// Newest first.
     pub handoffs: Vec<HandoffRequest>,
-    pub outline: TrackOutline,
+    /// Track outline learnt from each driver's racing line (drivers may be on different tracks:
+    /// a demo mixes the synthetic track with a recording).
+    pub outlines: HashMap<String, TrackOutline>,
     /// Reference lap per driver (their best lap's trace).
     pub references: HashMap<String, LapTrace>,
     /// Traces of laps opened for comparison, by lap id.
@@ -261,7 +269,7 @@ impl Store {
             Some(x) => *x = h,
             None => self.handoffs.push(h),
         }
-        self.handoffs.sort_by(|a, b| b.requested_at.cmp(&a.requested_at));
+        self.handoffs.sort_by_key(|h| std::cmp::Reverse(h.requested_at));
         self.handoffs.truncate(100);
     }
 
@@ -271,6 +279,17 @@ impl Store {
         }
         self.lap_traces.insert(trace.lap_id.clone(), trace);
         self.touch();
+    }
+
+    /// The outline to draw: the focused driver's, else the most complete one.
+    pub fn outline(&self, focus: Option<&str>) -> Option<(&str, &TrackOutline)> {
+        if let Some((d, o)) = focus.and_then(|f| self.outlines.get_key_value(f)) {
+            return Some((d.as_str(), o));
+        }
+        self.outlines
+            .iter()
+            .max_by(|a, b| a.1.coverage().total_cmp(&b.1.coverage()))
+            .map(|(d, o)| (d.as_str(), o))
     }
 
     pub fn set_reference(&mut self, driver_id: &str, trace: LapTrace) {
@@ -340,7 +359,7 @@ impl Store {
         self.first_sample_at.get_or_insert(now);
         let s = &frame.sample;
         if let (Some(lat), Some(lon)) = (s.latitude, s.longitude) {
-            self.outline.add(s.track_position, lat, lon);
+            self.outlines.entry(driver.to_owned()).or_default().add(s.track_position, lat, lon);
         }
         let reference = self.references.get(driver).cloned();
         let car = self.car_mut(driver);
@@ -409,6 +428,8 @@ mod tests {
         assert_eq!(s.cars["d1"].trace.len(), 2);
         assert_eq!(s.seq_gaps, 2);
         assert_eq!(s.cars["d1"].latest.as_ref().unwrap().sample.session_time, 1.1);
+        assert_eq!(s.outline(None).map(|o| o.0), Some("d1"));
+        assert_eq!(s.outline(Some("d2")).map(|o| o.0), Some("d1"), "no outline of d2: the best one");
         assert!(!s.cars["d1"].is_stale(120.0 + 1000.0));
         assert!(s.cars["d1"].is_stale(120.0 + STALE_MS + 1.0));
         // a reconnect numbers from 1 again without counting a gap
@@ -486,7 +507,10 @@ mod tests {
     #[test]
     fn errors_become_notices_and_status_updates_cars() {
         let mut s = Store::default();
-        s.apply(push(serde_json::json!({"type": "error", "data": {"code": "forbidden", "message": "no"}})), 0.0);
+        s.apply(
+            push(serde_json::json!({"type": "error", "data": {"code": "forbidden", "message": "no"}})),
+            0.0,
+        );
         assert_eq!(s.notices.back().unwrap(), "\"forbidden\": no");
         let fx = s.apply(
             push(serde_json::json!({"type": "driver_status", "data": {

@@ -120,7 +120,8 @@ impl Api {
 
     pub async fn login(&self, username: &str, password: &str) -> Result<Session, ApiError> {
         let body = LoginRequest { username: username.to_owned(), password: password.to_owned() };
-        let resp = Request::post("/api/auth/login").json(&body).map_err(network)?.send().await.map_err(network)?;
+        let resp =
+            Request::post("/api/auth/login").json(&body).map_err(network)?.send().await.map_err(network)?;
         if !resp.ok() {
             return Err(error_of(resp).await);
         }
@@ -133,7 +134,9 @@ impl Api {
     pub async fn logout(&self) {
         if let Some(s) = self.session() {
             let body = RefreshRequest { refresh_token: s.refresh_token };
-            if let Ok(req) = Request::post("/api/auth/logout").header("Authorization", &bearer(&s.token)).json(&body) {
+            if let Ok(req) =
+                Request::post("/api/auth/logout").header("Authorization", &bearer(&s.token)).json(&body)
+            {
                 let _ = req.send().await;
             }
         }
@@ -159,7 +162,8 @@ impl Api {
             return Ok(());
         }
         let body = RefreshRequest { refresh_token: s.refresh_token };
-        let resp = Request::post("/api/auth/refresh").json(&body).map_err(network)?.send().await.map_err(network)?;
+        let resp =
+            Request::post("/api/auth/refresh").json(&body).map_err(network)?.send().await.map_err(network)?;
         if resp.status() == 401 || resp.status() == 403 {
             let e = error_of(resp).await;
             self.end();

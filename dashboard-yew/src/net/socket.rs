@@ -76,7 +76,12 @@ fn set_conn(inner: &Inner, c: Conn) {
 }
 
 impl Socket {
-    pub fn open(kind: Kind, api: Api, store: Rc<RefCell<Store>>, on_effects: impl Fn(Vec<Effect>) + 'static) -> Socket {
+    pub fn open(
+        kind: Kind,
+        api: Api,
+        store: Rc<RefCell<Store>>,
+        on_effects: impl Fn(Vec<Effect>) + 'static,
+    ) -> Socket {
         let inner = Rc::new(RefCell::new(Inner {
             kind,
             api,
@@ -99,7 +104,6 @@ impl Socket {
     pub fn send(&self, message: Message) -> Result<String, String> {
         send_on(&mut self.inner.borrow_mut(), message)
     }
-
 
     /// Replaces the wanted subscriptions: unsubscribes what is no longer wanted, subscribes what
     /// is new. Kept for reconnects.
@@ -239,7 +243,9 @@ fn on_text(rc: &Rc<RefCell<Inner>>, text: &str) {
                 client_type: ClientType::Dashboard,
                 version: env!("CARGO_PKG_VERSION").to_owned(),
             };
-            if let (Some(ws), Ok(text)) = (&inner.ws, serde_json::to_string(&Envelope::new(Message::Authenticate(auth)))) {
+            if let (Some(ws), Ok(text)) =
+                (&inner.ws, serde_json::to_string(&Envelope::new(Message::Authenticate(auth))))
+            {
                 let _ = ws.send_with_str(&text);
             }
         }
@@ -253,7 +259,8 @@ fn on_text(rc: &Rc<RefCell<Inner>>, text: &str) {
                     let _ = send_on(&mut inner, Message::Subscribe(s));
                 }
             } else {
-                let why = r.error.as_ref().map_or_else(|| "authentication failed".into(), |e| e.message.clone());
+                let why =
+                    r.error.as_ref().map_or_else(|| "authentication failed".into(), |e| e.message.clone());
                 inner.store.borrow_mut().notice(why);
             }
         }

@@ -39,20 +39,23 @@ pub struct App {
     route: Route,
     drawn: u64,
     renders: u64,
-    _raf: Rc<RefCell<Option<Closure<dyn FnMut(f64)>>>>,
+    _raf: FrameLoop,
     _hash: Option<Closure<dyn FnMut(web_sys::Event)>>,
     _tick: Option<Interval>,
     refresh: Option<Timeout>,
     drivers_loading: Rc<Cell<bool>>,
 }
 
+/// The animation-frame callback, which re-registers itself each frame.
+type FrameLoop = Rc<RefCell<Option<Closure<dyn FnMut(f64)>>>>;
+
 fn window() -> Option<web_sys::Window> {
     web_sys::window()
 }
 
 /// Calls `frame` on every animation frame, for as long as the page lives.
-fn animation_loop(frame: impl Fn() + 'static) -> Rc<RefCell<Option<Closure<dyn FnMut(f64)>>>> {
-    let slot: Rc<RefCell<Option<Closure<dyn FnMut(f64)>>>> = Rc::new(RefCell::new(None));
+fn animation_loop(frame: impl Fn() + 'static) -> FrameLoop {
+    let slot: FrameLoop = Rc::new(RefCell::new(None));
     let again = slot.clone();
     *slot.borrow_mut() = Some(Closure::new(move |_t: f64| {
         frame();
@@ -237,7 +240,8 @@ impl Component for App {
         };
         let unread = store.unread();
         let nav = |r: Route, label: String, id: &'static str| {
-            let active = if std::mem::discriminant(&r) == std::mem::discriminant(&self.route) { "active" } else { "" };
+            let active =
+                if std::mem::discriminant(&r) == std::mem::discriminant(&self.route) { "active" } else { "" };
             html! { <a {id} class={active} href={r.hash()}>{ label }</a> }
         };
         let onlogout = ctx.link().callback(|_| Msg::Logout);
@@ -246,7 +250,9 @@ impl Component for App {
             Route::Overview => html! { <overview::Overview /> },
             Route::Driver(id) => html! { <driver::DriverView driver_id={id.clone()} /> },
             Route::Engineer if view_ctx.is_engineer() => html! { <engineer::Engineer /> },
-            Route::Engineer => html! { <p class="empty">{ "The engineer view is for engineers and admins." }</p> },
+            Route::Engineer => {
+                html! { <p class="empty">{ "The engineer view is for engineers and admins." }</p> }
+            }
         };
         let comms = !matches!(self.route, Route::Engineer);
         html! {
@@ -279,7 +285,9 @@ impl App {
     fn schedule_refresh(&mut self, ctx: &Context<Self>) {
         let Some(ms) = self.api.refresh_due_in() else { return };
         let link = ctx.link().clone();
-        self.refresh = Some(Timeout::new(ms.min(f64::from(u32::MAX)) as u32, move || link.send_message(Msg::RefreshToken)));
+        self.refresh = Some(Timeout::new(ms.min(f64::from(u32::MAX)) as u32, move || {
+            link.send_message(Msg::RefreshToken)
+        }));
     }
 
     /// The user's first team (admins without a team: the first team there is).
@@ -298,7 +306,9 @@ impl App {
                         .map(|t| (t.id.clone(), t.name.clone()));
                     match pick {
                         Some((id, name)) => link.send_message(Msg::Team(id, name)),
-                        None => store.borrow_mut().notice("you are not in a team yet; ask an admin to add you"),
+                        None => {
+                            store.borrow_mut().notice("you are not in a team yet; ask an admin to add you")
+                        }
                     }
                 }
                 Err(e) => store.borrow_mut().notice(format!("could not load teams: {e}")),
@@ -308,7 +318,8 @@ impl App {
 
     fn load_team(&mut self, ctx: &Context<Self>, team: &str) {
         self.load_drivers(team);
-        let (api, store, link, team) = (self.api.clone(), self.store.clone(), ctx.link().clone(), team.to_owned());
+        let (api, store, link, team) =
+            (self.api.clone(), self.store.clone(), ctx.link().clone(), team.to_owned());
         wasm_bindgen_futures::spawn_local(async move {
             match api.get::<Vec<LapSummary>>(&format!("/api/teams/{team}/laps?limit=500")).await {
                 Ok(laps) => {
@@ -373,8 +384,9 @@ impl App {
         let Some((team, _)) = self.team.clone() else { return };
         if self.socket.borrow().is_none() {
             let link = ctx.link().clone();
-            let socket =
-                Socket::open(Kind::Team, self.api.clone(), self.store.clone(), move |fx| link.send_message(Msg::Effects(fx)));
+            let socket = Socket::open(Kind::Team, self.api.clone(), self.store.clone(), move |fx| {
+                link.send_message(Msg::Effects(fx))
+            });
             *self.socket.borrow_mut() = Some(socket);
         }
         let mut subs = vec![Subscribe { team_id: team.clone(), driver_id: None, rate_hz: None }];
@@ -385,7 +397,9 @@ impl App {
             s.set_subscriptions(subs);
         }
         let engineer = matches!(self.route, Route::Engineer)
-            && self.session.as_ref().is_some_and(|s| matches!(s.user.role, schema::wire::Role::Engineer | schema::wire::Role::Admin));
+            && self.session.as_ref().is_some_and(|s| {
+                matches!(s.user.role, schema::wire::Role::Engineer | schema::wire::Role::Admin)
+            });
         if engineer && self.tree_socket.is_none() {
             self.tree_socket = Some(Socket::open(Kind::Tree, self.api.clone(), self.store.clone(), |_| {}));
         } else if !engineer {

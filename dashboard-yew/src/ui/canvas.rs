@@ -12,7 +12,7 @@ use super::Ctx;
 use crate::model::chart::{extent, nice_ticks, to_pixels, Scale};
 use crate::model::laps::{delta_series, LapTrace};
 use crate::model::store::TracePoint;
-use crate::model::track::fit;
+use crate::model::track::{fit, TrackOutline};
 
 const GRID: &str = "#2a313c";
 const TEXT: &str = "#8b96a8";
@@ -91,7 +91,8 @@ pub fn track_map(props: &MapProps) -> Html {
 
 fn draw_map(ctx: &Ctx, c: &CanvasRenderingContext2d, w: f64, h: f64, focus: Option<&str>) {
     let store = ctx.store.borrow();
-    let outline = &store.outline;
+    let fallback = TrackOutline::default();
+    let (track_of, outline) = store.outline(focus).unwrap_or(("", &fallback));
     let to_px = fit(outline.bounds(), w, h, 18.0);
     let line: Vec<(f64, f64)> = if outline.usable() {
         let mut pts: Vec<(f64, f64)> = outline.points().into_iter().map(&to_px).collect();
@@ -111,9 +112,10 @@ fn draw_map(ctx: &Ctx, c: &CanvasRenderingContext2d, w: f64, h: f64, focus: Opti
     if !outline.usable() {
         label(c, "track outline: learning from the racing line…", 8.0, h - 8.0, TEXT);
     }
-    // The field from the per-car arrays of any car that has them (grey); team cars are drawn on
-    // top, so a team car's own grey dot is hidden under it.
-    if let Some(cars) = store.cars.values().filter_map(|car| car.latest.as_ref()?.sample.cars.as_ref()).next() {
+    // The field from the per-car arrays of the car whose track this is (grey); team cars are
+    // drawn on top, so a team car's own grey dot is hidden under it.
+    let field = store.cars.get(track_of).and_then(|car| car.latest.as_ref()?.sample.cars.as_ref());
+    if let Some(cars) = field {
         for pct in &cars.lap_dist_pct {
             if *pct < 0.0 {
                 continue;

@@ -4,8 +4,8 @@
 //! else's. Reads no env vars.
 
 use schema::wire::{
-    AnswerHandoff, HandoffStatus, HandoffUrgency, Message, MessagePriority, NewHandoff, NewTeamMessage, RequestHandoff,
-    Role, SendTeamMessage, Success,
+    AnswerHandoff, HandoffStatus, HandoffUrgency, Message, MessagePriority, NewHandoff, NewTeamMessage,
+    RequestHandoff, Role, SendTeamMessage, Success,
 };
 use yew::prelude::*;
 
@@ -17,6 +17,7 @@ pub fn comms() -> Html {
     let text = use_state(String::new);
     let priority = use_state(|| MessagePriority::Normal);
     let target = use_state(String::new);
+    let from = use_state(String::new);
     let reason = use_state(String::new);
     let urgency = use_state(|| HandoffUrgency::Normal);
     let Some(ctx) = use_context::<Ctx>() else { return html! {} };
@@ -70,13 +71,24 @@ pub fn comms() -> Html {
         })
         .collect();
 
-    let drivers: Vec<(String, String)> = store.cars.values().map(|c| (c.driver_id.clone(), c.name())).collect();
+    let drivers: Vec<(String, String)> =
+        store.cars.values().map(|c| (c.driver_id.clone(), c.name())).collect();
+    // Who is in the car now (the runtime attaches their latest telemetry): chosen, or else the
+    // first other driver who is streaming.
+    let streaming: Vec<String> =
+        store.cars.values().filter(|c| c.latest.is_some()).map(|c| c.driver_id.clone()).collect();
     let request = {
-        let (ctx, target, reason, urgency) = (ctx.clone(), target.clone(), reason.clone(), urgency.clone());
+        let (ctx, target, from, reason, urgency) =
+            (ctx.clone(), target.clone(), from.clone(), reason.clone(), urgency.clone());
         let first = drivers.first().map(|d| d.0.clone()).unwrap_or_default();
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             let target_id = if target.is_empty() { first.clone() } else { (*target).clone() };
+            let from_id = if from.is_empty() {
+                streaming.iter().find(|d| **d != target_id).cloned()
+            } else {
+                Some((*from).clone()).filter(|f| *f != target_id)
+            };
             if target_id.is_empty() || reason.trim().is_empty() {
                 return ctx.notice("a handoff needs a target driver and a reason");
             }
@@ -84,7 +96,7 @@ pub fn comms() -> Html {
                 team_id: ctx.team_id.clone(),
                 handoff: NewHandoff {
                     target_driver_id: target_id,
-                    from_driver_id: None,
+                    from_driver_id: from_id,
                     reason: reason.trim().to_owned(),
                     urgency: *urgency,
                 },
@@ -152,6 +164,10 @@ pub fn comms() -> Html {
         let target = target.clone();
         Callback::from(move |e: Event| target.set(value_of(&e)))
     };
+    let on_from = {
+        let from = from.clone();
+        Callback::from(move |e: Event| from.set(value_of(&e)))
+    };
     let on_reason = {
         let reason = reason.clone();
         Callback::from(move |e: InputEvent| reason.set(value_of(&e)))
@@ -176,8 +192,12 @@ pub fn comms() -> Html {
             <section class="panel">
                 <h2>{ "Driver handoffs" }</h2>
                 <form class="send" onsubmit={request}>
+                    <select id="ho-from" title="driver in the car now" onchange={on_from}>
+                        <option value="" selected={from.is_empty()}>{ "from: auto" }</option>
+                        { for drivers.iter().map(|(id, name)| html! { <option value={id.clone()} selected={*id == *from}>{ format!("from {name}") }</option> }) }
+                    </select>
                     <select id="ho-target" onchange={on_target}>
-                        { for drivers.iter().map(|(id, name)| html! { <option value={id.clone()} selected={*id == *target}>{ name }</option> }) }
+                        { for drivers.iter().map(|(id, name)| html! { <option value={id.clone()} selected={*id == *target}>{ format!("to {name}") }</option> }) }
                     </select>
                     <input id="ho-reason" placeholder="Reason" value={(*reason).clone()} oninput={on_reason} />
                     <select id="ho-urgency" onchange={on_urgency}>

@@ -66,7 +66,10 @@ pub fn driver_view(props: &Props) -> Html {
                     }
                     let (api, store, id) = (ctx.api.clone(), ctx.store.clone(), id.clone());
                     wasm_bindgen_futures::spawn_local(async move {
-                        match api.get::<LapChannels>(&format!("/api/laps/{id}?channels={TRACE_CHANNELS}")).await {
+                        match api
+                            .get::<LapChannels>(&format!("/api/laps/{id}?channels={TRACE_CHANNELS}"))
+                            .await
+                        {
                             Ok(ch) => match LapTrace::from_channels(&ch) {
                                 Some(t) => store.borrow_mut().set_lap_trace(t),
                                 None => store.borrow_mut().notice("that lap has too few samples to draw"),

@@ -18,7 +18,8 @@ pub fn login(props: &Props) -> Html {
     let error = use_state(|| None::<String>);
     let busy = use_state(|| false);
     let onsubmit = {
-        let (username, password, error, busy) = (username.clone(), password.clone(), error.clone(), busy.clone());
+        let (username, password, error, busy) =
+            (username.clone(), password.clone(), error.clone(), busy.clone());
         let (api, onlogin) = (props.api.clone(), props.onlogin.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();

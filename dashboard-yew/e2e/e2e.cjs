@@ -1,0 +1,155 @@
+// End-to-end check of the dashboard in headless Debian Chromium (puppeteer-core, no browser
+// download), against a real runtime with real driver nodes streaming. Run by
+// runtime/tests/browser.rs, which starts the runtime and the nodes and passes a config file:
+//   node e2e.cjs CONFIG.json      (NODE_PATH must hold puppeteer-core)
+// CONFIG: {url, engineer:{username,password}, driver:{username,password,driverId},
+//          drivers:[driverId...], shots: DIR, chromium: PATH}
+// Prints one JSON line of figures; exits non-zero on the first failed step (with a screenshot).
+const puppeteer = require("puppeteer-core");
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+
+const cfg = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
+const T = 20000; // per-step limit: generous for a loaded 2-core CI machine
+const figures = {};
+const logs = [];
+let step = "start";
+
+function note(page, who) {
+  page.on("console", (m) => logs.push(`${who} console.${m.type()}: ${m.text()}`));
+  page.on("pageerror", (e) => logs.push(`${who} pageerror: ${e.message}`));
+}
+
+async function login(page, who, user) {
+  step = `${who}: login`;
+  const t0 = Date.now();
+  await page.goto(cfg.url, { waitUntil: "load" });
+  await page.waitForSelector("#username", { timeout: T });
+  await page.type("#username", user.username);
+  await page.type("#password", user.password);
+  await page.click("#login-btn");
+  step = `${who}: socket live`;
+  await page.waitForSelector('#conn[data-state="Live"]', { timeout: T });
+  step = `${who}: first live sample`;
+  await page.waitForFunction(() => window.__pitbox && window.__pitbox.firstSampleAt > 0, { timeout: T });
+  figures[`${who}LoginToFirstSampleMs`] = Date.now() - t0;
+}
+
+(async () => {
+  fs.mkdirSync(cfg.shots, { recursive: true });
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "pitbox-chromium-"));
+  const browser = await puppeteer.launch({
+    executablePath: cfg.chromium || "/usr/bin/chromium",
+    headless: true,
+    userDataDir,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--window-size=1400,1000"],
+  });
+  let a, b;
+  try {
+    figures.browser = await browser.version();
+    a = await browser.newPage();
+    await a.setViewport({ width: 1400, height: 1000 });
+    note(a, "A");
+    await login(a, "engineer", cfg.engineer);
+
+    // Every streaming driver appears, and a speed value changes while we watch.
+    step = "drivers appear";
+    await a.waitForFunction((ids) => ids.every((id) => {
+      const s = document.querySelector(`tr.car[data-driver="${id}"] .speed`);
+      return s && s.textContent !== "–";
+    }), { timeout: T }, cfg.drivers);
+    step = "speed changes";
+    const first = cfg.drivers[0];
+    const sel = `tr.car[data-driver="${first}"] .speed`;
+    const before = await a.$eval(sel, (e) => e.textContent);
+    await a.waitForFunction((s, v) => document.querySelector(s).textContent !== v, { timeout: T }, sel, before);
+    figures.speedBefore = before;
+    figures.speedAfter = await a.$eval(sel, (e) => e.textContent);
+    await a.screenshot({ path: path.join(cfg.shots, "1-overview.png") });
+
+    // The driver view: live numbers and traces.
+    step = "driver view";
+    await a.click(`tr.car[data-driver="${first}"]`);
+    await a.waitForFunction(() => location.hash.startsWith("#/driver/"), { timeout: T });
+    await a.waitForFunction(() => {
+      const s = document.querySelector("#drv-speed");
+      return s && s.textContent !== "–";
+    }, { timeout: T });
+    const g1 = await a.$eval("#drv-rpm", (e) => e.textContent);
+    await a.waitForFunction((v) => document.querySelector("#drv-rpm").textContent !== v, { timeout: T }, g1);
+    figures.driverViewGear = await a.$eval("#drv-gear", (e) => e.textContent);
+    await a.screenshot({ path: path.join(cfg.shots, "2-driver.png") });
+
+    // A second browser session (another user, its own storage) gets the team message.
+    step = "second session";
+    const ctxB = await browser.createBrowserContext();
+    b = await ctxB.newPage();
+    await b.setViewport({ width: 1400, height: 1000 });
+    note(b, "B");
+    await login(b, "driver", cfg.driver);
+    step = "team message";
+    const text = `Box this lap — fuel check ${Date.now()}`;
+    await a.type("#msg-text", text);
+    await a.select("#msg-priority", "high");
+    const sentAt = Date.now();
+    await a.click("#msg-send");
+    await b.waitForFunction((t) => [...document.querySelectorAll("#messages .msg .text")].some((e) => e.textContent === t),
+      { timeout: T }, text);
+    figures.messageDeliveryMs = Date.now() - sentAt;
+    const prio = await b.$eval("#messages .msg", (e) => e.className);
+    if (!prio.includes("high") || !prio.includes("unread")) throw new Error(`message classes: ${prio}`);
+    await b.screenshot({ path: path.join(cfg.shots, "3-message-received.png") });
+
+    // A handoff to the driver of session B: requested by A, accepted by B, completed by A.
+    step = "handoff request";
+    await a.select("#ho-from", cfg.drivers[1]);
+    await a.select("#ho-target", cfg.driver.driverId);
+    await a.type("#ho-reason", "Driver change at the next stop");
+    await a.select("#ho-urgency", "urgent");
+    await a.click("#ho-send");
+    await b.waitForSelector('#handoffs .handoff[data-status="pending"] .ho-accept', { timeout: T });
+    const snap = await b.$eval('#handoffs .handoff[data-status="pending"]', (e) => e.textContent);
+    if (!snap.includes("at request")) throw new Error(`no telemetry snapshot on the handoff: ${snap}`);
+    step = "handoff accept";
+    await b.click('#handoffs .handoff[data-status="pending"] .ho-accept');
+    await a.waitForSelector('#handoffs .handoff[data-status="accepted"] .ho-complete', { timeout: T });
+    step = "handoff complete";
+    await a.click('#handoffs .handoff[data-status="accepted"] .ho-complete');
+    await b.waitForSelector('#handoffs .handoff[data-status="completed"]', { timeout: T });
+    await b.screenshot({ path: path.join(cfg.shots, "4-handoff.png") });
+
+    // The engineer view: the live actor tree, with rates once two snapshots arrived.
+    step = "engineer view";
+    await a.click("#nav-engineer");
+    await a.waitForSelector('#tree tr.actor[data-kind="driver_session"]', { timeout: T });
+    await a.waitForFunction(() => [...document.querySelectorAll("#tree tr.actor")].some((r) =>
+      r.children[7] && r.children[7].textContent !== "–"), { timeout: T });
+    figures.actorRows = await a.$$eval("#tree tr.actor", (r) => r.length);
+    step = "collapse a branch";
+    const rowsBefore = figures.actorRows;
+    await a.click('#tree tr.actor[data-kind="team_supervisor"] .toggle');
+    await a.waitForFunction((n) => document.querySelectorAll("#tree tr.actor").length < n, { timeout: T }, rowsBefore);
+    await a.click('#tree tr.actor[data-kind="team_supervisor"] .toggle');
+    await a.screenshot({ path: path.join(cfg.shots, "5-engineer.png") });
+
+    // A driver user does not get the engineer view.
+    step = "role-aware navigation";
+    if (await b.$("#nav-engineer")) throw new Error("a driver sees the engineer link");
+
+    step = "stats";
+    figures.stats = await a.evaluate(() => window.__pitbox);
+    figures.ok = true;
+    console.log(JSON.stringify({ figures, logs: logs.filter((l) => l.includes("error")) }));
+  } catch (e) {
+    for (const [p, n] of [[a, "A"], [b, "B"]]) {
+      if (p) await p.screenshot({ path: path.join(cfg.shots, `failed-${n}.png`) }).catch(() => {});
+    }
+    console.log(JSON.stringify({ failedStep: step, error: String(e), figures, logs }));
+    process.exitCode = 1;
+  } finally {
+    await browser.close();
+    fs.rmSync(userDataDir, { recursive: true, force: true });
+  }
+})();
