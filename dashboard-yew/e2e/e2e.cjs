@@ -51,8 +51,21 @@ async function login(page, who, user) {
     figures.browser = await browser.version();
     a = await browser.newPage();
     await a.setViewport({ width: 1400, height: 1000 });
+    // Test instrumentation (not the app's): keep the page's WebSockets so the test can cut one.
+    await a.evaluateOnNewDocument(() => {
+      const Native = window.WebSocket;
+      window.__testSockets = [];
+      window.WebSocket = function (url, protocols) {
+        const ws = protocols === undefined ? new Native(url) : new Native(url, protocols);
+        window.__testSockets.push(ws);
+        return ws;
+      };
+      window.WebSocket.prototype = Native.prototype;
+      Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
+    });
     note(a, "A");
     await login(a, "engineer", cfg.engineer);
+    const loginToken = await a.evaluate(() => JSON.parse(localStorage.getItem("pitbox.session")).token);
 
     // Every streaming driver appears, and a speed value changes while we watch.
     step = "drivers appear";
@@ -137,6 +150,37 @@ async function login(page, who, user) {
     // A driver user does not get the engineer view.
     step = "role-aware navigation";
     if (await b.$("#nav-engineer")) throw new Error("a driver sees the engineer link");
+
+    // The connection drops (the test closes the page's team socket under it) and the dashboard
+    // gets it back by itself: badge, re-authentication, subscriptions, live data.
+    step = "reconnect";
+    await a.click("#nav-overview");
+    const lostAt = Date.now();
+    await a.evaluate(() => window.__testSockets.filter((w) => w.url.endsWith("/ws")).forEach((w) => w.close()));
+    await a.waitForFunction(() => document.querySelector("#conn").dataset.state.startsWith("Reconnecting"), { timeout: T });
+    figures.lostBadge = await a.$eval("#conn", (e) => e.textContent);
+    await a.waitForSelector('#conn[data-state="Live"]', { timeout: T });
+    figures.reconnectMs = Date.now() - lostAt;
+    const s2 = await a.$eval(sel, (e) => e.textContent);
+    await a.waitForFunction((s, v) => document.querySelector(s).textContent !== v, { timeout: T }, sel, s2);
+
+    // The access token lives 10 s in this test: the dashboard has refreshed it by now, and REST
+    // calls still work with the new one.
+    step = "token refresh";
+    await a.waitForFunction((t) => JSON.parse(localStorage.getItem("pitbox.session")).token !== t, { timeout: T },
+      loginToken);
+    const marked = await a.evaluate(async () => {
+      const s = JSON.parse(localStorage.getItem("pitbox.session"));
+      const r = await fetch("/api/auth/me", { headers: { Authorization: `Bearer ${s.token}` } });
+      return r.status;
+    });
+    if (marked !== 200) throw new Error(`REST with the refreshed token: HTTP ${marked}`);
+
+    // Logging out ends the session here and shows the login form again.
+    step = "logout";
+    await b.click("#logout");
+    await b.waitForSelector("#username", { timeout: T });
+    if (await b.evaluate(() => localStorage.getItem("pitbox.session"))) throw new Error("session kept after logout");
 
     step = "stats";
     figures.stats = await a.evaluate(() => window.__pitbox);

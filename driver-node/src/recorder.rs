@@ -47,7 +47,9 @@ pub fn record(
         source.skip(done)?;
     }
     let paced = options.speed.filter(|s| *s > 0.0 && !source.is_live());
-    let batch_max = if paced.is_some() || source.is_live() { 6 } else { 200 };
+    // Live and paced: a spool write every 3 frames (50 ms at 60 Hz), so the team view's 20 Hz
+    // always has a fresh sample; unpaced replays write big batches.
+    let batch_max = if paced.is_some() || source.is_live() { 3 } else { 200 };
     let mut batch = Vec::with_capacity(batch_max);
     let mut last_flush = Instant::now();
     let mut clock: Option<(Instant, f64)> = None;
@@ -80,7 +82,7 @@ pub fn record(
         }
         batch.push(frame);
         done += 1;
-        if batch.len() >= batch_max || last_flush.elapsed() >= Duration::from_millis(100) {
+        if batch.len() >= batch_max || last_flush.elapsed() >= Duration::from_millis(50) {
             flush(&mut batch, done)?;
             last_flush = Instant::now();
         }

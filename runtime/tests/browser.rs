@@ -3,7 +3,8 @@
 //! driver and a replayed `.ibt`), and `dashboard-yew/e2e/e2e.cjs` (puppeteer-core) driving two
 //! browser sessions: log in, see the drivers appear and their speed change, open the driver view,
 //! send a team message and see it arrive in the second session, request/accept/complete a handoff,
-//! open the engineer view and see the actor tree. Screenshots go to `target/e2e/`.
+//! open the engineer view and see the actor tree, lose the connection and get it back, refresh the
+//! short-lived token, log out. Screenshots go to `target/e2e/`.
 //!
 //! Needs the built dashboard, node, Chromium and puppeteer-core (all installed by `tools/test.sh`
 //! via `tools/wasm-toolchain.sh`) and the `pitbox-driver` binary (built by `cargo test --workspace`).
@@ -21,7 +22,13 @@ use support::{chromium, dashboard_or_skip, node, root, run_script, target_dir};
 #[actix_rt::test]
 async fn dashboard_end_to_end_in_chromium() {
     let Some(dist) = dashboard_or_skip() else { return };
-    let srv = TestServer::start(Backend::Sqlite, |c| c.dashboard_dir = dist.clone()).await.unwrap();
+    // Short-lived access tokens, so the dashboard must refresh during the run.
+    let srv = TestServer::start(Backend::Sqlite, |c| {
+        c.dashboard_dir = dist.clone();
+        c.access_token_ttl = std::time::Duration::from_secs(10);
+    })
+    .await
+    .unwrap();
     let team = srv.create_team("E2E Racing");
     srv.create_user("engineer", Role::Engineer, &[&team]);
     let (_, synth) = srv.create_driver("synth", &team, 7);

@@ -55,6 +55,7 @@ impl Drop for Socket {
         inner.stopped = true;
         inner.retry = None;
         if let Some(ws) = inner.ws.take() {
+            detach(&ws);
             let _ = ws.close();
         }
         // Dropping the handlers breaks the Rc cycle through the closures.
@@ -124,6 +125,14 @@ impl Socket {
     }
 }
 
+/// Unhooks our handlers from a socket we are done with: its late events (the close that follows
+/// `close()`) must not call closures that are about to be dropped.
+fn detach(ws: &WebSocket) {
+    ws.set_onmessage(None);
+    ws.set_onopen(None);
+    ws.set_onclose(None);
+}
+
 fn send_on(inner: &mut Inner, message: Message) -> Result<String, String> {
     if !inner.live {
         return Err("not connected: try again when the badge says live".into());
@@ -144,6 +153,10 @@ fn connect(rc: &Rc<RefCell<Inner>>) {
         return;
     }
     inner.live = false;
+    if let Some(old) = inner.ws.take() {
+        detach(&old);
+        let _ = old.close();
+    }
     let url = match inner.kind {
         Kind::Team => ws_url("/ws"),
         Kind::Tree => {
@@ -205,7 +218,9 @@ fn schedule(rc: &Rc<RefCell<Inner>>, refresh_first: bool) {
         return;
     }
     inner.live = false;
-    inner.ws = None;
+    if let Some(old) = inner.ws.take() {
+        detach(&old);
+    }
     inner.attempt += 1;
     let base = (500.0 * 2f64.powi(inner.attempt.min(5) as i32 - 1)).min(10_000.0);
     let delay = (base * (0.75 + 0.5 * js_sys::Math::random())) as u32;
