@@ -105,6 +105,14 @@ pub fn hash_password(password: &str) -> Result<String, ApiError> {
         .map_err(ApiError::internal)
 }
 
+/// A random password for generated accounts (the first admin, the demo users): 96 bits,
+/// URL-safe base64, so it survives shells, JSON and URLs unquoted.
+pub fn random_password() -> String {
+    let mut bytes = [0u8; 12];
+    rand::Rng::fill(&mut rand::rng(), &mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// Checks a password against a stored PHC hash. A malformed stored hash is a plain mismatch.
 pub fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)

@@ -1,5 +1,5 @@
 //! The `pitbox-runtime` command line (clap): `serve`, `migrate`, `user add|list|passwd`,
-//! `team add|list`. Settings are global options backed by env vars (see [`crate::config`]).
+//! `team add|list`, `demo`. Settings are global options backed by env vars (see [`crate::config`]).
 //! Reads `PITBOX_PASSWORD` (password for `user add|passwd` when not prompted or piped).
 
 use std::io::{BufRead, IsTerminal};
@@ -34,6 +34,10 @@ pub enum Command {
     /// Manage teams.
     #[command(subcommand)]
     Team(TeamCommand),
+    /// Create (once) the demo team "PitBox Demo": engineer `demo` and drivers `demo-driver-1..3`,
+    /// with passwords kept in `<data-dir>/demo-credentials.json`. Prints the logins as JSON. Not in
+    /// production mode.
+    Demo,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +114,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User(cmd) => user(config, cmd),
         Command::Team(cmd) => team(config, cmd),
+        Command::Demo => {
+            crate::demo::allowed(&config)?;
+            let db = open(&config)?;
+            let demo = crate::demo::ensure(&db, &config)?;
+            println!("{}", serde_json::to_string_pretty(&demo)?);
+            eprintln!(
+                "demo team {:?}: log in as {} (engineer) or demo-driver-1..3; passwords in {}",
+                demo.team.name,
+                demo.engineer.username,
+                demo.credentials_file.display()
+            );
+            Ok(())
+        }
     }
 }
 
@@ -187,18 +204,12 @@ fn team(config: Config, cmd: TeamCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// In dev mode, a database without users gets an `admin` with a random password, printed once,
-/// so a first run needs no setup.
-fn bootstrap_admin(db: &Db, config: &Config) -> anyhow::Result<()> {
+/// In dev mode, a database without users gets an `admin` with `password`, so a first run needs no
+/// setup. Returns whether it was created.
+pub(crate) fn first_admin(db: &Db, config: &Config, password: &str) -> anyhow::Result<bool> {
     if config.mode != Mode::Dev {
-        return Ok(());
+        return Ok(false);
     }
-    let password = {
-        use base64::Engine;
-        let mut bytes = [0u8; 12];
-        rand::Rng::fill(&mut rand::rng(), &mut bytes);
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    };
     let created = db.run_blocking(|c| {
         if !store::list_users(c)?.is_empty() {
             return Ok(false);
@@ -207,14 +218,20 @@ fn bootstrap_admin(db: &Db, config: &Config) -> anyhow::Result<()> {
             c,
             &NewUser {
                 username: "admin".into(),
-                password: password.clone(),
+                password: password.to_owned(),
                 role: Role::Admin,
                 teams: vec![],
             },
         )?;
         Ok(true)
     })?;
-    if created {
+    Ok(created)
+}
+
+/// [`first_admin`] at start-up, with its password printed once in the log.
+fn bootstrap_admin(db: &Db, config: &Config) -> anyhow::Result<()> {
+    let password = crate::auth::random_password();
+    if first_admin(db, config, &password)? {
         tracing::warn!(username = "admin", %password, "created the first admin user (dev mode); change the password with `pitbox-runtime user passwd admin`");
     }
     Ok(())

@@ -8,7 +8,7 @@
 //! `PITBOX_CORS_ORIGINS`, `PITBOX_DB_POOL_SIZE`, `PITBOX_LOG_FORMAT`, `PITBOX_SERVER_ID`,
 //! `PITBOX_RESTART_INTENSITY`, `PITBOX_RESTART_PERIOD_SECS`, `PITBOX_IDLE_TIMEOUT_SECS`,
 //! `PITBOX_SESSION_THREADS`, `PITBOX_FAULT_INJECTION`, `PITBOX_WS_AUTH_TIMEOUT_SECS`,
-//! `PITBOX_WS_MAX_FRAME_BYTES`, `PITBOX_TEAM_RATE_HZ`, `PITBOX_DRIVER_RATE_HZ`.
+//! `PITBOX_WS_MAX_FRAME_BYTES`, `PITBOX_TEAM_RATE_HZ`, `PITBOX_DRIVER_RATE_HZ`, `PITBOX_DASHBOARD_DIR`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,9 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
+
+/// Where `tools/build-dashboard.sh` puts the built dashboard, relative to the repository root.
+pub const DEFAULT_DASHBOARD_DIR: &str = "dashboard-yew/dist";
 
 /// `dev` generates a JWT secret when none is set (and says so); `production` refuses to start
 /// without one.
@@ -114,6 +117,10 @@ pub struct Settings {
     /// Samples per second of a focused driver [default: 60].
     #[arg(long, env = "PITBOX_DRIVER_RATE_HZ", global = true)]
     pub driver_rate_hz: Option<u16>,
+    /// The built dashboard (index.html, JS, WASM) served at `/`; relative to the working directory
+    /// [default: dashboard-yew/dist].
+    #[arg(long, env = "PITBOX_DASHBOARD_DIR", global = true)]
+    pub dashboard_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +172,7 @@ pub struct Config {
     pub ws_max_frame_bytes: usize,
     pub team_rate_hz: u16,
     pub driver_rate_hz: u16,
+    pub dashboard_dir: PathBuf,
 }
 
 impl std::fmt::Debug for Config {
@@ -194,6 +202,7 @@ impl std::fmt::Debug for Config {
             .field("ws_max_frame_bytes", &self.ws_max_frame_bytes)
             .field("team_rate_hz", &self.team_rate_hz)
             .field("driver_rate_hz", &self.driver_rate_hz)
+            .field("dashboard_dir", &self.dashboard_dir)
             .finish()
     }
 }
@@ -241,6 +250,7 @@ impl Settings {
             ws_max_frame_bytes: self.ws_max_frame_bytes.or(other.ws_max_frame_bytes),
             team_rate_hz: self.team_rate_hz.or(other.team_rate_hz),
             driver_rate_hz: self.driver_rate_hz.or(other.driver_rate_hz),
+            dashboard_dir: self.dashboard_dir.or(other.dashboard_dir),
         }
     }
 
@@ -329,6 +339,7 @@ impl Config {
             ws_max_frame_bytes: settings.ws_max_frame_bytes.unwrap_or(1024 * 1024).max(4096),
             team_rate_hz: settings.team_rate_hz.unwrap_or(20).clamp(1, 60),
             driver_rate_hz: settings.driver_rate_hz.unwrap_or(60).clamp(1, 120),
+            dashboard_dir: settings.dashboard_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DASHBOARD_DIR)),
         })
     }
 
@@ -380,10 +391,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pitbox.toml");
         std::fs::write(&path, "bind = \"0.0.0.0:9000\"\nrate_limit_per_ip = 7\nmode = \"dev\"\n").unwrap();
-        let s = Settings { config: Some(path), rate_limit_per_ip: Some(3), ..Settings::default() };
+        let s = Settings { config: Some(path.clone()), rate_limit_per_ip: Some(3), ..Settings::default() };
         let c = Config::from_settings(s).unwrap();
         assert_eq!(c.bind.port(), 9000);
         assert_eq!(c.rate_limit_per_ip, 3, "the flag wins over the file");
+        assert_eq!(c.dashboard_dir, PathBuf::from(DEFAULT_DASHBOARD_DIR));
+        std::fs::write(&path, "dashboard_dir = \"/srv/pitbox/dashboard\"\n").unwrap();
+        let c = Config::from_settings(Settings { config: Some(path), ..Settings::default() }).unwrap();
+        assert_eq!(c.dashboard_dir, PathBuf::from("/srv/pitbox/dashboard"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Builds the actix-web server: shared state, middleware (CORS, per-IP rate limit, metrics,
-//! request logging, compression) and routes. Reads no env vars; everything comes from the config.
+//! request logging, compression), routes, and the dashboard as the fallback for every other GET
+//! ([`crate::dashboard`]). Reads no env vars; everything comes from the config.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -130,7 +131,7 @@ pub fn start(state: State, listener: TcpListener) -> std::io::Result<Server> {
             .configure(routes::configure)
             .configure(crate::admin::configure)
             .route("/ws", web::get().to(crate::ws::connect))
-            .default_service(web::to(routes::not_found))
+            .default_service(web::to(crate::dashboard::serve))
             .wrap(from_fn(guard_and_measure))
             .wrap(Compress::default())
             .wrap(cors(&state.config))
