@@ -133,6 +133,26 @@ async function login(page, who, user) {
     await b.waitForSelector('#handoffs .handoff[data-status="completed"]', { timeout: T });
     await b.screenshot({ path: path.join(cfg.shots, "4-handoff.png") });
 
+    // The replayed driver's laps: the lap table, a live delta to the reference (best) lap, and
+    // the comparison chart with both laps drawn (pixels of each lap's colour on the canvas).
+    step = "laps, delta and lap comparison";
+    await a.evaluate((id) => { location.hash = `#/driver/${id}`; }, cfg.drivers[1]);
+    await a.waitForFunction(() => document.querySelectorAll("#laps .lap-row").length >= 2, { timeout: T });
+    figures.laps = await a.$$eval("#laps .lap-row", (rows) => rows.map((r) => [...r.children].slice(0, 6).map((c) => c.textContent).join(" ")));
+    await a.waitForFunction(() => /^[+\-±]\d/.test(document.querySelector("#drv-delta").textContent), { timeout: T });
+    figures.liveDelta = await a.$eval("#drv-delta", (e) => e.textContent);
+    await a.waitForFunction(() => {
+      const c = document.querySelector("#compare");
+      const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+      let a = 0, b = 0;
+      for (let i = 0; i < d.length; i += 4) {
+        if (d[i] === 79 && d[i + 1] === 195 && d[i + 2] === 247) a++;
+        if (d[i] === 255 && d[i + 1] === 202 && d[i + 2] === 40) b++;
+      }
+      return a > 100 && b > 100;
+    }, { timeout: T });
+    await a.screenshot({ path: path.join(cfg.shots, "5-laps.png") });
+
     // The engineer view: the live actor tree, with rates once two snapshots arrived.
     step = "engineer view";
     await a.click("#nav-engineer");
@@ -145,7 +165,7 @@ async function login(page, who, user) {
     await a.click('#tree tr.actor[data-kind="team_supervisor"] .toggle');
     await a.waitForFunction((n) => document.querySelectorAll("#tree tr.actor").length < n, { timeout: T }, rowsBefore);
     await a.click('#tree tr.actor[data-kind="team_supervisor"] .toggle');
-    await a.screenshot({ path: path.join(cfg.shots, "5-engineer.png") });
+    await a.screenshot({ path: path.join(cfg.shots, "6-engineer.png") });
 
     // A driver user does not get the engineer view.
     step = "role-aware navigation";

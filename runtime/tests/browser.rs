@@ -1,8 +1,9 @@
 //! End to end in headless Chromium: the built dashboard (`tools/build-dashboard.sh`) served by a
 //! real runtime (SQLite), two real driver nodes streaming (`pitbox-driver run`: the synthetic
-//! driver and a replayed `.ibt`), and `dashboard-yew/e2e/e2e.cjs` (puppeteer-core) driving two
+//! driver and a replayed `.ibt` at 4×), and `dashboard-yew/e2e/e2e.cjs` (puppeteer-core) driving two
 //! browser sessions: log in, see the drivers appear and their speed change, open the driver view,
 //! send a team message and see it arrive in the second session, request/accept/complete a handoff,
+//! see the replayed laps with a live delta and their comparison chart,
 //! open the engineer view and see the actor tree, lose the connection and get it back, refresh the
 //! short-lived token, log out. Screenshots go to `target/e2e/`.
 //!
@@ -33,11 +34,12 @@ async fn dashboard_end_to_end_in_chromium() {
     srv.create_user("engineer", Role::Engineer, &[&team]);
     let (_, synth) = srv.create_driver("synth", &team, 7);
     let (_, replay) = srv.create_driver("replay", &team, 11);
-    let ibt = root().join("../shared/fixtures/ibt/redbullring_amg-gt4.ibt");
+    // Two full laps in 57 s; replayed at 4x so both are complete (and compared) within the run.
+    let ibt = root().join("../shared/fixtures/ibt/tsukuba_formulavee_3laps.ibt");
     assert!(ibt.is_file(), "fixture missing: {}", ibt.display());
     let _nodes = [
         node(&srv.base, "synth", "synthetic", &[]).await,
-        node(&srv.base, "replay", &format!("ibt:{}", ibt.display()), &[]).await,
+        node(&srv.base, "replay", &format!("ibt:{}", ibt.display()), &["--speed", "4"]).await,
     ];
 
     let shots = target_dir().join("e2e");

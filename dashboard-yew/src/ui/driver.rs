@@ -43,13 +43,17 @@ pub fn driver_view(props: &Props) -> Html {
     let ctx = use_context::<Ctx>();
     let pick_a = use_state(|| None::<String>);
     let pick_b = use_state(|| None::<String>);
-    // Default comparison: best lap (A) against the latest lap (B).
+    // Default comparison: best lap (A) against the latest other lap (B).
     let (default_a, default_b) = ctx
         .as_ref()
         .and_then(|c| {
             let store = c.store.borrow();
             let car = store.cars.get(&props.driver_id)?;
-            Some((car.best_lap().map(|l| l.id.clone()), car.laps.last().map(|l| l.id.clone())))
+            let best = car.best_lap().map(|l| l.id.clone());
+            // B: the latest valid lap that is not A (comparing a lap with itself shows nothing).
+            let others = || car.laps.iter().rev().filter(|l| Some(&l.id) != best.as_ref());
+            let other = others().find(|l| l.valid).or_else(|| others().next()).map(|l| l.id.clone());
+            Some((best, other))
         })
         .unwrap_or_default();
     let a = (*pick_a).clone().or(default_a);
