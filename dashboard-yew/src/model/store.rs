@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use schema::wire::{
-    DriverProfile, DriverStatusKind, Envelope, ErrorBody, HandoffRequest, LapSummary, Message, TeamMessage,
-    TelemetryFrame,
+    AiCoaching, DriverProfile, DriverStatusKind, Envelope, ErrorBody, HandoffRequest, LapSummary, Message,
+    TeamMessage, TelemetryFrame,
 };
 
 use super::laps::{fuel_per_lap, laps_of_fuel, CurrentLap, LapTrace};
@@ -145,6 +145,8 @@ pub struct Store {
     /// Traces of laps opened for comparison, by lap id.
     pub lap_traces: HashMap<String, LapTrace>,
     pub tree: TreeView,
+    /// The AI coach's feedback (its own issue fills it), newest last.
+    pub coaching: VecDeque<AiCoaching>,
     pub tree_conn: Option<Conn>,
     /// Server errors and notices to show, newest last.
     pub notices: VecDeque<String>,
@@ -339,6 +341,12 @@ impl Store {
                 }
             }
             Message::ActorTree(t) => self.tree.update(&t),
+            Message::AiCoaching(c) => {
+                self.coaching.push_back(c);
+                while self.coaching.len() > 100 {
+                    self.coaching.pop_front();
+                }
+            }
             Message::Error(ErrorBody { code, message, .. }) => {
                 self.notice(format!("{}: {message}", serde_json::to_string(&code).unwrap_or_default()))
             }
@@ -519,6 +527,14 @@ mod tests {
         );
         assert_eq!(fx, vec![Effect::ReloadDrivers]);
         assert!(s.cars["d9"].connected);
+        s.apply(
+            push(serde_json::json!({"type": "ai_coaching", "data": {
+                "driverId": "d9", "feedback": "Brake later into T1", "confidence": 0.8,
+                "telemetryAnalysis": {"strengths": [], "weaknesses": [], "improvementAreas": ["T1"]},
+                "timestamp": "2026-11-21T12:00:00Z", "priority": "normal"}})),
+            0.0,
+        );
+        assert_eq!(s.coaching.back().unwrap().feedback, "Brake later into T1");
         let v = s.version;
         s.apply(push(serde_json::json!({"type": "ack", "data": {"driverId": "d", "seq": 3}})), 0.0);
         assert_eq!(s.version, v, "irrelevant messages do not cause a render");

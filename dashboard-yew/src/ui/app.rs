@@ -25,6 +25,8 @@ pub enum Msg {
     LoggedOut,
     Logout,
     Team(String, String),
+    /// Every team the user may open (a selector appears when there are several).
+    Teams(Vec<(String, String)>),
     Effects(Vec<Effect>),
     RefreshToken,
 }
@@ -36,6 +38,7 @@ pub struct App {
     tree_socket: Option<Socket>,
     session: Option<Session>,
     team: Option<(String, String)>,
+    teams: Vec<(String, String)>,
     route: Route,
     drawn: u64,
     renders: u64,
@@ -133,6 +136,7 @@ impl Component for App {
             tree_socket: None,
             session: None,
             team: None,
+            teams: Vec::new(),
             route,
             drawn: 0,
             renders: 0,
@@ -178,9 +182,24 @@ impl Component for App {
                 });
                 false
             }
+            Msg::Teams(teams) => {
+                self.teams = teams;
+                true
+            }
             Msg::Team(id, name) => {
+                if self.team.as_ref().is_some_and(|t| t.0 == id) {
+                    return false;
+                }
+                // Another team: start from a clean slate (the socket keeps its connection and
+                // moves its subscriptions).
+                {
+                    let mut store = self.store.borrow_mut();
+                    let conn = store.conn.take();
+                    *store = Store::default();
+                    store.conn = conn;
+                    store.team_id = Some(id.clone());
+                }
                 self.team = Some((id.clone(), name));
-                self.store.borrow_mut().team_id = Some(id.clone());
                 self.load_team(ctx, &id);
                 self.sync_sockets(ctx);
                 true
@@ -245,6 +264,13 @@ impl Component for App {
             html! { <a {id} class={active} href={r.hash()}>{ label }</a> }
         };
         let onlogout = ctx.link().callback(|_| Msg::Logout);
+        let on_team = {
+            let teams = self.teams.clone();
+            ctx.link().batch_callback(move |e: Event| {
+                let id = super::value_of(&e);
+                teams.iter().find(|t| t.0 == id).map(|t| Msg::Team(t.0.clone(), t.1.clone()))
+            })
+        };
         let notices: Html = store.notices.iter().map(|n| html! { <div class="notice">{ n }</div> }).collect();
         let body = match &self.route {
             Route::Overview => html! { <overview::Overview /> },
@@ -260,7 +286,15 @@ impl Component for App {
                 <div class="app">
                     <header>
                         <span class="brand">{ "PitBox" }</span>
-                        <span class="team" id="team-name">{ team_name }</span>
+                        if self.teams.len() > 1 {
+                            <select id="team-select" onchange={on_team}>
+                                { for self.teams.iter().map(|(id, name)| html! {
+                                    <option value={id.clone()} selected={id == team_id}>{ name }</option>
+                                }) }
+                            </select>
+                        } else {
+                            <span class="team" id="team-name">{ team_name }</span>
+                        }
                         <nav>
                             { nav(Route::Overview, "Pit wall".into(), "nav-overview") }
                             if view_ctx.is_engineer() { { nav(Route::Engineer, "Engineer".into(), "nav-engineer") } }
@@ -304,6 +338,7 @@ impl App {
                         .find(|t| s.user.teams.contains(&t.id))
                         .or_else(|| teams.first())
                         .map(|t| (t.id.clone(), t.name.clone()));
+                    link.send_message(Msg::Teams(teams.into_iter().map(|t| (t.id, t.name)).collect()));
                     match pick {
                         Some((id, name)) => link.send_message(Msg::Team(id, name)),
                         None => {

@@ -139,6 +139,25 @@ pub fn driver_view(props: &Props) -> Html {
         Callback::from(move |e: Event| pick_b.set(Some(value_of(&e))))
     };
     let delta = car.delta.filter(|_| reference.is_some());
+    let coaching: Html = store
+        .coaching
+        .iter()
+        .rev()
+        .filter(|c| c.driver_id.as_deref().is_none_or(|d| d == props.driver_id))
+        .take(10)
+        .map(|c| {
+            html! {
+                <li class={classes!("msg", c.priority.as_str())}>
+                    <span class="prio">{ format!("{:.0}% sure", c.confidence * 100.0) }</span>
+                    <span class="when">{ c.timestamp.format("%H:%M:%S").to_string() }</span>
+                    <div class="text">{ &c.feedback }</div>
+                    if !c.telemetry_analysis.improvement_areas.is_empty() {
+                        <div class="snap">{ format!("work on: {}", c.telemetry_analysis.improvement_areas.join(", ")) }</div>
+                    }
+                </li>
+            }
+        })
+        .collect();
     html! {
         <div class="driver">
             <section class="panel live">
@@ -180,6 +199,14 @@ pub fn driver_view(props: &Props) -> Html {
                     <thead><tr><th>{ "Lap" }</th><th>{ "Time" }</th><th>{ "S1" }</th><th>{ "S2" }</th><th>{ "S3" }</th><th>{ "Δ best" }</th><th>{ "Fuel" }</th><th>{ "Valid" }</th></tr></thead>
                     <tbody>{ laps }</tbody>
                 </table>
+            </section>
+            <section class="panel coaching">
+                <h2>{ "AI coaching" }</h2>
+                if store.coaching.is_empty() {
+                    <p class="empty">{ "The coach's feedback appears here, live, as it analyses laps." }</p>
+                } else {
+                    <ul class="messages" id="coaching">{ coaching }</ul>
+                }
             </section>
             <section class="panel">
                 <h2>{ "Compare laps" }</h2>
