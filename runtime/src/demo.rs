@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use schema::wire::{DriverRole, NewDriver, NewUser, Role};
+use schema::wire::{DriverRole, DriverStatusKind, DriverUpdate, NewDriver, NewUser, Role};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{random_password, verify_password};
@@ -130,7 +130,13 @@ pub fn ensure(db: &Db, config: &Config) -> anyhow::Result<Demo> {
                         avatar_url: None,
                         user_id: Some(u.user_id.clone()),
                     };
-                    store::create_driver(c, &team.id, &d)?.id
+                    let id = store::create_driver(c, &team.id, &d)?.id;
+                    // Every demo car streams: its driver is in the car (a real team sets this
+                    // roster status itself; later runs leave it as the team set it).
+                    let active =
+                        DriverUpdate { status: Some(DriverStatusKind::Active), ..DriverUpdate::default() };
+                    store::update_driver(c, &id, &active)?;
+                    id
                 }
             };
             let number = store::get_driver(c, &driver_id)?.number;

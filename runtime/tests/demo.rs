@@ -53,7 +53,9 @@ fn check(db: &Db, d: &Demo) {
         assert_eq!(u.role, Role::Driver);
         assert_eq!(u.teams, vec![d.team.id.clone()]);
         assert_eq!(u.driver_id.as_deref(), Some(dd.driver_id.as_str()));
-        assert!(drivers.iter().any(|p| p.id == dd.driver_id && p.user_id.as_deref() == Some(u.id.as_str())));
+        let profile = drivers.iter().find(|p| p.id == dd.driver_id).unwrap();
+        assert_eq!(profile.user_id.as_deref(), Some(u.id.as_str()));
+        assert_eq!(profile.status, "active", "demo drivers are in their cars");
         assert!(logs_in(db, &dd.username, &dd.password));
     }
     let mut passwords: Vec<&str> = d.drivers.iter().map(|x| x.password.as_str()).collect();

@@ -78,6 +78,12 @@ impl Manager {
     }
 }
 
+#[derive(QueryableByName)]
+struct JournalMode {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    journal_mode: String,
+}
+
 /// Opens one connection to `url`, with SQLite's pragmas set.
 pub fn connect(url: &str) -> Result<DbConnection, DbError> {
     match Backend::of_url(url) {
@@ -87,12 +93,15 @@ pub fn connect(url: &str) -> Result<DbConnection, DbError> {
             let mut conn = SqliteConnection::establish(path)?;
             // WAL lets readers run beside the writer; busy_timeout makes writers queue instead of
             // failing with SQLITE_BUSY; foreign keys are off by default in SQLite.
-            // busy_timeout first: switching to WAL needs a moment of exclusive access, and
-            // connections opened together must wait for it rather than fail.
-            conn.batch_execute(
-                "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-            )?;
+            conn.batch_execute("PRAGMA busy_timeout = 5000;")?;
+            // Switching to WAL can fail with "database is locked" despite the busy timeout when
+            // the pool opens connections side by side; WAL is a property of the file, so only the
+            // first connection to a new database switches it.
+            let mode = diesel::sql_query("PRAGMA journal_mode").get_result::<JournalMode>(&mut conn)?;
+            if !mode.journal_mode.eq_ignore_ascii_case("wal") {
+                conn.batch_execute("PRAGMA journal_mode = WAL;")?;
+            }
+            conn.batch_execute("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
             Ok(DbConnection::Sqlite(conn))
         }
     }
