@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tools/run.sh [serve flags...] — a live pit wall on this machine, from a fresh checkout or again:
 # installs build needs, builds the release runtime and driver node, builds the dashboard
-# (tools/build-dashboard.sh, when present), creates the demo team (`pitbox-runtime demo`: engineer
+# (tools/build-dashboard.sh), creates the demo team (`pitbox-runtime demo`: engineer
 # `demo`, drivers demo-driver-1..3, passwords kept in <data dir>/demo-credentials.json), starts
 # `pitbox-runtime serve` on the embedded default (SQLite in ./pitbox-data), and once it is ready
 # starts three driver nodes streaming into it: two synthetic drivers and, when
@@ -24,11 +24,9 @@ DRIVER=target/release/pitbox-driver
 
 if [ "${PITBOX_NO_DASHBOARD:-0}" = 1 ]; then
   say "warning: PITBOX_NO_DASHBOARD=1: not building the dashboard; / serves whatever was built before"
-elif [ -f tools/build-dashboard.sh ]; then
+else
   # A failed dashboard build still leaves the API and the nodes worth running: say so and go on.
   bash tools/build-dashboard.sh || say "warning: tools/build-dashboard.sh failed; / will say the dashboard is not built"
-else
-  say "warning: tools/build-dashboard.sh is not there yet; / will say the dashboard is not built"
 fi
 
 # Where the runtime will listen and keep its data: flags win over env vars, as in the runtime.

@@ -7,10 +7,8 @@
 // from the DevTools Performance domain), script time, renders, samples received and frame times
 // (intervals between animation frames: median, p95, p99, max; long frames > 50 ms).
 // CONFIG: {url, engineer:{username,password}, focus: driverId, secs, chromium}
-const puppeteer = require("puppeteer-core");
+const { launch } = require("./chromium.cjs");
 const fs = require("node:fs");
-const os = require("node:os");
-const path = require("node:path");
 
 const cfg = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
 const T = 30000;
@@ -52,14 +50,7 @@ async function measure(page, secs) {
 }
 
 (async () => {
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "pitbox-chromium-"));
-  const browser = await puppeteer.launch({
-    executablePath: cfg.chromium || "/usr/bin/chromium",
-    headless: true,
-    userDataDir,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--window-size=1400,1000"],
-  });
+  const { browser, close } = await launch(cfg.chromium);
   const out = { browser: await browser.version() };
   try {
     const page = await browser.newPage();
@@ -96,8 +87,7 @@ async function measure(page, secs) {
     out.error = String(e);
     process.exitCode = 1;
   } finally {
-    await browser.close();
-    fs.rmSync(userDataDir, { recursive: true, force: true });
+    await close();
   }
   console.log(JSON.stringify(out));
 })();

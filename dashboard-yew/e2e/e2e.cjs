@@ -5,9 +5,8 @@
 // CONFIG: {url, engineer:{username,password}, driver:{username,password,driverId},
 //          drivers:[driverId...], shots: DIR, chromium: PATH}
 // Prints one JSON line of figures; exits non-zero on the first failed step (with a screenshot).
-const puppeteer = require("puppeteer-core");
+const { launch } = require("./chromium.cjs");
 const fs = require("node:fs");
-const os = require("node:os");
 const path = require("node:path");
 
 const cfg = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
@@ -38,14 +37,7 @@ async function login(page, who, user) {
 
 (async () => {
   fs.mkdirSync(cfg.shots, { recursive: true });
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "pitbox-chromium-"));
-  const browser = await puppeteer.launch({
-    executablePath: cfg.chromium || "/usr/bin/chromium",
-    headless: true,
-    userDataDir,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--window-size=1400,1000"],
-  });
+  const { browser, close } = await launch(cfg.chromium);
   let a, b;
   try {
     figures.browser = await browser.version();
@@ -213,7 +205,6 @@ async function login(page, who, user) {
     console.log(JSON.stringify({ failedStep: step, error: String(e), figures, logs }));
     process.exitCode = 1;
   } finally {
-    await browser.close();
-    fs.rmSync(userDataDir, { recursive: true, force: true });
+    await close();
   }
 })();

@@ -43,6 +43,14 @@ async fn dashboard_end_to_end_in_chromium() {
     ];
 
     let shots = target_dir().join("e2e");
+    // Screenshots of an earlier run must not pass for this one's.
+    for old in std::fs::read_dir(&shots).into_iter().flatten().flatten() {
+        if old.path().extension().is_some_and(|e| e == "png")
+            && !old.file_name().to_string_lossy().starts_with("bench")
+        {
+            std::fs::remove_file(old.path()).unwrap();
+        }
+    }
     let config = serde_json::json!({
         "url": format!("{}/", srv.base),
         "engineer": {"username": "engineer", "password": "engineer-password"},
@@ -61,9 +69,15 @@ async fn dashboard_end_to_end_in_chromium() {
         serde_json::to_string_pretty(&result["logs"]).unwrap(),
         shots.display()
     );
-    for shot in
-        ["1-overview.png", "2-driver.png", "3-message-received.png", "4-handoff.png", "5-engineer.png"]
-    {
+    let expected = [
+        "1-overview.png",
+        "2-driver.png",
+        "3-message-received.png",
+        "4-handoff.png",
+        "5-laps.png",
+        "6-engineer.png",
+    ];
+    for shot in expected {
         assert!(shots.join(shot).is_file(), "{shot} not saved");
     }
     srv.stop().await;

@@ -54,10 +54,7 @@ impl Drop for Socket {
         let mut inner = self.inner.borrow_mut();
         inner.stopped = true;
         inner.retry = None;
-        if let Some(ws) = inner.ws.take() {
-            detach(&ws);
-            let _ = ws.close();
-        }
+        retire(&mut inner);
         // Dropping the handlers breaks the Rc cycle through the closures.
         inner.handlers.clear();
     }
@@ -147,16 +144,21 @@ fn send_on(inner: &mut Inner, message: Message) -> Result<String, String> {
     }
 }
 
-fn connect(rc: &Rc<RefCell<Inner>>) {
-    let mut inner = rc.borrow_mut();
-    if inner.stopped {
-        return;
-    }
+/// Done with the current socket (if any): unhook it and close it (a no-op once it is closed).
+fn retire(inner: &mut Inner) {
     inner.live = false;
     if let Some(old) = inner.ws.take() {
         detach(&old);
         let _ = old.close();
     }
+}
+
+fn connect(rc: &Rc<RefCell<Inner>>) {
+    let mut inner = rc.borrow_mut();
+    if inner.stopped {
+        return;
+    }
+    retire(&mut inner);
     let url = match inner.kind {
         Kind::Team => ws_url("/ws"),
         Kind::Tree => {
@@ -217,10 +219,7 @@ fn schedule(rc: &Rc<RefCell<Inner>>, refresh_first: bool) {
     if inner.stopped {
         return;
     }
-    inner.live = false;
-    if let Some(old) = inner.ws.take() {
-        detach(&old);
-    }
+    retire(&mut inner);
     inner.attempt += 1;
     let base = (500.0 * 2f64.powi(inner.attempt.min(5) as i32 - 1)).min(10_000.0);
     let delay = (base * (0.75 + 0.5 * js_sys::Math::random())) as u32;
