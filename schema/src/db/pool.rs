@@ -95,8 +95,8 @@ pub fn connect(url: &str) -> Result<DbConnection, DbError> {
             // failing with SQLITE_BUSY; foreign keys are off by default in SQLite.
             conn.batch_execute("PRAGMA busy_timeout = 5000;")?;
             // Switching to WAL can fail with "database is locked" despite the busy timeout when
-            // the pool opens connections side by side; WAL is a property of the file, so only the
-            // first connection to a new database switches it.
+            // connections are opened side by side; WAL is a property of the file, so only the
+            // first connection to a new database switches it (`build_pool` opens that one alone).
             let mode = diesel::sql_query("PRAGMA journal_mode").get_result::<JournalMode>(&mut conn)?;
             if !mode.journal_mode.eq_ignore_ascii_case("wal") {
                 conn.batch_execute("PRAGMA journal_mode = WAL;")?;
@@ -129,7 +129,12 @@ pub fn build_pool(url: &str, options: &PoolOptions) -> Result<DbPool, DbError> {
     let manager = Manager::new(url);
     let max = match manager.backend {
         // One SQLite file has one writer at a time; a few connections suffice and avoid lock churn.
-        Backend::Sqlite => options.max_size.clamp(1, 4),
+        // One connection first, alone: it switches a new file to WAL before the pool opens its
+        // connections side by side (which would race for that switch).
+        Backend::Sqlite => {
+            drop(connect(url)?);
+            options.max_size.clamp(1, 4)
+        }
         Backend::Postgres => options.max_size.max(1),
     };
     Ok(r2d2::Pool::builder().max_size(max).connection_timeout(options.connection_timeout).build(manager)?)
