@@ -157,6 +157,7 @@ async function login(page, who, user) {
     await a.click('#tree tr.actor[data-kind="team_supervisor"] .toggle');
     await a.waitForFunction((n) => document.querySelectorAll("#tree tr.actor").length < n, { timeout: T }, rowsBefore);
     await a.click('#tree tr.actor[data-kind="team_supervisor"] .toggle');
+    await a.waitForFunction((n) => document.querySelectorAll("#tree tr.actor").length >= n, { timeout: T }, rowsBefore);
     await a.screenshot({ path: path.join(cfg.shots, "6-engineer.png") });
 
     // A driver user does not get the engineer view.

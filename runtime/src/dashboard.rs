@@ -59,7 +59,8 @@ pub async fn serve(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Ok(res)
 }
 
-fn is_reserved(path: &str) -> bool {
+/// Whether `path` belongs to the server (API, admin, socket, health), never to the app.
+pub(crate) fn is_reserved(path: &str) -> bool {
     let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
     RESERVED.contains(&first)
 }

@@ -90,7 +90,10 @@ async fn guard_and_measure(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    // The dashboard's files and pages are served by the default service: one label for them all.
+    let route = req.match_pattern().unwrap_or_else(|| {
+        if crate::dashboard::is_reserved(req.path()) { "unmatched" } else { "dashboard" }.to_owned()
+    });
     let method = req.method().as_str().to_owned();
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     if req.path().starts_with("/api/") {

@@ -122,6 +122,11 @@ async fn serves_the_app_its_files_and_its_deep_links() {
     let r = get(&srv, "/nope.js", None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(!r.text().contains("<html"));
+
+    // Metrics count the dashboard under one route label, and unknown API paths apart from it.
+    let metrics = get(&srv, "/metrics", None).await.text();
+    assert!(metrics.contains("route=\"dashboard\""), "{metrics}");
+    assert!(metrics.contains("route=\"unmatched\""), "{metrics}");
     srv.stop().await;
 }
 

@@ -26,11 +26,13 @@ pub struct Row {
     pub escalations: u32,
     pub last_reason: Option<String>,
     pub has_children: bool,
-    pub collapsed: bool,
+    /// Paths of the actors above this one, root first.
+    pub ancestors: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct TreeView {
+    /// Every actor in tree order, collapsed branches included (so they keep their rates).
     pub rows: Vec<Row>,
     pub seq: u64,
     pub server_id: String,
@@ -50,7 +52,7 @@ impl TreeView {
         let mut rows = Vec::new();
         let mut next = HashMap::new();
         for a in &tree.root {
-            self.walk(a, 0, dt, &mut rows, &mut next, false);
+            self.walk(a, &mut Vec::new(), dt, &mut rows, &mut next);
         }
         self.rows = rows;
         self.prev = next;
@@ -64,11 +66,10 @@ impl TreeView {
     fn walk(
         &self,
         a: &ActorSnapshot,
-        depth: usize,
+        ancestors: &mut Vec<String>,
         dt: Option<f64>,
         rows: &mut Vec<Row>,
         next: &mut HashMap<String, (u64, u32)>,
-        hidden: bool,
     ) {
         let prev = self.prev.get(&a.path);
         let rate = match (prev, dt) {
@@ -77,31 +78,39 @@ impl TreeView {
         };
         let restarted_now = prev.is_some_and(|(_, r)| a.supervision.restarts > *r);
         next.insert(a.path.clone(), (a.counters.handled, a.supervision.restarts));
-        let collapsed = self.collapsed.contains(&a.path);
-        if !hidden {
-            rows.push(Row {
-                path: a.path.clone(),
-                name: a.path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("/").to_owned(),
-                kind: a.kind.clone(),
-                depth,
-                status: a.status,
-                mailbox: a.mailbox,
-                received: a.counters.received,
-                handled: a.counters.handled,
-                failed: a.counters.failed,
-                rate,
-                restarts: a.supervision.restarts,
-                restarted_now,
-                escalations: a.supervision.escalations,
-                last_reason: a.supervision.last_reason.clone(),
-                has_children: !a.children.is_empty(),
-                collapsed,
-            });
-        }
+        rows.push(Row {
+            path: a.path.clone(),
+            name: a.path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("/").to_owned(),
+            kind: a.kind.clone(),
+            depth: ancestors.len(),
+            status: a.status,
+            mailbox: a.mailbox,
+            received: a.counters.received,
+            handled: a.counters.handled,
+            failed: a.counters.failed,
+            rate,
+            restarts: a.supervision.restarts,
+            restarted_now,
+            escalations: a.supervision.escalations,
+            last_reason: a.supervision.last_reason.clone(),
+            has_children: !a.children.is_empty(),
+            ancestors: ancestors.clone(),
+        });
+        ancestors.push(a.path.clone());
         for c in &a.children {
-            // Hidden children still update the counters, so rates are right when expanded.
-            self.walk(c, depth + 1, dt, rows, next, hidden || collapsed);
+            self.walk(c, ancestors, dt, rows, next);
         }
+        ancestors.pop();
+    }
+
+    /// The rows to show: none below a collapsed actor. Toggling takes effect at once, without
+    /// waiting for the next snapshot.
+    pub fn visible(&self) -> impl Iterator<Item = &Row> {
+        self.rows.iter().filter(|r| !r.ancestors.iter().any(|a| self.collapsed.contains(a)))
+    }
+
+    pub fn is_collapsed(&self, path: &str) -> bool {
+        self.collapsed.contains(path)
     }
 
     pub fn toggle(&mut self, path: &str) {
@@ -162,12 +171,15 @@ mod tests {
         let mut v = TreeView::default();
         v.update(&tree(1, 1, 100, 0));
         v.toggle("/teams/t1");
+        assert_eq!(v.visible().count(), 2, "hidden at once, before the next snapshot");
+        assert!(v.is_collapsed("/teams/t1"));
         v.update(&tree(2, 2, 160, 0));
-        assert_eq!(v.rows.len(), 2);
-        assert!(v.rows[1].collapsed);
+        assert_eq!(v.visible().count(), 2);
         v.toggle("/teams/t1");
+        assert_eq!(v.visible().count(), 3);
         v.update(&tree(3, 3, 220, 0));
-        assert_eq!(v.rows.len(), 3);
-        assert_eq!(v.rows[2].rate, Some(60.0));
+        assert_eq!(v.visible().nth(2).unwrap().rate, Some(60.0), "counted while hidden");
+        v.toggle("/");
+        assert_eq!(v.visible().count(), 1, "collapsing the root hides everything below");
     }
 }

@@ -6,7 +6,7 @@ use schema::wire::ActorStatus;
 use yew::prelude::*;
 
 use super::Ctx;
-use crate::model::store::Conn;
+use crate::model::store::{short_id, Conn};
 
 #[function_component(Engineer)]
 pub fn engineer() -> Html {
@@ -15,8 +15,7 @@ pub fn engineer() -> Html {
     let tree = &store.tree;
     let conn = store.tree_conn.clone().unwrap_or(Conn::Connecting);
     let rows: Html = tree
-        .rows
-        .iter()
+        .visible()
         .map(|r| {
             let toggle = {
                 let (store, path) = (ctx.store.clone(), r.path.clone());
@@ -31,13 +30,24 @@ pub fn engineer() -> Html {
                 ActorStatus::Restarting => "restarting",
                 ActorStatus::Stopped => "stopped",
             };
-            let arrow = if !r.has_children { " " } else if r.collapsed { "▸" } else { "▾" };
+            // A driver's session shows the driver's name (ids are long); the path is the tooltip.
+            let label = |r: &crate::model::tree::Row| match store.cars.get(&r.name) {
+                Some(car) if r.kind == "driver_session" => format!("{} ({})", car.name(), short_id(&r.name)),
+                _ => r.name.clone(),
+            };
+            let arrow = if !r.has_children {
+                " "
+            } else if tree.is_collapsed(&r.path) {
+                "▸"
+            } else {
+                "▾"
+            };
             html! {
                 <tr class={classes!("actor", status, (r.restarts > 0).then_some("restarted"), r.restarted_now.then_some("flash"))}
                     data-kind={r.kind.clone()} data-path={r.path.clone()}>
                     <td class="tree-name" style={format!("padding-left:{}px", 8 + r.depth * 16)}>
                         <button class="toggle" onclick={toggle} disabled={!r.has_children}>{ arrow }</button>
-                        <span title={r.path.clone()}>{ &r.name }</span>
+                        <span title={r.path.clone()}>{ label(r) }</span>
                     </td>
                     <td>{ &r.kind }</td>
                     <td><span class={classes!("status", status)}>{ status }</span></td>
