@@ -369,8 +369,12 @@ impl Store {
         if let (Some(lat), Some(lon)) = (s.latitude, s.longitude) {
             self.outlines.entry(driver.to_owned()).or_default().add(s.track_position, lat, lon);
         }
-        let reference = self.references.get(driver).cloned();
-        let car = self.car_mut(driver);
+        // Field by field (not `car_mut`), so the reference lap is borrowed, not copied per sample.
+        let reference = self.references.get(driver);
+        let car = self
+            .cars
+            .entry(driver.to_owned())
+            .or_insert_with(|| Car { driver_id: driver.to_owned(), ..Car::default() });
         car.samples += 1;
         car.received_at = now;
         car.connected = true;
@@ -384,7 +388,7 @@ impl Store {
         if newer {
             // Team and focused subscriptions can both deliver the same sample: keep it once.
             car.current.push(s);
-            if let Some(r) = &reference {
+            if let Some(r) = reference {
                 car.delta = car.current.delta(s, r);
             }
             car.trace.push_back(TracePoint {
