@@ -99,11 +99,10 @@ impl Component for App {
         let store = Rc::new(RefCell::new(Store::default()));
         let raf = {
             let (store, link) = (store.clone(), ctx.link().clone());
-            let last = Rc::new(RefCell::new(u64::MAX));
+            let last = Cell::new(u64::MAX);
             animation_loop(move || {
                 let v = store.borrow().version;
-                if *last.borrow() != v {
-                    *last.borrow_mut() = v;
+                if last.replace(v) != v {
                     link.send_message(Msg::Frame);
                 }
             })
@@ -432,9 +431,7 @@ impl App {
             s.set_subscriptions(subs);
         }
         let engineer = matches!(self.route, Route::Engineer)
-            && self.session.as_ref().is_some_and(|s| {
-                matches!(s.user.role, schema::wire::Role::Engineer | schema::wire::Role::Admin)
-            });
+            && self.session.as_ref().is_some_and(|s| super::is_staff(s.user.role));
         if engineer && self.tree_socket.is_none() {
             self.tree_socket = Some(Socket::open(Kind::Tree, self.api.clone(), self.store.clone(), |_| {}));
         } else if !engineer {

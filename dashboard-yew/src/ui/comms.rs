@@ -5,11 +5,11 @@
 
 use schema::wire::{
     AnswerHandoff, HandoffStatus, HandoffUrgency, Message, MessagePriority, NewHandoff, NewTeamMessage,
-    RequestHandoff, Role, SendTeamMessage, Success,
+    RequestHandoff, SendTeamMessage, Success,
 };
 use yew::prelude::*;
 
-use super::{value_of, Ctx};
+use super::{is_staff, value_of, Ctx};
 use crate::model::format;
 
 #[function_component(Comms)]
@@ -116,9 +116,7 @@ pub fn comms() -> Html {
         });
         html! { <button class={class} {onclick}>{ label }</button> }
     };
-    let may_answer = |target: &str| {
-        matches!(ctx.user.role, Role::Engineer | Role::Admin) || ctx.user.driver_id.as_deref() == Some(target)
-    };
+    let may_answer = |target: &str| is_staff(ctx.user.role) || ctx.user.driver_id.as_deref() == Some(target);
     let handoffs: Html = store
         .handoffs
         .iter()

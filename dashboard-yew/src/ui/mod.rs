@@ -92,8 +92,13 @@ impl Ctx {
     }
 
     pub fn is_engineer(&self) -> bool {
-        matches!(self.user.role, Role::Engineer | Role::Admin)
+        is_staff(self.user.role)
     }
+}
+
+/// Engineers and admins: the engineer view, and answering any handoff.
+pub fn is_staff(role: Role) -> bool {
+    matches!(role, Role::Engineer | Role::Admin)
 }
 
 /// Value of an input/select/textarea from its event.
