@@ -1,21 +1,26 @@
 //! Lap assembly: turns a driver's stream of telemetry frames into completed laps with all their
-//! channels, lap time, sector times, fuel used and validity. Pure logic with no I/O, owned by the
-//! driver's live state so it can be checkpointed and restored. Reads no environment variables.
+//! channels, lap time, sector times, fuel used, kind (flying, out-lap, in-lap) and validity with
+//! its reasons. Where a lap starts and ends is decided by the shared lap timer
+//! (`schema::timing`), the same code the driver node's `inspect` uses, so both agree to the
+//! millisecond. Pure logic with no I/O, owned by the driver's live state. Reads no env vars.
 //!
-//! A lap completes when the `lap` counter goes up or, for sources whose counter lags, when the
-//! lap distance wraps from the end of the lap to its start. The crossing time is interpolated
-//! between the two frames around the line, so lap times do not jitter by a frame (16.7 ms).
+//! Frames from the seed protocol carry no `sessionTime`; their laps are timed on the frames'
+//! `timestamp` instead (a switch between the two clocks restarts timing).
 
-use schema::wire::{TelemetryFrame, TelemetrySample};
-use serde::{Deserialize, Serialize};
+use schema::timing::{Boundary, LapTimer, LapTiming, TimingPoint};
+use schema::wire::{LapFlaw, LapKind, TelemetryFrame};
 
-/// Number of equal-length sectors used until the track's own split points are known.
-pub const DEFAULT_SECTORS: usize = 3;
-/// A gap in the data longer than this (seconds of session time) makes the lap invalid.
+pub use schema::timing::SECTORS as DEFAULT_SECTORS;
+
+/// A gap in the data longer than this (seconds) makes the lap invalid.
 const MAX_GAP_SECS: f64 = 0.5;
 /// Frames kept for one lap at most (15 minutes at 60 Hz); a longer "lap" is a car parked in the
 /// pits, and keeping it would only grow memory.
 const MAX_FRAMES: usize = 60 * 60 * 15;
+/// `PlayerTrackSurface` values.
+const SURFACE_OFF_TRACK: i8 = 0;
+const SURFACE_PIT_STALL: i8 = 1;
+const SURFACE_PIT_LANE: i8 = 2;
 
 /// A lap that has just been completed.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,48 +29,112 @@ pub struct CompletedLap {
     /// Seconds, line to line.
     pub lap_time: f64,
     pub valid: bool,
+    pub kind: LapKind,
+    /// Why it is invalid (empty when valid).
+    pub flaws: Vec<LapFlaw>,
     /// Litres, when the tank level fell over the lap.
     pub fuel_used: Option<f64>,
     pub sector_times: Vec<f64>,
     pub frames: Vec<TelemetryFrame>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct LapAssembler {
-    /// Lap number being assembled (`None` until the first frame).
-    current: Option<i32>,
-    /// Session time at which the current lap started, if its start was seen.
-    start_time: Option<f64>,
-    /// Session time each sector boundary of the current lap was crossed.
-    sector_marks: Vec<f64>,
-    valid: bool,
-    #[serde(skip)]
+/// The clock a frame is timed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clock {
+    Session,
+    Timestamp,
+}
+
+/// The frame's time: its `sessionTime`, or its timestamp when it has none (0 is "none" unless
+/// the session clock is already in use: a new sim session restarts at 0).
+fn clock_of(f: &TelemetryFrame, current: Option<Clock>) -> (Clock, f64) {
+    let t = f.sample.session_time;
+    if t > 0.0 || current == Some(Clock::Session) {
+        (Clock::Session, t)
+    } else {
+        let ts = f.timestamp;
+        (Clock::Timestamp, ts.timestamp() as f64 + f64::from(ts.timestamp_subsec_nanos()) * 1e-9)
+    }
+}
+
+/// The frames and findings of one lap while it is driven.
+#[derive(Debug, Default)]
+struct LapBuild {
     frames: Vec<TelemetryFrame>,
+    flaws: Vec<LapFlaw>,
+    kind: LapKind,
     overflowed: bool,
-    last: Option<(f64, f32)>,
-    /// The lap counter already went up; the lap ends at the coming distance wrap.
-    counter_ahead: Option<i32>,
+}
+
+impl LapBuild {
+    fn flag(&mut self, f: LapFlaw) {
+        if !self.flaws.contains(&f) {
+            self.flaws.push(f);
+        }
+    }
+
+    fn add(&mut self, frame: TelemetryFrame, incident: bool) {
+        let s = &frame.sample;
+        let in_pits = s.on_pit_road || matches!(s.track_surface, Some(SURFACE_PIT_STALL | SURFACE_PIT_LANE));
+        if self.frames.is_empty() && in_pits {
+            self.kind = LapKind::OutLap;
+        } else if s.on_pit_road && self.kind == LapKind::Flying {
+            self.kind = LapKind::InLap;
+        }
+        if in_pits {
+            self.flag(LapFlaw::PitRoad);
+        }
+        if s.track_surface == Some(SURFACE_OFF_TRACK) {
+            self.flag(LapFlaw::OffTrack);
+        }
+        if incident {
+            self.flag(LapFlaw::Incident);
+        }
+        if self.frames.len() < MAX_FRAMES {
+            self.frames.push(frame);
+        } else {
+            self.overflowed = true;
+        }
+    }
+
+    fn finish(mut self, t: LapTiming) -> Option<CompletedLap> {
+        if self.overflowed || !(t.time.is_finite() && t.time > 1.0) {
+            return None;
+        }
+        self.flaws.sort();
+        let fuel_used = match (self.frames.first(), self.frames.last()) {
+            (Some(a), Some(b)) if a.sample.fuel_level > b.sample.fuel_level => {
+                Some(f64::from(a.sample.fuel_level - b.sample.fuel_level))
+            }
+            _ => None,
+        };
+        Some(CompletedLap {
+            lap_number: t.lap,
+            lap_time: t.time,
+            valid: self.flaws.is_empty() && t.sectors.len() == DEFAULT_SECTORS,
+            kind: self.kind,
+            flaws: self.flaws,
+            fuel_used,
+            sector_times: t.sectors,
+            frames: self.frames,
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct LapAssembler {
+    timer: LapTimer,
+    clock: Option<Clock>,
+    last_time: Option<f64>,
+    last_incidents: Option<i32>,
+    /// The lap being driven.
+    current: LapBuild,
+    /// Laps whose line was crossed, waiting for their final time (the sim publishes its own a few
+    /// frames after the line), oldest first.
+    waiting: std::collections::VecDeque<LapBuild>,
     /// Laps completed so far, and the best valid lap time: the state a restart must keep.
     pub laps_completed: u32,
     pub best_lap: Option<f64>,
-}
-
-fn crossing(prev: (f64, f32), now: (f64, f32), at: f32) -> f64 {
-    // Interpolate session time at lap distance `at`, where `now` may have wrapped past 1.0.
-    let (t0, p0) = prev;
-    let (t1, mut p1) = now;
-    if p1 < p0 {
-        p1 += 1.0;
-    }
-    let span = f64::from(p1 - p0);
-    if span <= f64::EPSILON {
-        return t1;
-    }
-    let mut target = f64::from(at);
-    if target < f64::from(p0) {
-        target += 1.0;
-    }
-    t0 + (t1 - t0) * ((target - f64::from(p0)) / span).clamp(0.0, 1.0)
 }
 
 impl LapAssembler {
@@ -78,111 +147,83 @@ impl LapAssembler {
         (self.laps_completed, self.best_lap)
     }
 
-    /// Restores counters after a restart; the partial lap in progress is not trusted.
+    /// Restores counters after a restart; the lap in progress is rebuilt by replaying its stored
+    /// frames through [`LapAssembler::push`].
     pub fn restore(laps_completed: u32, best_lap: Option<f64>) -> Self {
         Self { laps_completed, best_lap, ..Self::default() }
     }
 
-    fn start_lap(&mut self, lap: i32, start_time: Option<f64>) {
-        self.current = Some(lap);
-        self.start_time = start_time;
-        self.sector_marks.clear();
-        self.valid = start_time.is_some();
-        self.frames.clear();
-        self.overflowed = false;
-        self.counter_ahead = None;
+    /// Frames of the lap in progress (and of laps waiting for their time).
+    pub fn frames_in_progress(&self) -> usize {
+        self.current.frames.len() + self.waiting.iter().map(|l| l.frames.len()).sum::<usize>()
     }
 
-    /// Feeds one frame; returns the lap it completed, if any.
-    pub fn push(&mut self, frame: TelemetryFrame) -> Option<CompletedLap> {
-        let s: &TelemetrySample = &frame.sample;
-        let now = (s.session_time, s.track_position.clamp(0.0, 1.0));
-        let lap = s.lap;
-        let mut completed = None;
-
-        match (self.current, self.last) {
-            (None, _) | (_, None) => {
-                // First frame: a lap is only whole if we join it at the line.
-                let at_line = now.1 < 0.02;
-                self.start_lap(lap, at_line.then_some(now.0));
+    /// Feeds one frame; returns the laps it completed (usually none, at most one or two).
+    pub fn push(&mut self, frame: TelemetryFrame) -> Vec<CompletedLap> {
+        let (clock, time) = clock_of(&frame, self.clock);
+        if self.clock.is_some_and(|c| c != clock) {
+            // Another clock: lap timing starts over. A single frame at session time 0 before
+            // the session clock runs was the session's first frame: it is timed again at 0.
+            self.timer = LapTimer::new();
+            self.waiting.clear();
+            self.last_time = None;
+            match self.current.frames.as_slice() {
+                [first] => {
+                    let s = &first.sample;
+                    self.timer.push(TimingPoint {
+                        time: 0.0,
+                        lap: s.lap,
+                        pct: Some(s.track_position),
+                        reported: s.last_lap_time,
+                    });
+                    self.last_time = Some(0.0);
+                }
+                _ => self.current = LapBuild::default(),
             }
-            (Some(cur), Some(prev)) => {
-                if now.0 + 1e-9 < prev.0 {
-                    // Session time went backwards: a new sim session. Start over, keep counters.
-                    self.start_lap(lap, None);
-                } else {
-                    let wrapped = prev.1 > 0.9 && now.1 < 0.1;
-                    if lap > cur && !wrapped && now.1 > 0.9 {
-                        // The counter ticked a frame or two before the distance wrapped (iRacing
-                        // does this): time the lap at the wrap, where the line really is.
-                        self.counter_ahead = Some(lap);
-                    } else if lap > cur || wrapped && (lap == cur || self.counter_ahead.is_some()) {
-                        let line = crossing(prev, now, 0.0);
-                        completed = self.finish(cur, line);
-                        let next = lap.max(cur + 1).max(self.counter_ahead.take().unwrap_or(0));
-                        self.start_lap(next, Some(line));
-                    } else if lap < cur {
-                        // Counter went down (reset to pits, new session): not a lap.
-                        self.start_lap(lap, None);
-                    } else {
-                        if now.0 - prev.0 > MAX_GAP_SECS {
-                            self.valid = false;
-                        }
-                        // Sector boundaries crossed between the two frames.
-                        let done = self.sector_marks.len();
-                        if done + 1 < DEFAULT_SECTORS {
-                            let boundary = (done + 1) as f32 / DEFAULT_SECTORS as f32;
-                            if prev.1 < boundary && now.1 >= boundary {
-                                self.sector_marks.push(crossing(prev, now, boundary));
-                            }
-                        }
-                    }
+        }
+        self.clock = Some(clock);
+        let s = &frame.sample;
+        let gap = self.last_time.is_some_and(|t| time - t > MAX_GAP_SECS);
+        let incident = matches!((self.last_incidents, s.incidents), (Some(a), Some(b)) if b > a);
+        if s.incidents.is_some() {
+            self.last_incidents = s.incidents;
+        }
+        self.last_time = Some(time);
+        let step = self.timer.push(TimingPoint {
+            time,
+            lap: s.lap,
+            pct: Some(s.track_position),
+            reported: s.last_lap_time,
+        });
+        if gap {
+            self.current.flag(LapFlaw::DataGap);
+        }
+        match step.boundary {
+            Boundary::Same => {}
+            Boundary::Crossed { whole } => {
+                let ended = std::mem::take(&mut self.current);
+                if whole {
+                    self.waiting.push_back(ended);
+                }
+                if gap {
+                    self.current.flag(LapFlaw::DataGap);
                 }
             }
+            Boundary::Reset => self.current = LapBuild::default(),
         }
-
-        if frame.sample.on_pit_road {
-            self.valid = false;
-        }
-        self.last = Some(now);
-        if self.frames.len() < MAX_FRAMES {
-            self.frames.push(frame);
-        } else {
-            self.overflowed = true;
-            self.valid = false;
-        }
-        completed
-    }
-
-    fn finish(&mut self, lap_number: i32, end: f64) -> Option<CompletedLap> {
-        let start = self.start_time?;
-        if self.overflowed {
-            return None;
-        }
-        let lap_time = end - start;
-        if !(lap_time.is_finite() && lap_time > 1.0) {
-            return None;
-        }
-        let frames = std::mem::take(&mut self.frames);
-        let valid = self.valid && self.sector_marks.len() + 1 == DEFAULT_SECTORS;
-        let mut sector_times = Vec::with_capacity(DEFAULT_SECTORS);
-        let mut from = start;
-        for &mark in &self.sector_marks {
-            sector_times.push(mark - from);
-            from = mark;
-        }
-        sector_times.push(end - from);
-        let fuel_used = match (frames.first(), frames.last()) {
-            (Some(a), Some(b)) if a.sample.fuel_level > b.sample.fuel_level => {
-                Some(f64::from(a.sample.fuel_level - b.sample.fuel_level))
+        self.current.add(frame, incident);
+        let mut out = Vec::new();
+        for timing in step.finalized {
+            let Some(build) = self.waiting.pop_front() else { continue };
+            if let Some(lap) = build.finish(timing) {
+                self.laps_completed += 1;
+                if lap.valid && self.best_lap.is_none_or(|b| lap.lap_time < b) {
+                    self.best_lap = Some(lap.lap_time);
+                }
+                out.push(lap);
             }
-            _ => None,
-        };
-        self.laps_completed += 1;
-        if valid && self.best_lap.is_none_or(|b| lap_time < b) {
-            self.best_lap = Some(lap_time);
         }
-        Some(CompletedLap { lap_number, lap_time, valid, fuel_used, sector_times, frames })
+        out
     }
 }
 
@@ -190,6 +231,7 @@ impl LapAssembler {
 mod tests {
     use super::*;
     use chrono::{TimeZone, Utc};
+    use schema::wire::TelemetrySample;
 
     fn frame(t: f64, lap: i32, pos: f32, fuel: f32) -> TelemetryFrame {
         TelemetryFrame {
@@ -216,9 +258,7 @@ mod tests {
             let dist = t / lap_time;
             let lap = dist.floor() as i32 + 1;
             let pos = dist.fract() as f32;
-            if let Some(l) = asm.push(frame(t, lap, pos, 50.0 - (dist as f32))) {
-                out.push(l);
-            }
+            out.extend(asm.push(frame(t, lap, pos, 50.0 - (dist as f32))));
         }
         out
     }
@@ -230,24 +270,25 @@ mod tests {
         assert_eq!(laps.len(), 3);
         for (i, l) in laps.iter().enumerate() {
             assert_eq!(l.lap_number, i as i32 + 1);
-            assert!((l.lap_time - 90.0).abs() < 0.01, "lap time {}", l.lap_time);
+            assert!((l.lap_time - 90.0).abs() < 0.001, "lap time {}", l.lap_time);
             assert!(l.valid);
+            assert_eq!(l.kind, LapKind::Flying);
             assert_eq!(l.sector_times.len(), 3);
             assert!((l.sector_times.iter().sum::<f64>() - l.lap_time).abs() < 1e-6);
             assert!((l.fuel_used.unwrap() - 1.0).abs() < 0.05);
             assert!((5390..=5410).contains(&l.frames.len()));
         }
         assert_eq!(asm.summary().0, 3);
-        assert!((asm.summary().1.unwrap() - 90.0).abs() < 0.01);
+        assert!((asm.summary().1.unwrap() - 90.0).abs() < 0.001);
     }
 
     #[test]
     fn joining_mid_lap_does_not_invent_a_lap() {
         let mut asm = LapAssembler::new();
-        assert!(asm.push(frame(10.0, 1, 0.5, 40.0)).is_none());
-        assert!(asm.push(frame(10.5, 1, 0.95, 40.0)).is_none());
+        assert!(asm.push(frame(10.0, 1, 0.5, 40.0)).is_empty());
+        assert!(asm.push(frame(10.5, 1, 0.95, 40.0)).is_empty());
         // Crossing the line completes lap 1, but its start was never seen.
-        assert!(asm.push(frame(11.0, 2, 0.01, 40.0)).is_none());
+        assert!(asm.push(frame(11.0, 2, 0.01, 40.0)).is_empty());
         assert_eq!(asm.laps_completed, 0);
     }
 
@@ -258,44 +299,83 @@ mod tests {
         asm.push(frame(30.0, 1, 0.34, 40.0));
         asm.push(frame(30.2, 1, 0.67, 40.0));
         asm.push(frame(60.0, 1, 0.99, 40.0));
-        let l = asm.push(frame(60.1, 1, 0.01, 40.0)).expect("wrap completes the lap");
+        assert!(asm.push(frame(60.1, 1, 0.01, 40.0)).is_empty(), "waits for the sim's time");
+        let l = asm.push(frame(61.7, 1, 0.02, 40.0)).pop().expect("wrap completes the lap");
         assert_eq!(l.lap_number, 1);
         // The counter catching up a moment later is not a second lap.
-        assert!(asm.push(frame(60.2, 2, 0.02, 40.0)).is_none());
+        assert!(asm.push(frame(61.8, 2, 0.03, 40.0)).is_empty());
         assert_eq!(asm.laps_completed, 1);
-        // The gap between 0.0 and 30.0 made the lap invalid.
+        // The gap between 0.0 and 30.0 made the lap invalid, and says so.
         assert!(!l.valid);
+        assert_eq!(l.flaws, vec![LapFlaw::DataGap]);
     }
 
-    #[test]
-    fn pit_road_invalidates() {
+    /// Laps at 60 Hz with `edit` applied to each frame (index, frame).
+    fn laps_with(n: i32, edit: impl Fn(usize, &mut TelemetryFrame)) -> Vec<CompletedLap> {
         let mut asm = LapAssembler::new();
         let mut laps = vec![];
-        for i in 0..=(31 * 60) {
-            let t = f64::from(i) / 60.0;
+        // Two seconds past the last line: the first lap waits for a lap time the source never
+        // publishes (the shared timer's rule).
+        for i in 0..=(n as usize * 30 * 60 + 120) {
+            let t = i as f64 / 60.0;
             let mut f = frame(t, 1 + (t / 30.0) as i32, ((t / 30.0) % 1.0) as f32, 40.0);
-            f.sample.on_pit_road = i == 600;
+            edit(i, &mut f);
             laps.extend(asm.push(f));
         }
-        assert_eq!(laps.len(), 1);
-        assert!(!laps[0].valid);
+        laps
     }
 
     #[test]
-    fn a_counter_that_ticks_early_is_timed_at_the_wrap() {
+    fn validity_from_the_data_names_its_reason() {
+        // Pit road in the middle of lap 1: an in-lap.
+        let laps = laps_with(1, |i, f| f.sample.on_pit_road = i == 600);
+        assert_eq!(laps.len(), 1);
+        assert!(!laps[0].valid);
+        assert_eq!(laps[0].kind, LapKind::InLap);
+        assert_eq!(laps[0].flaws, vec![LapFlaw::PitRoad]);
+        // Off track on lap 2 only.
+        let laps = laps_with(2, |i, f| {
+            f.sample.track_surface = Some(if i == 2500 { 0 } else { 3 });
+        });
+        assert_eq!((laps[0].valid, laps[1].valid), (true, false));
+        assert_eq!(laps[1].flaws, vec![LapFlaw::OffTrack]);
+        // The incident count goes up on lap 1.
+        let laps = laps_with(2, |i, f| f.sample.incidents = Some(if i > 700 { 2 } else { 0 }));
+        assert_eq!(laps[0].flaws, vec![LapFlaw::Incident]);
+        assert!(laps[1].valid);
+        // Starting from the pit lane: an out-lap.
+        let laps = laps_with(2, |i, f| f.sample.track_surface = Some(if i < 30 { 2 } else { 3 }));
+        assert_eq!(laps[0].kind, LapKind::OutLap);
+        assert!(!laps[0].valid);
+        assert_eq!(laps[1].kind, LapKind::Flying);
+        assert!(laps[1].valid);
+    }
+
+    #[test]
+    fn seed_frames_without_session_time_are_timed_on_their_timestamps() {
         let mut asm = LapAssembler::new();
-        asm.push(frame(0.0, 1, 0.0, 40.0));
-        asm.push(frame(10.0, 1, 0.34, 40.0));
-        asm.push(frame(10.1, 1, 0.67, 40.0));
-        asm.push(frame(20.0, 1, 0.97, 40.0));
-        // Lap says 2 while the distance is still short of the line ...
-        assert!(asm.push(frame(20.1, 2, 0.985, 40.0)).is_none());
-        // ... and the distance wraps half-way between 20.1 and 20.2.
-        let l = asm.push(frame(20.2, 2, 0.015, 40.0)).expect("completed at the wrap");
-        assert_eq!(l.lap_number, 1);
-        assert!((l.lap_time - 20.15).abs() < 1e-6, "{}", l.lap_time);
-        assert_eq!(asm.laps_completed, 1);
-        assert!(asm.push(frame(20.3, 2, 0.03, 40.0)).is_none());
+        let mut laps = vec![];
+        for i in 0..=(2 * 30 * 20 + 1) {
+            let t = f64::from(i) / 20.0;
+            let mut f = frame(0.0, 1 + (t / 30.0) as i32, ((t / 30.0) % 1.0) as f32, 40.0);
+            f.timestamp = Utc.timestamp_opt(1_700_000_000, 0).single().unwrap()
+                + chrono::TimeDelta::milliseconds(i64::from(i) * 50);
+            laps.extend(asm.push(f));
+        }
+        assert_eq!(laps.len(), 2);
+        assert!((laps[0].lap_time - 30.0).abs() < 1e-3, "{}", laps[0].lap_time);
+    }
+
+    #[test]
+    fn the_sims_lap_time_is_kept() {
+        let laps = laps_with(2, |i, f| {
+            // The sim publishes 29.9995 six frames after the first crossing, then nothing new.
+            f.sample.last_lap_time = (i >= 1806).then_some(29.9995);
+        });
+        assert_eq!(laps.len(), 2);
+        assert_eq!(laps[0].lap_time, f64::from(29.9995_f32));
+        // The second lap starts where the sim's first ended.
+        assert!((laps[1].lap_time - (60.0 - f64::from(29.9995_f32))).abs() < 1e-3, "{}", laps[1].lap_time);
     }
 
     #[test]

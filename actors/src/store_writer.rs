@@ -457,6 +457,8 @@ fn write_one(conn: &mut DbConnection, p: &Plan, caches: &mut Caches) -> QueryRes
             telemetry: compress_frames(lap.frames.clone())
                 .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?,
             completed_at: now,
+            kind: lap.kind.as_str().to_owned(),
+            invalid_reasons: serde_json::to_string(&lap.flaws).unwrap_or_else(|_| "[]".into()),
         };
         diesel::insert_into(schema::db::schema::laps::table).values(&row).execute(conn)?;
         laps.push(LapSummary {
@@ -470,6 +472,8 @@ fn write_one(conn: &mut DbConnection, p: &Plan, caches: &mut Caches) -> QueryRes
             sector_times: lap.sector_times.clone(),
             sample_count,
             completed_at: now.and_utc(),
+            kind: lap.kind,
+            invalid_reasons: lap.flaws.clone(),
         });
     }
     Ok(Stored {

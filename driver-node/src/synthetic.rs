@@ -305,6 +305,8 @@ impl Synthetic {
             latitude: Some(latitude),
             longitude: Some(longitude),
             on_pit_road: false,
+            track_surface: Some(3),
+            incidents: Some(0),
             flags: 0x0004, // green
             last_lap_time: self.last_lap,
             best_lap_time: self.best_lap,

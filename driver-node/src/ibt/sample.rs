@@ -344,6 +344,8 @@ impl SampleConverter {
             latitude: finite(num("Lat")),
             longitude: finite(num("Lon")),
             on_pit_road: num("OnPitRoad").is_some_and(|v| v != 0.0),
+            track_surface: int(row, "PlayerTrackSurface").map(|v| v.clamp(-1, 3) as i8),
+            incidents: int(row, "PlayerCarMyIncidentCount").map(|v| v.clamp(0, i64::from(i32::MAX)) as i32),
             flags: int(row, "SessionFlags").map_or(0, |f| f as u32),
             last_lap_time: lap_time(num("LapLastLapTime")),
             best_lap_time: lap_time(num("LapBestLapTime")),

@@ -69,8 +69,15 @@ fn split_key(line: &str) -> Option<(&str, &str, &str)> {
     Some((prefix, key, value))
 }
 
-/// Applies pyirsdk's textual repairs to decoded YAML.
+/// Applies pyirsdk's textual repairs to decoded YAML. Line ends are made `\n` first: a file that
+/// passed through Windows tools has `\r\n`, and a `\r` left at the end of a value the repair
+/// quotes would come back as a trailing space.
 pub fn fix_quirks(text: &str, utf8: bool) -> String {
+    let text = if text.contains('\r') {
+        Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        Cow::Borrowed(text)
+    };
     let mut out = String::with_capacity(text.len() + 256);
     for (i, line) in text.split('\n').enumerate() {
         if i > 0 {

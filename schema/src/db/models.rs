@@ -113,6 +113,8 @@ pub struct LapRow {
     pub sector_times: String,
     pub sample_count: i32,
     pub completed_at: NaiveDateTime,
+    pub kind: String,
+    pub invalid_reasons: String,
 }
 
 impl From<LapRow> for wire::LapSummary {
@@ -128,6 +130,8 @@ impl From<LapRow> for wire::LapSummary {
             sector_times: serde_json::from_str(&l.sector_times).unwrap_or_default(),
             sample_count: l.sample_count,
             completed_at: l.completed_at.and_utc(),
+            kind: wire::LapKind::parse(&l.kind),
+            invalid_reasons: serde_json::from_str(&l.invalid_reasons).unwrap_or_default(),
         }
     }
 }
@@ -148,6 +152,9 @@ pub struct NewLap {
     /// Deflate-compressed JSON of [`wire::LapTelemetry`].
     pub telemetry: Vec<u8>,
     pub completed_at: NaiveDateTime,
+    pub kind: String,
+    /// JSON array of [`wire::LapFlaw`].
+    pub invalid_reasons: String,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

@@ -68,6 +68,8 @@ diesel::table! {
         sample_count -> Integer,
         telemetry -> Binary,
         completed_at -> Timestamp,
+        kind -> Text,
+        invalid_reasons -> Text,
     }
 }
 

@@ -285,6 +285,65 @@ pub struct NewSession {
     pub car: String,
 }
 
+/// What kind of lap it was, from where it started and ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub enum LapKind {
+    /// Line to line on the track.
+    #[default]
+    Flying,
+    /// Started from the pit lane (the car left the pits on this lap).
+    OutLap,
+    /// Went onto pit road during the lap (the car came in).
+    InLap,
+}
+
+impl LapKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LapKind::Flying => "flying",
+            LapKind::OutLap => "outLap",
+            LapKind::InLap => "inLap",
+        }
+    }
+    /// The stored name; an unknown one reads as a flying lap.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "outLap" => LapKind::OutLap,
+            "inLap" => LapKind::InLap,
+            _ => LapKind::Flying,
+        }
+    }
+}
+
+/// Why a lap does not count, as found in its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub enum LapFlaw {
+    /// Out-lap or in-lap, or time spent on pit road.
+    PitRoad,
+    /// The car left the track surface (`PlayerTrackSurface` off track).
+    OffTrack,
+    /// The driver's incident count went up during the lap.
+    Incident,
+    /// Frames are missing (more than half a second between two of them).
+    DataGap,
+}
+
+impl LapFlaw {
+    /// The wording shown to a team.
+    pub fn label(self) -> &'static str {
+        match self {
+            LapFlaw::PitRoad => "pit road",
+            LapFlaw::OffTrack => "off track",
+            LapFlaw::Incident => "incident",
+            LapFlaw::DataGap => "data gap",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
@@ -295,8 +354,15 @@ pub struct LapSummary {
     pub lap_number: i32,
     /// Seconds.
     pub lap_time: f64,
-    /// False for laps with an off-track, a pit visit, or a gap in the data.
+    /// False for laps with an off-track, an incident, a pit visit, or a gap in the data
+    /// (`invalidReasons` says which).
     pub valid: bool,
+    /// Flying lap, out-lap or in-lap.
+    #[serde(default)]
+    pub kind: LapKind,
+    /// Why the lap is invalid; empty for a valid lap.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invalid_reasons: Vec<LapFlaw>,
     /// Litres.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fuel_used: Option<f64>,

@@ -96,6 +96,13 @@ pub struct TelemetrySample {
     pub longitude: Option<f64>,
     #[serde(default)]
     pub on_pit_road: bool,
+    /// `PlayerTrackSurface`: -1 not in the world, 0 off track, 1 in the pit stall, 2 pit lane
+    /// (approaching or leaving the pits), 3 on track; when the sim publishes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_surface: Option<i8>,
+    /// `PlayerCarMyIncidentCount`: the driver's incidents so far in the session, when published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incidents: Option<i32>,
     /// iRacing `SessionFlags` bit field (green, yellow, checkered, …).
     #[serde(default)]
     pub flags: u32,

@@ -1,0 +1,2 @@
+ALTER TABLE laps DROP COLUMN invalid_reasons;
+ALTER TABLE laps DROP COLUMN kind;
