@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use crate::coach::{Coach, LapSeen};
 use crate::lap::LapAssembler;
 use crate::registry::Stats;
-use crate::store_writer::{AckTo, LapIn, LapStored, SampleIn, Write, WriteRequest};
+use crate::store_writer::{AckTo, LapIn, LapStored, Recover, Recovered, SampleIn, Write, WriteRequest};
 use crate::supervision::{fail, guarded, ChildFailed, Control, Fatal, RestartTracker};
 use crate::system::Env;
 use crate::team_hub::HubRef;
@@ -227,6 +227,45 @@ impl DriverSession {
         self.video.addr = Some(VideoRelay::new(env, path, parent).start());
     }
 
+    /// Rebuilds the lap in progress from what the store holds (see [`Recovered`]): after an
+    /// actor restart, a runtime restart or on another runtime later, the lap that was being
+    /// driven is completed and stored once, with its whole data and the right time. Laps whose
+    /// line was crossed before the restart but whose time came after it are stored now.
+    fn rebuild(&mut self, r: Recovered, me: Recipient<LapStored>) {
+        if self.ckpt.samples == 0 && self.ckpt.laps_completed == 0 {
+            // A new runtime: the counters come from the database.
+            self.ckpt.laps_completed = r.laps_completed;
+            self.ckpt.best_lap = r.best_lap;
+        }
+        self.assembler = LapAssembler::restore(self.ckpt.laps_completed, self.ckpt.best_lap);
+        let replayed = r.frames.len();
+        let mut laps = Vec::new();
+        for (stream, f) in r.frames {
+            // Resends of these frames are acknowledged but not assembled again.
+            if let (Some(stream), Some(seq)) = (stream, f.seq) {
+                let seen = self.ckpt.streams.entry(stream).or_insert(0);
+                *seen = (*seen).max(seq);
+            }
+            for lap in self.assembler.push(f) {
+                laps.push(LapIn { id: uuid::Uuid::now_v7().to_string(), lap });
+            }
+        }
+        (self.ckpt.laps_completed, self.ckpt.best_lap) = self.assembler.summary();
+        self.save();
+        tracing::debug!(driver = %self.driver_id, replayed, laps = laps.len(), "lap in progress rebuilt");
+        if !laps.is_empty() {
+            self.env.store.do_send(Write(WriteRequest {
+                driver_id: self.driver_id.clone(),
+                team_id: self.team_id.clone(),
+                stream_id: None,
+                samples: vec![],
+                laps,
+                ack: None,
+                on_lap: Some(me),
+            }));
+        }
+    }
+
     fn ingest(&mut self, msg: Frames, me: Recipient<LapStored>) -> Result<Result<usize, IngestError>, Fatal> {
         for (i, f) in msg.frames.iter().enumerate() {
             if let Err(e) = f.sample.validate() {
@@ -302,6 +341,17 @@ impl Actor for DriverSession {
         self.start_coach(ctx);
         self.start_voice(ctx);
         self.start_video(ctx);
+        // Nothing is handled until the lap in progress is rebuilt from storage.
+        let (store, driver_id) = (self.env.store.clone(), self.driver_id.clone());
+        ctx.wait(async move { store.send(Recover { driver_id }).await }.into_actor(self).map(
+            |res, act, ctx| match res {
+                Ok(Ok(r)) => act.rebuild(r, ctx.address().recipient()),
+                Ok(Err(e)) => {
+                    tracing::error!(driver = %act.driver_id, error = %e, "lap in progress not rebuilt")
+                }
+                Err(e) => tracing::error!(driver = %act.driver_id, error = %e, "lap in progress not rebuilt"),
+            },
+        ));
         let every = (self.env.idle_timeout / 4).max(std::time::Duration::from_millis(50));
         // A restarted session announces itself so that dashboards see it is back.
         self.status_push();

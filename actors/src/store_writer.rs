@@ -116,6 +116,30 @@ impl Backlog {
     }
 }
 
+/// What a new incarnation of a driver session rebuilds its live state from: the frames stored
+/// since the driver's last stored lap ended (the lap in progress, and any lap whose line was
+/// crossed but that was not stored yet), with the stream each came on, and the lap counters of
+/// the open racing session.
+#[derive(Debug, Clone, Default)]
+pub struct Recovered {
+    /// Oldest first; the first may be the last frame of the last stored lap, so the line
+    /// crossing that follows it can be interpolated.
+    pub frames: Vec<(Option<String>, TelemetryFrame)>,
+    pub laps_completed: u32,
+    pub best_lap: Option<f64>,
+}
+
+/// Asks for a driver's [`Recovered`] state. Answered only after every write already queued for
+/// the driver is committed, so a restarted session sees everything its predecessor stored.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Recovered, String>")]
+pub struct Recover {
+    pub driver_id: String,
+}
+
+/// Frames replayed into a restarted session at most (15 minutes at 60 Hz, the longest lap kept).
+pub const MAX_RECOVERED_FRAMES: i64 = 60 * 60 * 15;
+
 /// A driver's open racing session changed (started or ended through the API).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
@@ -142,6 +166,8 @@ pub struct StoreWriter {
     failures: u32,
     /// Sessions changed while a flush was out; applied when its caches come back.
     stale_sessions: Vec<String>,
+    /// Recoveries waiting for a driver's queued writes to commit.
+    recoveries: Vec<(String, tokio::sync::oneshot::Sender<Result<Recovered, String>>)>,
 }
 
 impl StoreWriter {
@@ -157,6 +183,34 @@ impl StoreWriter {
             caches: Some(Caches::default()),
             failures: 0,
             stale_sessions: vec![],
+            recoveries: vec![],
+        }
+    }
+
+    /// Answers the recoveries whose driver has nothing queued or being written.
+    fn serve_recoveries(&mut self) {
+        if self.recoveries.is_empty() {
+            return;
+        }
+        let busy = |d: &str, queue: &VecDeque<WriteRequest>, flushing: bool| {
+            flushing || queue.iter().any(|r| r.driver_id == d)
+        };
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.recoveries)
+            .into_iter()
+            .partition(|(d, _)| !busy(d, &self.queue, self.flushing));
+        self.recoveries = waiting;
+        for (driver_id, tx) in ready {
+            let pool = self.pool.clone();
+            actix_rt::spawn(async move {
+                let result = actix_rt::task::spawn_blocking(move || {
+                    let mut conn = pool.get().map_err(|e| e.to_string())?;
+                    recover(&mut conn, &driver_id).map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r);
+                let _ = tx.send(result);
+            });
         }
     }
 
@@ -228,6 +282,7 @@ impl StoreWriter {
                         }
                         act.stats.handled();
                     }
+                    act.serve_recoveries();
                     if act.queued_rows >= EAGER_ROWS {
                         act.flush(ctx);
                     }
@@ -282,6 +337,19 @@ impl Handler<Write> for StoreWriter {
     }
 }
 
+impl Handler<Recover> for StoreWriter {
+    type Result = ResponseFuture<Result<Recovered, String>>;
+
+    fn handle(&mut self, msg: Recover, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.recoveries.push((msg.driver_id, tx));
+        // Queued writes of this driver go out first.
+        self.flush(ctx);
+        self.serve_recoveries();
+        Box::pin(async move { rx.await.map_err(|_| "the store writer stopped".to_owned())? })
+    }
+}
+
 impl Handler<SessionChanged> for StoreWriter {
     type Result = ();
 
@@ -318,6 +386,76 @@ pub fn open_or_start_session(conn: &mut DbConnection, driver_id: &str, team_id: 
     };
     diesel::insert_into(racing_sessions::table).values(&s).execute(conn)?;
     Ok(s.id)
+}
+
+/// Reads a driver's [`Recovered`] state (see there).
+pub fn recover(conn: &mut DbConnection, driver_id: &str) -> QueryResult<Recovered> {
+    use schema::db::schema::laps;
+    let session = racing_sessions::table
+        .filter(racing_sessions::driver_id.eq(driver_id))
+        .filter(racing_sessions::ended_at.is_null())
+        .order(racing_sessions::started_at.desc())
+        .select(racing_sessions::id)
+        .first::<String>(conn)
+        .optional()?;
+    let mut out = Recovered::default();
+    if let Some(session) = &session {
+        let n: i64 = laps::table.filter(laps::session_id.eq(session)).count().get_result(conn)?;
+        out.laps_completed = u32::try_from(n).unwrap_or(u32::MAX);
+        out.best_lap = laps::table
+            .filter(laps::session_id.eq(session))
+            .filter(laps::valid.eq(true))
+            .select(diesel::dsl::min(laps::lap_time))
+            .first::<Option<f64>>(conn)?;
+    }
+    // The last frame of the driver's last stored lap: where the lap in progress began.
+    let blob = laps::table
+        .filter(laps::driver_id.eq(driver_id))
+        .order(laps::completed_at.desc())
+        .select(laps::telemetry)
+        .first::<Vec<u8>>(conn)
+        .optional()?;
+    let last = match blob {
+        Some(b) => decompress_frames(&b)
+            .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?
+            .frames
+            .pop(),
+        None => None,
+    };
+    type Row = (Option<String>, Option<i64>, NaiveDateTime, String);
+    let columns = (
+        telemetry_samples::stream_id,
+        telemetry_samples::seq,
+        telemetry_samples::recorded_at,
+        telemetry_samples::data,
+    );
+    let mine = telemetry_samples::table.filter(telemetry_samples::driver_id.eq(driver_id));
+    let rows: Vec<Row> = match &last {
+        Some(f) => mine
+            .filter(telemetry_samples::recorded_at.gt(f.timestamp.naive_utc()))
+            .order((telemetry_samples::recorded_at.asc(), telemetry_samples::seq.asc()))
+            .limit(MAX_RECOVERED_FRAMES)
+            .select(columns)
+            .load(conn)?,
+        None => {
+            // No lap stored yet: the newest frames, oldest first.
+            let mut newest: Vec<Row> = mine
+                .order((telemetry_samples::recorded_at.desc(), telemetry_samples::seq.desc()))
+                .limit(MAX_RECOVERED_FRAMES)
+                .select(columns)
+                .load(conn)?;
+            newest.reverse();
+            newest
+        }
+    };
+    out.frames.extend(last.map(|f| (None, f)));
+    for (stream, seq, at, data) in rows {
+        // A row that does not decode was stored by another version; it cannot be assembled.
+        let Ok(sample) = serde_json::from_str(&data) else { continue };
+        let seq = seq.and_then(|s| u64::try_from(s).ok());
+        out.frames.push((stream, TelemetryFrame { seq, timestamp: at.and_utc(), sample }));
+    }
+    Ok(out)
 }
 
 /// Compresses a lap's frames for storage (deflate of the JSON of every frame).

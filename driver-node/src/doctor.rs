@@ -87,7 +87,19 @@ pub async fn checks(home: &Path) -> Vec<ValidationResult> {
                 Err(e) => out.push(result("auth", Error, e.to_string(), None)),
             }
         }
-        match client.get(format!("{}/api/auth/me", c.server)).bearer_auth(&c.token).send().await {
+        let mut me = client.get(format!("{}/api/auth/me", c.server)).bearer_auth(&c.token).send().await;
+        if me.as_ref().is_ok_and(|res| res.status().as_u16() == 401) {
+            // A refused token (runtime restarted with a new key, secret rotated, logged out
+            // elsewhere) gets one refresh, as the uplink does; a refused refresh means log in again.
+            match credentials::refresh(&client, home, &c).await {
+                Ok(fresh) => {
+                    c = fresh;
+                    me = client.get(format!("{}/api/auth/me", c.server)).bearer_auth(&c.token).send().await;
+                }
+                Err(e) => out.push(result("auth", Error, e.to_string(), None)),
+            }
+        }
+        match me {
             Ok(res) if res.status().is_success() => {
                 let driver = c.driver_id.clone();
                 out.push(match driver {

@@ -3,7 +3,9 @@
 //! at most a window of them unacknowledged; after a disconnect it resends from the last
 //! acknowledgement, so the backlog is delivered in order while recording continues, and the
 //! runtime's (stream, seq) check stores each frame once. Reconnects with jittered exponential
-//! backoff and refreshes the access token when it nears expiry or is refused. Server pushes
+//! backoff and refreshes the access token when it nears expiry or is refused for any reason
+//! (once per refusal: a refused refresh stops the uplink until `pitbox-driver login` is run
+//! again, while recording goes on into the spool). Server pushes
 //! (coaching, team messages, handoffs) are logged and counted. Reads no env vars.
 
 use std::path::PathBuf;
@@ -46,6 +48,9 @@ enum SessionEnd {
     Connection(String),
     #[error("authentication refused: {0}")]
     AuthRefused(String),
+    /// The token was refused and so was its refresh: only a new `pitbox-driver login` helps.
+    #[error("the runtime refused this login and its refresh: run `pitbox-driver login` again (recording continues into the spool)")]
+    LoginNeeded,
     #[error("spool: {0}")]
     Spool(#[from] crate::spool::SpoolError),
     #[error("stopped")]
@@ -81,13 +86,36 @@ pub async fn run(
 ) {
     let client = client();
     let mut failures = 0u32;
+    let mut auth = AuthState::default();
     loop {
         if *stop.borrow() {
             return;
         }
-        match session(&client, &options, &spool, &status, &mut stop).await {
+        match session(&client, &options, &spool, &status, &mut stop, &mut auth).await {
             Err(SessionEnd::Stopped) => return,
             Ok(()) => failures = 0,
+            Err(SessionEnd::LoginNeeded) | Err(SessionEnd::Credentials(CredentialError::Revoked)) => {
+                let e = SessionEnd::LoginNeeded;
+                status.set_connected(false, Some(e.to_string()));
+                tracing::error!("{e}");
+                // Nothing the runtime says will change until the driver logs in again: wait for
+                // the credentials file to change instead of retrying the refused token.
+                let refused = Credentials::load(&options.home).map(|c| c.refresh_token).ok();
+                loop {
+                    tokio::select! {
+                        _ = actix_rt::time::sleep(options.poll.max(Duration::from_millis(200))) => {}
+                        _ = stop.changed() => return,
+                    }
+                    let now = Credentials::load(&options.home).map(|c| c.refresh_token).ok();
+                    if now.is_some() && now != refused {
+                        tracing::info!("new login found; reconnecting");
+                        auth = AuthState::default();
+                        break;
+                    }
+                }
+                failures = 0;
+                continue;
+            }
             Err(e) => {
                 status.set_connected(false, Some(e.to_string()));
                 tracing::warn!(error = %e, "uplink down; will retry");
@@ -116,12 +144,21 @@ async fn fresh_credentials(
     Ok(creds)
 }
 
+/// What the uplink remembers about refusals between connections.
+#[derive(Debug, Default)]
+struct AuthState {
+    /// The last connection's token was refused and refreshed: a refusal of the fresh token is
+    /// final (no refresh loop).
+    refreshed_after_refusal: bool,
+}
+
 async fn session(
     client: &awc::Client,
     options: &UplinkOptions,
     spool: &Spool,
     status: &Status,
     stop: &mut watch::Receiver<bool>,
+    auth_state: &mut AuthState,
 ) -> Result<(), SessionEnd> {
     let creds = fresh_credentials(client, options).await?;
     let driver_id = creds.driver_id.clone().ok_or(CredentialError::NotADriver)?;
@@ -151,13 +188,37 @@ async fn session(
         if let Wire::AuthenticationResult(r) = env.message {
             if r.success {
                 authenticated = true;
-            } else if r.error.as_ref().is_some_and(|e| matches!(e.code, ErrorCode::TokenExpired)) {
-                // Refresh and let the next attempt use the new token at once.
-                credentials::refresh(client, &options.home, &creds).await?;
-                return Err(SessionEnd::AuthRefused("token expired; refreshed".into()));
-            } else {
-                let why = r.error.map(|e| e.message).unwrap_or_else(|| "refused".into());
+                auth_state.refreshed_after_refusal = false;
+                continue;
+            }
+            let why = r.error.as_ref().map(|e| e.message.clone()).unwrap_or_else(|| "refused".into());
+            let token_refused = r.error.as_ref().is_none_or(|e| {
+                matches!(
+                    e.code,
+                    ErrorCode::TokenExpired
+                        | ErrorCode::TokenInvalid
+                        | ErrorCode::Unauthorized
+                        | ErrorCode::NotAuthenticated
+                )
+            });
+            if !token_refused {
                 return Err(SessionEnd::AuthRefused(why));
+            }
+            if auth_state.refreshed_after_refusal {
+                // The fresh token was refused too.
+                return Err(SessionEnd::LoginNeeded);
+            }
+            // Any refusal of the token (expired, a runtime restarted with a new signing key, a
+            // rotated secret, a logout elsewhere) gets one refresh; the next attempt uses the
+            // new token at once. A refused refresh ends in `LoginNeeded`.
+            tracing::warn!(reason = %why, "token refused; refreshing");
+            match credentials::refresh(client, &options.home, &creds).await {
+                Ok(_) => {
+                    auth_state.refreshed_after_refusal = true;
+                    return Err(SessionEnd::AuthRefused(format!("{why}; token refreshed")));
+                }
+                Err(CredentialError::Revoked) => return Err(SessionEnd::LoginNeeded),
+                Err(e) => return Err(e.into()),
             }
         }
     }

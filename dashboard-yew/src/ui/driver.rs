@@ -110,12 +110,12 @@ pub fn driver_view(props: &Props) -> Html {
             let is_best = car.best_lap().is_some_and(|x| x.id == l.id);
             html! {
                 <tr class={classes!("lap-row", (!l.valid).then_some("invalid"), is_best.then_some("best"))} data-lap={l.id.clone()}>
-                    <td>{ l.lap_number }</td>
+                    <td>{ format::lap_label(l) }</td>
                     <td class="mono">{ format::lap_time(Some(l.lap_time)) }</td>
                     { sectors }
                     <td class={classes!("mono", format::delta_class(d))}>{ format::delta(d) }</td>
                     <td>{ l.fuel_used.map_or("–".into(), |f| format!("{f:.2} L")) }</td>
-                    <td>{ if l.valid { "✓" } else { "✗" } }</td>
+                    <td class="validity">{ format::lap_validity(l) }</td>
                 </tr>
             }
         })
