@@ -84,7 +84,16 @@ struct NodeLink {
     driver_id: String,
     session: Option<Addr<DriverSession>>,
     resolving: bool,
+    /// A batch starting at this seq was refused (its session restarted, storage was busy): later
+    /// batches already on their way are refused too until the node resends from there, so frames
+    /// are never stored out of order (the stored watermark would skip the refused ones, and the
+    /// acknowledgement would cover frames never stored). Given up after [`REWIND_PATIENCE`].
+    rewind: Option<(u64, Instant)>,
 }
+
+/// How long refused batches wait for the node's resend before any order is accepted again (a
+/// node whose spool thinned the frames away never resends them).
+const REWIND_PATIENCE: Duration = Duration::from_secs(5);
 
 /// One driver's samples as one subscription sees them.
 struct Feed {
@@ -327,8 +336,13 @@ impl WsSession {
             ctx.wait(fut.into_actor(self).map(move |r, act, ctx| match r {
                 Ok((team_id, session)) => {
                     session.do_send(NodeConnection(true));
-                    act.node =
-                        Some(NodeLink { team_id, driver_id, session: Some(session), resolving: false });
+                    act.node = Some(NodeLink {
+                        team_id,
+                        driver_id,
+                        session: Some(session),
+                        resolving: false,
+                        rewind: None,
+                    });
                     act.accept(user, id, ctx);
                 }
                 Err(e) => {
@@ -390,7 +404,16 @@ impl WsSession {
         if frames.is_empty() {
             return;
         }
+        let first = frames.first().and_then(|f| f.seq);
+        if let (Some((from, since)), Some(seq)) = (node.rewind, first) {
+            if seq > from && since.elapsed() < REWIND_PATIENCE {
+                return self.error(ctx, ErrorCode::Unavailable, format!("resend from seq {from}"), id);
+            }
+        }
+        let Some(node) = self.node.as_mut() else { return };
+        node.rewind = None;
         let Some(session) = node.session.clone().filter(|s| s.connected()) else {
+            self.refused(first);
             self.reresolve(ctx);
             return self.error(ctx, ErrorCode::Unavailable, "driver session restarting; resend".into(), id);
         };
@@ -401,12 +424,23 @@ impl WsSession {
                 act.metrics.telemetry_samples.inc_by(fresh as u64);
             }
             Ok(Err(IngestError::Invalid(m))) => act.error(ctx, ErrorCode::InvalidField, m, id),
-            Ok(Err(e)) => act.error(ctx, ErrorCode::Unavailable, e.to_string(), id),
+            Ok(Err(e)) => {
+                act.refused(first);
+                act.error(ctx, ErrorCode::Unavailable, e.to_string(), id)
+            }
             Err(_) => {
+                act.refused(first);
                 act.reresolve(ctx);
                 act.error(ctx, ErrorCode::Unavailable, "driver session restarting; resend".into(), id);
             }
         }));
+    }
+
+    /// A batch starting at `first` was not stored: hold later ones until it is resent.
+    fn refused(&mut self, first: Option<u64>) {
+        let (Some(node), Some(first)) = (self.node.as_mut(), first) else { return };
+        let from = node.rewind.map_or(first, |(f, _)| f.min(first));
+        node.rewind = Some((from, Instant::now()));
     }
 
     /// The node's session stopped (restarted by its supervisor): look up the new one.
