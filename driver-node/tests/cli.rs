@@ -33,9 +33,9 @@ fn summary_shows_recording_track_car_and_laps() {
         "Tsukuba Circuit 1k Outer (tsukuba 1kouter)",
         "car         Formula Vee",
         "#64 Max Teichert2",
-        "25.912",
-        "23.979",
+        // lap times as iRacing's LapLastLapTime has them (25.9145, 23.9797)
         "25.914",
+        "23.980",
         "partial",
         "started 2025-01-30T16:09:29+00:00",
     ] {
