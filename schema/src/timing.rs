@@ -163,6 +163,11 @@ impl LapTimer {
         self.lap
     }
 
+    /// Session time at which the lap in progress started, if its start was seen.
+    pub fn lap_start(&self) -> Option<f64> {
+        self.start
+    }
+
     /// Whether the lap in progress started at a line crossing that was seen.
     pub fn lap_is_whole(&self) -> bool {
         self.start.is_some()

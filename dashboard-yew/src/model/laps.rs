@@ -2,6 +2,7 @@
 //! delta of one lap to another along the track, the live lap's delta to the reference lap, and fuel
 //! per lap. Pure logic, unit-tested natively. Reads no env vars.
 
+use schema::timing::{Boundary, LapTimer, TimingPoint};
 use schema::wire::{LapChannels, LapSummary, TelemetrySample};
 
 use super::chart::interpolate;
@@ -77,41 +78,36 @@ pub fn delta_series(reference: &LapTrace, lap: &LapTrace) -> Vec<(f64, f64)> {
     lap.time.iter().filter_map(|&(p, t)| reference.time_at(p).map(|r| (p, t - r))).collect()
 }
 
-/// The lap being driven now, for the live delta.
+/// The lap being driven now, for the live delta. Where it started comes from the shared lap timer
+/// (`schema::timing`), the same code that times the stored laps, so the live delta and the lap table
+/// agree.
 #[derive(Debug, Clone, Default)]
 pub struct CurrentLap {
     pub lap: i32,
-    /// Session time at the line; `None` until the car has crossed it once while we watched.
-    pub start: Option<f64>,
-    last: Option<(f64, f32)>,
+    timer: LapTimer,
 }
 
 impl CurrentLap {
     /// Follows the car; returns true when a new lap began.
     pub fn push(&mut self, s: &TelemetrySample) -> bool {
-        let (t, p) = (s.session_time, s.track_position);
-        let mut crossed = false;
-        if let Some((t_prev, p_prev)) = self.last {
-            if t < t_prev {
-                // A new sim session (time went back): start over.
-                *self = CurrentLap::default();
-            } else if p_prev - p > 0.5 {
-                // Wrapped from ~1 to ~0: interpolate the moment of the line.
-                let before = f64::from(1.0 - p_prev);
-                let after = f64::from(p.max(0.0));
-                let f = if before + after > 0.0 { before / (before + after) } else { 0.0 };
-                self.start = Some(t_prev + f * (t - t_prev));
-                crossed = true;
-            }
-        }
+        let step = self.timer.push(TimingPoint {
+            time: s.session_time,
+            lap: s.lap,
+            pct: Some(s.track_position),
+            reported: s.last_lap_time,
+        });
         self.lap = s.lap;
-        self.last = Some((t, p));
-        crossed
+        matches!(step.boundary, Boundary::Crossed { .. })
+    }
+
+    /// Session time at the line; `None` until the car has crossed it once while we watched.
+    pub fn start(&self) -> Option<f64> {
+        self.timer.lap_start()
     }
 
     /// Seconds into this lap at session time `t`.
     pub fn elapsed(&self, t: f64) -> Option<f64> {
-        self.start.map(|s| t - s)
+        self.start().map(|s| t - s)
     }
 
     /// Delta to the reference lap at the car's current place.
@@ -212,14 +208,14 @@ mod tests {
         assert!(cur.delta(&sample(10.0, 0.99, 1), &reference).is_none(), "no start seen yet");
         // crossing halfway between the two samples: 0.99 -> 0.01 over 1 s
         assert!(cur.push(&sample(11.0, 0.01, 2)));
-        assert!((cur.start.unwrap() - 10.5).abs() < 1e-4);
+        assert!((cur.start().unwrap() - 10.5).abs() < 1e-4);
         // at half distance after 46 s: reference took 45 s -> +1.0
         let s = sample(10.5 + 46.0, 0.5, 2);
         cur.push(&s);
         assert!((cur.delta(&s, &reference).unwrap() - 1.0).abs() < 1e-6);
         // session restart resets
         cur.push(&sample(1.0, 0.3, 1));
-        assert!(cur.start.is_none());
+        assert!(cur.start().is_none());
     }
 
     #[test]
