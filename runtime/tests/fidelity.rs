@@ -246,6 +246,10 @@ fn login_needed(backend: Backend) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let stalled = w.stored().0;
+    // `doctor` says the same.
+    let doctor = w.node_cmd().args(["doctor", "--json"]).output().unwrap();
+    let report = String::from_utf8_lossy(&doctor.stdout);
+    assert!(report.contains("run `pitbox-driver login` again"), "doctor: {report}");
     let out = w
         .node_cmd()
         .args(["login", "--server", &w.base(), "--username", "steady"])
