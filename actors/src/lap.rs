@@ -296,8 +296,12 @@ mod tests {
     fn wrap_without_counter_change_completes_once() {
         let mut asm = LapAssembler::new();
         asm.push(frame(0.0, 1, 0.0, 40.0));
-        asm.push(frame(30.0, 1, 0.34, 40.0));
-        asm.push(frame(30.2, 1, 0.67, 40.0));
+        asm.push(frame(2.0, 1, 0.34, 40.0));
+        asm.push(frame(2.2, 1, 0.67, 40.0));
+        for i in 0..1130 {
+            let t = 3.0 + f64::from(i) * 0.05;
+            asm.push(frame(t, 1, 0.67 + (t as f32 - 3.0) * 0.32 / 57.0, 40.0));
+        }
         asm.push(frame(60.0, 1, 0.99, 40.0));
         assert!(asm.push(frame(60.1, 1, 0.01, 40.0)).is_empty(), "waits for the sim's time");
         let l = asm.push(frame(61.7, 1, 0.02, 40.0)).pop().expect("wrap completes the lap");
@@ -305,7 +309,7 @@ mod tests {
         // The counter catching up a moment later is not a second lap.
         assert!(asm.push(frame(61.8, 2, 0.03, 40.0)).is_empty());
         assert_eq!(asm.laps_completed, 1);
-        // The gap between 0.0 and 30.0 made the lap invalid, and says so.
+        // The 2 s gap between 0.0 and 2.0 made the lap invalid, and says so.
         assert!(!l.valid);
         assert_eq!(l.flaws, vec![LapFlaw::DataGap]);
     }

@@ -199,7 +199,10 @@ fn tsukuba_has_two_complete_laps() {
 #[test]
 fn lap_timing_without_distance_uses_the_rows() {
     let point = |t: f64, lap: i32| LapPoint { session_time: t, lap, lap_dist_pct: None, last_lap_time: None };
-    let points = [point(0.0, 1), point(1.0, 2), point(31.0, 2), point(61.0, 3), point(62.0, 3)];
+    // lap 1 until 1 s, lap 2 from 1 s to 61 s (a row a second), then lap 3
+    let mut points = vec![point(0.0, 1)];
+    points.extend((1..=60).map(|s| point(f64::from(s), 2)));
+    points.extend([point(61.0, 3), point(62.0, 3)]);
     let laps = laps_from_points(&points);
     assert_eq!(laps.len(), 3);
     assert_eq!(laps[1].time, Some(60.0));

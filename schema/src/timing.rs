@@ -27,6 +27,9 @@ pub const REPORT_WAIT_SECS: f64 = 1.5;
 pub const REPORT_TOLERANCE_SECS: f64 = 0.1;
 /// A lap distance jump larger than this between two frames is a wrap (or a reset), not driving.
 const WRAP_JUMP: f64 = 0.5;
+/// Frames further apart than this (session seconds) cannot be timed across: the lap in progress
+/// is dropped (a shorter gap only makes the lap invalid, which the lap assembler decides).
+pub const MAX_GAP_SECS: f64 = 5.0;
 /// A first frame this close past the line (fraction of a lap, ~1 m on a 7 km track) starts a lap.
 const AT_LINE: f64 = 1.5e-4;
 
@@ -71,7 +74,7 @@ pub enum Boundary {
     /// The line was crossed before this frame: the frame belongs to a new lap. `whole`: the lap
     /// that ended had its start seen, so its timing will follow in `finalized` (now or later).
     Crossed { whole: bool },
-    /// Timing was lost (session clock or counter went back, the car left the world): the frame
+    /// Timing was lost (session clock or counter went back, a long gap in the data): the frame
     /// starts a lap whose start is unknown; nothing ends.
     Reset,
 }
@@ -215,8 +218,9 @@ impl LapTimer {
             self.prev = Some((p.time, pct.unwrap_or(0.0), pct.unwrap_or(0.0) + self.offset));
             return Boundary::Same;
         };
-        if p.time + 1e-9 < t0 {
-            // The session clock went back: a new sim session.
+        if p.time + 1e-9 < t0 || p.time - t0 > MAX_GAP_SECS {
+            // The session clock went back (a new sim session), or frames are missing for too long
+            // to know where the line was crossed.
             self.prev = None;
             let b = self.reset(p, out);
             self.prev = Some((p.time, pct.unwrap_or(0.0), pct.unwrap_or(0.0)));
@@ -363,16 +367,16 @@ mod tests {
         // As in a real recording: 0.99954 → -0.00024 (counter ticks) → -0.00002 → 0.00020.
         let mut t = LapTimer::interpolated_only();
         t.push(pt(0.0, 1, 0.0));
-        t.push(pt(10.0, 1, 0.4));
-        t.push(pt(20.0, 1, 0.8));
-        assert_eq!(t.push(pt(30.0, 1, 0.99954)).boundary, Boundary::Same);
-        assert_eq!(t.push(pt(30.1, 2, -0.00024)).boundary, Boundary::Same);
-        assert_eq!(t.push(pt(30.2, 2, -0.00002)).boundary, Boundary::Same);
-        let s = t.push(pt(30.3, 2, 0.00020));
+        t.push(pt(1.0, 1, 0.4));
+        t.push(pt(2.0, 1, 0.8));
+        assert_eq!(t.push(pt(3.0, 1, 0.99954)).boundary, Boundary::Same);
+        assert_eq!(t.push(pt(3.1, 2, -0.00024)).boundary, Boundary::Same);
+        assert_eq!(t.push(pt(3.2, 2, -0.00002)).boundary, Boundary::Same);
+        let s = t.push(pt(3.3, 2, 0.00020));
         assert_eq!(s.boundary, Boundary::Crossed { whole: true });
         let lap = &s.finalized[0];
-        // 1.0 is crossed 2/22 of the way from 30.2 to 30.3.
-        assert!((lap.end - (30.2 + 0.1 * 0.00002 / 0.00022)).abs() < 1e-4, "{}", lap.end);
+        // 1.0 is crossed 2/22 of the way from 3.2 to 3.3.
+        assert!((lap.end - (3.2 + 0.1 * 0.00002 / 0.00022)).abs() < 1e-4, "{}", lap.end);
         assert_eq!(lap.lap, 1);
         assert_eq!(t.current_lap(), Some(2));
     }
@@ -381,20 +385,20 @@ mod tests {
     fn the_counter_lagging_or_leading_the_line_does_not_matter() {
         let mut t = LapTimer::interpolated_only();
         t.push(pt(0.0, 1, 0.0));
-        t.push(pt(10.0, 1, 0.5));
-        t.push(pt(19.9, 1, 0.98));
+        t.push(pt(1.0, 1, 0.5));
+        t.push(pt(1.9, 1, 0.98));
         // Counter ahead of the line.
-        assert_eq!(t.push(pt(20.0, 2, 0.99)).boundary, Boundary::Same);
-        let s = t.push(pt(20.1, 2, 0.01));
+        assert_eq!(t.push(pt(2.0, 2, 0.99)).boundary, Boundary::Same);
+        let s = t.push(pt(2.1, 2, 0.01));
         assert_eq!(s.finalized[0].lap, 1);
-        assert!((s.finalized[0].time - 20.05).abs() < 1e-6);
+        assert!((s.finalized[0].time - 2.05).abs() < 1e-6);
         // Counter behind the line: the wrap completes lap 2, the late tick to 3 is no lap.
-        t.push(pt(30.0, 2, 0.5));
-        t.push(pt(39.9, 2, 0.99));
-        let s = t.push(pt(40.0, 2, 0.003));
+        t.push(pt(3.0, 2, 0.5));
+        t.push(pt(3.9, 2, 0.99));
+        let s = t.push(pt(4.0, 2, 0.003));
         assert_eq!(s.finalized.len(), 1);
         assert_eq!(s.finalized[0].lap, 2);
-        assert!(t.push(pt(40.1, 3, 0.006)).finalized.is_empty());
+        assert!(t.push(pt(4.1, 3, 0.006)).finalized.is_empty());
         assert_eq!(t.current_lap(), Some(3));
     }
 
@@ -418,24 +422,24 @@ mod tests {
         let mut t = LapTimer::new();
         let r = |time, lap, pct, reported| TimingPoint { time, lap, pct: Some(pct), reported };
         t.push(r(0.0, 1, 0.0, Some(31.0)));
-        t.push(r(10.0, 1, 0.5, Some(31.0)));
-        t.push(r(19.9, 1, 0.99, Some(31.0)));
-        let s = t.push(r(20.0, 2, 0.001, Some(31.0)));
+        t.push(r(1.0, 1, 0.5, Some(31.0)));
+        t.push(r(1.9, 1, 0.99, Some(31.0)));
+        let s = t.push(r(2.0, 2, 0.001, Some(31.0)));
         assert_eq!(s.boundary, Boundary::Crossed { whole: true });
         assert!(s.finalized.is_empty(), "waits for the sim's figure");
-        let s = t.push(r(20.1, 2, 0.004, Some(19.998)));
+        let s = t.push(r(2.1, 2, 0.004, Some(1.998)));
         let lap = &s.finalized[0];
         assert!(lap.from_sim);
-        assert!((lap.time - f64::from(19.998_f32)).abs() < 1e-9);
+        assert!((lap.time - f64::from(1.998_f32)).abs() < 1e-9);
         assert!((lap.sectors.iter().sum::<f64>() - lap.time).abs() < 1e-9);
         // The next lap starts where the sim's lap ended.
-        t.push(r(30.0, 2, 0.5, Some(19.998)));
-        t.push(r(39.9, 2, 0.99, Some(19.998)));
-        t.push(r(40.0, 3, 0.001, Some(19.998)));
+        t.push(r(3.0, 2, 0.5, Some(1.998)));
+        t.push(r(3.9, 2, 0.99, Some(1.998)));
+        t.push(r(4.0, 3, 0.001, Some(1.998)));
         // No new figure within the wait: interpolated.
         let mut last = vec![];
         for i in 1..=100 {
-            last.extend(t.push(r(40.0 + f64::from(i) * 0.1, 3, 0.01, Some(19.998))).finalized);
+            last.extend(t.push(r(4.0 + f64::from(i) * 0.1, 3, 0.01, Some(1.998))).finalized);
         }
         assert_eq!(last.len(), 1);
         assert!(!last[0].from_sim);
@@ -446,25 +450,38 @@ mod tests {
     fn a_source_that_never_publishes_waits_once() {
         let mut t = LapTimer::new();
         t.push(pt(0.0, 1, 0.0));
-        t.push(pt(10.0, 1, 0.5));
-        t.push(pt(19.9, 1, 0.99));
-        assert!(t.push(pt(20.0, 2, 0.001)).finalized.is_empty());
-        let s = t.push(pt(21.6, 2, 0.08));
+        t.push(pt(1.0, 1, 0.5));
+        t.push(pt(1.9, 1, 0.99));
+        assert!(t.push(pt(2.0, 2, 0.001)).finalized.is_empty());
+        let s = t.push(pt(3.6, 2, 0.08));
         assert_eq!(s.finalized.len(), 1, "given up after the wait");
-        t.push(pt(30.0, 2, 0.5));
-        t.push(pt(39.9, 2, 0.99));
-        assert_eq!(t.push(pt(40.0, 3, 0.001)).finalized.len(), 1, "no more waiting");
+        t.push(pt(4.5, 2, 0.5));
+        t.push(pt(4.9, 2, 0.99));
+        assert_eq!(t.push(pt(5.0, 3, 0.001)).finalized.len(), 1, "no more waiting");
         // A figure far from the interpolated time is another lap's: ignored.
         let mut t = LapTimer::new();
         let r = |time, lap, pct, reported| TimingPoint { time, lap, pct: Some(pct), reported };
         t.push(r(0.0, 1, 0.0, Some(50.0)));
-        t.push(r(10.0, 1, 0.5, Some(50.0)));
-        t.push(r(19.9, 1, 0.99, Some(50.0)));
-        t.push(r(20.0, 2, 0.001, Some(50.0)));
-        let s = t.push(r(20.1, 2, 0.004, Some(44.0)));
+        t.push(r(1.0, 1, 0.5, Some(50.0)));
+        t.push(r(1.9, 1, 0.99, Some(50.0)));
+        t.push(r(2.0, 2, 0.001, Some(50.0)));
+        let s = t.push(r(2.1, 2, 0.004, Some(44.0)));
         assert!(s.finalized.is_empty());
-        let s = t.push(r(21.6, 2, 0.08, Some(44.0)));
+        let s = t.push(r(3.6, 2, 0.08, Some(44.0)));
         assert!(!s.finalized[0].from_sim);
+    }
+
+    #[test]
+    fn a_long_gap_loses_the_lap_instead_of_timing_across_it() {
+        let mut t = LapTimer::interpolated_only();
+        t.push(pt(0.0, 1, 0.0));
+        t.push(pt(10.0, 1, 0.5));
+        t.push(pt(14.0, 1, 0.7));
+        // Yesterday's last frame, then today's first: no lap from one to the other.
+        assert_eq!(t.push(pt(3000.0, 1, 0.95)).boundary, Boundary::Reset);
+        let s = t.push(pt(3000.1, 2, 0.001));
+        assert_eq!(s.boundary, Boundary::Crossed { whole: false });
+        assert!(s.finalized.is_empty());
     }
 
     #[test]
@@ -473,8 +490,10 @@ mod tests {
         let c = |time, lap| TimingPoint { time, lap, pct: None, reported: None };
         t.push(c(0.0, 1));
         assert_eq!(t.push(c(1.0, 2)).boundary, Boundary::Crossed { whole: false });
-        t.push(c(30.0, 2));
-        let s = t.push(c(61.0, 3));
-        assert!((s.finalized[0].time - 60.0).abs() < 1e-9);
+        for i in 1..=60 {
+            t.push(c(1.0 + f64::from(i), 2));
+        }
+        let s = t.push(c(61.5, 3));
+        assert!((s.finalized[0].time - 60.5).abs() < 1e-9);
     }
 }

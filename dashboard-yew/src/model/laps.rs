@@ -209,7 +209,11 @@ mod tests {
         // crossing halfway between the two samples: 0.99 -> 0.01 over 1 s
         assert!(cur.push(&sample(11.0, 0.01, 2)));
         assert!((cur.start().unwrap() - 10.5).abs() < 1e-4);
-        // at half distance after 46 s: reference took 45 s -> +1.0
+        // at half distance after 46 s: reference took 45 s -> +1.0 (a sample a second on the way:
+        // a longer gap would lose the lap's start)
+        for i in 1..46 {
+            cur.push(&sample(11.0 + f64::from(i), 0.01 + 0.49 * i as f32 / 46.0, 2));
+        }
         let s = sample(10.5 + 46.0, 0.5, 2);
         cur.push(&s);
         assert!((cur.delta(&s, &reference).unwrap() - 1.0).abs() < 1e-6);
