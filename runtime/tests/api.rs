@@ -437,3 +437,36 @@ on_both_backends!(health_readiness_and_metrics, |srv| {
     assert!(text.trim_end().ends_with("# EOF"));
     srv.stop().await;
 });
+
+// The seed protocol's telemetry has no `sessionTime`: its laps are timed on the timestamps.
+on_both_backends!(seed_telemetry_without_session_time_completes_laps, |srv| {
+    let team = srv.create_team("Seed");
+    let (_, driver) = srv.create_driver("seeder", &team, 12);
+    let token = srv.login("seeder").await;
+    // Two laps of 3 s at 20 Hz, then two seconds of the third (the first lap waits a moment for a
+    // sim lap time that a seed client never sends).
+    let lap_secs = 3.0;
+    let mut completed = vec![];
+    for i in 0..(2 * 60 + 40) {
+        let t = f64::from(i) / 20.0;
+        let mut data = sample_at(t, lap_secs);
+        data.as_object_mut().unwrap().remove("sessionTime");
+        let r = srv
+            .post(
+                "/api/telemetry",
+                &token,
+                json!({"driverId": driver, "timestamp": timestamp_at(t), "data": data}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        if let Some(lap) = r.body.get("lapCompleted") {
+            completed.push(lap.clone());
+        }
+    }
+    assert_eq!(completed.len(), 2, "{completed:?}");
+    for lap in &completed {
+        assert!((lap["lapTime"].as_f64().unwrap() - lap_secs).abs() < 0.01, "{lap}");
+        assert_eq!(lap["valid"], true, "{lap}");
+        assert_eq!(lap["kind"], "flying", "{lap}");
+    }
+});
