@@ -98,17 +98,19 @@ impl Limit {
     }
 }
 
-/// Checks a free-text field: trimmed, non-empty, at most `max` characters.
+/// Checks a free-text field and returns it verbatim (what is stored is what was sent, spaces and
+/// all): not blank (whitespace only counts as empty), at most `max` characters, and no control
+/// characters other than tab, line feed and carriage return. (NUL never gets this far:
+/// [`crate::input`] refuses it with 400 for every request.)
 pub fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
-    let v = value.trim();
-    if v.is_empty() {
+    if value.trim().is_empty() {
         return Err(ApiError::invalid(format!("{field}: must not be empty")));
     }
-    if v.chars().count() > max {
+    if value.chars().count() > max {
         return Err(ApiError::invalid(format!("{field}: must be at most {max} characters")));
     }
-    if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r')) {
         return Err(ApiError::invalid(format!("{field}: must not contain control characters")));
     }
-    Ok(v.to_owned())
+    Ok(value.to_owned())
 }

@@ -109,7 +109,23 @@ pub async fn create_driver(
     new.name = text("name", &new.name, 100)?;
     check_number(new.number)?;
     check_avatar(new.avatar_url.as_deref())?;
-    let driver = db.run(move |c| store::create_driver(c, &team, &new)).await?;
+    // Engineers attach only users already on their own team: anyone else would gain the team
+    // (membership, telemetry as its driver) by the engineer's word alone. Admins may attach any
+    // user, which also makes them a member. Unknown and foreign users get the same answer, so
+    // the check tells nothing about other teams.
+    let admin = user.is_admin();
+    let driver = db
+        .run(move |c| {
+            if let Some(uid) = new.user_id.as_deref().filter(|_| !admin) {
+                if !store::is_member(c, &team, uid)? {
+                    return Err(ApiError::forbidden(
+                        "userId: only users who are members of this team can be given a driver profile here",
+                    ));
+                }
+            }
+            store::create_driver(c, &team, &new)
+        })
+        .await?;
     Ok(HttpResponse::Created().json(driver.to_wire(false)))
 }
 
