@@ -238,8 +238,8 @@ pub fn validate_password(password: &str) -> Result<(), ApiError> {
     if password.chars().count() < 8 {
         return Err(ApiError::invalid("password: must be at least 8 characters"));
     }
-    if password.len() > 1024 {
-        return Err(ApiError::invalid("password: must be at most 1024 bytes"));
+    if password.chars().count() > 256 || password.len() > 1024 {
+        return Err(ApiError::invalid("password: must be at most 256 characters (1024 bytes)"));
     }
     Ok(())
 }

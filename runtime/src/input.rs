@@ -4,6 +4,7 @@
 //! the path and query (`%00`) and JSON bodies (`\u0000`, or a raw 0x00 byte), by
 //! [`reject_nul`], a middleware; the socket checks each text frame with [`json_has_nul`]. Either
 //! way the answer is `400 {code: "invalid_field", message}` (an `error` frame on the socket).
+//! The middleware also refuses JSON bodies that are not objects (every body of the API is one).
 //! Reads no env vars (the body limit comes from the config).
 
 use actix_web::body::MessageBody;
@@ -100,6 +101,11 @@ pub async fn reject_nul(
             }
             if json_has_nul(&body) {
                 return Err(nul_error("body").into());
+            }
+            // Every request body of the API is an object; serde would also read a struct from a
+            // JSON array (`[null, null]` as an update that changes nothing), so say no here.
+            if body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b != b'{') {
+                return Err(ApiError::bad_request(ErrorCode::InvalidJson, "request body must be a JSON object").into());
             }
             req.set_payload(actix_web::dev::Payload::from(body.freeze()));
         }

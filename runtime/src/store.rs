@@ -307,7 +307,7 @@ pub fn list_teams(conn: &mut DbConnection, only: Option<&[String]>) -> ApiResult
 
 pub fn add_member(conn: &mut DbConnection, team_id: &str, user_id: &str) -> ApiResult<()> {
     get_team(conn, team_id)?;
-    get_user(conn, user_id)?;
+    ApiError::unknown_ref("userId", get_user(conn, user_id).map(drop))?;
     let exists = team_members::table
         .find((team_id, user_id))
         .select(team_members::user_id)
@@ -327,7 +327,7 @@ pub fn add_member(conn: &mut DbConnection, team_id: &str, user_id: &str) -> ApiR
 pub fn create_driver(conn: &mut DbConnection, team_id: &str, d: &wire::NewDriver) -> ApiResult<Driver> {
     get_team(conn, team_id)?;
     if let Some(uid) = &d.user_id {
-        get_user(conn, uid)?;
+        ApiError::unknown_ref("userId", get_user(conn, uid).map(drop))?;
     }
     let row = Driver {
         id: new_id(),

@@ -594,8 +594,8 @@ on_both_backends!(path_traversal_in_every_path_parameter_is_404, |srv| {
     srv.stop().await;
 });
 
-/// A traversal id names nothing: 404, except where the body's other id is checked against it
-/// first (a handoff's target driver is not in the "team" `..`: 422).
+/// A traversal id names nothing: 404, except where the body's id is checked against it first
+/// (a handoff's target driver is not in the "team" `..`: 422).
 fn want_traversal(method: &str, template: &str) -> Want {
     match (method, template) {
         ("POST", "/api/teams/{id}/handoffs") => Want::Error(422, "invalid_field"),
@@ -1031,7 +1031,7 @@ on_both_backends!(access_tokens_end_with_logout_and_password_changes, |srv| {
     let token = login["token"].as_str().unwrap().to_owned();
     let path = format!("/api/users/{uid}/password");
     let r = srv.send("PUT", &path, Some(&token), Some(json!({"password": "new-password-1"}))).await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "no current password: {}", r.body);
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "no current password: {}", r.body);
     let r = srv
         .send(
             "PUT",
@@ -1078,7 +1078,7 @@ on_both_backends!(access_tokens_end_with_logout_and_password_changes, |srv| {
             Some(json!({"password": "admins-new-pw"})),
         )
         .await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
 
     // `pitbox-runtime user passwd` (another process, same database): noticed within a second.
     let relog = srv

@@ -75,8 +75,22 @@ pub fn query_config() -> web::QueryConfig {
     })
 }
 
-/// Unknown routes answer JSON too.
+/// Unknown routes answer JSON too: `405` with `Allow` when the path is documented for other
+/// methods, else `404`.
 pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    let allowed = crate::openapi::allowed_methods(req.path())
+        .filter(|allowed| !allowed.contains(&req.method().as_str()));
+    if let Some(allowed) = allowed {
+        let allow = allowed.join(", ");
+        let body = schema::wire::ErrorBody {
+            code: ErrorCode::MethodNotAllowed,
+            message: format!("{} is not allowed on {}; allowed: {allow}", req.method(), req.path()),
+            request_id: None,
+        };
+        return Ok(actix_web::HttpResponse::MethodNotAllowed()
+            .insert_header((actix_web::http::header::ALLOW, allow))
+            .json(body));
+    }
     Err(ApiError::new(
         actix_web::http::StatusCode::NOT_FOUND,
         ErrorCode::NotFound,
@@ -96,6 +110,23 @@ impl Limit {
     pub fn get(&self) -> i64 {
         self.limit.unwrap_or(100).clamp(1, 1000)
     }
+}
+
+/// Longest accepted free-text fields, in characters; the OpenAPI document states the same
+/// (`crate::openapi`).
+pub mod limits {
+    /// Team and driver names.
+    pub const NAME: usize = 100;
+    /// Session track and car.
+    pub const TRACK: usize = 200;
+    /// A team message.
+    pub const CONTENT: usize = 4000;
+    /// An attachment's name.
+    pub const ATTACHMENT_NAME: usize = 200;
+    /// URLs: attachments, avatars.
+    pub const URL: usize = 2048;
+    /// A handoff's reason.
+    pub const REASON: usize = 1000;
 }
 
 /// Checks a free-text field and returns it verbatim (what is stored is what was sent, spaces and

@@ -41,7 +41,10 @@ pub fn create_user(conn: &mut DbConnection, new: &NewUser) -> ApiResult<UserInfo
     diesel::Connection::transaction(conn, |c| {
         let user = store::create_user(c, &new.username, hash, new.role)?;
         for team in &new.teams {
-            let t = store::find_team(c, team)?;
+            let t = store::find_team(c, team).map_err(|e| match e.status {
+                actix_web::http::StatusCode::NOT_FOUND => ApiError::invalid(format!("teams: no team {team:?}")),
+                _ => e,
+            })?;
             store::add_member(c, &t.id, &user.id)?;
         }
         store::user_info(c, &user)
@@ -103,9 +106,9 @@ impl std::fmt::Debug for PasswordChange {
 #[utoipa::path(put, path = "/api/users/{id}/password", tag = "users", security(("bearer" = [])),
     params(("id" = String, Path, description = "user id")), request_body = PasswordChange,
     responses((status = 200, body = schema::wire::Success),
-              (status = 403, body = ErrorBody, description = "not your account, or the current password is wrong"),
+              (status = 403, body = ErrorBody, description = "not your account, or currentPassword missing or wrong"),
               (status = 404, body = ErrorBody),
-              (status = 422, body = ErrorBody, description = "new password too short, or currentPassword missing")))]
+              (status = 422, body = ErrorBody, description = "the new password is too short or too long")))]
 pub async fn password(
     req: HttpRequest,
     user: AuthUser,
@@ -126,21 +129,22 @@ pub async fn password(
         if let Some(peer) = req.peer_addr() {
             limits.check_login(peer.ip())?;
         }
+        // Missing or wrong, the answer is the same 403: proving who you are is what failed.
         let Some(current) = current_password.filter(|p| !p.is_empty()) else {
-            return Err(ApiError::invalid("currentPassword: required to change your own password"));
+            return Err(wrong_current("currentPassword is required to change your own password"));
         };
         let lookup = id.clone();
         let stored = db.run(move |c| store::get_user(c, &lookup)).await?.password_hash;
         if !web::block(move || auth::verify_password(&current, &stored)).await? {
-            return Err(ApiError::new(
-                actix_web::http::StatusCode::FORBIDDEN,
-                schema::wire::ErrorCode::InvalidCredentials,
-                "currentPassword is wrong",
-            ));
+            return Err(wrong_current("currentPassword is wrong"));
         }
     }
     let target = id.clone();
     db.run(move |c| change_password(c, &target, &password)).await?;
     keys.forget(&id);
     Ok(web::Json(schema::wire::Success { success: true }))
+}
+
+fn wrong_current(message: &str) -> ApiError {
+    ApiError::new(actix_web::http::StatusCode::FORBIDDEN, schema::wire::ErrorCode::InvalidCredentials, message)
 }

@@ -56,6 +56,36 @@ where
     }
 }
 
+/// [`int`] for an optional field: `null` is `None` (use with `#[serde(default)]` for absent).
+pub fn opt_int<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i64> + TryFrom<u64>,
+{
+    struct Whole<T>(T);
+    impl<'de, T: TryFrom<i64> + TryFrom<u64>> serde::Deserialize<'de> for Whole<T> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            int(d).map(Whole)
+        }
+    }
+    <Option<Whole<T>> as serde::Deserialize>::deserialize(d).map(|o| o.map(|w| w.0))
+}
+
+/// [`int`] for every element of an array (`"lap": [3.0, 4]`).
+pub fn vec_int<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i64> + TryFrom<u64>,
+{
+    struct Whole<T>(T);
+    impl<'de, T: TryFrom<i64> + TryFrom<u64>> serde::Deserialize<'de> for Whole<T> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            int(d).map(Whole)
+        }
+    }
+    <Vec<Whole<T>> as serde::Deserialize>::deserialize(d).map(|v| v.into_iter().map(|w| w.0).collect())
+}
+
 /// A timestamp: RFC 3339 (what we write), or an ISO date-time with no offset (`T` or a space
 /// between date and time, optional fractional seconds), which is taken as UTC.
 pub fn timestamp<'de, D>(d: D) -> Result<DateTime<Utc>, D::Error>

@@ -221,6 +221,7 @@ pub struct DriverProfile {
 #[serde(rename_all = "camelCase")]
 pub struct NewDriver {
     pub name: String,
+    #[serde(deserialize_with = "super::lenient::int")]
     pub number: i32,
     #[serde(default = "default_driver_role")]
     pub role: DriverRole,
@@ -245,7 +246,7 @@ pub struct DriverUpdate {
     pub role: Option<DriverRole>,
     #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient::opt_int")]
     pub number: Option<i32>,
     #[serde(default)]
     pub avatar_url: Option<String>,

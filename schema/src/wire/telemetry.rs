@@ -26,10 +26,12 @@ pub struct TireSet {
 #[serde(rename_all = "camelCase")]
 pub struct CarArrays {
     /// `CarIdxLap`: lap each car is on (-1 when the car is not in the world).
+    #[serde(deserialize_with = "super::lenient::vec_int")]
     pub lap: Vec<i32>,
     /// `CarIdxLapDistPct`: 0–1 around the lap (negative when unknown).
     pub lap_dist_pct: Vec<f32>,
     /// `CarIdxPosition`: overall position (0 when not classified).
+    #[serde(deserialize_with = "super::lenient::vec_int")]
     pub position: Vec<i32>,
     /// `CarIdxOnPitRoad`.
     pub on_pit_road: Vec<bool>,
