@@ -105,7 +105,11 @@ pub async fn reject_nul(
             // Every request body of the API is an object; serde would also read a struct from a
             // JSON array (`[null, null]` as an update that changes nothing), so say no here.
             if body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b != b'{') {
-                return Err(ApiError::bad_request(ErrorCode::InvalidJson, "request body must be a JSON object").into());
+                return Err(ApiError::bad_request(
+                    ErrorCode::InvalidJson,
+                    "request body must be a JSON object",
+                )
+                .into());
             }
             req.set_payload(actix_web::dev::Payload::from(body.freeze()));
         }

@@ -45,7 +45,15 @@ pub const TEXT: &str =
 
 /// What the server checks on each field, as the schema says it: (schema, property, min length,
 /// max length, pattern, minimum, maximum).
-type Constraint = (&'static str, &'static str, Option<usize>, Option<usize>, Option<&'static str>, Option<f64>, Option<f64>);
+type Constraint = (
+    &'static str,
+    &'static str,
+    Option<usize>,
+    Option<usize>,
+    Option<&'static str>,
+    Option<f64>,
+    Option<f64>,
+);
 
 const CONSTRAINTS: &[Constraint] = {
     use crate::routes::limits::*;
@@ -113,7 +121,8 @@ impl Modify for CommonAnswers {
                 // Listing teams shows each caller their own: nothing to refuse.
                 add_common_answers(op, api, whoever || path == "/api/teams");
             }
-            for op in [&mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten() {
+            for op in [&mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten()
+            {
                 add_common_answers(op, api, whoever);
             }
         }
@@ -130,7 +139,8 @@ impl Modify for CommonAnswers {
 fn add_common_answers(op: &mut Operation, api: bool, whoever: bool) {
     let secured = op.security.as_ref().is_some_and(|reqs| reqs.iter().all(|r| *r != Default::default()));
     let has_body = op.request_body.is_some();
-    let has_id = op.parameters.iter().flatten().any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Path);
+    let has_id =
+        op.parameters.iter().flatten().any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Path);
     for p in op.parameters.iter_mut().flatten() {
         if let Some(schema) = p.schema.as_mut() {
             forbid_nul(schema);
@@ -164,12 +174,19 @@ fn error_answer(description: &str) -> RefOr<utoipa::openapi::Response> {
     RefOr::T(
         ResponseBuilder::new()
             .description(description)
-            .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+            .content(
+                "application/json",
+                ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+            )
             .build(),
     )
 }
 
-/// Gives every plain string in `schema` (not an enum, not a formatted one, without a pattern)
+/// The largest magnitude documented for single-precision numbers (a little under `f32::MAX`).
+const F32_LIMIT: f64 = 3.4e38;
+
+/// Bounds every single-precision number in `schema`, and gives every plain string (not an enum,
+/// not a formatted one, without a pattern)
 /// the [`NO_NUL`] pattern.
 fn forbid_nul(schema: &mut RefOr<Schema>) {
     let RefOr::T(schema) = schema else { return };
@@ -182,6 +199,17 @@ fn forbid_nul(schema: &mut RefOr<Schema>) {
             };
             if string && o.enum_values.is_none() && o.format.is_none() && o.pattern.is_none() {
                 o.pattern = Some(NO_NUL.to_owned());
+            }
+            // Single precision: what lies beyond is refused (it would be stored as infinity).
+            let float = matches!(
+                o.format,
+                Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(
+                    utoipa::openapi::schema::KnownFormat::Float
+                ))
+            );
+            if float {
+                o.minimum = o.minimum.take().or(Some(utoipa::Number::Float(-F32_LIMIT)));
+                o.maximum = o.maximum.take().or(Some(utoipa::Number::Float(F32_LIMIT)));
             }
             for p in o.properties.values_mut() {
                 forbid_nul(p);

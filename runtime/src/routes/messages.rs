@@ -185,7 +185,9 @@ pub async fn request_handoff(
             let snapshot = match &from {
                 Some(f) => {
                     let d = store::get_driver(c, f).map_err(|e| match e.status {
-                        actix_web::http::StatusCode::NOT_FOUND => ApiError::invalid("fromDriverId: no such driver"),
+                        actix_web::http::StatusCode::NOT_FOUND => {
+                            ApiError::invalid("fromDriverId: no such driver")
+                        }
                         _ => e,
                     })?;
                     if d.team_id != team {

@@ -42,7 +42,9 @@ pub fn create_user(conn: &mut DbConnection, new: &NewUser) -> ApiResult<UserInfo
         let user = store::create_user(c, &new.username, hash, new.role)?;
         for team in &new.teams {
             let t = store::find_team(c, team).map_err(|e| match e.status {
-                actix_web::http::StatusCode::NOT_FOUND => ApiError::invalid(format!("teams: no team {team:?}")),
+                actix_web::http::StatusCode::NOT_FOUND => {
+                    ApiError::invalid(format!("teams: no team {team:?}"))
+                }
                 _ => e,
             })?;
             store::add_member(c, &t.id, &user.id)?;
@@ -146,5 +148,9 @@ pub async fn password(
 }
 
 fn wrong_current(message: &str) -> ApiError {
-    ApiError::new(actix_web::http::StatusCode::FORBIDDEN, schema::wire::ErrorCode::InvalidCredentials, message)
+    ApiError::new(
+        actix_web::http::StatusCode::FORBIDDEN,
+        schema::wire::ErrorCode::InvalidCredentials,
+        message,
+    )
 }

@@ -162,7 +162,24 @@ impl TelemetrySample {
                 finite(field, v)?;
             }
         }
+        // Single-precision channels: a JSON number beyond f32's range would be stored as infinity
+        // and come back as `null`.
+        for (field, set) in [("tireWear", &self.tire_wear), ("tireTemps", &self.tire_temps)] {
+            if let Some(s) = set {
+                for v in [s.front_left, s.front_right, s.rear_left, s.rear_right] {
+                    finite(field, f64::from(v))?;
+                }
+            }
+        }
+        for (field, v) in [("lastLapTime", self.last_lap_time), ("bestLapTime", self.best_lap_time)] {
+            if let Some(v) = v {
+                finite(field, f64::from(v))?;
+            }
+        }
         if let Some(cars) = &self.cars {
+            for v in &cars.lap_dist_pct {
+                finite("cars.lapDistPct", f64::from(*v))?;
+            }
             if !cars.is_consistent() {
                 return Err(SampleError { field: "cars", problem: "arrays differ in length" });
             }
