@@ -88,6 +88,40 @@ fn security_headers() -> DefaultHeaders {
         .add(("Referrer-Policy", "no-referrer"))
 }
 
+/// The request span of every log line: tracing-actix-web's fields, except that `http.target` is
+/// the path alone. The query string stays out of the logs because it can carry a secret: the
+/// admin stream takes its token as `?access_token=` (browsers cannot set headers on a WebSocket).
+pub struct RequestSpan;
+
+impl tracing_actix_web::RootSpanBuilder for RequestSpan {
+    fn on_request_start(req: &ServiceRequest) -> tracing::Span {
+        let user_agent = req
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        tracing::info_span!(
+            "HTTP request",
+            http.method = %method_label(req.method()),
+            http.route = %req.match_pattern().unwrap_or_default(),
+            http.target = %req.path(),
+            http.client_ip = %req.connection_info().realip_remote_addr().unwrap_or(""),
+            http.user_agent = %user_agent,
+            http.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            exception.message = tracing::field::Empty,
+            exception.details = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(
+        span: tracing::Span,
+        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
+    ) {
+        tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
+
 /// The `method` label of request metrics: the standard methods by name, anything else as
 /// `other`, so that made-up methods cannot grow the label set without bound.
 pub fn method_label(method: &actix_web::http::Method) -> &'static str {
@@ -175,7 +209,7 @@ pub fn start(state: State, listener: TcpListener) -> std::io::Result<Server> {
             .wrap(security_headers())
             .wrap(Compress::default())
             .wrap(cors(&state.config))
-            .wrap(tracing_actix_web::TracingLogger::default())
+            .wrap(tracing_actix_web::TracingLogger::<RequestSpan>::new())
     })
     // Telemetry frames are small and latency matters more than packet count: no Nagle.
     .tcp_nodelay(true)

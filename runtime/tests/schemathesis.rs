@@ -18,7 +18,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Backend, TestDb};
@@ -43,7 +43,23 @@ fn runtime(database_url: &str, data_dir: &Path) -> Command {
 struct Served {
     child: Child,
     base: String,
-    log: Arc<Mutex<String>>,
+    /// Its log so far, and a signal for each line added.
+    log: Arc<(Mutex<String>, Condvar)>,
+}
+
+impl Served {
+    fn log(&self) -> String {
+        self.log.0.lock().unwrap().clone()
+    }
+
+    /// Waits (on the log's signal, up to 30 s) until the log contains `needle`.
+    fn wait_for_log(&self, needle: &str) -> String {
+        let (lock, cond) = &*self.log;
+        let guard = lock.lock().unwrap();
+        let (guard, _) =
+            cond.wait_timeout_while(guard, Duration::from_secs(30), |log| !log.contains(needle)).unwrap();
+        guard.clone()
+    }
 }
 
 impl Drop for Served {
@@ -62,7 +78,7 @@ fn serve(mut cmd: Command) -> Served {
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
+    let log = Arc::new((Mutex::new(String::new()), Condvar::new()));
     let (tx, rx) = mpsc::channel();
     let sink = log.clone();
     // Keeps reading for the server's whole life, so its log pipe never fills up.
@@ -73,13 +89,16 @@ fn serve(mut cmd: Command) -> Served {
                     let _ = tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_owned());
                 }
             }
-            sink.lock().unwrap().push_str(&line);
-            sink.lock().unwrap().push('\n');
+            let (lock, cond) = &*sink;
+            let mut log = lock.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+            cond.notify_all();
         }
     });
     let addr = match rx.recv_timeout(Duration::from_secs(120)) {
         Ok(a) => a,
-        Err(_) => panic!("the server never said where it listens:\n{}", log.lock().unwrap()),
+        Err(_) => panic!("the server never said where it listens:\n{}", log.0.lock().unwrap()),
     };
     Served { child, base: format!("http://{addr}"), log }
 }
@@ -174,7 +193,7 @@ async fn schemathesis_on(backend: Backend, st: &str) {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let log = server.log.lock().unwrap().clone();
+    let log = server.log();
     assert!(!log.contains("\"message\":\"internal error\""), "the server answered 500s:\n{log}");
 }
 
@@ -207,9 +226,27 @@ async fn dev_admin_password_goes_to_an_owner_only_file_not_the_log() {
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "the password file is owner-only");
     }
-    let log = server.log.lock().unwrap().clone();
+    let log = server.log();
     assert!(log.contains("created the first admin user"), "{log}");
     assert!(!log.contains(&password), "the admin password is in the log:\n{log}");
     let me = login(&server.base, "admin", &password).await;
     assert_eq!(me["user"]["role"], "admin");
+    // A token in a query string (the admin stream takes one there) stays out of the log too.
+    let client = awc::Client::default();
+    let res = client
+        .get(format!("{}/admin/actors/stream?access_token=query-secret-marker", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = client
+        .post(format!("{}/api/auth/login?x=query-secret-marker", server.base))
+        .send_json(&json!({"username": "admin", "password": "wrong-but-long"}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    // Both refusals are logged (with the request's span) before they are answered.
+    let log = server.wait_for_log("/api/auth/login");
+    assert!(log.contains("/admin/actors/stream"), "the request is logged:\n{log}");
+    assert!(!log.contains("query-secret-marker"), "a query string reached the log:\n{log}");
 }
