@@ -73,6 +73,9 @@ pub struct Keys {
     pub refresh_ttl: Duration,
     /// Token generations by user id, read through from the database (see [`GENERATION_TTL`]).
     states: Arc<Mutex<HashMap<String, TokenState>>>,
+    /// Counts [`Keys::forget`] calls: a read that started before one must not put what it read
+    /// into the cache (it may be the generation that was just ended).
+    forgotten: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Keys {
@@ -93,6 +96,7 @@ impl Keys {
             access_ttl,
             refresh_ttl,
             states: Arc::default(),
+            forgotten: Arc::default(),
         }
     }
 
@@ -151,11 +155,14 @@ impl Keys {
             Some(s) => Some(s),
             None => {
                 let id = claims.sub.clone();
+                let before = self.forgotten.load(std::sync::atomic::Ordering::SeqCst);
                 let row = db.run(move |c| store::token_state(c, &id)).await?;
                 row.map(|(generation, disabled)| {
                     let s = TokenState { generation, disabled, read_at: Instant::now() };
                     if let Ok(mut states) = self.states.lock() {
-                        states.insert(claims.sub.clone(), s);
+                        if self.forgotten.load(std::sync::atomic::Ordering::SeqCst) == before {
+                            states.insert(claims.sub.clone(), s);
+                        }
                     }
                     s
                 })
@@ -181,6 +188,7 @@ impl Keys {
     /// request reads the new generation.
     pub fn forget(&self, user_id: &str) {
         if let Ok(mut states) = self.states.lock() {
+            self.forgotten.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             states.remove(user_id);
             // Entries of users who went quiet are dead weight: drop them while here.
             if states.len() > 4096 {
