@@ -49,6 +49,7 @@ else
 fi
 VERSION=$(cat "$TMP/pitbox_dashboard_bg.wasm" "$TMP/pitbox_dashboard.js" dashboard-yew/style.css | sha256sum | cut -c1-12)
 sed "s/__VERSION__/$VERSION/g" dashboard-yew/index.html > "$TMP/index.html"
+sed "s/__VERSION__/$VERSION/g" dashboard-yew/boot.js > "$TMP/boot.js"
 cp dashboard-yew/style.css "$TMP/style.css"
 
 raw=$(stat -c %s "$TMP/pitbox_dashboard_bg.wasm")

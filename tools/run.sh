@@ -174,7 +174,7 @@ fi
   if [ ${#demo[@]} -gt 0 ] && [ -n "${demo[4]}" ]; then
     echo "  Admin:      admin  /  ${demo[4]}   (users, teams; the actor tree at $URL/admin/actors)"
   else
-    echo "  Admin:      admin, whose password was printed when it was created (in $LOGS/runtime.log);"
+    echo "  Admin:      admin, whose password was written when it was created (to $DATA_DIR/admin-password);"
     echo "              set a new one with: $RUNTIME user passwd admin"
   fi
   echo "  API:        $URL/api/openapi.json"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tools/setup.sh — install what building and testing PitBox needs on Debian 12, idempotently:
 # Debian packages (C toolchain, libpq, xcb, ALSA; Xvfb and PulseAudio for device tests), pyirsdk from
-# PyPI (the reference .ibt reader for cross-checks), and a check that cargo is there. Re-running when everything is present takes a second and touches nothing.
+# PyPI (the reference .ibt reader for cross-checks), schemathesis from PyPI (the API's outside
+# check), cargo-deny from crates.io, and a check that cargo is there. Re-running when everything is present takes a second and touches nothing.
 #
 # env: PITBOX_APT_EXTRA (more Debian packages to ensure), SKIP_APT=1 (only check, never install)
 set -euo pipefail
@@ -38,6 +39,17 @@ if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import irsdk' >/dev/null 
     python3 -m pip install --quiet --break-system-packages pyirsdk
 fi
 
+# schemathesis: the outside check of the REST API against its OpenAPI document
+# (runtime/tests/schemathesis.rs).
+if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import schemathesis' >/dev/null 2>&1; then
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+  fi
+  echo "setup: pip install schemathesis" >&2
+  python3 -m pip install --quiet schemathesis 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages schemathesis
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 fi
@@ -47,4 +59,9 @@ for pair in fmt:rustfmt clippy:clippy; do
     rustup component add "${pair#*:}" >&2 || true
   fi
 done
+# cargo-deny: licenses, bans, sources and advisories of the dependency tree (deny.toml).
+if ! cargo deny --version >/dev/null 2>&1; then
+  echo "setup: cargo install --locked cargo-deny" >&2
+  cargo install --locked --quiet cargo-deny
+fi
 echo "setup: ok ($(cargo --version))" >&2

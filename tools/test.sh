@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # tools/test.sh — set up and run every check and test of PitBox (the README's test command, and
-# what CI runs through .ci/run): install build needs, start PostgreSQL, then fmt, clippy, the
-# dashboard's release WASM build (which also proves the wire types build for wasm32) with its size,
-# the whole test suite against SQLite and PostgreSQL (including the dashboard end to end in
-# headless Chromium), and the driver node's Windows build with its unit tests under wine.
+# what CI runs through .ci/run): install build needs, start PostgreSQL, then fmt, clippy, cargo
+# deny, the dashboard's release WASM build (which also proves the wire types build for wasm32) with
+# its size, the whole test suite against SQLite and PostgreSQL (including schemathesis against the
+# real server and the dashboard end to end in headless Chromium), and the driver node's Windows
+# build with its unit tests under wine.
 #
 # env: PITBOX_TEST_DATABASE_URL (PostgreSQL for the storage tests; found or started when unset),
 #      PITBOX_SKIP_PG=1 (SQLite only), PITBOX_SKIP_WASM=1 (no dashboard build, no browser test),
@@ -34,6 +35,17 @@ cargo fmt --all -- --check
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo deny (licenses, bans, sources; advisories when the database is here)"
+cargo deny --locked check licenses bans sources
+# The RustSec advisory database is a GitHub repository, and these machines reach no GitHub: check
+# advisories only against a copy already on this machine (cargo-deny keeps it in
+# $CARGO_HOME/advisory-dbs), never fetching, so CI never fails on the network.
+if ls -d "${CARGO_HOME:-$HOME/.cargo}"/advisory-dbs/*/crates >/dev/null 2>&1; then
+  cargo deny --frozen check advisories
+else
+  echo "cargo deny advisories: skipped, no advisory database on this machine (it comes from GitHub, which is out of reach)" >&2
+fi
 
 step "wire types and dashboard build without diesel or actix"
 for p in pitbox-schema pitbox-dashboard; do

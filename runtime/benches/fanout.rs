@@ -323,7 +323,7 @@ fn run_server(args: &Args) {
                     teams: vec![team.clone()],
                     driver_id: Some(driver.id.clone()),
                 };
-                drivers.push((state.keys.issue(&info).unwrap().0, driver.id));
+                drivers.push((state.keys.issue(&info, 0).unwrap().0, driver.id));
             }
             team_ids.push(team);
         }
@@ -337,7 +337,7 @@ fn run_server(args: &Args) {
                     teams: vec![team.clone()],
                     driver_id: None,
                 };
-                (state.keys.issue(&info).unwrap().0, team)
+                (state.keys.issue(&info, 0).unwrap().0, team)
             })
             .collect();
         let warmup_secs = 4;

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::auth::{AuthUser, Keys};
 use crate::config::Config;
+use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -80,12 +81,13 @@ pub async fn stream(
     req: HttpRequest,
     payload: web::Payload,
     keys: web::Data<Keys>,
+    db: web::Data<Db>,
     system: web::Data<ActorSystem>,
     query: web::Query<StreamQuery>,
 ) -> Result<HttpResponse, actix_web::Error> {
     // Browsers cannot set headers on a WebSocket, so the token may come in the query.
     let user = match &query.access_token {
-        Some(t) => AuthUser::from_claims(keys.verify(t)?),
+        Some(t) => keys.authenticate(&db, t).await?,
         None => <AuthUser as actix_web::FromRequest>::extract(&req).await?,
     };
     require_engineer(&user)?;

@@ -1,9 +1,19 @@
 //! Authentication and authorisation: argon2 password hashes, short-lived HS256 access tokens
 //! (jsonwebtoken), rotating refresh tokens with reuse detection, and the [`AuthUser`] extractor that
 //! every protected route takes. Role rules live here so routes state them in one word.
+//!
+//! [`Keys::authenticate`] is the one place that decides whether an access token counts, for REST,
+//! telemetry, the socket and the admin stream: signature (HS256 only), issuer, expiry, and the
+//! user's token generation (bumped by logout, password change and refresh-token reuse, so those end
+//! every access token issued before them) and disabled flag.
+//!
+//! Password hashes are argon2id v19 with the argon2 crate's defaults (OWASP's minimum):
+//! m = 19456 KiB, t = 2 iterations, p = 1 lane, 16-byte random salt, 32-byte output.
+//! Reads no env vars (the secret and lifetimes come from the config).
 
-use std::future::{ready, Ready};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use actix_web::{web, FromRequest, HttpRequest};
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
@@ -14,8 +24,10 @@ use schema::wire::{ErrorCode, Role, UserInfo};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::db::Db;
 use crate::error::ApiError;
 use crate::ratelimit::RateLimits;
+use crate::store;
 
 const ISSUER: &str = "pitbox";
 
@@ -34,6 +46,22 @@ pub struct Claims {
     pub exp: i64,
     pub iss: String,
     pub jti: String,
+    /// The user's token generation at issue; the token counts only while it is still current.
+    #[serde(default)]
+    pub gen: i64,
+}
+
+/// How long a user's token generation is trusted from memory before it is read again. Changes
+/// made by this process (logout, password change) take effect at once; this bounds how late one
+/// made elsewhere (`pitbox-runtime user passwd`, another node) is noticed, at one cheap primary-key
+/// read per active user per period instead of one per request.
+const GENERATION_TTL: Duration = Duration::from_secs(1);
+
+#[derive(Clone, Copy)]
+struct TokenState {
+    generation: i64,
+    disabled: bool,
+    read_at: Instant,
 }
 
 /// Signing and verification keys, built once from the configured secret.
@@ -43,6 +71,21 @@ pub struct Keys {
     decoding: DecodingKey,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
+    /// Token generations by user id, read through from the database (see [`GENERATION_TTL`]).
+    states: Arc<Mutex<HashMap<String, TokenState>>>,
+    /// Counts [`Keys::forget`] calls: a read that started before one must not put what it read
+    /// into the cache (it may be the generation that was just ended).
+    forgotten: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::fmt::Debug for Keys {
+    // By hand: the keys are the JWT secret and must never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keys")
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Keys {
@@ -52,11 +95,14 @@ impl Keys {
             decoding: DecodingKey::from_secret(secret),
             access_ttl,
             refresh_ttl,
+            states: Arc::default(),
+            forgotten: Arc::default(),
         }
     }
 
-    /// A signed access token for `user`, and its lifetime in seconds.
-    pub fn issue(&self, user: &UserInfo) -> Result<(String, u32), ApiError> {
+    /// A signed access token for `user` under its current token `generation`, and its lifetime in
+    /// seconds.
+    pub fn issue(&self, user: &UserInfo, generation: i64) -> Result<(String, u32), ApiError> {
         let now = chrono::Utc::now().timestamp();
         let ttl = i64::try_from(self.access_ttl.as_secs()).unwrap_or(i64::MAX / 4);
         let claims = Claims {
@@ -69,14 +115,18 @@ impl Keys {
             exp: now + ttl,
             iss: ISSUER.to_owned(),
             jti: uuid::Uuid::new_v4().simple().to_string(),
+            gen: generation,
         };
         let token =
             encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(ApiError::internal)?;
         Ok((token, u32::try_from(ttl).unwrap_or(u32::MAX)))
     }
 
-    /// Verifies signature, algorithm, issuer and expiry (no leeway: expired means expired).
+    /// Verifies signature, algorithm, issuer and expiry (no leeway: expired means expired). Only
+    /// part of the check: [`Keys::authenticate`] is what callers use.
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        // Pinned to HS256: `Validation::new` allows exactly this algorithm, so a header naming
+        // `none`, RS256 or anything else is refused before the signature is looked at.
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_issuer(&[ISSUER]);
@@ -93,6 +143,58 @@ impl Keys {
                 _ => ApiError::unauthorized(ErrorCode::TokenInvalid, "access token is malformed"),
             }
         })
+    }
+}
+
+impl Keys {
+    /// The whole check of an access token: [`Keys::verify`], then the user's token generation
+    /// and disabled flag. Every transport authenticates through here.
+    pub async fn authenticate(&self, db: &Db, token: &str) -> Result<AuthUser, ApiError> {
+        let claims = self.verify(token)?;
+        let state = match self.cached(&claims.sub) {
+            Some(s) => Some(s),
+            None => {
+                let id = claims.sub.clone();
+                let before = self.forgotten.load(std::sync::atomic::Ordering::SeqCst);
+                let row = db.run(move |c| store::token_state(c, &id)).await?;
+                row.map(|(generation, disabled)| {
+                    let s = TokenState { generation, disabled, read_at: Instant::now() };
+                    if let Ok(mut states) = self.states.lock() {
+                        if self.forgotten.load(std::sync::atomic::Ordering::SeqCst) == before {
+                            states.insert(claims.sub.clone(), s);
+                        }
+                    }
+                    s
+                })
+            }
+        };
+        match state {
+            Some(s) if s.generation == claims.gen && !s.disabled => Ok(AuthUser::from_claims(claims)),
+            Some(s) if s.disabled => Err(ApiError::unauthorized(ErrorCode::TokenInvalid, "account disabled")),
+            Some(_) => Err(ApiError::unauthorized(
+                ErrorCode::TokenInvalid,
+                "access token revoked (logged out or password changed); log in again",
+            )),
+            None => Err(ApiError::unauthorized(ErrorCode::TokenInvalid, "access token of an unknown user")),
+        }
+    }
+
+    fn cached(&self, user_id: &str) -> Option<TokenState> {
+        let states = self.states.lock().ok()?;
+        states.get(user_id).filter(|s| s.read_at.elapsed() < GENERATION_TTL).copied()
+    }
+
+    /// Forgets what is known of `user_id`'s tokens, after this process ended them, so the next
+    /// request reads the new generation.
+    pub fn forget(&self, user_id: &str) {
+        if let Ok(mut states) = self.states.lock() {
+            self.forgotten.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            states.remove(user_id);
+            // Entries of users who went quiet are dead weight: drop them while here.
+            if states.len() > 4096 {
+                states.retain(|_, s| s.read_at.elapsed() < GENERATION_TTL);
+            }
+        }
     }
 }
 
@@ -144,8 +246,8 @@ pub fn validate_password(password: &str) -> Result<(), ApiError> {
     if password.chars().count() < 8 {
         return Err(ApiError::invalid("password: must be at least 8 characters"));
     }
-    if password.len() > 1024 {
-        return Err(ApiError::invalid("password: must be at most 1024 bytes"));
+    if password.chars().count() > 256 || password.len() > 1024 {
+        return Err(ApiError::invalid("password: must be at most 256 characters (1024 bytes)"));
     }
     Ok(())
 }
@@ -209,20 +311,19 @@ impl AuthUser {
     }
 }
 
-/// Reads `Authorization: Bearer <token>`, verifies it, and applies the per-user rate limit.
+/// Reads `Authorization: Bearer <token>`, authenticates it, and applies the per-user rate limit.
 impl FromRequest for AuthUser {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        ready(authenticate(req))
+        let req = req.clone();
+        Box::pin(async move { authenticate(&req).await })
     }
 }
 
-fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
-    let keys = req
-        .app_data::<web::Data<Keys>>()
-        .ok_or_else(|| ApiError::internal("auth keys are not configured"))?;
+/// The bearer token of `Authorization`, or why there is none.
+pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
@@ -230,15 +331,24 @@ fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
     let value = header
         .to_str()
         .map_err(|_| ApiError::unauthorized(ErrorCode::TokenInvalid, "Authorization header is not text"))?;
-    let token = value
+    value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
             ApiError::unauthorized(ErrorCode::Unauthorized, "Authorization must be `Bearer <token>`")
-        })?;
-    let user = AuthUser::from_claims(keys.verify(token)?);
+        })
+}
+
+async fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
+    let keys = req
+        .app_data::<web::Data<Keys>>()
+        .ok_or_else(|| ApiError::internal("auth keys are not configured"))?;
+    let db =
+        req.app_data::<web::Data<Db>>().ok_or_else(|| ApiError::internal("database is not configured"))?;
+    let token = bearer_token(req)?;
+    let user = keys.authenticate(db, token).await?;
     if let Some(limits) = req.app_data::<web::Data<RateLimits>>() {
         limits.check_user(&user.id)?;
     }
@@ -263,7 +373,7 @@ mod tests {
     fn tokens_round_trip() {
         let keys =
             Keys::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60), Duration::from_secs(60));
-        let (token, ttl) = keys.issue(&user()).unwrap();
+        let (token, ttl) = keys.issue(&user(), 0).unwrap();
         assert_eq!(ttl, 60);
         let claims = keys.verify(&token).unwrap();
         assert_eq!(claims.sub, "u1");
@@ -276,7 +386,7 @@ mod tests {
             Keys::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60), Duration::from_secs(60));
         let other =
             Keys::new(b"ffffffffffffffffffffffffffffffff", Duration::from_secs(60), Duration::from_secs(60));
-        let (token, _) = other.issue(&user()).unwrap();
+        let (token, _) = other.issue(&user(), 0).unwrap();
         assert_eq!(keys.verify(&token).unwrap_err().code, ErrorCode::TokenInvalid);
     }
 

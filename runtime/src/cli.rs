@@ -228,12 +228,42 @@ pub(crate) fn first_admin(db: &Db, config: &Config, password: &str) -> anyhow::R
     Ok(created)
 }
 
-/// [`first_admin`] at start-up, with its password printed once in the log.
+/// Where [`bootstrap_admin`] leaves the first admin's password: a file in the data directory.
+pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
+
+/// [`first_admin`] at start-up. The password goes into `<data dir>/admin-password`, created
+/// owner-only (0600), never into the log (logs are shipped, kept and read by others); the log
+/// says only where the file is.
 fn bootstrap_admin(db: &Db, config: &Config) -> anyhow::Result<()> {
     let password = crate::auth::random_password();
     if first_admin(db, config, &password)? {
-        tracing::warn!(username = "admin", %password, "created the first admin user (dev mode); change the password with `pitbox-runtime user passwd admin`");
+        let path = config.data_dir.join(ADMIN_PASSWORD_FILE);
+        write_owner_only(&path, &format!("{password}\n"))?;
+        tracing::warn!(
+            username = "admin",
+            file = %path.display(),
+            "created the first admin user (dev mode); its password is in the file (owner-only); \
+             change it with `pitbox-runtime user passwd admin`"
+        );
     }
+    Ok(())
+}
+
+/// Writes `text` to a new or truncated file readable by its owner only.
+fn write_owner_only(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    // An existing file keeps its mode on open: make sure it is owner-only.
+    #[cfg(unix)]
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    file.write_all(text.as_bytes())?;
     Ok(())
 }
 

@@ -8,7 +8,8 @@
 //! `PITBOX_CORS_ORIGINS`, `PITBOX_DB_POOL_SIZE`, `PITBOX_LOG_FORMAT`, `PITBOX_SERVER_ID`,
 //! `PITBOX_RESTART_INTENSITY`, `PITBOX_RESTART_PERIOD_SECS`, `PITBOX_IDLE_TIMEOUT_SECS`,
 //! `PITBOX_SESSION_THREADS`, `PITBOX_FAULT_INJECTION`, `PITBOX_WS_AUTH_TIMEOUT_SECS`,
-//! `PITBOX_WS_MAX_FRAME_BYTES`, `PITBOX_TEAM_RATE_HZ`, `PITBOX_DRIVER_RATE_HZ`, `PITBOX_DASHBOARD_DIR`.
+//! `PITBOX_WS_MAX_FRAME_BYTES`, `PITBOX_TEAM_RATE_HZ`, `PITBOX_DRIVER_RATE_HZ`, `PITBOX_DASHBOARD_DIR`,
+//! `PITBOX_METRICS`, `PITBOX_METRICS_TOKEN`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,16 @@ pub const DEFAULT_DASHBOARD_DIR: &str = "dashboard-yew/dist";
 pub enum Mode {
     Dev,
     Production,
+}
+
+/// Who may read `GET /metrics`: nobody (`off`: 404), holders of the metrics token (`token`:
+/// `Authorization: Bearer <PITBOX_METRICS_TOKEN>`), or anyone (`public`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsAccess {
+    Off,
+    Token,
+    Public,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -121,6 +132,13 @@ pub struct Settings {
     /// [default: dashboard-yew/dist].
     #[arg(long, env = "PITBOX_DASHBOARD_DIR", global = true)]
     pub dashboard_dir: Option<PathBuf>,
+    /// Who may read `/metrics`: `off`, `token` (needs PITBOX_METRICS_TOKEN) or `public`
+    /// [default: `token` when a metrics token is set, else `public` in dev mode, `off` in production].
+    #[arg(long, env = "PITBOX_METRICS", global = true)]
+    pub metrics: Option<MetricsAccess>,
+    /// Bearer token a scraper sends for `/metrics` when access is `token` (at least 16 bytes).
+    #[arg(long, env = "PITBOX_METRICS_TOKEN", global = true, hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +153,8 @@ pub enum ConfigError {
     ShortSecret,
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
+    #[error("PITBOX_METRICS=token needs PITBOX_METRICS_TOKEN (at least 16 bytes)")]
+    MetricsToken,
 }
 
 /// Where the JWT secret came from; a generated one is announced at start-up.
@@ -173,6 +193,9 @@ pub struct Config {
     pub team_rate_hz: u16,
     pub driver_rate_hz: u16,
     pub dashboard_dir: PathBuf,
+    pub metrics: MetricsAccess,
+    /// Only set when `metrics` is `token`.
+    pub metrics_token: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -203,7 +226,8 @@ impl std::fmt::Debug for Config {
             .field("team_rate_hz", &self.team_rate_hz)
             .field("driver_rate_hz", &self.driver_rate_hz)
             .field("dashboard_dir", &self.dashboard_dir)
-            .finish()
+            .field("metrics", &self.metrics)
+            .finish_non_exhaustive()
     }
 }
 
@@ -251,6 +275,8 @@ impl Settings {
             team_rate_hz: self.team_rate_hz.or(other.team_rate_hz),
             driver_rate_hz: self.driver_rate_hz.or(other.driver_rate_hz),
             dashboard_dir: self.dashboard_dir.or(other.dashboard_dir),
+            metrics: self.metrics.or(other.metrics),
+            metrics_token: self.metrics_token.or(other.metrics_token),
         }
     }
 
@@ -288,6 +314,16 @@ impl Config {
                 (bytes, SecretSource::Generated)
             }
         };
+        let metrics_token = settings.metrics_token.filter(|t| !t.is_empty());
+        let metrics = settings.metrics.unwrap_or(match (&metrics_token, mode) {
+            (Some(_), _) => MetricsAccess::Token,
+            (None, Mode::Dev) => MetricsAccess::Public,
+            (None, Mode::Production) => MetricsAccess::Off,
+        });
+        if metrics == MetricsAccess::Token && metrics_token.as_ref().is_none_or(|t| t.len() < 16) {
+            return Err(ConfigError::MetricsToken);
+        }
+        let metrics_token = metrics_token.filter(|_| metrics == MetricsAccess::Token);
         let nonzero = |v: u32, name: &'static str| {
             if v == 0 {
                 Err(ConfigError::Zero(name))
@@ -340,6 +376,8 @@ impl Config {
             team_rate_hz: settings.team_rate_hz.unwrap_or(20).clamp(1, 60),
             driver_rate_hz: settings.driver_rate_hz.unwrap_or(60).clamp(1, 120),
             dashboard_dir: settings.dashboard_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DASHBOARD_DIR)),
+            metrics,
+            metrics_token,
         })
     }
 
@@ -408,6 +446,26 @@ mod tests {
         std::fs::write(&path, "bindd = \"0.0.0.0:9000\"\n").unwrap();
         let s = Settings { config: Some(path), ..Settings::default() };
         assert!(matches!(Config::from_settings(s), Err(ConfigError::Parse { .. })));
+    }
+
+    #[test]
+    fn metrics_access() {
+        let c = Config::from_settings(Settings::default()).unwrap();
+        assert_eq!(c.metrics, MetricsAccess::Public);
+        let prod = Settings {
+            mode: Some(Mode::Production),
+            jwt_secret: Some("x".repeat(32)),
+            ..Settings::default()
+        };
+        assert_eq!(Config::from_settings(prod.clone()).unwrap().metrics, MetricsAccess::Off);
+        let token = Settings { metrics_token: Some("scrape-token-0123456789".into()), ..prod.clone() };
+        let c = Config::from_settings(token).unwrap();
+        assert_eq!(c.metrics, MetricsAccess::Token);
+        assert!(!format!("{c:?}").contains("scrape-token"), "the token stays out of logs");
+        assert!(!format!("{c:?}").contains(&"x".repeat(32)), "the JWT secret stays out of logs");
+        let short =
+            Settings { metrics: Some(MetricsAccess::Token), metrics_token: Some("short".into()), ..prod };
+        assert!(matches!(Config::from_settings(short), Err(ConfigError::MetricsToken)));
     }
 
     #[test]

@@ -34,6 +34,16 @@ impl ApiError {
     pub fn not_found(what: &str, id: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("{what} {id:?} not found"))
     }
+    /// An id in a request *body* that names nothing: `422` naming the field (ids in the path
+    /// that name nothing are `404`).
+    pub fn unknown_ref(field: &str, result: Result<(), ApiError>) -> Result<(), ApiError> {
+        match result {
+            Err(e) if e.status == StatusCode::NOT_FOUND => {
+                Err(Self::invalid(format!("{field}: refers to something that does not exist")))
+            }
+            other => other,
+        }
+    }
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, ErrorCode::Conflict, message)
     }

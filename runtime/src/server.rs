@@ -1,6 +1,7 @@
 //! Builds the actix-web server: shared state, middleware (CORS, per-IP rate limit, metrics,
-//! request logging, compression), routes, and the dashboard as the fallback for every other GET
-//! ([`crate::dashboard`]). Reads no env vars; everything comes from the config.
+//! request logging, compression, security headers, the NUL rule of [`crate::input`]), routes, and
+//! the dashboard as the fallback for every other GET ([`crate::dashboard`]). Reads no env vars;
+//! everything comes from the config.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use actix_cors::Cors;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
-use actix_web::middleware::{from_fn, Compress, Next};
+use actix_web::middleware::{from_fn, Compress, DefaultHeaders, Next};
 use actix_web::{web, App, HttpServer};
 
 use crate::auth::Keys;
@@ -71,6 +72,74 @@ impl State {
     }
 }
 
+/// The Content-Security-Policy of every answer (it matters for the dashboard's pages): scripts
+/// and everything else from this origin only, `'wasm-unsafe-eval'` so the browser may compile the
+/// app's WebAssembly, inline styles (Yew sets `style` attributes), images also from http(s) (driver
+/// avatars are URLs) and `data:` (the page's empty icon), no framing, no plugins.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data: https: http:; connect-src 'self'; \
+     object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
+        .add(("Referrer-Policy", "no-referrer"))
+}
+
+/// The request span of every log line: tracing-actix-web's fields, except that `http.target` is
+/// the path alone. The query string stays out of the logs because it can carry a secret: the
+/// admin stream takes its token as `?access_token=` (browsers cannot set headers on a WebSocket).
+pub struct RequestSpan;
+
+impl tracing_actix_web::RootSpanBuilder for RequestSpan {
+    fn on_request_start(req: &ServiceRequest) -> tracing::Span {
+        let user_agent = req
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        tracing::info_span!(
+            "HTTP request",
+            http.method = %method_label(req.method()),
+            http.route = %req.match_pattern().unwrap_or_default(),
+            http.target = %req.path(),
+            http.client_ip = %req.connection_info().realip_remote_addr().unwrap_or(""),
+            http.user_agent = %user_agent,
+            http.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            exception.message = tracing::field::Empty,
+            exception.details = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(
+        span: tracing::Span,
+        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
+    ) {
+        tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
+
+/// The `method` label of request metrics: the standard methods by name, anything else as
+/// `other`, so that made-up methods cannot grow the label set without bound.
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 fn cors(config: &Config) -> Cors {
     let base = Cors::default()
         .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
@@ -94,7 +163,7 @@ async fn guard_and_measure(
     let route = req.match_pattern().unwrap_or_else(|| {
         if crate::dashboard::is_reserved(req.path()) { "unmatched" } else { "dashboard" }.to_owned()
     });
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     if req.path().starts_with("/api/") {
         if let (Some(limits), Some(peer)) = (req.app_data::<web::Data<RateLimits>>(), req.peer_addr()) {
@@ -103,7 +172,7 @@ async fn guard_and_measure(
     }
     let res = next.call(req).await?;
     if let Some(m) = metrics {
-        m.observe(&method, &route, res.status().as_u16(), started.elapsed().as_secs_f64());
+        m.observe(method, &route, res.status().as_u16(), started.elapsed().as_secs_f64());
     }
     Ok(res)
 }
@@ -135,10 +204,12 @@ pub fn start(state: State, listener: TcpListener) -> std::io::Result<Server> {
             .configure(crate::admin::configure)
             .route("/ws", web::get().to(crate::ws::connect))
             .default_service(web::to(crate::dashboard::serve))
+            .wrap(from_fn(crate::input::reject_nul))
             .wrap(from_fn(guard_and_measure))
+            .wrap(security_headers())
             .wrap(Compress::default())
             .wrap(cors(&state.config))
-            .wrap(tracing_actix_web::TracingLogger::default())
+            .wrap(tracing_actix_web::TracingLogger::<RequestSpan>::new())
     })
     // Telemetry frames are small and latency matters more than packet count: no Nagle.
     .tcp_nodelay(true)

@@ -62,12 +62,36 @@ pub fn list_users(conn: &mut DbConnection) -> ApiResult<Vec<User>> {
 }
 
 pub fn set_password(conn: &mut DbConnection, user_id: &str, hash: String) -> ApiResult<()> {
-    let n = diesel::update(users::table.find(user_id)).set(users::password_hash.eq(hash)).execute(conn)?;
-    if n == 0 {
-        return Err(ApiError::not_found("user", user_id));
-    }
-    // A new password ends every session of the old one.
-    revoke_user_tokens(conn, user_id)?;
+    conn.transaction(|conn| {
+        let n =
+            diesel::update(users::table.find(user_id)).set(users::password_hash.eq(hash)).execute(conn)?;
+        if n == 0 {
+            return Err(ApiError::not_found("user", user_id));
+        }
+        // A new password ends every session of the old one: access tokens and refresh tokens
+        // (the user's row is already locked by the update above, then the tokens: same order).
+        end_access_tokens(conn, user_id)?;
+        revoke_user_tokens(conn, user_id)
+    })
+}
+
+/// What decides whether a verified access token still counts: the user's token generation (an
+/// access token carries the one it was issued under) and whether the account is disabled. `None`
+/// when the user no longer exists.
+pub fn token_state(conn: &mut DbConnection, user_id: &str) -> ApiResult<Option<(i64, bool)>> {
+    Ok(users::table
+        .find(user_id)
+        .select((users::token_generation, users::disabled))
+        .first::<(i64, bool)>(conn)
+        .optional()?)
+}
+
+/// Ends every access token issued to `user_id` so far (logout, password change, refresh-token
+/// reuse): they carry an older generation from now on. Tokens issued afterwards carry the new one.
+pub fn end_access_tokens(conn: &mut DbConnection, user_id: &str) -> ApiResult<()> {
+    diesel::update(users::table.find(user_id))
+        .set(users::token_generation.eq(users::token_generation + 1))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -113,49 +137,82 @@ pub fn insert_refresh_token(
 }
 
 pub enum RefreshOutcome {
-    /// The token was valid and is now used up; issue a new one in the same family.
+    /// The token was valid and is now used up; its successor (same family) is stored.
+    /// `generation` is the user's token generation as of that transaction: a reuse detected after
+    /// it moves the generation on, which ends the access token issued with this one too.
     Rotated {
         user_id: String,
-        family_id: String,
+        generation: i64,
     },
     Unknown,
     Expired,
-    /// The token was used before: somebody replayed it. The whole family is now revoked.
-    Reused,
+    /// The token was used before: somebody replayed it. The whole family is now revoked, and
+    /// the user's access tokens are ended.
+    Reused {
+        user_id: String,
+    },
 }
 
-/// Uses a refresh token exactly once. The conditional update makes two concurrent uses of one
-/// token impossible to both succeed, on either backend.
-pub fn use_refresh_token(conn: &mut DbConnection, token_hash: &str) -> ApiResult<RefreshOutcome> {
-    let Some(row) = refresh_tokens::table
-        .filter(refresh_tokens::token_hash.eq(token_hash))
-        .select(RefreshToken::as_select())
-        .first(conn)
-        .optional()?
-    else {
-        return Ok(RefreshOutcome::Unknown);
-    };
-    let t = now();
-    if row.revoked_at.is_some() || row.used_at.is_some() {
+/// Uses a refresh token exactly once and stores its successor `new_hash` in the same family, in
+/// one transaction. Concurrent uses queue on the user's row (PostgreSQL: row lock; SQLite: the
+/// write lock), the conditional update that marks the token used lets exactly one win, and the
+/// successor commits together with the mark: whoever then sees the token
+/// used and revokes the family also sees, and revokes, the successor. (Deciding first and
+/// inserting the successor in a later transaction let a successor survive the revocation.)
+pub fn rotate_refresh_token(
+    conn: &mut DbConnection,
+    token_hash: &str,
+    new_hash: String,
+    ttl: std::time::Duration,
+) -> ApiResult<RefreshOutcome> {
+    conn.transaction(|conn| {
+        // Every use of this user's refresh tokens queues on the user's row first. Without it, a
+        // loser that waited on the winner keeps a lock on the used token's row (PostgreSQL locks
+        // the row before re-checking the condition) and then wants the user's row, while another
+        // loser holds the user's row and wants the token's: a deadlock.
+        diesel::update(
+            users::table.filter(
+                users::id.eq_any(
+                    refresh_tokens::table
+                        .filter(refresh_tokens::token_hash.eq(token_hash))
+                        .select(refresh_tokens::user_id),
+                ),
+            ),
+        )
+        .set(users::token_generation.eq(users::token_generation))
+        .execute(conn)?;
+        let t = now();
+        let won = diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::token_hash.eq(token_hash))
+                .filter(refresh_tokens::used_at.is_null())
+                .filter(refresh_tokens::revoked_at.is_null())
+                .filter(refresh_tokens::expires_at.gt(t)),
+        )
+        .set(refresh_tokens::used_at.eq(Some(t)))
+        .execute(conn)?;
+        let Some(row) = refresh_tokens::table
+            .filter(refresh_tokens::token_hash.eq(token_hash))
+            .select(RefreshToken::as_select())
+            .first(conn)
+            .optional()?
+        else {
+            return Ok(RefreshOutcome::Unknown);
+        };
+        if won == 1 {
+            insert_refresh_token(conn, &row.user_id, &row.family_id, new_hash, ttl)?;
+            let generation = token_state(conn, &row.user_id)?.map_or(0, |(g, _)| g);
+            return Ok(RefreshOutcome::Rotated { user_id: row.user_id, generation });
+        }
+        if row.used_at.is_none() && row.revoked_at.is_none() {
+            return Ok(RefreshOutcome::Expired);
+        }
+        // The user's row first: concurrent reuses of one family then queue on it instead of
+        // locking the family's rows in different orders (a deadlock on PostgreSQL).
+        end_access_tokens(conn, &row.user_id)?;
         revoke_family(conn, &row.family_id)?;
-        return Ok(RefreshOutcome::Reused);
-    }
-    if row.expires_at <= t {
-        return Ok(RefreshOutcome::Expired);
-    }
-    let won = diesel::update(
-        refresh_tokens::table
-            .filter(refresh_tokens::id.eq(&row.id))
-            .filter(refresh_tokens::used_at.is_null())
-            .filter(refresh_tokens::revoked_at.is_null()),
-    )
-    .set(refresh_tokens::used_at.eq(Some(t)))
-    .execute(conn)?;
-    if won == 0 {
-        revoke_family(conn, &row.family_id)?;
-        return Ok(RefreshOutcome::Reused);
-    }
-    Ok(RefreshOutcome::Rotated { user_id: row.user_id, family_id: row.family_id })
+        Ok(RefreshOutcome::Reused { user_id: row.user_id })
+    })
 }
 
 pub fn revoke_family(conn: &mut DbConnection, family_id: &str) -> ApiResult<()> {
@@ -169,17 +226,31 @@ pub fn revoke_family(conn: &mut DbConnection, family_id: &str) -> ApiResult<()> 
     Ok(())
 }
 
-/// Revokes the family of a presented refresh token (logout). Unknown tokens are ignored.
-pub fn revoke_by_token(conn: &mut DbConnection, token_hash: &str) -> ApiResult<()> {
-    let family = refresh_tokens::table
-        .filter(refresh_tokens::token_hash.eq(token_hash))
-        .select(refresh_tokens::family_id)
+/// Logout: revokes the family of a presented refresh token and ends the user's access tokens.
+/// Returns the user it belonged to; unknown tokens are ignored.
+pub fn revoke_by_token(conn: &mut DbConnection, token_hash: &str) -> ApiResult<Option<String>> {
+    conn.transaction(|conn| {
+        let row = refresh_tokens::table
+            .filter(refresh_tokens::token_hash.eq(token_hash))
+            .select((refresh_tokens::family_id, refresh_tokens::user_id))
+            .first::<(String, String)>(conn)
+            .optional()?;
+        let Some((family, user)) = row else { return Ok(None) };
+        // Same lock order as `rotate_refresh_token`: the user's row, then the family's.
+        end_access_tokens(conn, &user)?;
+        revoke_family(conn, &family)?;
+        Ok(Some(user))
+    })
+}
+
+/// Whether `user_id` is a member of `team_id`.
+pub fn is_member(conn: &mut DbConnection, team_id: &str, user_id: &str) -> ApiResult<bool> {
+    Ok(team_members::table
+        .find((team_id, user_id))
+        .select(team_members::user_id)
         .first::<String>(conn)
-        .optional()?;
-    if let Some(f) = family {
-        revoke_family(conn, &f)?;
-    }
-    Ok(())
+        .optional()?
+        .is_some())
 }
 
 fn revoke_user_tokens(conn: &mut DbConnection, user_id: &str) -> ApiResult<()> {
@@ -236,7 +307,7 @@ pub fn list_teams(conn: &mut DbConnection, only: Option<&[String]>) -> ApiResult
 
 pub fn add_member(conn: &mut DbConnection, team_id: &str, user_id: &str) -> ApiResult<()> {
     get_team(conn, team_id)?;
-    get_user(conn, user_id)?;
+    ApiError::unknown_ref("userId", get_user(conn, user_id).map(drop))?;
     let exists = team_members::table
         .find((team_id, user_id))
         .select(team_members::user_id)
@@ -256,7 +327,7 @@ pub fn add_member(conn: &mut DbConnection, team_id: &str, user_id: &str) -> ApiR
 pub fn create_driver(conn: &mut DbConnection, team_id: &str, d: &wire::NewDriver) -> ApiResult<Driver> {
     get_team(conn, team_id)?;
     if let Some(uid) = &d.user_id {
-        get_user(conn, uid)?;
+        ApiError::unknown_ref("userId", get_user(conn, uid).map(drop))?;
     }
     let row = Driver {
         id: new_id(),

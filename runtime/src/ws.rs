@@ -225,6 +225,10 @@ impl WsSession {
                 _ => self.close(ctx, CloseCode::Policy, "authenticate first"),
             };
         }
+        // The REST rule for NUL (`crate::input`), so nothing with one reaches the database.
+        if crate::input::json_has_nul(text.as_bytes()) {
+            return self.error(ctx, ErrorCode::InvalidField, crate::input::NUL_MESSAGE.into(), id);
+        }
         match env.message {
             Wire::Authenticate(_) => {
                 self.error(ctx, ErrorCode::BadRequest, "already authenticated".into(), id)
@@ -293,8 +297,22 @@ impl WsSession {
     }
 
     fn authenticate(&mut self, a: Authenticate, id: Option<String>, ctx: &mut ws::WebsocketContext<Self>) {
-        let user = match self.keys.verify(&a.token) {
-            Ok(claims) => AuthUser::from_claims(claims),
+        // The same check as REST (`Keys::authenticate`): a token ended by logout or a password
+        // change is refused here too. `wait` holds later frames until it is decided.
+        let (keys, db, token) = (self.keys.clone(), self.db.clone(), a.token.clone());
+        let check = async move { keys.authenticate(&db, &token).await };
+        ctx.wait(check.into_actor(self).map(move |r, act, ctx| act.authenticated(r, a, id, ctx)));
+    }
+
+    fn authenticated(
+        &mut self,
+        checked: Result<AuthUser, ApiError>,
+        a: Authenticate,
+        id: Option<String>,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let user = match checked {
+            Ok(user) => user,
             Err(e) => {
                 let result = AuthenticationResult {
                     success: false,

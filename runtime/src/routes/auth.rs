@@ -17,19 +17,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/auth/me", web::get().to(me));
 }
 
-/// Issues an access token and a refresh token of the given family (a new family at login).
-async fn issue(db: &Db, keys: &Keys, user: User, family: Option<String>) -> ApiResult<LoginResponse> {
+/// Logs `user` in: a new refresh-token family, and an access token under the user's current
+/// token generation.
+async fn issue(db: &Db, keys: &Keys, user: User) -> ApiResult<LoginResponse> {
     let refresh_ttl = keys.refresh_ttl;
     let (refresh_token, hash) = auth::new_refresh_token();
-    let info = db
+    let (info, generation) = db
         .run(move |c| {
-            let info = store::user_info(c, &user)?;
-            let family = family.unwrap_or_else(store::new_id);
-            store::insert_refresh_token(c, &user.id, &family, hash, refresh_ttl)?;
-            Ok(info)
+            store::insert_refresh_token(c, &user.id, &store::new_id(), hash, refresh_ttl)?;
+            let generation = store::token_state(c, &user.id)?.map_or(0, |(g, _)| g);
+            Ok((store::user_info(c, &user)?, generation))
         })
         .await?;
-    let (token, expires_in) = keys.issue(&info)?;
+    let (token, expires_in) = keys.issue(&info, generation)?;
     Ok(LoginResponse { token, refresh_token, expires_in, user: info })
 }
 
@@ -65,7 +65,7 @@ pub async fn login(
     })
     .await?;
     match user {
-        Some(u) if ok && !u.disabled => Ok(web::Json(issue(&db, &keys, u, None).await?)),
+        Some(u) if ok && !u.disabled => Ok(web::Json(issue(&db, &keys, u).await?)),
         _ => Err(bad_credentials()),
     }
 }
@@ -78,23 +78,40 @@ pub async fn refresh(
     body: web::Json<RefreshRequest>,
 ) -> ApiResult<web::Json<LoginResponse>> {
     let hash = auth::hash_refresh_token(&body.refresh_token);
-    let outcome = db.run(move |c| store::use_refresh_token(c, &hash)).await?;
-    match outcome {
-        RefreshOutcome::Rotated { user_id, family_id } => {
-            let user = db.run(move |c| store::get_user(c, &user_id)).await?;
-            if user.disabled {
+    let (refresh_token, new_hash) = auth::new_refresh_token();
+    let refresh_ttl = keys.refresh_ttl;
+    // Using the old token, storing its successor and reading the user happen on one connection;
+    // the first two in one transaction (see `store::rotate_refresh_token`).
+    let (outcome, user) = db
+        .run(move |c| {
+            let outcome = store::rotate_refresh_token(c, &hash, new_hash, refresh_ttl)?;
+            let user = match &outcome {
+                RefreshOutcome::Rotated { user_id, generation } => {
+                    let user = store::get_user(c, user_id)?;
+                    Some((store::user_info(c, &user)?, *generation, user.disabled))
+                }
+                _ => None,
+            };
+            Ok((outcome, user))
+        })
+        .await?;
+    match (outcome, user) {
+        (RefreshOutcome::Rotated { .. }, Some((info, generation, disabled))) => {
+            if disabled {
                 return Err(ApiError::unauthorized(ErrorCode::Unauthorized, "account disabled"));
             }
-            Ok(web::Json(issue(&db, &keys, user, Some(family_id)).await?))
+            let (token, expires_in) = keys.issue(&info, generation)?;
+            Ok(web::Json(LoginResponse { token, refresh_token, expires_in, user: info }))
         }
-        RefreshOutcome::Unknown => {
+        (RefreshOutcome::Rotated { .. } | RefreshOutcome::Unknown, _) => {
             Err(ApiError::unauthorized(ErrorCode::TokenInvalid, "unknown refresh token"))
         }
-        RefreshOutcome::Expired => {
+        (RefreshOutcome::Expired, _) => {
             Err(ApiError::unauthorized(ErrorCode::TokenExpired, "refresh token expired"))
         }
-        RefreshOutcome::Reused => {
-            tracing::warn!("refresh token reuse detected; token family revoked");
+        (RefreshOutcome::Reused { user_id }, _) => {
+            keys.forget(&user_id);
+            tracing::warn!("refresh token reuse detected; token family revoked, access tokens ended");
             Err(ApiError::unauthorized(
                 ErrorCode::TokenInvalid,
                 "refresh token already used; every session of this login is revoked",
@@ -105,9 +122,16 @@ pub async fn refresh(
 
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = Success)))]
-pub async fn logout(db: web::Data<Db>, body: web::Json<RefreshRequest>) -> ApiResult<HttpResponse> {
+pub async fn logout(
+    db: web::Data<Db>,
+    keys: web::Data<Keys>,
+    body: web::Json<RefreshRequest>,
+) -> ApiResult<HttpResponse> {
     let hash = auth::hash_refresh_token(&body.refresh_token);
-    db.run(move |c| store::revoke_by_token(c, &hash)).await?;
+    // Ends the refresh-token family and every access token of the user (the generation moves).
+    if let Some(user) = db.run(move |c| store::revoke_by_token(c, &hash)).await? {
+        keys.forget(&user);
+    }
     Ok(HttpResponse::Ok().json(Success { success: true }))
 }
 

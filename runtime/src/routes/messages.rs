@@ -14,7 +14,7 @@ use schema::wire::{Envelope, Message as Wire};
 use crate::auth::AuthUser;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
-use crate::routes::{text, Limit};
+use crate::routes::{limits, text, Limit};
 use crate::store;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -66,10 +66,10 @@ pub async fn send(
     new: NewTeamMessage,
 ) -> ApiResult<TeamMessage> {
     user.require_team(&team)?;
-    let content = text("content", &new.content, 4000)?;
+    let content = text("content", &new.content, limits::CONTENT)?;
     if let Some(a) = &new.attachment {
-        text("attachment.name", &a.name, 200)?;
-        text("attachment.url", &a.url, 2048)?;
+        text("attachment.name", &a.name, limits::ATTACHMENT_NAME)?;
+        text("attachment.url", &a.url, limits::URL)?;
     }
     let row = models::TeamMessage {
         id: store::new_id(),
@@ -167,7 +167,7 @@ pub async fn request_handoff(
     new: NewHandoff,
 ) -> ApiResult<HandoffRequest> {
     user.require_team(&team)?;
-    let reason = text("reason", &new.reason, 1000)?;
+    let reason = text("reason", &new.reason, limits::REASON)?;
     let from = new
         .from_driver_id
         .clone()
@@ -175,13 +175,21 @@ pub async fn request_handoff(
     let (requester_id, requester_name) = (user.id.clone(), user.username.clone());
     let h = db
         .run(move |c| {
-            let target = store::get_driver(c, &new.target_driver_id)?;
+            let target = store::get_driver(c, &new.target_driver_id).map_err(|e| match e.status {
+                actix_web::http::StatusCode::NOT_FOUND => ApiError::invalid("targetDriverId: no such driver"),
+                _ => e,
+            })?;
             if target.team_id != team {
                 return Err(ApiError::invalid("targetDriverId: driver is not in this team"));
             }
             let snapshot = match &from {
                 Some(f) => {
-                    let d = store::get_driver(c, f)?;
+                    let d = store::get_driver(c, f).map_err(|e| match e.status {
+                        actix_web::http::StatusCode::NOT_FOUND => {
+                            ApiError::invalid("fromDriverId: no such driver")
+                        }
+                        _ => e,
+                    })?;
                     if d.team_id != team {
                         return Err(ApiError::invalid("fromDriverId: driver is not in this team"));
                     }

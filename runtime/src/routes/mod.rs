@@ -75,8 +75,22 @@ pub fn query_config() -> web::QueryConfig {
     })
 }
 
-/// Unknown routes answer JSON too.
+/// Unknown routes answer JSON too: `405` with `Allow` when the path is documented for other
+/// methods, else `404`.
 pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    let allowed = crate::openapi::allowed_methods(req.path())
+        .filter(|allowed| !allowed.contains(&req.method().as_str()));
+    if let Some(allowed) = allowed {
+        let allow = allowed.join(", ");
+        let body = schema::wire::ErrorBody {
+            code: ErrorCode::MethodNotAllowed,
+            message: format!("{} is not allowed on {}; allowed: {allow}", req.method(), req.path()),
+            request_id: None,
+        };
+        return Ok(actix_web::HttpResponse::MethodNotAllowed()
+            .insert_header((actix_web::http::header::ALLOW, allow))
+            .json(body));
+    }
     Err(ApiError::new(
         actix_web::http::StatusCode::NOT_FOUND,
         ErrorCode::NotFound,
@@ -98,17 +112,36 @@ impl Limit {
     }
 }
 
-/// Checks a free-text field: trimmed, non-empty, at most `max` characters.
+/// Longest accepted free-text fields, in characters; the OpenAPI document states the same
+/// (`crate::openapi`).
+pub mod limits {
+    /// Team and driver names.
+    pub const NAME: usize = 100;
+    /// Session track and car.
+    pub const TRACK: usize = 200;
+    /// A team message.
+    pub const CONTENT: usize = 4000;
+    /// An attachment's name.
+    pub const ATTACHMENT_NAME: usize = 200;
+    /// URLs: attachments, avatars.
+    pub const URL: usize = 2048;
+    /// A handoff's reason.
+    pub const REASON: usize = 1000;
+}
+
+/// Checks a free-text field and returns it verbatim (what is stored is what was sent, spaces and
+/// all): not blank (whitespace only counts as empty), at most `max` characters, and no control
+/// characters other than tab, line feed and carriage return. (NUL never gets this far:
+/// [`crate::input`] refuses it with 400 for every request.)
 pub fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
-    let v = value.trim();
-    if v.is_empty() {
+    if value.trim().is_empty() {
         return Err(ApiError::invalid(format!("{field}: must not be empty")));
     }
-    if v.chars().count() > max {
+    if value.chars().count() > max {
         return Err(ApiError::invalid(format!("{field}: must be at most {max} characters")));
     }
-    if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r')) {
         return Err(ApiError::invalid(format!("{field}: must not contain control characters")));
     }
-    Ok(v.to_owned())
+    Ok(value.to_owned())
 }

@@ -7,7 +7,7 @@ use schema::wire::{DriverProfile, DriverUpdate, ErrorBody, NewDriver, NewTeam, R
 use crate::auth::AuthUser;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
-use crate::routes::text;
+use crate::routes::{limits, text};
 use crate::store;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -38,7 +38,7 @@ pub async fn create_team(
     body: web::Json<NewTeam>,
 ) -> ApiResult<HttpResponse> {
     user.require_admin()?;
-    let name = text("name", &body.name, 100)?;
+    let name = text("name", &body.name, limits::NAME)?;
     let team = db.run(move |c| store::create_team(c, &name)).await?;
     Ok(HttpResponse::Created().json(Team::from(team)))
 }
@@ -96,6 +96,7 @@ pub async fn list_drivers(
 #[utoipa::path(post, path = "/api/teams/{id}/drivers", tag = "drivers", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = NewDriver,
     responses((status = 201, body = DriverProfile), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "that user already has a driver profile"),
               (status = 422, body = ErrorBody)))]
 pub async fn create_driver(
     user: AuthUser,
@@ -106,10 +107,26 @@ pub async fn create_driver(
     let team = path.into_inner();
     user.require_engineer(&team)?;
     let mut new = body.into_inner();
-    new.name = text("name", &new.name, 100)?;
+    new.name = text("name", &new.name, limits::NAME)?;
     check_number(new.number)?;
     check_avatar(new.avatar_url.as_deref())?;
-    let driver = db.run(move |c| store::create_driver(c, &team, &new)).await?;
+    // Engineers attach only users already on their own team: anyone else would gain the team
+    // (membership, telemetry as its driver) by the engineer's word alone. Admins may attach any
+    // user, which also makes them a member. Unknown and foreign users get the same answer, so
+    // the check tells nothing about other teams.
+    let admin = user.is_admin();
+    let driver = db
+        .run(move |c| {
+            if let Some(uid) = new.user_id.as_deref().filter(|_| !admin) {
+                if !store::is_member(c, &team, uid)? {
+                    return Err(ApiError::forbidden(
+                        "userId: only users who are members of this team can be given a driver profile here",
+                    ));
+                }
+            }
+            store::create_driver(c, &team, &new)
+        })
+        .await?;
     Ok(HttpResponse::Created().json(driver.to_wire(false)))
 }
 
@@ -123,8 +140,8 @@ fn check_number(n: i32) -> Result<(), ApiError> {
 
 fn check_avatar(url: Option<&str>) -> Result<(), ApiError> {
     let Some(u) = url else { return Ok(()) };
-    if u.len() > 2048 {
-        return Err(ApiError::invalid("avatarUrl: at most 2048 characters"));
+    if u.chars().count() > limits::URL {
+        return Err(ApiError::invalid(format!("avatarUrl: at most {} characters", limits::URL)));
     }
     let acceptable =
         u.is_empty() || u.starts_with("https://") || u.starts_with("http://") || u.starts_with('/');
@@ -161,7 +178,7 @@ pub async fn update_driver(
     let id = path.into_inner();
     let mut update = body.into_inner();
     if let Some(n) = &update.name {
-        update.name = Some(text("name", n, 100)?);
+        update.name = Some(text("name", n, limits::NAME)?);
     }
     if let Some(n) = update.number {
         check_number(n)?;

@@ -14,7 +14,7 @@ use crate::auth::AuthUser;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
-use crate::routes::{text, Limit};
+use crate::routes::{limits, text, Limit};
 use crate::store::{self, LapFilter};
 use pitbox_actors::driver_session::{Frames, GetLive, IngestError};
 use pitbox_actors::store_writer::{decompress_frames, AckTo};
@@ -32,13 +32,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/laps/{id}", web::get().to(get_lap));
 }
 
+/// `driverId` in a body that names no driver: 422 (an id in the path would be 404).
+fn body_ref(e: ApiError) -> ApiError {
+    match e.status {
+        actix_web::http::StatusCode::NOT_FOUND => ApiError::invalid("driverId: no such driver"),
+        _ => e,
+    }
+}
+
 /// Loads a driver and checks that the caller may publish as it: its own user, or an admin.
 async fn publishing_driver(
     user: &AuthUser,
     db: &Db,
     driver_id: String,
 ) -> ApiResult<schema::db::models::Driver> {
-    let driver = db.run(move |c| store::get_driver(c, &driver_id)).await?;
+    let driver = db.run(move |c| store::get_driver(c, &driver_id)).await.map_err(body_ref)?;
     let own = user.driver_id.as_deref() == Some(driver.id.as_str());
     if !(own || user.is_admin()) {
         return Err(ApiError::forbidden("drivers may publish only their own telemetry"));
@@ -155,9 +163,9 @@ pub async fn create_session(
     body: web::Json<NewSession>,
 ) -> ApiResult<HttpResponse> {
     let new = body.into_inner();
-    let track = text("track", &new.track, 200)?;
-    let car = text("car", &new.car, 200)?;
-    let driver = db.run(move |c| store::get_driver(c, &new.driver_id)).await?;
+    let track = text("track", &new.track, limits::TRACK)?;
+    let car = text("car", &new.car, limits::TRACK)?;
+    let driver = db.run(move |c| store::get_driver(c, &new.driver_id)).await.map_err(body_ref)?;
     let own = user.driver_id.as_deref() == Some(driver.id.as_str());
     if !own {
         user.require_staff(&driver.team_id)?;

@@ -1,14 +1,20 @@
 //! `/api/users`: user management (admin), and password changes (admin, or users themselves).
 //! The CLI's `user add|list|passwd` share [`create_user`] and [`change_password`].
+//!
+//! Changing one's own password needs the current one (`currentPassword`), so a stolen access
+//! token cannot take the account over; an admin resetting *another* user's password does not
+//! (the admin's own authority is the proof, as for `pitbox-runtime user passwd`). Either way every
+//! session of that user ends: refresh tokens are revoked and access tokens stop working.
 
-use actix_web::web;
+use actix_web::{web, HttpRequest};
 use schema::db::DbConnection;
 use schema::wire::{ErrorBody, NewUser, UserInfo};
 use serde::Deserialize;
 
-use crate::auth::{self, AuthUser};
+use crate::auth::{self, AuthUser, Keys};
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
+use crate::ratelimit::RateLimits;
 use crate::store;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -35,7 +41,12 @@ pub fn create_user(conn: &mut DbConnection, new: &NewUser) -> ApiResult<UserInfo
     diesel::Connection::transaction(conn, |c| {
         let user = store::create_user(c, &new.username, hash, new.role)?;
         for team in &new.teams {
-            let t = store::find_team(c, team)?;
+            let t = store::find_team(c, team).map_err(|e| match e.status {
+                actix_web::http::StatusCode::NOT_FOUND => {
+                    ApiError::invalid(format!("teams: no team {team:?}"))
+                }
+                _ => e,
+            })?;
             store::add_member(c, &t.id, &user.id)?;
         }
         store::user_info(c, &user)
@@ -76,18 +87,36 @@ pub async fn create(
     Ok(actix_web::HttpResponse::Created().json(info))
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct PasswordChange {
+    /// The new password (at least 8 characters).
     pub password: String,
+    /// The password being replaced: required to change one's own password; not needed by an
+    /// admin resetting another user's.
+    #[serde(default)]
+    pub current_password: Option<String>,
+}
+
+impl std::fmt::Debug for PasswordChange {
+    // By hand, so that no log line can ever carry a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordChange").finish_non_exhaustive()
+    }
 }
 
 #[utoipa::path(put, path = "/api/users/{id}/password", tag = "users", security(("bearer" = [])),
     params(("id" = String, Path, description = "user id")), request_body = PasswordChange,
-    responses((status = 200, body = schema::wire::Success), (status = 403, body = ErrorBody),
-              (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = schema::wire::Success),
+              (status = 403, body = ErrorBody, description = "not your account, or currentPassword missing or wrong"),
+              (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody, description = "the new password is too short or too long")))]
 pub async fn password(
+    req: HttpRequest,
     user: AuthUser,
     db: web::Data<Db>,
+    keys: web::Data<Keys>,
+    limits: web::Data<RateLimits>,
     path: web::Path<String>,
     body: web::Json<PasswordChange>,
 ) -> ApiResult<web::Json<schema::wire::Success>> {
@@ -95,7 +124,33 @@ pub async fn password(
     if !user.is_admin() && user.id != id {
         return Err(ApiError::forbidden("you may change only your own password"));
     }
-    let password = body.into_inner().password;
-    db.run(move |c| change_password(c, &id, &password)).await?;
+    let PasswordChange { password, current_password } = body.into_inner();
+    auth::validate_password(&password)?;
+    if user.id == id {
+        // Guessing the current password here is a login attempt: same limit as login.
+        if let Some(peer) = req.peer_addr() {
+            limits.check_login(peer.ip())?;
+        }
+        // Missing or wrong, the answer is the same 403: proving who you are is what failed.
+        let Some(current) = current_password.filter(|p| !p.is_empty()) else {
+            return Err(wrong_current("currentPassword is required to change your own password"));
+        };
+        let lookup = id.clone();
+        let stored = db.run(move |c| store::get_user(c, &lookup)).await?.password_hash;
+        if !web::block(move || auth::verify_password(&current, &stored)).await? {
+            return Err(wrong_current("currentPassword is wrong"));
+        }
+    }
+    let target = id.clone();
+    db.run(move |c| change_password(c, &target, &password)).await?;
+    keys.forget(&id);
     Ok(web::Json(schema::wire::Success { success: true }))
+}
+
+fn wrong_current(message: &str) -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::FORBIDDEN,
+        schema::wire::ErrorCode::InvalidCredentials,
+        message,
+    )
 }

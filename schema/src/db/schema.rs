@@ -9,6 +9,7 @@ diesel::table! {
         role -> Text,
         disabled -> Bool,
         created_at -> Timestamp,
+        token_generation -> BigInt,
     }
 }
 

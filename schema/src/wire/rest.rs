@@ -113,7 +113,7 @@ pub struct ErrorBody {
 
 // ---------------------------------------------------------------- auth
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginRequest {
     pub username: String,
@@ -134,7 +134,7 @@ pub struct UserInfo {
     pub driver_id: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LoginResponse {
@@ -147,14 +147,14 @@ pub struct LoginResponse {
     pub user: UserInfo,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct NewUser {
@@ -163,6 +163,44 @@ pub struct NewUser {
     pub role: Role,
     #[serde(default)]
     pub teams: Vec<String>,
+}
+
+// Debug by hand for the four above: passwords and tokens print as `***`, so no log line or panic
+// message can carry one.
+const HIDDEN: &str = "***";
+
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest").field("username", &self.username).field("password", &HIDDEN).finish()
+    }
+}
+
+impl std::fmt::Debug for LoginResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginResponse")
+            .field("token", &HIDDEN)
+            .field("refresh_token", &HIDDEN)
+            .field("expires_in", &self.expires_in)
+            .field("user", &self.user)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for RefreshRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshRequest").field("refresh_token", &HIDDEN).finish()
+    }
+}
+
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("username", &self.username)
+            .field("password", &HIDDEN)
+            .field("role", &self.role)
+            .field("teams", &self.teams)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -221,6 +259,7 @@ pub struct DriverProfile {
 #[serde(rename_all = "camelCase")]
 pub struct NewDriver {
     pub name: String,
+    #[serde(deserialize_with = "super::lenient::int")]
     pub number: i32,
     #[serde(default = "default_driver_role")]
     pub role: DriverRole,
@@ -245,7 +284,7 @@ pub struct DriverUpdate {
     pub role: Option<DriverRole>,
     #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient::opt_int")]
     pub number: Option<i32>,
     #[serde(default)]
     pub avatar_url: Option<String>,
@@ -500,6 +539,7 @@ pub struct ValidationResult {
     pub component_name: String,
     pub status: ValidationStatus,
     pub message: String,
+    #[serde(deserialize_with = "super::lenient::timestamp")]
     pub timestamp: DateTime<Utc>,
     pub details: Option<serde_json::Value>,
 }
@@ -527,6 +567,7 @@ pub struct AiCoaching {
     pub feedback: String,
     pub confidence: f32,
     pub telemetry_analysis: TelemetryAnalysis,
+    #[serde(deserialize_with = "super::lenient::timestamp")]
     pub timestamp: DateTime<Utc>,
     pub priority: MessagePriority,
 }

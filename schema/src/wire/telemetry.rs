@@ -26,10 +26,12 @@ pub struct TireSet {
 #[serde(rename_all = "camelCase")]
 pub struct CarArrays {
     /// `CarIdxLap`: lap each car is on (-1 when the car is not in the world).
+    #[serde(deserialize_with = "super::lenient::vec_int")]
     pub lap: Vec<i32>,
     /// `CarIdxLapDistPct`: 0–1 around the lap (negative when unknown).
     pub lap_dist_pct: Vec<f32>,
     /// `CarIdxPosition`: overall position (0 when not classified).
+    #[serde(deserialize_with = "super::lenient::vec_int")]
     pub position: Vec<i32>,
     /// `CarIdxOnPitRoad`.
     pub on_pit_road: Vec<bool>,
@@ -56,6 +58,7 @@ pub struct TelemetrySample {
     pub speed: f32,
     pub rpm: f32,
     /// -1 reverse, 0 neutral, 1+ forward gears.
+    #[serde(deserialize_with = "super::lenient::int")]
     pub gear: i8,
     /// 0–100 %.
     pub throttle: f32,
@@ -67,14 +70,15 @@ pub struct TelemetrySample {
     /// Degrees, negative = left.
     pub steering_angle: f32,
     /// Lap the car is on (`Lap`).
+    #[serde(deserialize_with = "super::lenient::int")]
     pub lap: i32,
     /// 0–1 around the lap (`LapDistPct`); the seed protocol's `trackPosition`.
     pub track_position: f32,
     /// 1-based sector the car is in, 0 when unknown.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient::int")]
     pub sector: u8,
     /// Overall position, 0 when not classified.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient::int")]
     pub position: i32,
     /// Litres in the tank.
     pub fuel_level: f32,
@@ -104,7 +108,7 @@ pub struct TelemetrySample {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incidents: Option<i32>,
     /// iRacing `SessionFlags` bit field (green, yellow, checkered, …).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient::int")]
     pub flags: u32,
     /// Seconds; `None` before the first timed lap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -165,7 +169,24 @@ impl TelemetrySample {
                 finite(field, v)?;
             }
         }
+        // Single-precision channels: a JSON number beyond f32's range would be stored as infinity
+        // and come back as `null`.
+        for (field, set) in [("tireWear", &self.tire_wear), ("tireTemps", &self.tire_temps)] {
+            if let Some(s) = set {
+                for v in [s.front_left, s.front_right, s.rear_left, s.rear_right] {
+                    finite(field, f64::from(v))?;
+                }
+            }
+        }
+        for (field, v) in [("lastLapTime", self.last_lap_time), ("bestLapTime", self.best_lap_time)] {
+            if let Some(v) = v {
+                finite(field, f64::from(v))?;
+            }
+        }
         if let Some(cars) = &self.cars {
+            for v in &cars.lap_dist_pct {
+                finite("cars.lapDistPct", f64::from(*v))?;
+            }
             if !cars.is_consistent() {
                 return Err(SampleError { field: "cars", problem: "arrays differ in length" });
             }
@@ -181,6 +202,7 @@ impl TelemetrySample {
 pub struct TelemetryFrame {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+    #[serde(deserialize_with = "super::lenient::timestamp")]
     pub timestamp: DateTime<Utc>,
     #[serde(flatten)]
     pub sample: TelemetrySample,
@@ -215,6 +237,7 @@ pub struct TelemetryBatch {
 #[serde(rename_all = "camelCase")]
 pub struct TelemetryPost {
     pub driver_id: String,
+    #[serde(deserialize_with = "super::lenient::timestamp")]
     pub timestamp: DateTime<Utc>,
     pub data: TelemetrySample,
 }
