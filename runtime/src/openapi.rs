@@ -91,6 +91,8 @@ const CONSTRAINTS: &[Constraint] = {
         ("TelemetrySample", "fuelUsePerHour", None, None, None, Some(0.0), Some(10000.0)),
         ("TelemetrySample", "gear", None, None, None, Some(-1.0), Some(127.0)),
         ("TelemetrySample", "sector", None, None, None, Some(0.0), Some(255.0)),
+        ("TelemetrySample", "trackSurface", None, None, None, Some(-1.0), Some(3.0)),
+        ("TelemetrySample", "incidents", None, None, None, Some(0.0), Some(2_147_483_647.0)),
     ]
 };
 

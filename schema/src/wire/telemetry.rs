@@ -102,10 +102,10 @@ pub struct TelemetrySample {
     pub on_pit_road: bool,
     /// `PlayerTrackSurface`: -1 not in the world, 0 off track, 1 in the pit stall, 2 pit lane
     /// (approaching or leaving the pits), 3 on track; when the sim publishes it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "super::lenient::opt_int")]
     pub track_surface: Option<i8>,
     /// `PlayerCarMyIncidentCount`: the driver's incidents so far in the session, when published.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "super::lenient::opt_int")]
     pub incidents: Option<i32>,
     /// iRacing `SessionFlags` bit field (green, yellow, checkered, …).
     #[serde(default, deserialize_with = "super::lenient::int")]
@@ -161,6 +161,12 @@ impl TelemetrySample {
         range("fuelLevel", self.fuel_level, 0.0, 10000.0)?;
         range("fuelLevelPct", self.fuel_level_pct, 0.0, 100.0)?;
         range("fuelUsePerHour", self.fuel_use_per_hour, 0.0, 10000.0)?;
+        if self.track_surface.is_some_and(|v| !(-1..=3).contains(&v)) {
+            return Err(SampleError { field: "trackSurface", problem: "must be -1 to 3" });
+        }
+        if self.incidents.is_some_and(|v| v < 0) {
+            return Err(SampleError { field: "incidents", problem: "must be 0 or more" });
+        }
         if self.gear < -1 {
             return Err(SampleError { field: "gear", problem: "must be -1 or more" });
         }
