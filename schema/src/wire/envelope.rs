@@ -10,19 +10,43 @@ use super::{
 };
 
 /// What kind of program is on the other end of a socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Read leniently, because the original clients sent free text: `driver` (the original driver app)
+/// and the spellings of `driver_node` are a driver node; any other string is a dashboard, which
+/// grants nothing by itself (what a connection may do follows from its token's role).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ClientType {
     DriverNode,
+    #[default]
     Dashboard,
     Engineer,
+}
+
+impl ClientType {
+    /// The client type a name stands for (see the type's documentation).
+    pub fn from_name(name: &str) -> Self {
+        match name.trim().to_ascii_lowercase().replace(['-', ' '], "_").as_str() {
+            "driver_node" | "drivernode" | "driver" | "node" | "driver_app" => ClientType::DriverNode,
+            "engineer" => ClientType::Engineer,
+            _ => ClientType::Dashboard,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ClientType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Ok(ClientType::from_name(&name))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionEstablished {
     pub server_id: String,
+    #[serde(deserialize_with = "super::lenient::timestamp")]
     pub timestamp: DateTime<Utc>,
     /// Software version of the server.
     pub version: String,
@@ -33,7 +57,11 @@ pub struct ConnectionEstablished {
 #[serde(rename_all = "camelCase")]
 pub struct Authenticate {
     pub token: String,
+    /// Absent: a dashboard.
+    #[serde(default)]
     pub client_type: ClientType,
+    /// The client's software version; the original clients did not always send it.
+    #[serde(default)]
     pub version: String,
 }
 

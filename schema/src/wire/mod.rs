@@ -4,11 +4,14 @@
 
 mod admin;
 mod envelope;
+mod inbound;
+pub mod lenient;
 mod rest;
 mod telemetry;
 
 pub use admin::*;
 pub use envelope::*;
+pub use inbound::*;
 pub use rest::*;
 pub use telemetry::*;
 

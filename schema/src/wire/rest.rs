@@ -434,6 +434,7 @@ pub struct ValidationResult {
     pub component_name: String,
     pub status: ValidationStatus,
     pub message: String,
+    #[serde(deserialize_with = "super::lenient::timestamp")]
     pub timestamp: DateTime<Utc>,
     pub details: Option<serde_json::Value>,
 }
@@ -461,6 +462,7 @@ pub struct AiCoaching {
     pub feedback: String,
     pub confidence: f32,
     pub telemetry_analysis: TelemetryAnalysis,
+    #[serde(deserialize_with = "super::lenient::timestamp")]
     pub timestamp: DateTime<Utc>,
     pub priority: MessagePriority,
 }

@@ -56,6 +56,7 @@ pub struct TelemetrySample {
     pub speed: f32,
     pub rpm: f32,
     /// -1 reverse, 0 neutral, 1+ forward gears.
+    #[serde(deserialize_with = "super::lenient::int")]
     pub gear: i8,
     /// 0–100 %.
     pub throttle: f32,
@@ -67,14 +68,15 @@ pub struct TelemetrySample {
     /// Degrees, negative = left.
     pub steering_angle: f32,
     /// Lap the car is on (`Lap`).
+    #[serde(deserialize_with = "super::lenient::int")]
     pub lap: i32,
     /// 0–1 around the lap (`LapDistPct`); the seed protocol's `trackPosition`.
     pub track_position: f32,
     /// 1-based sector the car is in, 0 when unknown.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient::int")]
     pub sector: u8,
     /// Overall position, 0 when not classified.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient::int")]
     pub position: i32,
     /// Litres in the tank.
     pub fuel_level: f32,
@@ -97,7 +99,7 @@ pub struct TelemetrySample {
     #[serde(default)]
     pub on_pit_road: bool,
     /// iRacing `SessionFlags` bit field (green, yellow, checkered, …).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient::int")]
     pub flags: u32,
     /// Seconds; `None` before the first timed lap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -174,6 +176,7 @@ impl TelemetrySample {
 pub struct TelemetryFrame {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+    #[serde(deserialize_with = "super::lenient::timestamp")]
     pub timestamp: DateTime<Utc>,
     #[serde(flatten)]
     pub sample: TelemetrySample,
@@ -208,6 +211,7 @@ pub struct TelemetryBatch {
 #[serde(rename_all = "camelCase")]
 pub struct TelemetryPost {
     pub driver_id: String,
+    #[serde(deserialize_with = "super::lenient::timestamp")]
     pub timestamp: DateTime<Utc>,
     pub data: TelemetrySample,
 }
