@@ -391,6 +391,10 @@ async fn team_message_flood(fx: Fx) -> Outcome {
 }
 
 async fn telemetry_flood(fx: Fx) -> Outcome {
+    let count = |driver: String| {
+        fx.srv.state.db.run_blocking(move |c| runtime::store::count_samples(c, &driver)).unwrap() as u64
+    };
+    let before = count(fx.driver.clone());
     let mut c = WsClient::login(&fx.srv, &fx.node, "driver_node").await;
     for _ in 0..2 {
         stream(&mut c, &fx.driver, 10_000, 3000, 90.0, 100, false).await;
@@ -399,10 +403,7 @@ async fn telemetry_flood(fx: Fx) -> Outcome {
     if !errors.is_empty() {
         return Outcome::Other(format!("errors: {errors:?}"));
     }
-    let driver = fx.driver.clone();
-    let count = fx.srv.state.db.run_blocking(move |c| runtime::store::count_samples(c, &driver)).unwrap();
-    // Earlier rows stored the fragmented batch's two frames.
-    Outcome::StoredOnce(count as u64 - 2)
+    Outcome::StoredOnce(count(fx.driver.clone()) - before)
 }
 
 async fn slow_reader(fx: Fx) -> Outcome {
