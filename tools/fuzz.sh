@@ -9,6 +9,9 @@
 # usage: bash tools/fuzz.sh [SECONDS per target, default 60] [TARGET ...]
 # env:   PITBOX_FUZZ_SANITIZER  address (default) or none (faster to run; still catches panics,
 #                               stack overflows and, debug assertions being on, integer overflows)
+#        PITBOX_FUZZ_PROFILE    release (default: optimised, one codegen unit per crate, slow to
+#                               build) or dev (unoptimised: builds several times faster, runs slower;
+#                               what tools/test.sh uses for its short run)
 #        PITBOX_FUZZ_TARGET_DIR where the instrumented build goes (default fuzz/target)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -18,6 +21,7 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(ws_decode session_yaml ibt_parse)
 sanitizer=${PITBOX_FUZZ_SANITIZER:-address}
 target_dir=${PITBOX_FUZZ_TARGET_DIR:-$PWD/fuzz/target}
+profile=${PITBOX_FUZZ_PROFILE:-release}
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "installing cargo-fuzz" >&2
@@ -30,6 +34,7 @@ export RUSTC_BOOTSTRAP=1
 fixtures=../shared/fixtures
 mkdir -p fuzz/corpus/{ws_decode,session_yaml,ibt_parse}
 cp -n fuzz/seeds/ws_decode/* fuzz/corpus/ws_decode/
+cp -n fuzz/seeds/session_yaml/* fuzz/corpus/session_yaml/
 if [ -d "$fixtures/session-yaml" ]; then cp -n "$fixtures"/session-yaml/* fuzz/corpus/session_yaml/; fi
 if [ -d "$fixtures/ibt" ]; then
   find "$fixtures/ibt" -type f -size -2M -exec cp -n {} fuzz/corpus/ibt_parse/ \;
@@ -40,7 +45,7 @@ chmod -R u+w fuzz/corpus
 max_len() {
   case $1 in
     ws_decode) echo 8192 ;;
-    session_yaml) echo 80000 ;;
+    session_yaml) echo 16384 ;;
     ibt_parse) echo 60000 ;;
   esac
 }
@@ -52,8 +57,9 @@ cd fuzz
 started=$SECONDS
 # Debug assertions on (-a): integer overflow panics too.
 flags=(-s "$sanitizer" -a --target-dir "$target_dir")
+[ "$profile" = release ] || flags+=(--dev)
 cargo fuzz build "${flags[@]}"
-echo "fuzz build (sanitizer $sanitizer): $((SECONDS - started)) s" >&2
+echo "fuzz build ($profile, sanitizer $sanitizer): $((SECONDS - started)) s" >&2
 
 summary=()
 for t in "${targets[@]}"; do
