@@ -151,6 +151,11 @@ fn cases() -> Vec<Case> {
             attack: |fx| Box::pin(answered(fx, "{\"a\":".repeat(100_000))),
             expect: Answered("invalid_json"),
         },
+        Case {
+            name: "a channel beyond f32 (tireWear 1e39, read as infinity)",
+            attack: |fx| Box::pin(beyond_f32(fx)),
+            expect: Answered("invalid_field"),
+        },
         // ---- before authenticating
         Case {
             name: "binary frame before authenticate",
@@ -252,6 +257,20 @@ async fn answered(fx: Fx, text: String) -> Outcome {
     match c.recv_type("error").await {
         Some(again) if again["id"] == "again" => code_of(&e),
         _ => Outcome::Other(format!("connection stopped serving after {e}")),
+    }
+}
+
+/// Found by fuzzing: a number too large for an f32 reads as infinity, and was stored.
+async fn beyond_f32(fx: Fx) -> Outcome {
+    let mut c = WsClient::login(&fx.srv, &fx.node, "driver_node").await;
+    let mut frame = frame_at(1, 0.1, 90.0);
+    frame["tireWear"]["frontLeft"] = json!(1e39);
+    c.send(json!({"type": "telemetry_batch", "data": {"driverId": fx.driver, "streamId": "f32", "frames": [frame]}}))
+        .await;
+    match c.recv_type("error").await {
+        Some(e) if e["data"]["message"].as_str().is_some_and(|m| m.contains("tireWear")) => code_of(&e),
+        Some(e) => Outcome::Other(e.to_string()),
+        None => closed(&mut c).await,
     }
 }
 

@@ -160,9 +160,26 @@ impl TelemetrySample {
                 finite(field, v)?;
             }
         }
+        // A number too large for an f32 (`1e39`) is read as infinity; it would be stored, then
+        // written as `null`, which no reader of the sample or of its lap accepts.
+        for (field, v) in [("lastLapTime", self.last_lap_time), ("bestLapTime", self.best_lap_time)] {
+            if let Some(v) = v {
+                finite(field, f64::from(v))?;
+            }
+        }
+        for (field, set) in [("tireWear", &self.tire_wear), ("tireTemps", &self.tire_temps)] {
+            if let Some(t) = set {
+                for v in [t.front_left, t.front_right, t.rear_left, t.rear_right] {
+                    finite(field, f64::from(v))?;
+                }
+            }
+        }
         if let Some(cars) = &self.cars {
             if !cars.is_consistent() {
                 return Err(SampleError { field: "cars", problem: "arrays differ in length" });
+            }
+            for &v in &cars.lap_dist_pct {
+                finite("cars.lapDistPct", f64::from(v))?;
             }
         }
         Ok(())
