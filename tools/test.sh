@@ -8,7 +8,8 @@
 #
 # env: PITBOX_TEST_DATABASE_URL (PostgreSQL for the storage tests; found or started when unset),
 #      PITBOX_SKIP_PG=1 (SQLite only), PITBOX_SKIP_WASM=1 (no dashboard build, no browser test),
-#      PITBOX_SKIP_WINDOWS=1 (skip the Windows build and wine tests), CI (set by CI:
+#      PITBOX_SKIP_WINDOWS=1 (skip the Windows build and wine tests), PITBOX_SKIP_FUZZ=1 (skip the
+#      short fuzz run), PITBOX_FUZZ_SECS (seconds per fuzz target, default 15), CI (set by CI:
 #      a missing PostgreSQL is then an error, not a skip)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -68,6 +69,12 @@ fi
 
 step "cargo test"
 cargo test --workspace --locked
+
+if [ "${PITBOX_SKIP_FUZZ:-0}" != 1 ]; then
+  step "fuzz targets, ${PITBOX_FUZZ_SECS:-15}s each (unoptimised build, no sanitizer: quick to build)"
+  PITBOX_FUZZ_PROFILE=${PITBOX_FUZZ_PROFILE:-dev} PITBOX_FUZZ_SANITIZER=${PITBOX_FUZZ_SANITIZER:-none} \
+    bash tools/fuzz.sh "${PITBOX_FUZZ_SECS:-15}"
+fi
 
 if [ "${PITBOX_SKIP_WINDOWS:-0}" != 1 ]; then
   step "driver node for Windows (x86_64-pc-windows-gnu), unit tests under wine"

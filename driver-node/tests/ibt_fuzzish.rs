@@ -1,4 +1,4 @@
-//! A stable-Rust stand-in for the cargo-fuzz target (`fuzz/fuzz_targets/ibt_parse.rs`): a few
+//! A stable-Rust stand-in for the cargo-fuzz target (`../fuzz/fuzz_targets/ibt_parse.rs`): a few
 //! thousand deterministic mutations of the real fixtures in `../shared/fixtures/ibt/` (bit flips,
 //! truncations, header and variable-header fields overwritten with edge values, garbage YAML) go
 //! through the same code path, [`driver_node::ibt::verify`], which must answer `Ok` or `Err` and

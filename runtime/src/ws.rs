@@ -2,21 +2,30 @@
 //!
 //! Handshake of the original protocol: the server sends `connection_established`; the client must
 //! answer `authenticate {token, clientType, version}` within the auth timeout, and nothing else is
-//! accepted before that (close 1008). Then:
+//! accepted before that (an `error`, then close 1008). An `authenticate` that cannot be read or is
+//! refused is answered `authentication_result {success: false, error}` before the close. Then:
 //! - a driver node sends `telemetry_update` / `telemetry_batch` for its own driver; frames go to its
 //!   `DriverSession` and the node gets `ack {seq}` once they are durably stored;
-//! - a dashboard sends `subscribe {teamId, driverId?, rateHz?}` and receives its team's events and
-//!   the latest samples at its rate (latest-wins: a slow reader skips samples, it never queues
-//!   them), `send_team_message`, `request_handoff`, `answer_handoff` reach the same code as REST.
+//! - a dashboard is subscribed to its teams' view at once (the seed had no `subscribe`); its first
+//!   `subscribe {teamId, driverId?, rateHz?}` replaces that default. It receives its teams' events
+//!   and the latest samples at its rate (latest-wins: a slow reader skips samples, it never queues
+//!   them); `send_team_message`, `request_handoff`, `answer_handoff` (and the seed's
+//!   `team_message` / `handoff_request`) reach the same code as REST, under the same per-user rate
+//!   limit (`error {code: rate_limited}` past it). Telemetry is not rate limited: its ack-based
+//!   flow control bounds it.
 //!
-//! Bad frames get a typed `error`; frames over the size limit close with 1009; pings keep the
-//! connection alive and dead ones are dropped. Reads no env vars (limits come from the config).
+//! Messages fragmented into continuation frames (RFC 6455 §5.4) are assembled up to the same size
+//! limit as single frames; past it, or for a single frame over it, the socket closes with 1009; a
+//! text message that is not UTF-8 closes it with 1007; other framing errors with 1002. Bad messages
+//! get a typed `error`; pings keep the connection alive and dead ones are dropped. Reads no env
+//! vars (limits come from the config).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use actix_http::ws::Item;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use pitbox_actors::driver_session::{DriverSession, Frames, IngestError, Latest, NodeConnection};
@@ -24,8 +33,9 @@ use pitbox_actors::store_writer::{AckTo, Stored};
 use pitbox_actors::team_hub::{Push, Subscribe as HubSubscribe, TeamHub, Unsubscribe as HubUnsubscribe};
 use pitbox_actors::ActorSystem;
 use schema::wire::{
-    Ack, Authenticate, AuthenticationResult, ClientType, ConnectionEstablished, Envelope, ErrorBody,
-    ErrorCode, HandoffStatus, Message as Wire, Subscribe, Subscribed, TelemetryFrame, PROTOCOL_VERSION,
+    decode_client, Ack, Authenticate, AuthenticationResult, ClientType, ConnectionEstablished, Envelope,
+    ErrorBody, ErrorCode, HandoffStatus, Inbound, Message as Wire, NewHandoff, NewTeamMessage, Posted,
+    Subscribe, Subscribed, TelemetryFrame, PROTOCOL_VERSION,
 };
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -36,6 +46,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::ratelimit::RateLimits;
 use crate::store;
 
 const PING_EVERY: Duration = Duration::from_secs(10);
@@ -56,12 +67,20 @@ pub async fn connect(
     metrics: web::Data<Metrics>,
     config: web::Data<Config>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    // The REST routes' limiter (the same per-user buckets), as the auth extractor finds it.
+    let limits = req
+        .app_data::<web::Data<RateLimits>>()
+        .cloned()
+        .ok_or_else(|| actix_web::error::ErrorInternalServerError("rate limits are not configured"))?;
     let session = WsSession {
         id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         keys: keys.into_inner(),
         system: system.get_ref().clone(),
         db: db.get_ref().clone(),
         metrics: metrics.into_inner(),
+        limits: limits.into_inner(),
+        max_message: config.ws_max_frame_bytes,
+        partial: None,
         server_id: config.server_id.clone(),
         auth_timeout: config.ws_auth_timeout,
         team_rate: config.team_rate_hz,
@@ -117,6 +136,8 @@ impl Feed {
 /// latest-wins), so latency stays low and the rate bounded.
 struct Sub {
     full_rate: bool,
+    /// Made at authentication (not asked for); the client's first `subscribe` replaces it.
+    default: bool,
     period: Duration,
     /// Tells callbacks of an earlier subscription (same key) to stand down.
     generation: u64,
@@ -125,12 +146,29 @@ struct Sub {
 
 type SubKey = (String, Option<String>);
 
+/// A message arriving in continuation frames, assembled up to the size limit.
+struct Partial {
+    text: bool,
+    bytes: Vec<u8>,
+}
+
+/// Whether a stream error is actix-web-actors' report of a text frame that is not UTF-8: it turns
+/// the failed conversion into an `io::Error` that carries only the conversion's message. A real I/O
+/// error leaves nothing to answer, so telling them apart by the text is safe.
+fn is_invalid_utf8(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::Other && e.to_string().contains("utf-8")
+}
+
 pub struct WsSession {
     id: u64,
     keys: std::sync::Arc<Keys>,
     system: ActorSystem,
     db: Db,
     metrics: std::sync::Arc<Metrics>,
+    limits: std::sync::Arc<RateLimits>,
+    /// Largest message, whole or assembled from fragments (`PITBOX_WS_MAX_FRAME_BYTES`).
+    max_message: usize,
+    partial: Option<Partial>,
     server_id: String,
     auth_timeout: Duration,
     team_rate: u16,
@@ -197,32 +235,31 @@ impl WsSession {
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
-        let env: Envelope = match serde_json::from_str(text) {
-            Ok(env) => env,
-            Err(e) => {
-                let value = serde_json::from_str::<serde_json::Value>(text);
-                let (code, message) = match &value {
-                    Err(_) => (ErrorCode::InvalidJson, format!("malformed JSON: {e}")),
-                    Ok(v) => match v.get("type").and_then(|t| t.as_str()) {
-                        Some(t) if !Wire::TYPES.contains(&t) => {
-                            (ErrorCode::UnknownMessageType, format!("unknown message type {t:?}"))
-                        }
-                        None => (ErrorCode::InvalidField, "missing field `type`".to_owned()),
-                        Some(_) => (ErrorCode::InvalidField, e.to_string()),
-                    },
-                };
-                if self.user.is_none() {
-                    return self.close(ctx, CloseCode::Policy, "authenticate first");
+        let inbound = match decode_client(text) {
+            Ok(inbound) => inbound,
+            Err(e) if self.user.is_none() => {
+                if e.kind.as_deref() == Some("authenticate") {
+                    // Unreadable credentials still get their answer before the close.
+                    let error = ErrorBody { code: e.code, message: e.message, request_id: None };
+                    return self.refuse(ctx, e.id, None, error, "authentication failed");
                 }
-                let id = value.ok().and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned));
-                return self.error(ctx, code, message, id);
+                return self.not_authenticated(ctx, e.id);
+            }
+            Err(e) => return self.error(ctx, e.code, e.message, e.id),
+        };
+        let env = match inbound {
+            Inbound::Message(env) => *env,
+            Inbound::SendTeamMessage(p) if self.user.is_some() => return self.send_message(p, ctx),
+            Inbound::RequestHandoff(p) if self.user.is_some() => return self.request_handoff(p, ctx),
+            Inbound::SendTeamMessage(Posted { id, .. }) | Inbound::RequestHandoff(Posted { id, .. }) => {
+                return self.not_authenticated(ctx, id)
             }
         };
         let id = env.id.clone();
         if self.user.is_none() {
             return match env.message {
                 Wire::Authenticate(a) => self.authenticate(a, id, ctx),
-                _ => self.close(ctx, CloseCode::Policy, "authenticate first"),
+                _ => self.not_authenticated(ctx, id),
             };
         }
         // The REST rule for NUL (`crate::input`), so nothing with one reaches the database.
@@ -238,7 +275,12 @@ impl WsSession {
                 self.telemetry(u.driver_id, None, vec![u.frame], env.to, id, ctx)
             }
             Wire::TelemetryBatch(b) => self.telemetry(b.driver_id, b.stream_id, b.frames, env.to, id, ctx),
-            Wire::Subscribe(s) => self.subscribe(s, id, ctx),
+            Wire::Subscribe(s) => {
+                if let Err(e) = self.check_rate() {
+                    return self.api_error(ctx, e, id);
+                }
+                self.subscribe(s, id, false, ctx)
+            }
             Wire::Unsubscribe(s) => {
                 self.subs.remove(&(s.team_id.clone(), s.driver_id.clone()));
                 if !self.subs.keys().any(|(t, _)| *t == s.team_id) {
@@ -247,16 +289,6 @@ impl WsSession {
                     }
                 }
             }
-            Wire::SendTeamMessage(m) => self.team_action(ctx, id, |db, system, user| async move {
-                crate::routes::messages::send(&db, &system, &user, m.team_id, m.message)
-                    .await
-                    .map(Wire::TeamMessage)
-            }),
-            Wire::RequestHandoff(h) => self.team_action(ctx, id, |db, system, user| async move {
-                crate::routes::messages::request_handoff(&db, &system, &user, h.team_id, h.handoff)
-                    .await
-                    .map(|h| Wire::HandoffRequest(Box::new(h)))
-            }),
             Wire::AnswerHandoff(a) => {
                 if a.status == HandoffStatus::Pending {
                     return self.error(
@@ -281,6 +313,88 @@ impl WsSession {
         }
     }
 
+    /// Anything but `authenticate` before authenticating: say so, then close (policy).
+    fn not_authenticated(&mut self, ctx: &mut ws::WebsocketContext<Self>, id: Option<String>) {
+        let body = ErrorBody {
+            code: ErrorCode::NotAuthenticated,
+            message: "authenticate first".into(),
+            request_id: id.clone(),
+        };
+        self.send(ctx, Envelope { id, ..Envelope::new(Wire::Error(body)) });
+        self.close(ctx, CloseCode::Policy, "authenticate first");
+    }
+
+    /// Answers an `authenticate` with `authentication_result {success: false, error}`, then closes.
+    fn refuse(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        id: Option<String>,
+        user: Option<&AuthUser>,
+        error: ErrorBody,
+        why: &str,
+    ) {
+        let result = AuthenticationResult {
+            success: false,
+            user_id: user.map(|u| u.id.clone()),
+            role: user.map(|u| u.role),
+            error: Some(error),
+        };
+        self.send(ctx, Envelope { id, ..Envelope::new(Wire::AuthenticationResult(result)) });
+        self.close(ctx, CloseCode::Policy, why);
+    }
+
+    /// The per-user limit shared with REST (`PITBOX_RATE_LIMIT_PER_USER`), for team actions.
+    fn check_rate(&self) -> Result<(), ApiError> {
+        let Some(user) = &self.user else { return Ok(()) };
+        self.limits.check_user(&user.id).map_err(|e| ApiError {
+            message: format!("too many requests; retry in {} s", e.retry_after.unwrap_or(1)),
+            ..e
+        })
+    }
+
+    /// The team a message that names none is for: the user's only team, else the only team this
+    /// connection follows.
+    fn implied_team(&self) -> Option<String> {
+        let user = self.user.as_ref()?;
+        if let [only] = user.teams.as_slice() {
+            return Some(only.clone());
+        }
+        let mut followed = self.hubs.keys();
+        match (followed.next(), followed.next()) {
+            (Some(team), None) => Some(team.clone()),
+            _ => None,
+        }
+    }
+
+    fn send_message(&mut self, p: Posted<NewTeamMessage>, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(team_id) = p.team_id.or_else(|| self.implied_team()) else {
+            let why = "teamId: required, you belong to several teams (or none)".to_owned();
+            return self.error(ctx, ErrorCode::InvalidField, why, p.id);
+        };
+        let message = p.body;
+        self.team_action(ctx, p.id, |db, system, user| async move {
+            crate::routes::messages::send(&db, &system, &user, team_id, message).await.map(Wire::TeamMessage)
+        })
+    }
+
+    fn request_handoff(&mut self, p: Posted<NewHandoff>, ctx: &mut ws::WebsocketContext<Self>) {
+        let team_id = p.team_id.or_else(|| self.implied_team());
+        let handoff = p.body;
+        self.team_action(ctx, p.id, |db, system, user| async move {
+            let team_id = match team_id {
+                Some(t) => t,
+                // The seed named no team: the handoff is for the target driver's.
+                None => {
+                    let target = handoff.target_driver_id.clone();
+                    db.run(move |c| store::get_driver(c, &target)).await?.team_id
+                }
+            };
+            crate::routes::messages::request_handoff(&db, &system, &user, team_id, handoff)
+                .await
+                .map(|h| Wire::HandoffRequest(Box::new(h)))
+        })
+    }
+
     /// Runs a team action as this connection's user — the same code as the REST route — and
     /// answers with its result or a typed error.
     fn team_action<F, Fut>(&mut self, ctx: &mut ws::WebsocketContext<Self>, id: Option<String>, action: F)
@@ -289,6 +403,9 @@ impl WsSession {
         Fut: std::future::Future<Output = Result<Wire, ApiError>> + 'static,
     {
         let Some(user) = self.user.clone() else { return };
+        if let Err(e) = self.check_rate() {
+            return self.api_error(ctx, e, id);
+        }
         let fut = action(self.db.clone(), self.system.clone(), user);
         ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| match r {
             Ok(message) => act.send(ctx, Envelope { id, ..Envelope::new(message) }),
@@ -386,8 +503,14 @@ impl WsSession {
             role: Some(user.role),
             error: None,
         };
+        let teams = if self.node.is_none() { user.teams.clone() } else { vec![] };
         self.user = Some(user);
         self.send(ctx, Envelope { id, ..Envelope::new(Wire::AuthenticationResult(result)) });
+        // The seed's dashboards never subscribed: follow the user's teams until the client asks
+        // for something else.
+        for team_id in teams {
+            self.subscribe(Subscribe { team_id, driver_id: None, rate_hz: None }, None, true, ctx);
+        }
     }
 
     fn telemetry(
@@ -486,13 +609,25 @@ impl WsSession {
         }));
     }
 
-    fn subscribe(&mut self, s: Subscribe, id: Option<String>, ctx: &mut ws::WebsocketContext<Self>) {
+    /// Subscribes as asked, or (`default`) to a team's view at authentication: that one is not
+    /// answered, and holds the connection's other messages until it is in place, so a `subscribe`
+    /// that follows at once finds it there to replace.
+    fn subscribe(
+        &mut self,
+        s: Subscribe,
+        id: Option<String>,
+        default: bool,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
         let Some(user) = &self.user else { return };
         if !user.can_read_team(&s.team_id) {
             return self.error(ctx, ErrorCode::Forbidden, "you are not a member of this team".into(), id);
         }
-        let default = if s.driver_id.is_some() { self.driver_rate } else { self.team_rate };
-        let rate = s.rate_hz.unwrap_or(default).clamp(1, self.driver_rate.max(self.team_rate));
+        if !default {
+            self.drop_defaults(&s.team_id);
+        }
+        let wanted = if s.driver_id.is_some() { self.driver_rate } else { self.team_rate };
+        let rate = s.rate_hz.unwrap_or(wanted).clamp(1, self.driver_rate.max(self.team_rate));
         let (system, db, team) = (self.system.clone(), self.db.clone(), s.team_id.clone());
         let me = ctx.address().recipient::<Push>();
         let conn_id = self.id;
@@ -510,9 +645,13 @@ impl WsSession {
                 .map_err(|e| ApiError::unavailable(e.to_string()))?;
             Ok::<_, ApiError>((hub, drivers))
         };
-        ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| {
+        let done = fut.into_actor(self).map(move |r, act, ctx| {
             let (hub, drivers) = match r {
                 Ok(v) => v,
+                Err(e) if default => {
+                    tracing::warn!(conn = act.id, team = %s.team_id, error = %e.message, "default subscription failed");
+                    return;
+                }
                 Err(e) => return act.api_error(ctx, e, id),
             };
             act.hubs.insert(s.team_id.clone(), hub);
@@ -532,13 +671,35 @@ impl WsSession {
             };
             act.generations += 1;
             let drivers: Vec<String> = feeds.keys().cloned().collect();
-            let sub = Sub { full_rate: s.driver_id.is_some(), period, generation: act.generations, feeds };
+            let sub =
+                Sub { full_rate: s.driver_id.is_some(), default, period, generation: act.generations, feeds };
             act.subs.insert(key.clone(), sub);
-            act.send(ctx, Envelope { id, ..Envelope::new(Wire::Subscribed(answer)) });
+            if !default {
+                act.send(ctx, Envelope { id, ..Envelope::new(Wire::Subscribed(answer)) });
+            }
             for driver in drivers {
                 act.arm(key.clone(), driver, ctx);
             }
-        }));
+        });
+        if default {
+            ctx.wait(done);
+        } else {
+            ctx.spawn(done);
+        }
+    }
+
+    /// The client said what it wants: the subscriptions made for it at authentication go, and so
+    /// do the events of teams it no longer follows (`keep` is the team being subscribed to).
+    fn drop_defaults(&mut self, keep: &str) {
+        let before: Vec<String> = self.subs.keys().map(|(t, _)| t.clone()).collect();
+        self.subs.retain(|_, sub| !sub.default);
+        for team in before {
+            if team != keep && !self.subs.keys().any(|(t, _)| *t == team) {
+                if let Some(hub) = self.hubs.remove(&team) {
+                    hub.do_send(HubUnsubscribe { id: self.id });
+                }
+            }
+        }
     }
 
     /// Waits for the driver's next sample, then pushes it — at once, or when the subscription's
@@ -613,6 +774,61 @@ impl WsSession {
     }
 }
 
+impl WsSession {
+    fn on_binary(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.user.is_none() {
+            return self.not_authenticated(ctx, None);
+        }
+        self.error(
+            ctx,
+            ErrorCode::BadRequest,
+            "binary frames carry media, which this server does not take yet".into(),
+            None,
+        )
+    }
+
+    /// One frame of a fragmented message. The codec checks the order (a first frame, continues, a
+    /// last one; anything else is a protocol error); this bounds the whole and hands the message on
+    /// once complete.
+    fn on_fragment(&mut self, item: Item, ctx: &mut ws::WebsocketContext<Self>) {
+        let (chunk, last) = match item {
+            Item::FirstText(b) => {
+                self.partial = Some(Partial { text: true, bytes: Vec::new() });
+                (b, false)
+            }
+            Item::FirstBinary(b) => {
+                self.partial = Some(Partial { text: false, bytes: Vec::new() });
+                (b, false)
+            }
+            Item::Continue(b) => (b, false),
+            Item::Last(b) => (b, true),
+        };
+        let Some(partial) = self.partial.as_mut() else {
+            return self.close(ctx, CloseCode::Protocol, "continuation without a first frame");
+        };
+        if partial.bytes.len().saturating_add(chunk.len()) > self.max_message {
+            self.partial = None;
+            tracing::info!(conn = self.id, "fragmented message over the size limit; closing");
+            return self.close(ctx, CloseCode::Size, "message too big");
+        }
+        partial.bytes.extend_from_slice(&chunk);
+        if !last {
+            return;
+        }
+        let Some(Partial { text, bytes }) = self.partial.take() else { return };
+        if !text {
+            return self.on_binary(ctx);
+        }
+        match String::from_utf8(bytes) {
+            Ok(text) => self.on_text(&text, ctx),
+            Err(_) => {
+                tracing::info!(conn = self.id, "fragmented text is not UTF-8; closing");
+                self.close(ctx, CloseCode::Invalid, "text is not UTF-8")
+            }
+        }
+    }
+}
+
 impl Actor for WsSession {
     type Context = ws::WebsocketContext<Self>;
 
@@ -657,25 +873,20 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             Ok(ws::Message::Text(text)) => self.on_text(&text, ctx),
             Ok(ws::Message::Ping(p)) => ctx.pong(&p),
             Ok(ws::Message::Pong(_)) => {}
-            Ok(ws::Message::Binary(_)) => {
-                if self.user.is_none() {
-                    return self.close(ctx, CloseCode::Policy, "authenticate first");
-                }
-                self.error(
-                    ctx,
-                    ErrorCode::BadRequest,
-                    "binary frames carry media, which this server does not take yet".into(),
-                    None,
-                )
-            }
+            Ok(ws::Message::Binary(_)) => self.on_binary(ctx),
             Ok(ws::Message::Close(reason)) => {
                 ctx.close(reason);
                 ctx.stop();
             }
-            Ok(ws::Message::Continuation(_)) | Ok(ws::Message::Nop) => {}
+            Ok(ws::Message::Continuation(item)) => self.on_fragment(item, ctx),
+            Ok(ws::Message::Nop) => {}
             Err(ws::ProtocolError::Overflow) => {
                 tracing::info!(conn = self.id, "frame over the size limit; closing");
                 self.close(ctx, CloseCode::Size, "frame too big")
+            }
+            Err(ws::ProtocolError::Io(e)) if is_invalid_utf8(&e) => {
+                tracing::info!(conn = self.id, "text frame is not UTF-8; closing");
+                self.close(ctx, CloseCode::Invalid, "text is not UTF-8")
             }
             Err(e) => {
                 tracing::info!(conn = self.id, error = %e, "WebSocket protocol error; closing");

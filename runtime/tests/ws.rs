@@ -346,3 +346,167 @@ on_both_backends!(
         srv.stop().await;
     }
 );
+
+on_both_backends!(seed_shaped_clients_are_understood, |srv| {
+    let (team, driver, node_token, watcher) = setup_team(&srv).await;
+    let watcher_id = srv.get("/api/auth/me", &watcher).await.body["id"].as_str().unwrap().to_owned();
+
+    // A dashboard as the seed wrote it: a client type we do not know, no version, and no subscribe.
+    let mut dash = WsClient::connect(&srv).await;
+    dash.send(json!({"type": "authenticate", "data": {"token": watcher, "clientType": "pitwall"}})).await;
+    let r = dash.recv_type("authentication_result").await.unwrap();
+    assert_eq!(r["data"]["success"], true, "{r}");
+    // The original driver app's client type, no version.
+    let mut node = WsClient::connect(&srv).await;
+    node.send(json!({"type": "authenticate", "data": {"token": node_token, "clientType": "driver"}})).await;
+    let r = node.recv_type("authentication_result").await.unwrap();
+    assert_eq!(r["data"]["success"], true, "{r}");
+
+    // Seed telemetry: integers written as whole floats, a timestamp without an offset (UTC).
+    let mut sample = sample_at(0.5, 90.0);
+    for (field, v) in [("gear", 4.0), ("lap", 1.0), ("sector", 1.0), ("position", 3.0), ("flags", 4.0)] {
+        sample[field] = json!(v);
+    }
+    let mut update = sample.clone();
+    update["driverId"] = json!(driver);
+    update["timestamp"] = json!("2026-11-21T12:00:00.500");
+    update["seq"] = json!(7);
+    node.send(json!({"type": "telemetry_update", "data": update})).await;
+    let ack = node.recv_type("ack").await.expect("the seed-shaped sample is stored");
+    assert_eq!(ack["data"]["seq"], 7);
+    let r = srv
+        .post(
+            "/api/telemetry",
+            &node_token,
+            json!({"driverId": driver, "timestamp": "2026-11-21T12:00:01", "data": sample}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // The dashboard follows its team without having subscribed: samples and team events.
+    let pushed = dash.recv_type("telemetry_update").await.expect("samples without a subscribe");
+    assert_eq!(pushed["data"]["gear"], 4);
+    assert_eq!(pushed["data"]["timestamp"].as_str().unwrap().get(..19), Some("2026-11-21T12:00:00"));
+    srv.post(&format!("/api/teams/{team}/messages"), &watcher, json!({"content": "via REST"})).await;
+    assert_eq!(dash.recv_type("team_message").await.unwrap()["data"]["content"], "via REST");
+
+    // A team message and a handoff request in the seed's shape (no team; ids, sender and times
+    // are the client's own and are not trusted).
+    dash.send(
+        json!({"type": "team_message", "id": "t1", "data": {"id": "local-1", "content": "Box this lap",
+        "senderId": "someone-else", "senderName": "Spoof", "priority": "urgent",
+        "sentAt": "2026-11-21T12:00:00", "read": false, "attachment": null}}),
+    )
+    .await;
+    let m = dash.recv_type("team_message").await.unwrap();
+    assert_eq!(m["data"]["content"], "Box this lap", "{m}");
+    assert_eq!(m["data"]["senderId"], watcher_id.as_str());
+    assert_eq!(m["data"]["priority"], "urgent");
+    dash.send(json!({"type": "handoff_request", "id": "h1", "data": {"id": "local-2", "requesterId": "x",
+        "requesterName": "x", "targetDriverId": driver, "targetDriverName": "node1", "reason": "stint done",
+        "urgency": "urgent", "requestedAt": "2026-11-21T12:00:00", "status": "accepted",
+        "telemetrySnapshot": null}}))
+        .await;
+    let h = dash.recv_type("handoff_request").await.unwrap();
+    assert_eq!(h["data"]["targetDriverId"], driver.as_str(), "{h}");
+    assert_eq!(h["data"]["status"], "pending");
+    assert_eq!(h["data"]["requesterId"], watcher_id.as_str());
+    let stored = srv.get(&format!("/api/teams/{team}/handoffs"), &watcher).await;
+    assert_eq!(stored.body.as_array().unwrap().len(), 1);
+
+    // Its first subscribe replaces the default: one driver's stream only, answered.
+    dash.send(json!({"type": "subscribe", "id": "s", "data": {"teamId": team, "driverId": driver}})).await;
+    assert_eq!(dash.recv_type("subscribed").await.unwrap()["id"], "s");
+    srv.stop().await;
+});
+
+on_both_backends!(seed_authenticate_failures_are_answered_before_the_close, |srv| {
+    let (_, _, _, watcher) = setup_team(&srv).await;
+    for data in [
+        json!({"clientType": "driver", "version": "1.0"}),
+        json!({"token": 42, "clientType": "dashboard"}),
+        json!({"token": watcher, "clientType": 7}),
+        json!(null),
+    ] {
+        let mut c = WsClient::connect(&srv).await;
+        c.send(json!({"type": "authenticate", "id": "a", "data": data})).await;
+        let r = c.recv_type("authentication_result").await.unwrap_or_else(|| panic!("no answer to {data}"));
+        assert_eq!(r["data"]["success"], false, "{data}: {r}");
+        assert_eq!(r["data"]["error"]["code"], "invalid_field", "{data}: {r}");
+        assert_eq!(r["id"], "a");
+        assert_eq!(c.close_code().await, Some(1008));
+    }
+    // A seed driver app logging in with a user that has no driver profile.
+    let mut c = WsClient::connect(&srv).await;
+    c.send(json!({"type": "authenticate", "data": {"token": watcher, "clientType": "driver"}})).await;
+    let r = c.recv_type("authentication_result").await.unwrap();
+    assert_eq!(
+        (r["data"]["success"].clone(), r["data"]["error"]["code"].clone()),
+        (json!(false), json!("forbidden"))
+    );
+    assert_eq!(c.close_code().await, Some(1008));
+    // Anything else first: told why, then closed.
+    let mut c = WsClient::connect(&srv).await;
+    c.send(json!({"type": "team_message", "data": {"content": "hello"}})).await;
+    let e = c.recv().await.unwrap();
+    assert_eq!(e["data"]["code"], "not_authenticated", "{e}");
+    assert_eq!(c.close_code().await, Some(1008));
+    srv.stop().await;
+});
+
+on_both_backends!(
+    socket_team_actions_share_the_rest_rate_limit,
+    |c| {
+        c.rate_limit_per_user = 1;
+    },
+    |srv| {
+        let (team, driver, node_token, watcher) = setup_team(&srv).await;
+        // REST uses up the user's burst (2 at 1/s) ...
+        let mut refused = false;
+        for i in 0..5 {
+            let r = srv
+                .post(
+                    &format!("/api/teams/{team}/messages"),
+                    &watcher,
+                    json!({"content": format!("rest {i}")}),
+                )
+                .await;
+            if r.status == StatusCode::TOO_MANY_REQUESTS {
+                refused = true;
+                break;
+            }
+        }
+        assert!(refused, "REST never limited");
+        // ... and the socket answers from the same bucket: refused, not stored.
+        let mut dash = WsClient::login(&srv, &watcher, "dashboard").await;
+        for i in 0..20 {
+            dash.send(json!({"type": "send_team_message", "id": format!("m{i}"),
+                "data": {"teamId": team, "content": format!("socket {i}")}}))
+                .await;
+        }
+        let (mut stored, mut limited) = (0, 0);
+        while stored + limited < 20 {
+            let m = dash.recv().await.expect("an answer to every message");
+            let own = m["id"].as_str().is_some_and(|id| id.starts_with('m'));
+            match m["type"].as_str() {
+                Some("team_message") if own => stored += 1,
+                Some("error") => {
+                    assert_eq!(m["data"]["code"], "rate_limited", "{m}");
+                    assert!(m["data"]["message"].as_str().unwrap().contains("retry in"));
+                    limited += 1;
+                }
+                _ => {}
+            }
+        }
+        assert!(limited >= 17, "stored {stored}, refused {limited}");
+        // Telemetry is not counted against the user: a node whose REST budget is spent streams on.
+        for _ in 0..3 {
+            srv.get(&format!("/api/teams/{team}/laps"), &node_token).await;
+        }
+        let mut node = WsClient::login(&srv, &node_token, "driver_node").await;
+        stream(&mut node, &driver, 0, 300, 90.0, 10, false).await;
+        let errors = await_ack(&mut node, 299).await;
+        assert!(errors.is_empty(), "{errors:?}");
+        srv.stop().await;
+    }
+);

@@ -305,6 +305,49 @@ impl WsClient {
         let _ = self.conn.send(awc::ws::Message::Text(text.into())).await;
     }
 
+    /// Sends `parts` as one text message in continuation frames (RFC 6455 §5.4): a first text
+    /// frame, continues, a last frame. The bytes need not be UTF-8 (the server must check).
+    pub async fn send_fragments(&mut self, parts: &[&[u8]]) {
+        use actix_http::ws::Item;
+        use actix_web::web::Bytes;
+        use futures_util::SinkExt;
+        let last = parts.len().saturating_sub(1);
+        for (i, part) in parts.iter().enumerate() {
+            let bytes = Bytes::copy_from_slice(part);
+            let item = match i {
+                0 => Item::FirstText(bytes),
+                _ if i == last => Item::Last(bytes),
+                _ => Item::Continue(bytes),
+            };
+            // A server that closed mid-message makes later writes fail: the close code tells.
+            if self.conn.send(awc::ws::Message::Continuation(item)).await.is_err() {
+                return;
+            }
+        }
+        if parts.len() == 1 {
+            let _ = self.conn.send(awc::ws::Message::Continuation(Item::Last(Bytes::new()))).await;
+        }
+    }
+
+    /// Writes one frame as given (masked, as from a client), bypassing the codec's checks: e.g.
+    /// a text frame that is not UTF-8.
+    pub async fn send_raw_frame(&mut self, payload: &[u8], op: actix_http::ws::OpCode, fin: bool) {
+        use actix_codec::AsyncWrite;
+        let mut buf = actix_web::web::BytesMut::new();
+        actix_http::ws::Parser::write_message(&mut buf, payload, op, fin, true);
+        let io = self.conn.io_mut();
+        let mut at = 0;
+        while at < buf.len() {
+            let wrote =
+                std::future::poll_fn(|cx| std::pin::Pin::new(&mut *io).poll_write(cx, &buf[at..])).await;
+            match wrote {
+                Ok(n) if n > 0 => at += n,
+                _ => return,
+            }
+        }
+        let _ = std::future::poll_fn(|cx| std::pin::Pin::new(&mut *io).poll_flush(cx)).await;
+    }
+
     /// The next text message within 10 s (`None` on close or timeout).
     pub async fn recv(&mut self) -> Option<Value> {
         self.recv_within(std::time::Duration::from_secs(10)).await

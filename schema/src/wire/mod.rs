@@ -57,4 +57,30 @@ mod tests {
         assert_eq!(u.frame.sample.gear, 4);
         assert!(u.frame.sample.validate().is_ok());
     }
+
+    /// Found by the `ws_decode` fuzz target: numbers beyond f32 (`1e39`) decode to infinity, which
+    /// serialises as `null`; every float channel must refuse them, not only the ranged ones.
+    #[test]
+    fn floats_beyond_f32_are_refused_in_every_channel() {
+        let base = r#""driverId":"d","timestamp":"2026-11-21T12:00:00Z","speed":200.0,"gear":4,
+            "throttle":90,"brake":0,"steeringAngle":1.5,"lap":2,"trackPosition":0.5,"fuelLevel":30"#;
+        for (extra, field) in [
+            (r#""rpm":712222222222222222222222222222222222222222222222222"#, "rpm"),
+            (r#""tireWear":{"frontLeft":1e39,"frontRight":1,"rearLeft":1,"rearRight":1}"#, "tireWear"),
+            (r#""tireTemps":{"frontLeft":1,"frontRight":1,"rearLeft":1,"rearRight":-1e39}"#, "tireTemps"),
+            (r#""lastLapTime":1e39"#, "lastLapTime"),
+            (r#""bestLapTime":-1e40"#, "bestLapTime"),
+            (
+                r#""cars":{"lap":[1],"lapDistPct":[1e39],"position":[1],"onPitRoad":[false]}"#,
+                "cars.lapDistPct",
+            ),
+        ] {
+            let rpm = if field == "rpm" { "" } else { r#""rpm":7000,"# };
+            let json = format!(r#"{{"type":"telemetry_update","data":{{{base},{rpm}{extra}}}}}"#);
+            let env: Envelope = serde_json::from_str(&json).unwrap();
+            let Message::TelemetryUpdate(u) = env.message else { panic!("wrong variant") };
+            let e = u.frame.sample.validate().unwrap_err();
+            assert_eq!(e.field, field, "{extra}");
+        }
+    }
 }

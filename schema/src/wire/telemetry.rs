@@ -196,6 +196,9 @@ impl TelemetrySample {
             if !cars.is_consistent() {
                 return Err(SampleError { field: "cars", problem: "arrays differ in length" });
             }
+            for &v in &cars.lap_dist_pct {
+                finite("cars.lapDistPct", f64::from(v))?;
+            }
         }
         Ok(())
     }
