@@ -1,5 +1,7 @@
 //! Synthetic laps with injected faults: the engine finds the right corner and fault.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{drive, test_track, Fault, LapPlan};

@@ -2,7 +2,7 @@
 //! target speeds; the speed profile obeys acceleration and braking limits (forward and backward
 //! passes over a 0.25 m grid), and the car is then driven through it at 60 Hz (or any rate),
 //! with faults injected where a test wants them.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{TimeZone, Utc};
 use schema::wire::{CarArrays, TelemetryFrame, TelemetrySample, TireSet};
@@ -262,7 +262,7 @@ pub fn drive(track: &Track, plans: &[LapPlan], hz: f64, line_offset_m: f64) -> V
     let start = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
     loop {
         let lap_index = (travelled.max(0.0) / length).floor() as usize;
-        if lap_index >= plans.len() + 1 {
+        if lap_index > plans.len() {
             break;
         }
         let plan_index = lap_index.min(plans.len() - 1);
