@@ -231,12 +231,13 @@ impl Coach {
                     continue;
                 }
                 let subject = Subject::Corner { number: cc.number, name: cc.name.clone() };
-                if cc.delta_s >= self.config.thresholds.time_s {
+                let lost = cc.with_exit_delta_s;
+                if lost >= self.config.thresholds.time_s {
                     for fault in classify(cc, &self.config.thresholds) {
                         let p = pattern(&windows, cc.number, &fault, &self.config.thresholds);
-                        let mut priority = if cc.delta_s >= 0.3 {
+                        let mut priority = if lost >= 0.3 {
                             MessagePriority::High
-                        } else if cc.delta_s >= 0.1 {
+                        } else if lost >= 0.1 {
                             MessagePriority::Normal
                         } else {
                             MessagePriority::Low
@@ -248,17 +249,17 @@ impl Coach {
                             lap: lap.trace.lap,
                             subject: subject.clone(),
                             issue: Issue::Corner { fault },
-                            time_gained_s: Some(-cc.delta_s),
+                            time_gained_s: Some(-lost),
                             pattern: Some(p),
                             priority,
                         });
                     }
-                } else if cc.delta_s <= -0.05 {
+                } else if lost <= -0.05 {
                     findings.push(Finding {
                         lap: lap.trace.lap,
                         subject,
                         issue: Issue::Gain,
-                        time_gained_s: Some(-cc.delta_s),
+                        time_gained_s: Some(-lost),
                         pattern: None,
                         priority: MessagePriority::Low,
                     });

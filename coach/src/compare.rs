@@ -21,11 +21,21 @@ pub struct MetricOptions {
     pub lookback_m: f64,
     /// How far past a corner its throttle pick-up is looked for (stops at the next corner).
     pub lookahead_m: f64,
+    /// Coasting counts from this far before the braking point (or the corner's start), so the
+    /// exit of the previous corner is not this corner's coasting.
+    pub coast_before_m: f64,
 }
 
 impl Default for MetricOptions {
     fn default() -> Self {
-        MetricOptions { lift: 20.0, pickup: 50.0, coast: 5.0, lookback_m: 250.0, lookahead_m: 120.0 }
+        MetricOptions {
+            lift: 20.0,
+            pickup: 50.0,
+            coast: 5.0,
+            lookback_m: 250.0,
+            lookahead_m: 120.0,
+            coast_before_m: 60.0,
+        }
     }
 }
 
@@ -47,6 +57,8 @@ pub struct CornerMetrics {
     pub coasting_m: f64,
     /// Seconds from the corner's start to its end.
     pub time_s: f64,
+    /// km/h where the approach begins (a slow entry explains a slow corner).
+    pub entry_speed_kmh: f32,
 }
 
 /// One corner of a lap against the same corner of the reference.
@@ -57,6 +69,9 @@ pub struct CornerComparison {
     pub name: String,
     /// Seconds, lap minus reference (positive = slower).
     pub delta_s: f64,
+    /// Seconds, the corner and the straight after it: a slow exit costs on the straight, and
+    /// this is what a finding about the corner quotes.
+    pub with_exit_delta_s: f64,
     pub lap: CornerMetrics,
     pub reference: CornerMetrics,
     /// Metres, lap minus reference along the lap (negative = braked earlier); `None` unless both
@@ -157,16 +172,19 @@ pub fn corner_metrics(
                     None => p.pos,
                 });
             }
-            if let Some(a) = &previous {
-                if idle(a) && idle(p) {
-                    coast += (p.pos - a.pos) * length;
-                }
-            }
         }
         if p.pos >= start_u && p.pos <= end_u && min.is_none_or(|m| p.speed < m.speed) {
             min = Some(*p);
         }
         previous = Some(*p);
+    }
+    let coast_from = braking.unwrap_or(start_u).min(start_u) - opts.coast_before_m / length.max(1.0);
+    for w in pts.windows(2) {
+        if let [a, p] = w {
+            if a.pos >= coast_from && p.pos <= end_u && idle(a) && idle(p) {
+                coast += (p.pos - a.pos) * length;
+            }
+        }
     }
     // The lift that belongs to this corner is the last one that starts before the braking point
     // (or, taken without braking, any before the corner's end): a lift and pick-up earlier in the
@@ -198,6 +216,7 @@ pub fn corner_metrics(
         throttle_pickup_m: pickup.map(to_m),
         coasting_m: coast,
         time_s: time_between(trace, corner.start, corner.end),
+        entry_speed_kmh: pts.first().map_or(min.speed, |p| p.speed),
     })
 }
 
@@ -239,13 +258,15 @@ pub fn compare(map: &CornerMap, reference: &LapTrace, lap: &LapTrace, opts: &Met
         .filter_map(|c| {
             let r = corner_metrics(map, c.number, reference, opts)?;
             let l = corner_metrics(map, c.number, lap, opts)?;
-            let delta_s =
-                segments.iter().find(|s| s.id == SegmentId::Corner(c.number)).map_or(0.0, |s| s.delta_s);
+            let of = |id: SegmentId| segments.iter().find(|s| s.id == id).map_or(0.0, |s| s.delta_s);
+            let delta_s = of(SegmentId::Corner(c.number));
+            let with_exit_delta_s = delta_s + of(SegmentId::Straight(c.number));
             let diff = |a: Option<f64>, b: Option<f64>| Some(along(a?, b?, length));
             Some(CornerComparison {
                 number: c.number,
                 name: c.name.clone(),
                 delta_s,
+                with_exit_delta_s,
                 braking_point_diff_m: diff(l.braking_point_m, r.braking_point_m),
                 min_speed_diff_kmh: l.min_speed_kmh - r.min_speed_kmh,
                 throttle_pickup_diff_m: diff(l.throttle_pickup_m, r.throttle_pickup_m),

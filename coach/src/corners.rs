@@ -236,7 +236,20 @@ impl CornerMap {
         // Drop tiny runs without braking.
         let min_len = options.min_length_m / length;
         let brakes = |r: &Run| pts.get(r.0..=r.1).is_some_and(|s| s.iter().any(|p| p.brake > 4.0 * BRAKE_ON));
-        merged.retain(|r| pos(r.1) - pos(r.0) >= min_len || brakes(r));
+        // Runs touching both ends of the lap are one corner across the line: judged together.
+        let edge = gap.max(1e-3);
+        let across = merged.len() >= 2
+            && merged.first().is_some_and(|r| pos(r.0) <= edge)
+            && merged.last().is_some_and(|r| pos(r.1) >= 1.0 - edge);
+        let (first_run, last_run) = (merged.first().copied(), merged.last().copied());
+        let across_len = match (first_run, last_run) {
+            (Some(f), Some(l)) if across => pos(f.1) - pos(f.0) + pos(l.1) - pos(l.0),
+            _ => 0.0,
+        };
+        merged.retain(|r| {
+            let at_line = across && (Some(*r) == first_run || Some(*r) == last_run);
+            pos(r.1) - pos(r.0) >= min_len || brakes(r) || (at_line && across_len >= min_len)
+        });
         // Split complexes at the fastest point between two clear speed minima.
         let mut split: Vec<Run> = Vec::new();
         for r in merged {
@@ -253,7 +266,6 @@ impl CornerMap {
             })
             .collect();
         // A corner across the line: the first starts at the line and the last ends there.
-        let edge = gap.max(1e-3);
         if corners.len() >= 2 {
             let first_at_line = corners.first().is_some_and(|c| c.start <= edge);
             let last_at_line = corners.last().is_some_and(|c| c.end >= 1.0 - edge);

@@ -100,7 +100,10 @@ pub fn classify(c: &CornerComparison, t: &FaultThresholds) -> Vec<CornerFault> {
             out.push(CornerFault::LateThrottle { metres: d });
         }
     }
-    if c.min_speed_diff_kmh < -t.min_speed_kmh {
+    // A corner entered slower is not a slower corner: only speed lost beyond the entry's counts.
+    let entry_diff = c.lap.entry_speed_kmh - c.reference.entry_speed_kmh;
+    if c.min_speed_diff_kmh < -t.min_speed_kmh && c.min_speed_diff_kmh < entry_diff.min(0.0) - t.min_speed_kmh
+    {
         out.push(CornerFault::LowMinSpeed { kmh: -c.min_speed_diff_kmh });
     }
     out

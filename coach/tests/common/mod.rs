@@ -198,10 +198,12 @@ impl Track {
                 let (s, _, _) = corners[corner - 1];
                 let plain = self.profile(&[]);
                 let bp = plain.braking_point_before(s).unwrap_or(s);
+                // Drag and engine braking: 2.5 m/s² with neither pedal.
                 let v0 = speed[idx(bp - metres)];
                 for k in 0..=(metres / GRID) as usize {
                     let i = idx(bp - metres + k as f64 * GRID);
-                    cap[i] = cap[i].min(v0);
+                    let v = (v0 * v0 - 2.0 * 2.5 * k as f64 * GRID).max(1.0).sqrt();
+                    cap[i] = cap[i].min(v);
                     label[i] = Label::Hold(0.0);
                 }
                 speed = passes(&cap, n);
