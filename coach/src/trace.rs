@@ -253,13 +253,17 @@ impl LapTrace {
     /// a span crossing the line (`to < from`) reads as one increasing run (`to + 1`).
     pub fn span(&self, from: f64, to: f64) -> impl Iterator<Item = TracePoint> + '_ {
         let wraps = to < from;
-        let head_end = if wraps { 1.0 + 1e-12 } else { to };
-        let head = self.points.iter().filter(move |p| p.pos >= from && p.pos < head_end).copied();
-        let tail = self.points.iter().filter(move |p| wraps && p.pos < to).map(|p| TracePoint {
-            pos: p.pos + 1.0,
-            time: p.time,
-            ..*p
-        });
+        // Positions are sorted: the ranges are found by bisection, not by a scan of the lap.
+        let head_from = self.points.partition_point(|p| p.pos < from);
+        let head_to = if wraps { self.points.len() } else { self.points.partition_point(|p| p.pos < to) };
+        let tail_to = if wraps { self.points.partition_point(|p| p.pos < to) } else { 0 };
+        let head = self.points.get(head_from..head_to.max(head_from)).unwrap_or(&[]).iter().copied();
+        let tail = self
+            .points
+            .get(..tail_to)
+            .unwrap_or(&[])
+            .iter()
+            .map(|p| TracePoint { pos: p.pos + 1.0, time: p.time, ..*p });
         head.chain(tail)
     }
 }
