@@ -52,6 +52,25 @@ impl Default for CoachConfig {
     }
 }
 
+/// Which reference a comparison was made against.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReferenceKey {
+    lap: i32,
+    session_time_start: f64,
+    lap_time: f64,
+}
+
+impl ReferenceKey {
+    fn of(trace: &LapTrace) -> Self {
+        ReferenceKey {
+            lap: trace.lap,
+            session_time_start: trace.session_time_start,
+            lap_time: trace.lap_time,
+        }
+    }
+}
+
 /// A lap the coach keeps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -59,6 +78,10 @@ pub struct StoredLap {
     pub trace: LapTrace,
     pub quality: LapQuality,
     pub resources: LapResources,
+    /// The lap against the reference it was last compared with: patterns and consistency look at
+    /// the last laps after every lap, and only a new reference makes them compare again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cached: Option<(ReferenceKey, LapComparison)>,
 }
 
 impl StoredLap {
@@ -151,7 +174,7 @@ impl Coach {
         let trace = LapTrace::from_frames(frames, self.length())?;
         let quality = LapQuality::default();
         let resources = resources(&trace, &quality, frames);
-        self.reference = Some(StoredLap { trace, quality, resources });
+        self.reference = Some(StoredLap { trace, quality, resources, cached: None });
         self.reference_pinned = true;
         Ok(())
     }
@@ -198,7 +221,7 @@ impl Coach {
             quality.flaws.sort();
         }
         let resources = resources(&trace, &quality, frames);
-        let lap = StoredLap { trace, quality, resources };
+        let lap = StoredLap { trace, quality, resources, cached: None };
 
         if self.map.is_none() && lap.quality.is_clean() {
             let mut map = CornerMap::learn(&lap.trace, &self.config.learn);
@@ -216,7 +239,11 @@ impl Coach {
             && !self.reference_pinned
             && self.reference.as_ref().is_none_or(|r| lap.trace.lap_time < r.trace.lap_time);
 
-        self.laps.push(lap.clone());
+        let mut kept = lap.clone();
+        if let (Some(r), Some(c)) = (&self.reference, &comparison) {
+            kept.cached = Some((ReferenceKey::of(&r.trace), c.clone()));
+        }
+        self.laps.push(kept);
         let excess = self.laps.len().saturating_sub(self.config.history.max(1));
         self.laps.drain(..excess);
 
@@ -379,19 +406,30 @@ impl Coach {
     }
 
     /// The recent comparable laps against the current reference (all of them, and the clean ones).
-    fn window(&self) -> (Vec<LapComparison>, Vec<LapComparison>) {
-        let (Some(map), Some(r)) = (&self.map, &self.reference) else { return (Vec::new(), Vec::new()) };
-        let recent: Vec<&StoredLap> =
-            self.laps.iter().rev().filter(|l| l.comparable()).take(self.config.pattern_laps).collect();
-        let mut all = Vec::with_capacity(recent.len());
+    fn window(&mut self) -> (Vec<LapComparison>, Vec<LapComparison>) {
+        let Coach { config, map, reference, laps, .. } = self;
+        let (Some(map), Some(r)) = (map.as_ref(), reference.as_ref()) else {
+            return (Vec::new(), Vec::new());
+        };
+        let key = ReferenceKey::of(&r.trace);
+        let mut all = Vec::with_capacity(config.pattern_laps);
         let mut clean = Vec::new();
-        for l in recent.into_iter().rev() {
-            let c = compare(map, &r.trace, &l.trace, &self.config.metrics);
+        for l in laps.iter_mut().rev().filter(|l| l.comparable()).take(config.pattern_laps) {
+            let c = match &l.cached {
+                Some((k, c)) if *k == key => c.clone(),
+                _ => {
+                    let c = compare(map, &r.trace, &l.trace, &config.metrics);
+                    l.cached = Some((key, c.clone()));
+                    c
+                }
+            };
             if l.quality.is_clean() {
                 clean.push(c.clone());
             }
             all.push(c);
         }
+        all.reverse();
+        clean.reverse();
         (all, clean)
     }
 }

@@ -258,12 +258,11 @@ impl LapTrace {
         let head_to = if wraps { self.points.len() } else { self.points.partition_point(|p| p.pos < to) };
         let tail_to = if wraps { self.points.partition_point(|p| p.pos < to) } else { 0 };
         let head = self.points.get(head_from..head_to.max(head_from)).unwrap_or(&[]).iter().copied();
-        let tail = self
-            .points
-            .get(..tail_to)
-            .unwrap_or(&[])
-            .iter()
-            .map(|p| TracePoint { pos: p.pos + 1.0, time: p.time, ..*p });
+        let tail = self.points.get(..tail_to).unwrap_or(&[]).iter().map(|p| TracePoint {
+            pos: p.pos + 1.0,
+            time: p.time,
+            ..*p
+        });
         head.chain(tail)
     }
 }
