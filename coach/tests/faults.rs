@@ -374,3 +374,33 @@ fn a_team_chosen_reference_stays() {
     coach.unpin_reference();
     assert_eq!(coach.reference().unwrap().lap, 2);
 }
+
+#[test]
+fn the_lap_assemblers_verdict_is_taken_over() {
+    use schema::wire::{LapFlaw, LapKind, LapSummary};
+    let track = test_track();
+    let frames = drive(&track, &[clean(), clean()], 60.0, 0.0);
+    let summary = |lap: i32, reasons: Vec<LapFlaw>| LapSummary {
+        id: format!("lap-{lap}"),
+        session_id: "s".to_owned(),
+        driver_id: "d".to_owned(),
+        lap_number: lap,
+        lap_time: 0.0,
+        valid: reasons.is_empty(),
+        kind: LapKind::Flying,
+        invalid_reasons: reasons,
+        fuel_used: None,
+        sector_times: Vec::new(),
+        sample_count: 0,
+        completed_at: chrono::Utc::now(),
+    };
+    let mut coach =
+        Coach::new(CoachConfig { track_length_m: Some(track.length()), ..CoachConfig::default() });
+    // The frames look clean, but the runtime saw the car off track: no reference, no corner map.
+    let r = coach.add_lap(&frames[0], Some(&summary(1, vec![LapFlaw::OffTrack])), None).unwrap();
+    assert_eq!(r.quality.flaws, vec![LapFlaw::OffTrack]);
+    assert!(!r.new_reference && coach.reference().is_none() && coach.map().is_none());
+    let r = coach.add_lap(&frames[1], Some(&summary(2, Vec::new())), None).unwrap();
+    assert!(r.new_reference);
+    assert!(coach.map().is_some());
+}
