@@ -404,3 +404,60 @@ fn the_lap_assemblers_verdict_is_taken_over() {
     assert!(r.new_reference);
     assert!(coach.map().is_some());
 }
+
+#[test]
+fn noisy_channels_change_nothing_that_matters() {
+    let noisy = |faults: Vec<Fault>| LapPlan { faults, noise: true, ..LapPlan::default() };
+    let t = traces(&[noisy(Vec::new()), noisy(vec![Fault::BrakeEarly { corner: 3, metres: 20.0 }])]);
+    let map = CornerMap::learn(&t[0], &LearnOptions::default());
+    assert_eq!(map.corners.len(), 4, "{:#?}", map.corners);
+    let c = compare(&map, &t[0], &t[1], &MetricOptions::default());
+    let d = c.corners[2].braking_point_diff_m.unwrap();
+    assert!((d + 20.0).abs() < 3.0, "{d}");
+    let sum: f64 = c.segments.iter().map(|s| s.delta_s).sum();
+    assert!((sum - c.lap_delta_s).abs() < 0.01);
+    // The flat corner stays unbraked despite pedal noise (noise never presses a released pedal).
+    assert_eq!(c.corners[1].lap.braking_point_m, None);
+}
+
+#[test]
+fn segments_tile_the_lap_for_any_corner_layout() {
+    use pitbox_coach::Turn;
+    // Deterministic pseudo-random layouts, some with a corner across the line.
+    let mut seed: u64 = 7;
+    let mut next = || {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 11) as f64 / (1u64 << 53) as f64
+    };
+    for _ in 0..200 {
+        let n = 1 + (next() * 8.0) as usize;
+        let mut cuts: Vec<f64> = (0..2 * n).map(|_| next()).collect();
+        cuts.sort_by(f64::total_cmp);
+        cuts.dedup();
+        let mut turns: Vec<Turn> = cuts
+            .chunks(2)
+            .filter(|c| c.len() == 2 && c[1] > c[0])
+            .enumerate()
+            .map(|(k, c)| Turn { name: format!("C{k}"), start: c[0], end: c[1] })
+            .collect();
+        if next() < 0.5 {
+            if let (Some(first), Some(last)) = (turns.first().cloned(), turns.last().cloned()) {
+                if turns.len() >= 2 {
+                    turns.remove(0);
+                    let l = turns.len() - 1;
+                    turns[l] = Turn { name: "Across".to_owned(), start: last.start, end: first.end };
+                }
+            }
+        }
+        let map = CornerMap::from_turns(&turns, 3000.0);
+        let segs = map.segments();
+        assert_eq!(segs.first().unwrap().start, 0.0, "{turns:?}");
+        assert_eq!(segs.last().unwrap().end, 1.0, "{turns:?}");
+        for w in segs.windows(2) {
+            assert_eq!(w[0].end, w[1].start, "{turns:?}");
+        }
+        for c in &map.corners {
+            assert!(segs.iter().any(|s| s.id == SegmentId::Corner(c.number)), "{turns:?}");
+        }
+    }
+}

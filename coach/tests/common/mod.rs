@@ -45,6 +45,8 @@ pub struct LapPlan {
     pub pit: bool,
     /// The incident count goes up during the lap.
     pub incident: bool,
+    /// Sensor noise: speed ±1 km/h, steering ±1.5°, pedals ±2 % (deterministic).
+    pub noise: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -258,6 +260,7 @@ pub fn drive(track: &Track, plans: &[LapPlan], hz: f64, line_offset_m: f64) -> V
     let mut fuel = 40.0f64;
     let mut incidents = 0i32;
     let mut incident_lap: Option<usize> = None;
+    let mut seed: u64 = 0x5eed;
     let mut frames: Vec<(usize, TelemetryFrame)> = Vec::new();
     // One lead-in frame before the line.
     let mut travelled = -profiles[0].at(line_offset_m).0 * dt;
@@ -288,14 +291,21 @@ pub fn drive(track: &Track, plans: &[LapPlan], hz: f64, line_offset_m: f64) -> V
             }
         });
         let pit = plan.pit && frac < 0.1;
+        // A small linear congruential generator: the same noise on every run.
+        let mut rnd = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 33) as f64 / (1u64 << 31) as f64) * 2.0 - 1.0
+        };
+        let (dv, ds, dp) = if plan.noise { (rnd(), rnd() * 1.5, rnd() * 2.0) } else { (0.0, 0.0, 0.0) };
+        let pedal = |x: f32| if x > 0.0 { (x + dp as f32).clamp(0.0, 100.0) } else { x };
         let sample = TelemetrySample {
             session_time: t,
-            speed: (v * 3.6) as f32,
+            speed: (v * 3.6 + dv).max(0.0) as f32,
             rpm: 6000.0,
             gear: 3,
-            throttle,
-            brake,
-            steering_angle: steer,
+            throttle: pedal(throttle),
+            brake: pedal(brake),
+            steering_angle: steer + ds as f32,
             lap: lap_index as i32 + 1,
             track_position: frac as f32,
             fuel_level: fuel as f32,
