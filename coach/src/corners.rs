@@ -288,6 +288,14 @@ impl CornerMap {
         CornerMap { track: None, car_class: None, track_length_m: length, corners }
     }
 
+    /// The same map, labelled with the track and car class it belongs to (the key it is stored
+    /// under).
+    pub fn for_track(mut self, track: impl Into<String>, car_class: Option<String>) -> CornerMap {
+        self.track = Some(track.into());
+        self.car_class = car_class;
+        self
+    }
+
     /// A map made of a team's turns (the team's corners replace detected ones).
     pub fn from_turns(turns: &[Turn], track_length_m: f64) -> CornerMap {
         let mut sorted: Vec<&Turn> = turns.iter().collect();

@@ -237,6 +237,35 @@ impl Finding {
         }
     }
 
+    /// What the finding is about, without its numbers: `T3/brakedEarly`, `car/fuelLow`. Two laps
+    /// with the same topic say the same thing, so a coach can keep from repeating itself.
+    pub fn topic(&self) -> String {
+        let subject = match &self.subject {
+            Subject::Corner { number, .. } => format!("T{number}"),
+            Subject::Lap { .. } => "lap".to_owned(),
+            Subject::Car => "car".to_owned(),
+        };
+        let what = match &self.issue {
+            Issue::Corner { fault } => match fault {
+                CornerFault::BrakedEarly { .. } => "brakedEarly",
+                CornerFault::BrakedLate { .. } => "brakedLate",
+                CornerFault::BrakedUnneeded => "brakedUnneeded",
+                CornerFault::LateThrottle { .. } => "lateThrottle",
+                CornerFault::Coasting { .. } => "coasting",
+                CornerFault::LowMinSpeed { .. } => "lowMinSpeed",
+            },
+            Issue::Gain => "gain",
+            Issue::Inconsistent { .. } => "inconsistent",
+            Issue::NotClean { .. } => "notClean",
+            Issue::Traffic { .. } => "traffic",
+            Issue::NewReference { .. } => "newReference",
+            Issue::FuelLow { .. } => "fuelLow",
+            Issue::FuelUseHigh { .. } => "fuelUseHigh",
+            Issue::FuelToAdd { .. } => "fuelToAdd",
+        };
+        format!("{subject}/{what}")
+    }
+
     /// Whether it is a strength rather than something to fix.
     pub fn is_strength(&self) -> bool {
         matches!(self.issue, Issue::Gain | Issue::NewReference { .. })

@@ -23,6 +23,7 @@ fn the_seed_example_reads_as_written() {
     };
     assert_eq!(f.text(), "T3: −0.21 s, braked 14 m early (4 of the last 6 laps)");
     assert_eq!(f.suggestion().as_deref(), Some("T3: brake 14 m later"));
+    assert_eq!(f.topic(), "T3/brakedEarly");
     // A pattern of one lap is not a pattern.
     let once = Finding { pattern: Some(Pattern { count: 1, of: 1 }), ..f };
     assert_eq!(once.text(), "T3: −0.21 s, braked 14 m early");
