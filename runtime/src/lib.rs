@@ -11,6 +11,7 @@ pub mod dashboard;
 pub mod db;
 pub mod demo;
 pub mod error;
+pub mod llm;
 pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;
