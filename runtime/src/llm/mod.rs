@@ -393,8 +393,9 @@ impl Inner {
                     .timeout(config.connect_timeout.min(config.timeout))
                     .rustls_0_23(Arc::clone(&self.tls)),
             )
-            // The deadline below bounds every attempt; awc's own timeout only as a backstop.
-            .timeout(config.timeout)
+            // The deadline below bounds every attempt; awc's own timeout is only a backstop, later
+            // than the deadline so that a slow server reads as a timeout, not a network error.
+            .timeout(config.timeout + Duration::from_secs(1))
             .finish();
         let request = ChatRequest {
             model: &config.model,
@@ -461,10 +462,12 @@ impl Inner {
         if let Some(key) = &self.config.api_key {
             builder = builder.bearer_auth(key);
         }
-        let mut response = builder
-            .send_json(request)
-            .await
-            .map_err(|e| Attempt::Failed(LlmError::Network(e.to_string())))?;
+        let mut response = builder.send_json(request).await.map_err(|e| {
+            Attempt::Failed(match e {
+                awc::error::SendRequestError::Timeout => LlmError::Timeout(self.config.timeout),
+                e => LlmError::Network(e.to_string()),
+            })
+        })?;
         let status = response.status();
         if !status.is_success() {
             let retry_after =
