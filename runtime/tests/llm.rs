@@ -3,10 +3,11 @@
 //! request shape and answers from a script (JSON, server-sent events paced chunk by chunk, the
 //! documented error body, `Retry-After`, a connection reset mid-stream, no answer at all). It counts
 //! requests, so the tests can tell retried, not retried and not sent apart. Reads no env vars.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
@@ -345,7 +346,7 @@ async fn server_errors_are_retried_with_backoff() {
 #[actix_rt::test]
 async fn a_stream_cut_half_way_falls_back() {
     let whole = sse_body(&REPLY, None);
-    let half = whole[..whole.len() / 2].as_bytes().to_vec();
+    let half = whole.as_bytes()[..whole.len() / 2].to_vec();
     // The connection breaks mid-reply.
     let stand_in = StandIn::start(vec![Reply::Sse {
         chunks: vec![half.clone()],
