@@ -13,12 +13,19 @@
 //! config directly (no process-wide provider to install, so nothing can panic over a missing one) and
 //! Mozilla's root certificates compiled in. awc's client is tied to the current thread, so the
 //! future returned by [`Phraser::phrase`] is not `Send`: run it on the actix arbiter of the actor that
-//! asks (`ctx.spawn(fut.into_actor(self))` or `actix::spawn`).
+//! asks (`ctx.spawn(fut.into_actor(self))` or `actix::spawn`). [`Phraser`] itself is `Send + Sync`
+//! and cheap to clone. Each phrasing opens its own connection: at one call per lap, an idle pooled
+//! connection would have expired anyway.
+//!
+//! The coach should depend on the [`Phrasing`] trait, so that its tests can stand in a phraser of
+//! their own; [`Phraser::off`] is the offline default (the engine's text, always).
 
 pub mod numbers;
 pub mod sse;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -256,10 +263,35 @@ impl Phraser {
         match result {
             Ok(text) => Phrased { text, source: Source::Llm, reason: None },
             Err(reason) => {
-                tracing::info!(session = session_id, %reason, "LLM phrasing not used; engine text instead");
+                // A refused key, model or URL will fail every time: say so louder than a hiccup.
+                if matches!(reason, LlmError::Status { status: 400..=499, .. }) && !reason.retryable() {
+                    tracing::warn!(session = session_id, %reason, "LLM phrasing refused; check PITBOX_LLM_*");
+                } else {
+                    tracing::info!(session = session_id, %reason, "LLM phrasing not used; engine text instead");
+                }
                 Phrased::engine(findings, reason)
             }
         }
+    }
+}
+
+/// What the coach needs from a phraser: the findings, rephrased or not, never an error.
+pub trait Phrasing {
+    /// See [`Phraser::phrase`].
+    fn phrase<'a>(
+        &'a self,
+        findings: &'a str,
+        session_id: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Phrased> + 'a>>;
+}
+
+impl Phrasing for Phraser {
+    fn phrase<'a>(
+        &'a self,
+        findings: &'a str,
+        session_id: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Phrased> + 'a>> {
+        Box::pin(Phraser::phrase(self, findings, session_id))
     }
 }
 
@@ -650,6 +682,13 @@ mod tests {
         let shown = format!("{config:?} {:?}", Phraser::new(Some(config.clone())).ok());
         assert!(!shown.contains("sk-secret-123"), "{shown}");
         assert_eq!(config.endpoint(), "https://api.example.com/v1/chat/completions");
+    }
+
+    #[test]
+    fn a_phraser_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync + Clone + 'static>() {}
+        shareable::<Phraser>();
+        let _: &dyn Phrasing = &Phraser::off();
     }
 
     #[test]
