@@ -6,7 +6,9 @@
 //! one stands right before it (`-0.21`; the typographic `−` counts as `-`, and a leading `+` is
 //! dropped because it never changes the value). A digit run glued to a preceding letter is part of a
 //! *name* (`T3`, `S2`) instead: corner and sector names must survive the rewrite too, and a model that
-//! turns `T3` into `T4` has moved the advice to another corner.
+//! turns `T3` into `T4` has moved the advice to another corner. A *count* is two numbers joined by
+//! `of` (`4 of the last 6`, `4 out of 6`): both numbers in the same order, so that "6 of the last 4"
+//! does not pass for "4 of the last 6".
 
 use std::collections::BTreeSet;
 
@@ -15,6 +17,20 @@ use std::collections::BTreeSet;
 pub struct Tokens {
     pub numbers: BTreeSet<String>,
     pub names: BTreeSet<String>,
+    /// `4 of the last 6` as `4 of 6`.
+    pub counts: BTreeSet<String>,
+}
+
+/// The words between two numbers that make them a count: `of`, `out of`, then at most three words
+/// (`the last`, `your last`, `the past`).
+fn joins_a_count(between: &str) -> bool {
+    let words: Vec<&str> = between.split_whitespace().collect();
+    let rest = match words.as_slice() {
+        ["of", rest @ ..] => rest,
+        ["out", "of", rest @ ..] => rest,
+        _ => return false,
+    };
+    rest.len() <= 3 && rest.iter().all(|w| w.chars().all(char::is_alphabetic))
 }
 
 fn is_minus(c: char) -> bool {
@@ -27,6 +43,8 @@ fn is_minus(c: char) -> bool {
 pub fn tokens(text: &str) -> Tokens {
     let chars: Vec<char> = text.chars().collect();
     let mut out = Tokens::default();
+    // The previous number and where it ended, to find counts.
+    let mut previous: Option<(String, usize)> = None;
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
@@ -58,7 +76,15 @@ pub fn tokens(text: &str) -> Tokens {
             let signed = start >= 1
                 && is_minus(chars[start - 1])
                 && (start == 1 || !chars[start - 2].is_alphanumeric());
-            out.numbers.insert(if signed { format!("-{digits}") } else { digits });
+            let number = if signed { format!("-{digits}") } else { digits };
+            if let Some((first, end)) = &previous {
+                let between: String = chars[*end..start].iter().collect::<String>().to_lowercase();
+                if joins_a_count(&between) {
+                    out.counts.insert(format!("{first} of {number}"));
+                }
+            }
+            previous = Some((number.clone(), i));
+            out.numbers.insert(number);
             continue;
         }
         i += 1;
@@ -91,6 +117,7 @@ pub fn check(engine: &str, reply: &str) -> Result<(), NumberMismatch> {
         .iter()
         .filter(|n| !got.numbers.contains(*n))
         .chain(want.names.iter().filter(|n| !got.names.contains(*n)))
+        .chain(want.counts.iter().filter(|c| !got.counts.contains(*c)))
         .cloned()
         .collect();
     let digits_in_names: BTreeSet<String> =
@@ -127,6 +154,11 @@ mod tests {
         let t = tokens("T3: \u{2212}0.21 s, braked 14 m early (4 of the last 6 laps)");
         assert_eq!(t.numbers, set(&["-0.21", "14", "4", "6"]));
         assert_eq!(t.names, set(&["T3"]));
+        assert_eq!(t.counts, set(&["4 of 6"]));
+        assert_eq!(
+            tokens("in 4 out of 6 laps, 3 of your last 5, 2 of them at T3").counts,
+            set(&["4 of 6", "3 of 5"])
+        );
     }
 
     #[test]
@@ -159,5 +191,9 @@ mod tests {
         assert_eq!(err.invented, vec!["140"], "14 inside 140 is not 14, and 140 is new");
         let err = check(engine, "T3: -0.21 s, braked fourteen metres early").unwrap_err();
         assert_eq!(err.missing, vec!["14"]);
+        let engine = "T3: braked 14 m early (4 of the last 6 laps)";
+        assert_eq!(check(engine, "T3: 14 m early braking, 4 out of your last 6 laps"), Ok(()));
+        let err = check(engine, "T3: braked 14 m early (6 of the last 4 laps)").unwrap_err();
+        assert_eq!(err.missing, vec!["4 of 6"], "a count keeps its order");
     }
 }
