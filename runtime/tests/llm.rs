@@ -409,6 +409,28 @@ async fn a_spent_budget_stops_calls_for_that_session_only() {
 }
 
 #[actix_rt::test]
+async fn a_reply_cut_at_max_tokens_is_refused() {
+    let stand_in = StandIn::start(vec![sse(sse_body(&REPLY, None).replace("\"stop\"", "\"length\""))]).await;
+    let out = phraser(stand_in.config()).phrase(FINDINGS, "s").await;
+    assert!(matches!(from_engine(&out), LlmError::BadReply(m) if m.contains("max_tokens")), "{out:?}");
+    stand_in.stop().await;
+}
+
+#[actix_rt::test]
+async fn an_abandoned_phrasing_releases_its_reservation() {
+    let stand_in = StandIn::start(vec![Reply::Hang, sse(sse_body(&REPLY, None))]).await;
+    // Room for one reservation at a time: a leaked one would block the second call.
+    let p = phraser(LlmConfig { token_budget: 1000, max_reply_tokens: 600, ..stand_in.config() });
+    let abandoned = tokio::time::timeout(Duration::from_millis(100), p.phrase(FINDINGS, "s")).await;
+    assert!(abandoned.is_err(), "the stand-in never answers the first request");
+    assert!(p.spent("s") > 0, "the abandoned prompt is counted");
+    let out = p.phrase(FINDINGS, "s").await;
+    assert_eq!(out.source, Source::Llm, "{out:?}");
+    assert_eq!(stand_in.requests(), 2);
+    stand_in.stop().await;
+}
+
+#[actix_rt::test]
 async fn a_server_that_never_answers_falls_back_within_the_timeout() {
     let stand_in = StandIn::start(vec![Reply::Hang]).await;
     let timeout = Duration::from_millis(300);

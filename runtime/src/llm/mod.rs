@@ -253,9 +253,13 @@ impl Phraser {
                 LlmError::BudgetSpent { spent, budget: inner.config.token_budget },
             );
         };
-        let reserved = prompt_tokens + max_tokens;
+        // Settled on drop, so that a phrasing abandoned mid-flight (its actor stopped) releases its
+        // reservation; it then counts the prompt, as the request may have reached the server.
+        let mut reservation =
+            Reservation { inner, session_id, reserved: prompt_tokens + max_tokens, used: prompt_tokens };
         let (result, used) = inner.call(findings, max_tokens, prompt_tokens).await;
-        inner.settle(session_id, reserved, used);
+        reservation.used = used;
+        drop(reservation);
         let result = result.and_then(|text| {
             numbers::check(findings, &text).map_err(LlmError::NumbersChanged)?;
             Ok(text)
@@ -272,6 +276,20 @@ impl Phraser {
                 Phrased::engine(findings, reason)
             }
         }
+    }
+}
+
+/// Tokens held for one call in flight; see [`Inner::reserve`].
+struct Reservation<'a> {
+    inner: &'a Inner,
+    session_id: &'a str,
+    reserved: u64,
+    used: u64,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.inner.settle(self.session_id, self.reserved, self.used);
     }
 }
 
@@ -523,20 +541,20 @@ impl Inner {
             if let Some(error) = completion.error {
                 return Err(Attempt::Failed(detail_error(status, error)));
             }
-            let text = completion
-                .choices
-                .into_iter()
-                .next()
+            let total_tokens = completion.usage.and_then(|u| u.total_tokens);
+            let choice = completion.choices.into_iter().next();
+            let finish = choice.as_ref().and_then(|c| c.finish_reason.clone());
+            let text = choice
                 .and_then(|c| c.message)
                 .and_then(|m| m.content)
                 .ok_or_else(|| Attempt::Failed(LlmError::BadReply("no choices[0].message.content".into())))?;
             *received = text.chars().count();
-            return Ok(Reply { text, total_tokens: completion.usage.and_then(|u| u.total_tokens) });
+            return complete(text, total_tokens, finish.as_deref());
         }
         let mut parser = sse::SseParser::new();
         let mut text = String::new();
         let mut total_tokens = None;
-        let mut finished = false;
+        let mut finish: Option<String> = None;
         let mut bytes = 0usize;
         while let Some(chunk) = response.next().await {
             // A connection that breaks mid-reply is a cut stream: what came so far is not a reply.
@@ -549,7 +567,7 @@ impl Inner {
             }
             for data in parser.push(&chunk) {
                 if data.trim() == "[DONE]" {
-                    return Ok(Reply { text, total_tokens });
+                    return complete(text, total_tokens, finish.as_deref());
                 }
                 let event: Completion = serde_json::from_str(&data)
                     .map_err(|e| Attempt::Failed(LlmError::BadReply(format!("event {data:?}: {e}"))))?;
@@ -564,18 +582,29 @@ impl Inner {
                         *received += piece.chars().count();
                         text.push_str(&piece);
                     }
-                    finished |= choice.finish_reason.is_some();
+                    if choice.finish_reason.is_some() {
+                        finish = choice.finish_reason;
+                    }
                 }
             }
         }
         // Some compatible servers end with a `finish_reason` and no `[DONE]`; a stream that has
         // neither was cut.
-        if finished && !parser.has_partial() {
-            Ok(Reply { text, total_tokens })
+        if finish.is_some() && !parser.has_partial() {
+            complete(text, total_tokens, finish.as_deref())
         } else {
             Err(Attempt::Failed(LlmError::StreamCut))
         }
     }
+}
+
+/// A whole reply, unless the model stopped because it ran out of `max_tokens`: the end of the tip is
+/// missing then, and with it perhaps a number.
+fn complete(text: String, total_tokens: Option<u64>, finish: Option<&str>) -> Result<Reply, Attempt> {
+    if finish == Some("length") {
+        return Err(Attempt::Failed(LlmError::BadReply("cut short at max_tokens".into())));
+    }
+    Ok(Reply { text, total_tokens })
 }
 
 /// How one attempt failed: refused by the server (with its `Retry-After`), or anything else.
