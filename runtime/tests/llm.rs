@@ -471,6 +471,68 @@ async fn nothing_listening_or_no_tls_falls_back() {
     assert_eq!(from_engine(&out), &LlmError::Disabled);
 }
 
+/// A real HTTPS round trip: the stand-in serves TLS with a certificate for 127.0.0.1 signed by a test
+/// CA (`tests/fixtures/llm-tls/`, test-only key, valid until 2126), and the client trusts that CA.
+/// Proves the rustls 0.23 + ring connector works end to end, and that a certificate it does not trust
+/// (the built-in Mozilla roots only) is refused.
+#[actix_rt::test]
+async fn https_round_trip() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llm-tls");
+    let chain = vec![CertificateDer::from_pem_file(dir.join("server.pem")).unwrap()];
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let server_tls = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let state = web::Data::new(State {
+        script: Mutex::new(vec![sse(sse_body(&REPLY, Some(180)))].into()),
+        requests: AtomicUsize::new(0),
+        bodies: Mutex::new(Vec::new()),
+    });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let data = state.clone();
+    let server = HttpServer::new(move || {
+        App::new().app_data(data.clone()).route("/v1/chat/completions", web::post().to(completions))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen_rustls_0_23(listener, server_tls)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    let config = LlmConfig {
+        timeout: Duration::from_secs(3),
+        max_retries: 0,
+        ..LlmConfig::new(format!("https://127.0.0.1:{port}/v1"), Some(KEY.into()), MODEL)
+    };
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(dir.join("ca.pem")).unwrap()).unwrap();
+    let client_tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let out = Phraser::with_tls(config.clone(), std::sync::Arc::new(client_tls)).phrase(FINDINGS, "s").await;
+    assert_eq!((out.source, out.text), (Source::Llm, REPLY.concat()));
+
+    // The default roots do not know the test CA: the handshake fails and the engine's text is used.
+    let out = phraser(config).phrase(FINDINGS, "s").await;
+    assert!(
+        matches!(from_engine(&out), LlmError::Network(m) if m.to_lowercase().contains("certificate")),
+        "{out:?}"
+    );
+    assert_eq!(state.requests.load(Ordering::SeqCst), 1);
+    handle.stop(false).await;
+}
+
 /// The figure for the note: one streamed phrasing through the stand-in, end to end (connect, request,
 /// SSE parse, numbers check). `cargo test -p pitbox-runtime --test llm -- --nocapture figure`.
 #[actix_rt::test]

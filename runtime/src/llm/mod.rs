@@ -218,6 +218,12 @@ impl Phraser {
         Ok(Phraser { inner: Some(Arc::new(Inner { config, tls: tls_config()?, budgets: Mutex::default() })) })
     }
 
+    /// With a TLS configuration of the caller's (a private CA, client certificates); the tests use it
+    /// to trust their stand-in's certificate.
+    pub fn with_tls(config: LlmConfig, tls: Arc<rustls::ClientConfig>) -> Phraser {
+        Phraser { inner: Some(Arc::new(Inner { config, tls, budgets: Mutex::default() })) }
+    }
+
     pub fn off() -> Phraser {
         Phraser { inner: None }
     }
