@@ -107,16 +107,17 @@ impl std::fmt::Display for NumberMismatch {
 }
 
 /// Checks that every number and name of `engine` appears unchanged in `reply`, and that `reply`
-/// has no number or name of its own. A digit inside an engine name may stand alone in the reply
-/// (`T3` → "turn 3"), since that is the same corner.
+/// has no number or name of its own. A corner name may be spoken out (`T3` → "Turn 3", which reads
+/// better over the radio), and so the digit inside an engine name may stand alone in the reply.
 pub fn check(engine: &str, reply: &str) -> Result<(), NumberMismatch> {
     let want = tokens(engine);
     let got = tokens(reply);
+    let spoken = spoken_turns(reply);
     let missing: Vec<String> = want
         .numbers
         .iter()
         .filter(|n| !got.numbers.contains(*n))
-        .chain(want.names.iter().filter(|n| !got.names.contains(*n)))
+        .chain(want.names.iter().filter(|n| !got.names.contains(*n) && !spoken.contains(*n)))
         .chain(want.counts.iter().filter(|c| !got.counts.contains(*c)))
         .cloned()
         .collect();
@@ -134,6 +135,16 @@ pub fn check(engine: &str, reply: &str) -> Result<(), NumberMismatch> {
     } else {
         Err(NumberMismatch { missing, invented })
     }
+}
+
+/// The corners a text names as `Turn N` (any case), as `TN`.
+fn spoken_turns(text: &str) -> BTreeSet<String> {
+    let words: Vec<&str> = text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    words
+        .windows(2)
+        .filter(|w| w[0].eq_ignore_ascii_case("turn") && w[1].chars().all(|c| c.is_ascii_digit()))
+        .map(|w| format!("T{}", w[1]))
+        .collect()
 }
 
 /// `T12a` → `12`: the digit runs of a name, space-separated, so [`tokens`] reads them as numbers.
@@ -175,6 +186,11 @@ mod tests {
         assert_eq!(check(engine, reply), Ok(()));
         let reply = "Turn 3 (T3) cost you \u{2212}0.21 s; braking 14 m early in 4 of the last 6 laps.";
         assert_eq!(check(engine, reply), Ok(()), "the corner's own digit may stand alone");
+        let reply = "Turn 3: you lost \u{2212}0.21 s braking 14 m early, 4 of the last 6 laps.";
+        assert_eq!(check(engine, reply), Ok(()), "T3 spoken out as Turn 3");
+        let err =
+            check(engine, "Turn 5: you lost -0.21 s braking 14 m early, 4 of the last 6 laps.").unwrap_err();
+        assert_eq!((err.missing, err.invented), (vec!["T3".to_owned()], vec!["5".to_owned()]));
     }
 
     #[test]
