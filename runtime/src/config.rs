@@ -10,6 +10,8 @@
 //! `PITBOX_SESSION_THREADS`, `PITBOX_FAULT_INJECTION`, `PITBOX_WS_AUTH_TIMEOUT_SECS`,
 //! `PITBOX_WS_MAX_FRAME_BYTES`, `PITBOX_TEAM_RATE_HZ`, `PITBOX_DRIVER_RATE_HZ`, `PITBOX_DASHBOARD_DIR`,
 //! `PITBOX_METRICS`, `PITBOX_METRICS_TOKEN`.
+//! `PITBOX_LLM_BASE_URL`, `PITBOX_LLM_API_KEY`, `PITBOX_LLM_MODEL`, `PITBOX_LLM_TIMEOUT_SECS`,
+//! `PITBOX_LLM_TOKEN_BUDGET`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
+
+use crate::llm::LlmConfig;
 
 /// Where `tools/build-dashboard.sh` puts the built dashboard, relative to the repository root.
 pub const DEFAULT_DASHBOARD_DIR: &str = "dashboard-yew/dist";
@@ -139,6 +143,41 @@ pub struct Settings {
     /// Bearer token a scraper sends for `/metrics` when access is `token` (at least 16 bytes).
     #[arg(long, env = "PITBOX_METRICS_TOKEN", global = true, hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// OpenAI-compatible API that rephrases the coach's findings, up to the version, e.g.
+    /// `https://api.openai.com/v1` [default: none, the coach's own text].
+    #[arg(long, env = "PITBOX_LLM_BASE_URL", global = true)]
+    pub llm_base_url: Option<String>,
+    /// Bearer key for the LLM API.
+    #[arg(long, env = "PITBOX_LLM_API_KEY", global = true, hide_env_values = true)]
+    pub llm_api_key: Option<Secret>,
+    /// Model name for the LLM API (required with a base URL).
+    #[arg(long, env = "PITBOX_LLM_MODEL", global = true)]
+    pub llm_model: Option<String>,
+    /// Seconds one phrasing may take, retries included, before the coach's own text is used [default: 20].
+    #[arg(long, env = "PITBOX_LLM_TIMEOUT_SECS", global = true)]
+    pub llm_timeout_secs: Option<u32>,
+    /// Tokens one driver session may spend on phrasing [default: 20000].
+    #[arg(long, env = "PITBOX_LLM_TOKEN_BUDGET", global = true)]
+    pub llm_token_budget: Option<u64>,
+}
+
+/// A secret setting: `Debug` shows `***`, so that `Settings` (and the command line it is part of)
+/// can be logged.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +194,10 @@ pub enum ConfigError {
     Zero(&'static str),
     #[error("PITBOX_METRICS=token needs PITBOX_METRICS_TOKEN (at least 16 bytes)")]
     MetricsToken,
+    #[error("PITBOX_LLM_BASE_URL must start with http:// or https://, got {0:?}")]
+    LlmBaseUrl(String),
+    #[error("PITBOX_LLM_MODEL is required when PITBOX_LLM_BASE_URL is set")]
+    LlmModelMissing,
 }
 
 /// Where the JWT secret came from; a generated one is announced at start-up.
@@ -196,6 +239,8 @@ pub struct Config {
     pub metrics: MetricsAccess,
     /// Only set when `metrics` is `token`.
     pub metrics_token: Option<String>,
+    /// The coach's LLM phrasing; `None` (no base URL) keeps the coach's own text.
+    pub llm: Option<LlmConfig>,
 }
 
 impl std::fmt::Debug for Config {
@@ -227,6 +272,7 @@ impl std::fmt::Debug for Config {
             .field("driver_rate_hz", &self.driver_rate_hz)
             .field("dashboard_dir", &self.dashboard_dir)
             .field("metrics", &self.metrics)
+            .field("llm", &self.llm)
             .finish_non_exhaustive()
     }
 }
@@ -277,6 +323,11 @@ impl Settings {
             dashboard_dir: self.dashboard_dir.or(other.dashboard_dir),
             metrics: self.metrics.or(other.metrics),
             metrics_token: self.metrics_token.or(other.metrics_token),
+            llm_base_url: self.llm_base_url.or(other.llm_base_url),
+            llm_api_key: self.llm_api_key.or(other.llm_api_key),
+            llm_model: self.llm_model.or(other.llm_model),
+            llm_timeout_secs: self.llm_timeout_secs.or(other.llm_timeout_secs),
+            llm_token_budget: self.llm_token_budget.or(other.llm_token_budget),
         }
     }
 
@@ -331,6 +382,31 @@ impl Config {
                 Ok(v)
             }
         };
+        let llm = match settings.llm_base_url.map(|u| u.trim().to_owned()).filter(|u| !u.is_empty()) {
+            None => None,
+            Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+                return Err(ConfigError::LlmBaseUrl(url))
+            }
+            Some(url) => {
+                let model = settings
+                    .llm_model
+                    .map(|m| m.trim().to_owned())
+                    .filter(|m| !m.is_empty())
+                    .ok_or(ConfigError::LlmModelMissing)?;
+                let key = settings.llm_api_key.map(|k| k.0.trim().to_owned()).filter(|k| !k.is_empty());
+                let mut llm = LlmConfig::new(url, key, model);
+                if let Some(secs) = settings.llm_timeout_secs {
+                    llm.timeout = Duration::from_secs(u64::from(nonzero(secs, "llm_timeout_secs")?));
+                }
+                if let Some(budget) = settings.llm_token_budget {
+                    if budget == 0 {
+                        return Err(ConfigError::Zero("llm_token_budget"));
+                    }
+                    llm.token_budget = budget;
+                }
+                Some(llm)
+            }
+        };
         Ok(Config {
             bind: settings.bind.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             data_dir,
@@ -378,6 +454,7 @@ impl Config {
             dashboard_dir: settings.dashboard_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DASHBOARD_DIR)),
             metrics,
             metrics_token,
+            llm,
         })
     }
 
@@ -466,6 +543,41 @@ mod tests {
         let short =
             Settings { metrics: Some(MetricsAccess::Token), metrics_token: Some("short".into()), ..prod };
         assert!(matches!(Config::from_settings(short), Err(ConfigError::MetricsToken)));
+    }
+
+    #[test]
+    fn llm_settings_from_the_file_and_flags() {
+        let c = Config::from_settings(Settings::default()).unwrap();
+        assert!(c.llm.is_none(), "off without a base URL");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pitbox.toml");
+        std::fs::write(
+            &path,
+            "llm_base_url = \"https://inference.example.com/v1/\"\nllm_api_key = \"sk-file-key-42\"\nllm_model = \"m\"\nllm_token_budget = 5000\n",
+        )
+        .unwrap();
+        let s = Settings { config: Some(path.clone()), llm_timeout_secs: Some(3), ..Settings::default() };
+        let shown = format!("{s:?}");
+        let c = Config::from_settings(s).unwrap();
+        let llm = c.llm.clone().unwrap();
+        assert_eq!(llm.base_url, "https://inference.example.com/v1");
+        assert_eq!(llm.api_key.as_deref(), Some("sk-file-key-42"));
+        assert_eq!((llm.model.as_str(), llm.token_budget, llm.timeout), ("m", 5000, Duration::from_secs(3)));
+        let shown = format!(
+            "{shown} {c:?} {:?}",
+            Settings { llm_api_key: Some(Secret("sk-flag".into())), ..Settings::default() }
+        );
+        assert!(!shown.contains("sk-file-key-42") && !shown.contains("sk-flag"), "{shown}");
+
+        std::fs::write(&path, "llm_base_url = \"https://x/v1\"\n").unwrap();
+        let s = Settings { config: Some(path.clone()), ..Settings::default() };
+        assert!(matches!(Config::from_settings(s), Err(ConfigError::LlmModelMissing)));
+        let s = Settings {
+            llm_base_url: Some("ftp://x".into()),
+            llm_model: Some("m".into()),
+            ..Settings::default()
+        };
+        assert!(matches!(Config::from_settings(s), Err(ConfigError::LlmBaseUrl(_))));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod input;
+pub mod llm;
 pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;
