@@ -124,7 +124,9 @@ pub struct Corner {
     pub radius_m: f64,
 }
 
-/// A driving fault the coach should find.
+/// A driving fault the coach should find. Corners are numbered as in [`Synthetic::corners`]; T3
+/// (the fast exit of the T2–T3 esse) and T5 (the sweeper before T6) are taken without braking, so
+/// `BrakeEarly` and `Coast` do nothing there (there is no braking point to move).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Fault {
     /// Starts braking this many metres before the ideal braking point of corner `corner`, braking
