@@ -135,7 +135,8 @@ pub enum Fault {
     /// Holds the corner's minimum speed on a trace of throttle for this many metres after the point
     /// where full throttle would come.
     LateThrottle { corner: usize, metres: f64 },
-    /// Lifts off this many metres before the braking point and coasts (neither pedal) into it.
+    /// Lifts and coasts (neither pedal, slowing on drag and engine braking) for this many metres
+    /// before braking for corner `corner`; braking then starts a little later, from lower speed.
     Coast { corner: usize, metres: f64 },
 }
 

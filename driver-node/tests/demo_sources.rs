@@ -77,6 +77,47 @@ fn a_replay_without_loop_still_ends() {
     assert!(src.next_frame().unwrap().is_none());
 }
 
+#[test]
+fn synthetic_drivers_spread_round_the_lap_and_their_laps_are_timed() {
+    use driver_node::synthetic::SyntheticConfig;
+    let mut cars = [
+        Synthetic::new(1),
+        Synthetic::with_config(SyntheticConfig { start_at: 0.4, pace: 1.012, ..SyntheticConfig::new(2) }),
+        Synthetic::with_config(SyntheticConfig { start_at: 0.7, pace: 1.025, ..SyntheticConfig::new(3) }),
+    ];
+    let mut timers = [LapTimer::new(), LapTimer::new(), LapTimer::new()];
+    let mut laps: [Vec<LapTiming>; 3] = Default::default();
+    let mut first = vec![];
+    for _ in 0..60 * 60 * 5 {
+        for (i, car) in cars.iter_mut().enumerate() {
+            let s = car.next_frame().sample;
+            if first.len() < 3 {
+                first.push(s.track_position);
+            }
+            let p = TimingPoint {
+                time: s.session_time,
+                lap: s.lap,
+                pct: Some(s.track_position),
+                reported: s.last_lap_time,
+            };
+            laps[i].extend(timers[i].push(p).finalized);
+        }
+    }
+    assert!(
+        (first[1] - first[0] - 0.4).abs() < 0.01 && (first[2] - first[0] - 0.7).abs() < 0.01,
+        "{first:?}"
+    );
+    for (i, l) in laps.iter().enumerate() {
+        let t: Vec<(i32, f64, bool)> = l.iter().map(|l| (l.lap, l.time, l.from_sim)).collect();
+        assert!(l.len() >= 3, "car {i}: {t:?}");
+        // Laps are whole from the first line crossing on, timed as the sim itself reports them.
+        assert_eq!(l[0].lap, if i == 0 { 1 } else { 2 }, "car {i}: {t:?}");
+        assert!(l.iter().all(|l| l.from_sim && (70.0..90.0).contains(&l.time)), "car {i}: {t:?}");
+    }
+    let mean = |l: &[LapTiming]| l[1..3].iter().map(|l| l.time).sum::<f64>() / 2.0;
+    assert!(mean(&laps[0]) < mean(&laps[1]) && mean(&laps[1]) < mean(&laps[2]), "different pace");
+}
+
 fn run_args(args: &[&str]) -> driver_node::cli::RunArgs {
     let cli = Cli::try_parse_from(["pitbox-driver", "run"].iter().chain(args)).unwrap();
     match cli.command {
