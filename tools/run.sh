@@ -4,23 +4,26 @@
 # (tools/build-dashboard.sh), creates the demo team (`pitbox-runtime demo`: engineer
 # `demo`, drivers demo-driver-1..3, passwords kept in <data dir>/demo-credentials.json), starts
 # `pitbox-runtime serve` on the embedded default (SQLite in ./pitbox-data), and once it is ready
-# starts three driver nodes streaming into it: two synthetic drivers and, when
-# ../shared/fixtures/ibt/ has a readable .ibt, a real recording replayed at 1x. Prints the
-# dashboard's address and the logins; Ctrl-C stops everything. Logs: <data dir>/logs/.
+# starts three driver nodes streaming into it, a small race: two synthetic drivers at different
+# points of the lap with different pace and faults for the coach to find, and, when
+# ../shared/fixtures/ibt/ has a readable .ibt, a real recording replayed at 1x in a loop (else a
+# third synthetic driver). Prints the dashboard's address and the logins; Ctrl-C stops everything.
+# Logs: <data dir>/logs/.
 #
 # env: every PITBOX_* setting of `pitbox-runtime serve --help` (e.g. PITBOX_BIND, PITBOX_DATA_DIR,
 #      DATABASE_URL, PITBOX_DASHBOARD_DIR; the same can be given as flags, but set the address and
 #      data directory by env var or flag, not in a --config file, so this script finds them too),
 #      PITBOX_NO_DASHBOARD=1 (do not build the dashboard), PITBOX_DEMO=0 (no demo team, no nodes:
-#      just the runtime)
+#      just the runtime), CARGO_TARGET_DIR (where the binaries are built; default ./target)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 say() { printf 'run: %s\n' "$*" >&2; }
 
 bash tools/setup.sh
 cargo build --release --locked -p pitbox-runtime -p pitbox-driver
-RUNTIME=target/release/pitbox-runtime
-DRIVER=target/release/pitbox-driver
+# Where cargo put them: CARGO_TARGET_DIR when set (a shared build cache), else ./target.
+RUNTIME=${CARGO_TARGET_DIR:-target}/release/pitbox-runtime
+DRIVER=${CARGO_TARGET_DIR:-target}/release/pitbox-driver
 
 if [ "${PITBOX_NO_DASHBOARD:-0}" = 1 ]; then
   say "warning: PITBOX_NO_DASHBOARD=1: not building the dashboard; / serves whatever was built before"
@@ -129,8 +132,8 @@ done
 [ "$ready" = 1 ] || { say "the runtime was not ready after 60 s; see $LOGS/runtime.log"; exit 1; }
 
 # The third car replays a real recording when the shared fixtures are there: the largest .ibt the
-# node can read (empty and broken ones are there too, for the tests). At its end that car stops;
-# the node stays connected until Ctrl-C, and the next run replays it again.
+# node can read (empty and broken ones are there too, for the tests), over and over (--loop: the
+# session clock and the laps carry on from pass to pass, so its laps keep coming).
 IBT=""
 if [ -d ../shared/fixtures/ibt ]; then
   while IFS= read -r f; do
@@ -153,10 +156,21 @@ if [ ${#demo[@]} -gt 0 ]; then
       say "warning: $user could not log in; see $log"
       continue
     fi
-    source=synthetic what="synthetic driver"
-    if [ "$n" = 3 ] && [ -n "$IBT" ]; then source="ibt:$IBT" what="replay of $(basename "$IBT")"; fi
+    # Each car its own driving, so the map shows three cars spread round the lap and the coach has
+    # something to say (corners T1..T10 of the synthetic track, see `pitbox-driver run --help`).
+    case "$n" in
+      1) drive=(--source synthetic) what="synthetic driver: clean and fast, from the line" ;;
+      2) drive=(--source synthetic --start-at 0.4 --pace 1.012 --brake-early 4:20 --late-throttle 7:30 --inconsistency 6 --fuel-leak 0.8)
+         what="synthetic driver: starts at 40 % of the lap, brakes 20 m early at T4, late on the throttle out of T7, leaks 0.8 l of fuel a lap" ;;
+      *) if [ -n "$IBT" ]; then
+           drive=(--source "ibt:$IBT" --loop) what="replay of $(basename "$IBT"), looping"
+         else
+           drive=(--source synthetic --start-at 0.7 --pace 1.025 --coast 1:50 --fuel-leak 1.5)
+           what="synthetic driver: starts at 70 % of the lap, coasts 50 m before T1, leaks 1.5 l of fuel a lap"
+         fi ;;
+    esac
     PITBOX_DRIVER_HOME="$home" RUST_LOG=${RUST_LOG:-info} NO_COLOR=1 \
-      "$DRIVER" run --source "$source" --seed "$n" --api off --no-video --no-voice >>"$log" 2>&1 &
+      "$DRIVER" run "${drive[@]}" --seed "$n" --api off --no-video --no-voice >>"$log" 2>&1 &
     pids+=($!)
     cars+=("#$number $user: $what")
   done

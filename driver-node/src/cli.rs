@@ -71,6 +71,34 @@ pub struct RunArgs {
     /// Seed of the synthetic driver.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Synthetic driver: where on the lap it starts, a fraction (0.4: 40 % round; it starts on lap
+    /// 1 with a partial first lap).
+    #[arg(long, default_value_t = 0.0, value_name = "FRACTION")]
+    pub start_at: f64,
+    /// Synthetic driver: factor on lap time (1.02: 2 % slower).
+    #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
+    pub pace: f64,
+    /// Synthetic driver: brakes METRES before the ideal braking point at corner T (1–10), e.g.
+    /// `--brake-early 4:20`. Repeatable.
+    #[arg(long, value_name = "T:METRES", value_parser = corner_metres)]
+    pub brake_early: Vec<(usize, f64)>,
+    /// Synthetic driver: picks up the throttle METRES late out of corner T, e.g.
+    /// `--late-throttle 7:30`. Repeatable.
+    #[arg(long, value_name = "T:METRES", value_parser = corner_metres)]
+    pub late_throttle: Vec<(usize, f64)>,
+    /// Synthetic driver: lifts and coasts METRES before braking for corner T, e.g. `--coast 1:60`.
+    /// Repeatable.
+    #[arg(long, value_name = "T:METRES", value_parser = corner_metres)]
+    pub coast: Vec<(usize, f64)>,
+    /// Synthetic driver: litres per lap lost on top of what the engine burns.
+    #[arg(long, default_value_t = 0.0, value_name = "LITRES")]
+    pub fuel_leak: f64,
+    /// Synthetic driver: braking points vary by up to METRES (early) from lap to lap.
+    #[arg(long, default_value_t = 0.0, value_name = "METRES")]
+    pub inconsistency: f64,
+    /// `ibt:PATH`: replay the recording again and again, session time and laps carrying on.
+    #[arg(long = "loop")]
+    pub looping: bool,
     /// Stop recording after this many samples.
     #[arg(long)]
     pub samples: Option<u64>,
@@ -122,6 +150,59 @@ fn speed(s: &str) -> anyhow::Result<Option<f64>> {
     Ok(Some(v))
 }
 
+/// `T:METRES`, a corner number and a distance.
+fn corner_metres(s: &str) -> Result<(usize, f64), String> {
+    let err = || format!("expected CORNER:METRES like 4:20, not {s:?}");
+    let (c, m) = s.split_once(':').ok_or_else(err)?;
+    let c: usize = c.trim().trim_start_matches(['T', 't']).parse().map_err(|_| err())?;
+    let m: f64 = m.trim().parse().map_err(|_| err())?;
+    if c == 0 || !(m.is_finite() && m >= 0.0) {
+        return Err(err());
+    }
+    Ok((c, m))
+}
+
+/// The synthetic driver the flags of `run` describe.
+pub fn synthetic_config(args: &RunArgs) -> anyhow::Result<crate::synthetic::SyntheticConfig> {
+    use crate::synthetic::Fault;
+    anyhow::ensure!((0.0..1.0).contains(&args.start_at), "--start-at: a fraction of the lap, 0 to below 1");
+    anyhow::ensure!(
+        args.pace.is_finite() && (0.5..=2.0).contains(&args.pace),
+        "--pace: a factor from 0.5 to 2"
+    );
+    anyhow::ensure!(
+        args.fuel_leak.is_finite() && args.fuel_leak >= 0.0,
+        "--fuel-leak: litres per lap, 0 or more"
+    );
+    anyhow::ensure!(
+        args.inconsistency.is_finite() && args.inconsistency >= 0.0,
+        "--inconsistency: metres, 0 or more"
+    );
+    let corners = crate::synthetic::Synthetic::new(args.seed).corners().len();
+    let mut faults = vec![];
+    for (list, make) in [
+        (
+            &args.brake_early,
+            (|corner, metres| Fault::BrakeEarly { corner, metres }) as fn(usize, f64) -> Fault,
+        ),
+        (&args.late_throttle, |corner, metres| Fault::LateThrottle { corner, metres }),
+        (&args.coast, |corner, metres| Fault::Coast { corner, metres }),
+    ] {
+        for &(c, m) in list {
+            anyhow::ensure!(c <= corners, "corner {c}: the synthetic track has corners 1 to {corners}");
+            faults.push(make(c, m));
+        }
+    }
+    Ok(crate::synthetic::SyntheticConfig {
+        seed: args.seed,
+        start_at: args.start_at,
+        pace: args.pace,
+        faults,
+        fuel_leak_l_per_lap: args.fuel_leak,
+        inconsistency_m: args.inconsistency,
+    })
+}
+
 fn password() -> anyhow::Result<String> {
     if let Ok(p) = std::env::var("PITBOX_PASSWORD") {
         return Ok(p);
@@ -152,11 +233,18 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run(args) => {
+            anyhow::ensure!(
+                !args.looping || args.source.starts_with("ibt:"),
+                "--loop: only with --source ibt:PATH"
+            );
             let source: Box<dyn crate::source::TelemetrySource> = match args.source.as_str() {
-                "synthetic" => Box::new(crate::synthetic::Synthetic::new(args.seed)),
+                "synthetic" => Box::new(crate::synthetic::Synthetic::with_config(synthetic_config(&args)?)),
                 "iracing" => Box::new(crate::live::iracing_source()?),
                 other => match other.strip_prefix("ibt:") {
-                    Some(path) => Box::new(crate::source::IbtSource::open(std::path::Path::new(path), None)?),
+                    Some(path) => Box::new(
+                        crate::source::IbtSource::open(std::path::Path::new(path), None)?
+                            .looping(args.looping),
+                    ),
                     None => anyhow::bail!("--source: `iracing`, `ibt:PATH` or `synthetic`, not {other:?}"),
                 },
             };

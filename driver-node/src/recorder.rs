@@ -2,6 +2,8 @@
 //! possible), writes them to the spool in small batches, and updates the status. Runs on its own
 //! thread: sources and the spool are blocking. A replay records its progress with its frames, so
 //! a node restarted mid-replay resumes at the next frame instead of recording the start again.
+//! A jump forward in session time longer than the lap timer times across (a looping replay's seam,
+//! a recording's gap) is not waited out: the car would only sit stale on the pit wall.
 //! Reads no env vars.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,6 +55,7 @@ pub fn record(
     let mut batch = Vec::with_capacity(batch_max);
     let mut last_flush = Instant::now();
     let mut clock: Option<(Instant, f64)> = None;
+    let mut last_t: Option<f64> = None;
     let flush = |batch: &mut Vec<schema::wire::TelemetryFrame>, done: u64| -> Result<(), RecordError> {
         if batch.is_empty() {
             return Ok(());
@@ -70,8 +73,11 @@ pub fn record(
         if let Some(speed) = paced {
             let t = frame.sample.session_time;
             let (start, t0) = *clock.get_or_insert((Instant::now(), t));
-            if t < t0 {
-                clock = Some((Instant::now(), t)); // a new session: start the clock again
+            let jumped = last_t.is_some_and(|l| t - l > schema::timing::MAX_GAP_SECS);
+            last_t = Some(t);
+            if t < t0 || jumped {
+                // A new session, or a jump ahead: start the clock again from this frame.
+                clock = Some((Instant::now(), t));
             } else {
                 let due = start + Duration::from_secs_f64((t - t0) / speed);
                 let now = Instant::now();
@@ -100,4 +106,37 @@ pub fn spawn(
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<Result<u64, RecordError>> {
     std::thread::spawn(move || record(source.as_mut(), &spool, &status, &options, &stop))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Frames 1/60 s apart with a 60 s jump in session time after the 30th.
+    struct Jumpy(u32);
+
+    impl TelemetrySource for Jumpy {
+        fn next_frame(&mut self) -> Result<Option<schema::wire::TelemetryFrame>, SourceError> {
+            self.0 += 1;
+            let mut f = crate::synthetic::Synthetic::new(1).next_frame();
+            f.sample.session_time = f64::from(self.0) / 60.0 + if self.0 > 30 { 60.0 } else { 0.0 };
+            Ok((self.0 <= 60).then_some(f))
+        }
+
+        fn info(&self) -> crate::source::SourceInfo {
+            crate::source::SourceInfo::default()
+        }
+    }
+
+    #[test]
+    fn a_jump_ahead_in_session_time_is_not_waited_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), 10_000).unwrap();
+        let status = Status::default();
+        let options = RecordOptions { speed: Some(1.0), progress_key: None, limit: None };
+        let started = Instant::now();
+        let n = record(&mut Jumpy(0), &spool, &status, &options, &AtomicBool::new(false)).unwrap();
+        assert_eq!(n, 60);
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    }
 }

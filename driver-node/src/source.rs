@@ -60,7 +60,7 @@ impl TelemetrySource for crate::synthetic::Synthetic {
 }
 
 /// A `.ibt` recording as a source: its rows, converted, in order; optionally only the first
-/// `laps` laps.
+/// `laps` laps; optionally over and over ([`IbtSource::looping`]).
 pub struct IbtSource {
     ibt: crate::ibt::Ibt<crate::ibt::FileSource>,
     converter: crate::ibt::SampleConverter,
@@ -68,7 +68,23 @@ pub struct IbtSource {
     end: usize,
     info: SourceInfo,
     fallback: chrono::DateTime<chrono::Utc>,
+    looping: bool,
+    /// Passes finished so far.
+    passes: u32,
+    /// Added to `SessionTime` (and the timestamp) of this pass: the time of the passes before.
+    time_offset: f64,
+    /// Added to the lap counters of this pass: the laps of the passes before.
+    lap_offset: i32,
+    /// (`SessionTime`, `Lap`) of the recording's first and last rows as read, unshifted.
+    first: Option<(f64, i32)>,
+    last: Option<(f64, i32)>,
 }
+
+/// Session seconds between one pass of a looping replay and the next: longer than the lap timer
+/// times across ([`schema::timing::MAX_GAP_SECS`]), so the lap cut by the seam is dropped rather
+/// than timed from the end of one pass to the start of the next (the car is, in effect, towed back
+/// to where the recording starts).
+pub const LOOP_SEAM_SECS: f64 = schema::timing::MAX_GAP_SECS + 1.0;
 
 impl IbtSource {
     pub fn open(path: &std::path::Path, laps: Option<u32>) -> Result<IbtSource, SourceError> {
@@ -90,18 +106,77 @@ impl IbtSource {
             car: session.as_ref().and_then(|s| s.car()),
             frames: Some(end as u64),
         };
-        Ok(IbtSource { ibt, converter, next: 0, end, info, fallback: chrono::Utc::now() })
+        Ok(IbtSource {
+            ibt,
+            converter,
+            next: 0,
+            end,
+            info,
+            fallback: chrono::Utc::now(),
+            looping: false,
+            passes: 0,
+            time_offset: 0.0,
+            lap_offset: 0,
+            first: None,
+            last: None,
+        })
+    }
+
+    /// Replays the recording again and again instead of ending: each pass carries on the session
+    /// clock, the timestamps and the lap counters of the one before, so a runtime sees one long
+    /// session whose laps keep coming (the lap across each seam is incomplete).
+    pub fn looping(mut self, on: bool) -> IbtSource {
+        self.looping = on && self.end > 0;
+        if self.looping {
+            self.info.frames = None;
+        }
+        self
+    }
+
+    /// Passes of the recording finished so far.
+    pub fn passes(&self) -> u32 {
+        self.passes
+    }
+
+    /// Starts the next pass after the row just read was the last one.
+    fn wrap(&mut self) {
+        let (Some((t0, lap0)), Some((t1, lap1))) = (self.first, self.last) else { return };
+        self.passes += 1;
+        self.next = 0;
+        self.time_offset += (t1 - t0).max(0.0) + LOOP_SEAM_SECS;
+        self.lap_offset = self.lap_offset.saturating_add((lap1 - lap0).max(0) + 1);
     }
 }
 
 impl TelemetrySource for IbtSource {
     fn next_frame(&mut self) -> Result<Option<TelemetryFrame>, SourceError> {
         if self.next >= self.end {
-            return Ok(None);
+            if !self.looping {
+                return Ok(None);
+            }
+            self.wrap();
         }
         let row = self.ibt.row(self.next).map_err(|e| SourceError::Read(e.to_string()))?;
+        let mut frame = self.converter.frame(&row, None, self.fallback);
+        let raw = (frame.sample.session_time, frame.sample.lap);
+        if self.next == 0 && self.passes == 0 {
+            self.first = Some(raw);
+        }
+        self.last = Some(raw);
         self.next += 1;
-        Ok(Some(self.converter.frame(&row, None, self.fallback)))
+        if self.passes > 0 {
+            let s = &mut frame.sample;
+            s.session_time += self.time_offset;
+            s.lap = s.lap.saturating_add(self.lap_offset);
+            if let Some(cars) = s.cars.as_mut() {
+                // Cars not in the world (-1) stay so.
+                cars.lap.iter_mut().filter(|l| **l >= 0).for_each(|l| *l = l.saturating_add(self.lap_offset));
+            }
+            let shift = chrono::TimeDelta::try_milliseconds((self.time_offset * 1000.0).round() as i64)
+                .unwrap_or(chrono::TimeDelta::zero());
+            frame.timestamp = frame.timestamp.checked_add_signed(shift).unwrap_or(frame.timestamp);
+        }
+        Ok(Some(frame))
     }
 
     fn info(&self) -> SourceInfo {
@@ -109,6 +184,13 @@ impl TelemetrySource for IbtSource {
     }
 
     fn skip(&mut self, n: u64) -> Result<(), SourceError> {
+        if self.looping {
+            // Rows must be read to know where the passes start and end.
+            for _ in 0..n {
+                self.next_frame()?;
+            }
+            return Ok(());
+        }
         self.next = self.next.saturating_add(usize::try_from(n).unwrap_or(usize::MAX)).min(self.end);
         Ok(())
     }
