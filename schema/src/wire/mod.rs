@@ -3,6 +3,7 @@
 //! diesel or actix. Field names follow the original PitBox documents (camelCase JSON).
 
 mod admin;
+mod coaching;
 mod envelope;
 mod inbound;
 pub mod lenient;
@@ -10,6 +11,7 @@ mod rest;
 mod telemetry;
 
 pub use admin::*;
+pub use coaching::*;
 pub use envelope::*;
 pub use inbound::*;
 pub use rest::*;
