@@ -53,7 +53,7 @@ pub struct ConnectionEstablished {
     pub protocol: u16,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Authenticate {
     pub token: String,
@@ -63,6 +63,17 @@ pub struct Authenticate {
     /// The client's software version; the original clients did not always send it.
     #[serde(default)]
     pub version: String,
+}
+
+/// The token stays out of logs: a logged envelope must not hand out a session.
+impl core::fmt::Debug for Authenticate {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Authenticate")
+            .field("token", &"***")
+            .field("client_type", &self.client_type)
+            .field("version", &self.version)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -25,6 +25,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn authenticate_does_not_print_its_token() {
+        let a = Authenticate {
+            token: "secret-token".into(),
+            client_type: ClientType::Dashboard,
+            version: "1".into(),
+        };
+        assert!(!format!("{a:?}").contains("secret-token"));
+    }
+
+    #[test]
     fn envelope_keeps_the_seed_shape() {
         let json = r#"{"type":"authenticate","data":{"token":"t","clientType":"dashboard","version":"1"},"id":"r1"}"#;
         let env: Envelope = serde_json::from_str(json).unwrap();
