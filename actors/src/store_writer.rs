@@ -363,16 +363,20 @@ impl Handler<SessionChanged> for StoreWriter {
     }
 }
 
-/// The driver's open session, or a new one when telemetry arrives without one.
-pub fn open_or_start_session(conn: &mut DbConnection, driver_id: &str, team_id: &str) -> QueryResult<String> {
-    let open = racing_sessions::table
+/// The driver's open racing session, if any.
+fn open_session(conn: &mut DbConnection, driver_id: &str) -> QueryResult<Option<String>> {
+    racing_sessions::table
         .filter(racing_sessions::driver_id.eq(driver_id))
         .filter(racing_sessions::ended_at.is_null())
         .order(racing_sessions::started_at.desc())
         .select(racing_sessions::id)
         .first::<String>(conn)
-        .optional()?;
-    if let Some(id) = open {
+        .optional()
+}
+
+/// The driver's open session, or a new one when telemetry arrives without one.
+pub fn open_or_start_session(conn: &mut DbConnection, driver_id: &str, team_id: &str) -> QueryResult<String> {
+    if let Some(id) = open_session(conn, driver_id)? {
         return Ok(id);
     }
     let s = RacingSession {
@@ -391,13 +395,7 @@ pub fn open_or_start_session(conn: &mut DbConnection, driver_id: &str, team_id: 
 /// Reads a driver's [`Recovered`] state (see there).
 pub fn recover(conn: &mut DbConnection, driver_id: &str) -> QueryResult<Recovered> {
     use schema::db::schema::laps;
-    let session = racing_sessions::table
-        .filter(racing_sessions::driver_id.eq(driver_id))
-        .filter(racing_sessions::ended_at.is_null())
-        .order(racing_sessions::started_at.desc())
-        .select(racing_sessions::id)
-        .first::<String>(conn)
-        .optional()?;
+    let session = open_session(conn, driver_id)?;
     let mut out = Recovered::default();
     if let Some(session) = &session {
         let n: i64 = laps::table.filter(laps::session_id.eq(session)).count().get_result(conn)?;

@@ -56,18 +56,21 @@ where
     }
 }
 
+/// A whole number read through [`int`], for use inside containers.
+struct Whole<T>(T);
+
+impl<'de, T: TryFrom<i64> + TryFrom<u64>> serde::Deserialize<'de> for Whole<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        int(d).map(Whole)
+    }
+}
+
 /// [`int`] for an optional field: `null` is `None` (use with `#[serde(default)]` for absent).
 pub fn opt_int<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: TryFrom<i64> + TryFrom<u64>,
 {
-    struct Whole<T>(T);
-    impl<'de, T: TryFrom<i64> + TryFrom<u64>> serde::Deserialize<'de> for Whole<T> {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            int(d).map(Whole)
-        }
-    }
     <Option<Whole<T>> as serde::Deserialize>::deserialize(d).map(|o| o.map(|w| w.0))
 }
 
@@ -77,12 +80,6 @@ where
     D: Deserializer<'de>,
     T: TryFrom<i64> + TryFrom<u64>,
 {
-    struct Whole<T>(T);
-    impl<'de, T: TryFrom<i64> + TryFrom<u64>> serde::Deserialize<'de> for Whole<T> {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            int(d).map(Whole)
-        }
-    }
     <Vec<Whole<T>> as serde::Deserialize>::deserialize(d).map(|v| v.into_iter().map(|w| w.0).collect())
 }
 
