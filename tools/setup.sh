@@ -29,26 +29,24 @@ if [ -n "$missing" ]; then
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
-# pyirsdk: the independent .ibt reader the driver node's parser is cross-checked against.
-if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import irsdk' >/dev/null 2>&1; then
+# pip_ensure MODULE PACKAGE: installs PACKAGE from PyPI when `import MODULE` fails (Debian's
+# python may refuse plain pip installs; then --break-system-packages).
+pip_ensure() {
+  command -v python3 >/dev/null 2>&1 || return 0
+  python3 -c "import $1" >/dev/null 2>&1 && return 0
   if ! python3 -m pip --version >/dev/null 2>&1; then
     apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
   fi
-  echo "setup: pip install pyirsdk" >&2
-  python3 -m pip install --quiet pyirsdk 2>/dev/null ||
-    python3 -m pip install --quiet --break-system-packages pyirsdk
-fi
+  echo "setup: pip install $2" >&2
+  python3 -m pip install --quiet "$2" 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages "$2"
+}
 
+# pyirsdk: the independent .ibt reader the driver node's parser is cross-checked against.
+pip_ensure irsdk pyirsdk
 # schemathesis: the outside check of the REST API against its OpenAPI document
 # (runtime/tests/schemathesis.rs).
-if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import schemathesis' >/dev/null 2>&1; then
-  if ! python3 -m pip --version >/dev/null 2>&1; then
-    apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
-  fi
-  echo "setup: pip install schemathesis" >&2
-  python3 -m pip install --quiet schemathesis 2>/dev/null ||
-    python3 -m pip install --quiet --break-system-packages schemathesis
-fi
+pip_ensure schemathesis schemathesis
 
 if ! command -v cargo >/dev/null 2>&1; then
   [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"

@@ -1,6 +1,7 @@
-//! Coach: a driver's AI coach. For now it keeps what it has seen — every completed lap, the best
-//! valid one — so the tree, addressing and supervision hold it; analysis and spoken feedback come
-//! with the coaching work. Reads no env vars.
+//! Coach: a driver's AI coach in the actor tree. It keeps what it has seen — every completed lap,
+//! the best valid one — so the tree, addressing and supervision hold it. The analysis engine it is
+//! to run is the `pitbox-coach` crate (`coach/`); calling it from here, with the `ai_coaching`
+//! pushes, is not done yet. Reads no env vars.
 
 use std::sync::Arc;
 
