@@ -483,18 +483,17 @@ fn write_all(
     if !isolate {
         // The caches are only updated when the transaction commits.
         let mut trial = Caches { watermarks: caches.watermarks.clone(), sessions: caches.sessions.clone() };
-        let out: Vec<Stored> =
-            conn.transaction(|c| plans.iter().map(|p| write_one(c, p, &mut trial)).collect())?;
+        let out = conn.transaction(|c| write_batch(c, plans, &mut trial))?;
         *caches = trial;
         return Ok(out.into_iter().map(Some).collect());
     }
     let mut out = Vec::with_capacity(plans.len());
     for p in plans {
         let mut trial = Caches { watermarks: caches.watermarks.clone(), sessions: caches.sessions.clone() };
-        match conn.transaction(|c| write_one(c, p, &mut trial)) {
-            Ok(stored) => {
+        match conn.transaction(|c| write_batch(c, std::slice::from_ref(p), &mut trial)) {
+            Ok(mut stored) => {
                 *caches = trial;
-                out.push(Some(stored));
+                out.push(stored.pop());
             }
             Err(e) => {
                 tracing::error!(driver = %p.driver_id, error = %e, "dropping a write that cannot be stored; it was not acknowledged");
@@ -505,7 +504,49 @@ fn write_all(
     Ok(out)
 }
 
-fn write_one(conn: &mut DbConnection, p: &Plan, caches: &mut Caches) -> QueryResult<Stored> {
+/// Rows per multi-row INSERT: 8 bound values a row stays well inside PostgreSQL's 65,535 and
+/// SQLite's 32,766 parameters per statement.
+const INSERT_CHUNK: usize = 1000;
+
+/// The statements of one flush: every plan's new samples in a few multi-row INSERTs, and one
+/// `last_active` UPDATE for all drivers that sent samples, whatever the number of requests (a live
+/// node sends one frame per message, so per-request statements were the ingest ceiling).
+fn write_batch(conn: &mut DbConnection, plans: &[Plan], caches: &mut Caches) -> QueryResult<Vec<Stored>> {
+    let now = chrono::Utc::now().naive_utc();
+    let mut rows = Vec::new();
+    let mut active: Vec<&str> = Vec::new();
+    let mut out = Vec::with_capacity(plans.len());
+    for p in plans {
+        out.push(write_one(conn, p, caches, now, &mut rows)?);
+        if !p.samples.is_empty() && !active.contains(&p.driver_id.as_str()) {
+            active.push(&p.driver_id);
+        }
+    }
+    // Multi-row inserts on the concrete connection: MultiBackend cannot express them.
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let insert = diesel::insert_into(telemetry_samples::table).values(chunk);
+        match conn {
+            DbConnection::Pg(c) => insert.execute(c)?,
+            DbConnection::Sqlite(c) => insert.execute(c)?,
+        };
+    }
+    for ids in active.chunks(INSERT_CHUNK) {
+        diesel::update(drivers::table.filter(drivers::id.eq_any(ids.to_vec())))
+            .set(drivers::last_active.eq(Some(now)))
+            .execute(conn)?;
+    }
+    Ok(out)
+}
+
+/// One request's part of a flush: its session and watermark, its new samples added to `rows` (the
+/// caller inserts them all at once), its laps stored.
+fn write_one(
+    conn: &mut DbConnection,
+    p: &Plan,
+    caches: &mut Caches,
+    now: NaiveDateTime,
+    rows: &mut Vec<TelemetrySampleRow>,
+) -> QueryResult<Stored> {
     let session_id = match caches.sessions.get(&p.driver_id) {
         Some(s) => s.clone(),
         None => {
@@ -514,7 +555,6 @@ fn write_one(conn: &mut DbConnection, p: &Plan, caches: &mut Caches) -> QueryRes
             s
         }
     };
-    let now = chrono::Utc::now().naive_utc();
     let mut watermark = None;
     if let Some(stream) = &p.stream_id {
         let key = (p.driver_id.clone(), stream.clone());
@@ -529,41 +569,28 @@ fn write_one(conn: &mut DbConnection, p: &Plan, caches: &mut Caches) -> QueryRes
         };
         watermark = Some((key, w));
     }
-    let fresh: Vec<TelemetrySampleRow> = p
-        .samples
-        .iter()
-        .filter(|s| match (&watermark, s.seq) {
-            (Some((_, w)), Some(seq)) => i64::try_from(seq).unwrap_or(i64::MAX) > *w,
-            _ => true,
-        })
-        .map(|s| TelemetrySampleRow {
-            id: s.id.clone(),
-            driver_id: p.driver_id.clone(),
-            session_id: Some(session_id.clone()),
-            stream_id: p.stream_id.clone(),
-            seq: s.seq.map(|q| i64::try_from(q).unwrap_or(i64::MAX)),
-            recorded_at: s.recorded_at,
-            received_at: now,
-            data: s.data.clone(),
-        })
-        .collect();
-    // Multi-row inserts on the concrete connection: MultiBackend cannot express them.
-    for chunk in fresh.chunks(200) {
-        let insert = diesel::insert_into(telemetry_samples::table).values(chunk);
-        match conn {
-            DbConnection::Pg(c) => insert.execute(c)?,
-            DbConnection::Sqlite(c) => insert.execute(c)?,
-        };
-    }
+    rows.extend(
+        p.samples
+            .iter()
+            .filter(|s| match (&watermark, s.seq) {
+                (Some((_, w)), Some(seq)) => i64::try_from(seq).unwrap_or(i64::MAX) > *w,
+                _ => true,
+            })
+            .map(|s| TelemetrySampleRow {
+                id: s.id.clone(),
+                driver_id: p.driver_id.clone(),
+                session_id: Some(session_id.clone()),
+                stream_id: p.stream_id.clone(),
+                seq: s.seq.map(|q| i64::try_from(q).unwrap_or(i64::MAX)),
+                recorded_at: s.recorded_at,
+                received_at: now,
+                data: s.data.clone(),
+            }),
+    );
     let max_seq = p.samples.iter().filter_map(|s| s.seq).max();
     if let Some((key, w)) = watermark {
         let new = max_seq.map(|m| i64::try_from(m).unwrap_or(i64::MAX)).unwrap_or(w).max(w);
         caches.watermarks.insert(key, new);
-    }
-    if !p.samples.is_empty() {
-        diesel::update(drivers::table.find(&p.driver_id))
-            .set(drivers::last_active.eq(Some(now)))
-            .execute(conn)?;
     }
     let mut laps = Vec::with_capacity(p.laps.len());
     for LapIn { id: lap_id, lap } in &p.laps {

@@ -11,7 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use pitbox_actors::supervision::Control;
 use pitbox_actors::ActorSystem;
-use schema::wire::{ActorTree, Envelope, Message as Wire, Role, Success};
+use schema::wire::{ActorTree, Envelope, Message as Wire, Success};
 use serde::Deserialize;
 
 use crate::auth::{AuthUser, Keys};
@@ -23,13 +23,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/actors", web::get().to(tree))
         .route("/admin/actors/stream", web::get().to(stream))
         .route("/admin/actors/fault", web::post().to(fault));
-}
-
-fn require_engineer(user: &AuthUser) -> Result<(), ApiError> {
-    match user.role {
-        Role::Engineer | Role::Admin => Ok(()),
-        _ => Err(ApiError::forbidden("engineer or admin role required")),
-    }
 }
 
 /// The tree as `user` may see it: admins everything, engineers all but other teams.
@@ -45,7 +38,7 @@ fn visible_tree(system: &ActorSystem, user: &AuthUser) -> ActorTree {
 }
 
 pub async fn tree(user: AuthUser, system: web::Data<ActorSystem>) -> ApiResult<web::Json<ActorTree>> {
-    require_engineer(&user)?;
+    user.require_engineer_role()?;
     Ok(web::Json(visible_tree(&system, &user)))
 }
 
@@ -90,7 +83,7 @@ pub async fn stream(
         Some(t) => keys.authenticate(&db, t).await?,
         None => <AuthUser as actix_web::FromRequest>::extract(&req).await?,
     };
-    require_engineer(&user)?;
+    user.require_engineer_role()?;
     ws::start(TreeStream { system: system.get_ref().clone(), user }, &req, payload)
 }
 

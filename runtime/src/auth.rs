@@ -268,7 +268,7 @@ impl AuthUser {
     }
 
     pub fn is_admin(&self) -> bool {
-        self.role == Role::Admin
+        self.role.is_admin()
     }
 
     /// Admins read every team; everyone else only the teams they belong to.
@@ -292,21 +292,28 @@ impl AuthUser {
         }
     }
 
-    /// Team staff: `team`, `engineer` (of that team) or `admin`.
+    /// Team staff (`Role::is_staff`: `team`, `engineer` or `admin`) of that team.
     pub fn require_staff(&self, team_id: &str) -> Result<(), ApiError> {
         self.require_team(team_id)?;
-        match self.role {
-            Role::Team | Role::Engineer | Role::Admin => Ok(()),
-            Role::Driver => Err(ApiError::forbidden("team, engineer or admin role required")),
+        if self.role.is_staff() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("team, engineer or admin role required"))
         }
     }
 
-    /// Engineers of the team, or admins.
+    /// Engineers (`Role::is_engineer`) of the team, or admins.
     pub fn require_engineer(&self, team_id: &str) -> Result<(), ApiError> {
         self.require_team(team_id)?;
-        match self.role {
-            Role::Engineer | Role::Admin => Ok(()),
-            _ => Err(ApiError::forbidden("engineer or admin role required")),
+        self.require_engineer_role()
+    }
+
+    /// The engineer or admin role, whatever the team (the engineer view filters by team itself).
+    pub fn require_engineer_role(&self) -> Result<(), ApiError> {
+        if self.role.is_engineer() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("engineer or admin role required"))
         }
     }
 }

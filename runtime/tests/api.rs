@@ -360,6 +360,27 @@ on_both_backends!(handoff_lifecycle, |srv| {
         .post(&format!("/api/teams/{team}/handoffs"), &f, json!({"targetDriverId": first, "reason": "x"}))
         .await;
     assert_eq!(same.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // The shared rule (`schema::wire::may_answer_handoff`, which the dashboard's buttons follow):
+    // the `team` role answers any handoff, an uninvolved driver none, the asking driver completes.
+    let (_, _third) = srv.create_driver("third", &team, 3);
+    let third = srv.login("third").await;
+    let h = srv
+        .post(
+            &format!("/api/teams/{team}/handoffs"),
+            &f,
+            json!({"targetDriverId": second, "reason": "again"}),
+        )
+        .await;
+    let id = h.body["id"].as_str().unwrap().to_owned();
+    let outsider = srv.post(&format!("/api/handoffs/{id}/accept"), &third, json!({})).await;
+    assert_eq!(outsider.status, StatusCode::FORBIDDEN, "{}", outsider.body);
+    let asker = srv.post(&format!("/api/handoffs/{id}/accept"), &f, json!({})).await;
+    assert_eq!(asker.status, StatusCode::FORBIDDEN, "the asking driver does not accept for the target");
+    let acc = srv.post(&format!("/api/handoffs/{id}/accept"), &boss, json!({})).await;
+    assert_eq!(acc.status, StatusCode::OK, "{}", acc.body);
+    let done = srv.post(&format!("/api/handoffs/{id}/complete"), &f, json!({})).await;
+    assert_eq!(done.body["status"], "completed", "{}", done.body);
     srv.stop().await;
 });
 

@@ -3,6 +3,7 @@
 
 pub mod chart;
 pub mod format;
+pub mod handoff;
 pub mod laps;
 pub mod store;
 pub mod track;

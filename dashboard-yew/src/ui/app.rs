@@ -431,7 +431,7 @@ impl App {
             s.set_subscriptions(subs);
         }
         let engineer = matches!(self.route, Route::Engineer)
-            && self.session.as_ref().is_some_and(|s| super::is_staff(s.user.role));
+            && self.session.as_ref().is_some_and(|s| s.user.role.is_engineer());
         if engineer && self.tree_socket.is_none() {
             self.tree_socket = Some(Socket::open(Kind::Tree, self.api.clone(), self.store.clone(), |_| {}));
         } else if !engineer {

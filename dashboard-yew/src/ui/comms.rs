@@ -9,8 +9,8 @@ use schema::wire::{
 };
 use yew::prelude::*;
 
-use super::{is_staff, value_of, Ctx};
-use crate::model::format;
+use super::{value_of, Ctx};
+use crate::model::{format, handoff};
 
 #[function_component(Comms)]
 pub fn comms() -> Html {
@@ -116,19 +116,19 @@ pub fn comms() -> Html {
         });
         html! { <button class={class} {onclick}>{ label }</button> }
     };
-    let may_answer = |target: &str| is_staff(ctx.user.role) || ctx.user.driver_id.as_deref() == Some(target);
     let handoffs: Html = store
         .handoffs
         .iter()
         .take(10)
         .map(|h| {
-            let buttons = match h.status {
-                HandoffStatus::Pending if may_answer(&h.target_driver_id) => html! {
-                    <>{ answer(&h.id, HandoffStatus::Accepted, "ho-accept", "Accept") }{ answer(&h.id, HandoffStatus::Rejected, "ho-reject", "Reject") }</>
-                },
-                HandoffStatus::Accepted if may_answer(&h.target_driver_id) => answer(&h.id, HandoffStatus::Completed, "ho-complete", "Complete"),
-                _ => html! {},
-            };
+            let buttons: Html = handoff::answers(ctx.user.role, ctx.user.driver_id.as_deref(), h)
+                .into_iter()
+                .map(|to| match to {
+                    HandoffStatus::Accepted => answer(&h.id, to, "ho-accept", "Accept"),
+                    HandoffStatus::Rejected => answer(&h.id, to, "ho-reject", "Reject"),
+                    _ => answer(&h.id, to, "ho-complete", "Complete"),
+                })
+                .collect();
             let snap = h.telemetry_snapshot.as_ref().map(|f| {
                 format!(
                     "at request: lap {} · {:.0} km/h · fuel {} · {}",

@@ -14,7 +14,7 @@ mod overview;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use schema::wire::{Message, Role, UserInfo};
+use schema::wire::{Message, UserInfo};
 use yew::prelude::*;
 
 use crate::model::store::Store;
@@ -91,14 +91,10 @@ impl Ctx {
         self.store.borrow_mut().notice(text);
     }
 
+    /// Sees the engineer view (`Role::is_engineer`, the rule the runtime's admin routes apply).
     pub fn is_engineer(&self) -> bool {
-        is_staff(self.user.role)
+        self.user.role.is_engineer()
     }
-}
-
-/// Engineers and admins: the engineer view, and answering any handoff.
-pub fn is_staff(role: Role) -> bool {
-    matches!(role, Role::Engineer | Role::Admin)
 }
 
 /// Value of an input/select/textarea from its event.

@@ -4,7 +4,8 @@
 use actix_web::{web, HttpResponse};
 use schema::db::models;
 use schema::wire::{
-    ErrorBody, HandoffRequest, HandoffStatus, NewHandoff, NewTeamMessage, Role, Success, TeamMessage,
+    may_answer_handoff, ErrorBody, HandoffParties, HandoffRequest, HandoffStatus, NewHandoff, NewTeamMessage,
+    Role, Success, TeamMessage,
 };
 use serde::Deserialize;
 
@@ -282,11 +283,10 @@ pub async fn answer(
     let lookup = id.clone();
     let h = db.run(move |c| store::get_handoff(c, &lookup)).await?;
     user.require_team(&h.team_id)?;
-    let me = user.driver_id.as_deref();
-    let involved = me == Some(h.target_driver_id.as_str())
-        || (to == HandoffStatus::Completed && me.is_some() && me == h.from_driver_id.as_deref());
-    if !involved {
-        user.require_staff(&h.team_id)?;
+    let parties =
+        HandoffParties { target_driver_id: &h.target_driver_id, from_driver_id: h.from_driver_id.as_deref() };
+    if !may_answer_handoff(user.role, user.driver_id.as_deref(), parties, to) {
+        return Err(ApiError::forbidden("only team staff or the drivers of this handoff may answer it"));
     }
     let responder = user.id.clone();
     let h = db

@@ -8,6 +8,7 @@ mod envelope;
 mod inbound;
 pub mod lenient;
 mod rest;
+mod rules;
 mod telemetry;
 
 pub use admin::*;
@@ -15,6 +16,7 @@ pub use coaching::*;
 pub use envelope::*;
 pub use inbound::*;
 pub use rest::*;
+pub use rules::*;
 pub use telemetry::*;
 
 /// Version of the protocol spoken by this build; sent in `connection_established`.
