@@ -11,7 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use pitbox_actors::supervision::Control;
 use pitbox_actors::ActorSystem;
-use schema::wire::{ActorTree, Envelope, Message as Wire, Success};
+use schema::wire::{ActorPath, ActorTree, Envelope, Message as Wire, Success};
 use serde::Deserialize;
 
 use crate::auth::{AuthUser, Keys};
@@ -29,9 +29,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 fn visible_tree(system: &ActorSystem, user: &AuthUser) -> ActorTree {
     let mut tree = system.registry().tree();
     if !user.is_admin() {
-        tree.root.retain(|n| match n.path.strip_prefix("/teams/") {
+        // Top-level nodes are `/runtime` (kept) and `/teams/{team}` (kept for the user's teams).
+        tree.root.retain(|n| match n.path.parse::<ActorPath>().ok().as_ref().and_then(ActorPath::team_id) {
             Some(team) => user.teams.iter().any(|t| t == team),
-            None => true,
+            None => !n.path.starts_with("/teams"),
         });
     }
     tree

@@ -4,8 +4,8 @@
 use actix_web::{web, HttpResponse};
 use schema::db::models;
 use schema::wire::{
-    may_answer_handoff, ErrorBody, HandoffParties, HandoffRequest, HandoffStatus, NewHandoff, NewTeamMessage,
-    Role, Success, TeamMessage,
+    may_answer_handoff, ActorPath, ErrorBody, HandoffParties, HandoffRequest, HandoffStatus, NewHandoff,
+    NewTeamMessage, Role, Success, TeamMessage,
 };
 use serde::Deserialize;
 
@@ -52,7 +52,7 @@ pub async fn list_messages(
 
 /// Pushes an event to the team's dashboards, from the team's hub.
 async fn push(system: &ActorSystem, team: &str, message: Wire) {
-    let env = Envelope { from: Some(format!("/teams/{team}/hub")), ..Envelope::new(message) };
+    let env = Envelope { from: Some(ActorPath::hub(team).to_string()), ..Envelope::new(message) };
     if let Err(e) = system.broadcast(team, env).await {
         tracing::warn!(error = %e, "team event not pushed");
     }
