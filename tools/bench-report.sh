@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# tools/bench-report.sh — run every benchmark of the workspace and write one report, so each
+# figure can be compared run to run: bench-report/report.md (the figures as each bench prints
+# them, under a heading per bench, with the command and its time) and bench-report/report.json
+# (the same as data: name, command, seconds, exit code, printed lines, and every "name: number
+# unit" figure found in them).
+#
+# Usage: bash tools/bench-report.sh [--quick]      (--quick: short runs, a few minutes in all)
+# env:   PITBOX_BENCH_ONLY (space-separated names to run, e.g. "fanout coach"),
+#        PITBOX_BENCH_DATABASE_URL (passed to the fan-out bench: PostgreSQL instead of SQLite),
+#        BENCH_REPORT_DIR (default bench-report/)
+# The benches themselves: runtime/benches/{fanout,dashboard}.rs, driver-node/benches/node.rs,
+# coach/benches/analysis.rs, and the driver node's video encode bench when built with it.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+quick=0
+[ "${1:-}" = --quick ] && quick=1
+out=${BENCH_REPORT_DIR:-bench-report}
+mkdir -p "$out/raw"
+
+secs=15; stream=20; fan_sets=("--drivers 100 --dashboards 200" "--drivers 200 --dashboards 400" "--drivers 400 --dashboards 800 --batch 10")
+if [ "$quick" = 1 ]; then
+  secs=4; stream=5; fan_sets=("--drivers 50 --dashboards 100")
+fi
+
+declare -a names cmds
+add() { names+=("$1"); cmds+=("$2"); }
+i=0
+for set in "${fan_sets[@]}"; do
+  i=$((i + 1))
+  add "fanout-$i" "cargo bench -q -p pitbox-runtime --bench fanout --locked -- $set --secs $secs"
+done
+add "coach" "cargo bench -q -p pitbox-coach --bench analysis --locked"
+add "node" "cargo build -q --release -p pitbox-runtime --locked && PITBOX_BENCH_STREAM_SECS=$stream PITBOX_BENCH_BACKLOG=$((stream * 1800)) cargo bench -q -p pitbox-driver --bench node --locked"
+if [ -f dashboard-yew/dist/index.html ] && command -v chromium >/dev/null; then
+  add "dashboard" "cargo build -q -p pitbox-driver --locked && cargo bench -q -p pitbox-runtime --bench dashboard --locked -- --secs $secs"
+fi
+if grep -q 'name = "video"' driver-node/Cargo.toml 2>/dev/null; then
+  add "video" "cargo bench -q -p pitbox-driver --bench video --locked"
+fi
+
+only=" ${PITBOX_BENCH_ONLY:-} "
+: > "$out/raw/index.tsv"
+for n in "${!names[@]}"; do
+  name=${names[$n]}; cmd=${cmds[$n]}
+  if [ "$only" != "  " ] && [[ "$only" != *" ${name%%-*} "* ]] && [[ "$only" != *" $name "* ]]; then
+    continue
+  fi
+  echo "== $name: $cmd" >&2
+  t0=$(date +%s)
+  bash -c "$cmd" > "$out/raw/$name.txt" 2> "$out/raw/$name.err"
+  rc=$?
+  printf '%s\t%s\t%s\t%s\n' "$name" "$(( $(date +%s) - t0 ))" "$rc" "$cmd" >> "$out/raw/index.tsv"
+  tail -n 40 "$out/raw/$name.txt" >&2
+done
+
+python3 - "$out" <<'PY'
+import json, re, sys, datetime, platform, os
+out = sys.argv[1]
+rows = [l.rstrip("\n").split("\t", 3) for l in open(f"{out}/raw/index.tsv") if l.strip()]
+figure = re.compile(r"([A-Za-z][\w ./()×-]*?)\s*[:=]\s*(-?\d+(?:\.\d+)?)\s*(ms|µs|us|s|%|MiB|KiB|MB/s|samples/s|rows/s|fps|frames/s)?\b")
+report = {"date": datetime.datetime.utcnow().isoformat(timespec="seconds") + "Z",
+          "machine": {"cpus": os.cpu_count(), "system": platform.platform()}, "benches": []}
+md = [f"# PitBox benchmark report", "", f"{report['date']} · {os.cpu_count()} CPUs · {platform.platform()}", ""]
+for name, secs, rc, cmd in rows:
+    lines = open(f"{out}/raw/{name}.txt", errors="replace").read().splitlines()
+    figs = [{"name": m.group(1).strip(), "value": float(m.group(2)), "unit": m.group(3) or ""}
+            for l in lines for m in figure.finditer(l)]
+    report["benches"].append({"name": name, "command": cmd, "seconds": int(secs), "exit": int(rc),
+                              "lines": lines, "figures": figs})
+    md += [f"## {name}", "", f"`{cmd}` — {secs} s" + ("" if rc == "0" else f" — **failed (exit {rc})**, see raw/{name}.err"), "", "```"] + lines + ["```", ""]
+json.dump(report, open(f"{out}/report.json", "w"), indent=1)
+open(f"{out}/report.md", "w").write("\n".join(md))
+print(f"wrote {out}/report.md and {out}/report.json ({len(rows)} benches)")
+PY
