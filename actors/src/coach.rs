@@ -379,7 +379,7 @@ impl Coach {
         let mut msg = output::ai_coaching(&report, Some(self.driver_id.clone()), Utc::now());
         msg.id = Some(uuid::Uuid::now_v7().to_string());
         msg.lap_id = Some(summary.id.clone());
-        msg.strategy = Some(strategy);
+        msg.strategy = Some(Box::new(strategy));
         let tip = self.gate.choose(report.lap, &msg.items).and_then(|k| msg.items.get(k).cloned());
         msg.tip = tip.as_ref().map(|i| i.text.clone());
         let tip_topic = tip.map(|i| i.topic);
@@ -648,7 +648,7 @@ mod tests {
         }
         // Not urgent: said once.
         let add = item("car/fuelToAdd", MessagePriority::Normal, None);
-        assert_eq!(g.choose(5, &[add.clone()]), Some(0));
+        assert_eq!(g.choose(5, std::slice::from_ref(&add)), Some(0));
         assert_eq!(g.choose(6, &[add]), None);
     }
 

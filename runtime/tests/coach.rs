@@ -5,6 +5,8 @@
 //! corner table, track map, strategy, exports and corner names work, with clear 4xx on bad input.
 //! The Coach actor's state survives its restart.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -583,7 +583,7 @@ pub struct AiCoaching {
     pub items: Vec<CoachingItem>,
     /// The car's fuel picture after this lap (the team's strategy panel follows it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub strategy: Option<super::CarStrategy>,
+    pub strategy: Option<Box<super::CarStrategy>>,
 }
 
 /// One statement of the coach with what it rests on.
