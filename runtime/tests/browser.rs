@@ -40,7 +40,7 @@ async fn dashboard_end_to_end_in_chromium() {
     assert!(ibt.is_file(), "fixture missing: {}", ibt.display());
     let _nodes = [
         node(&srv.base, "synth", "synthetic", &[]).await,
-        node(&srv.base, "replay", &format!("ibt:{}", ibt.display()), &["--speed", "4"]).await,
+        node(&srv.base, "replay", &format!("ibt:{}", ibt.display()), &["--speed", "4", "--loop"]).await,
     ];
 
     let shots = target_dir().join("e2e");
