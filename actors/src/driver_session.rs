@@ -11,12 +11,12 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use schema::wire::{
-    DriverStatus, DriverStatusKind, Envelope, LapSummary, Message as Wire, TelemetryFrame, TelemetryUpdate,
+    DriverStatus, DriverStatusKind, Envelope, Message as Wire, TelemetryFrame, TelemetryUpdate,
 };
 use serde_json::value::RawValue;
 use tokio::sync::watch;
 
-use crate::coach::{Coach, LapSeen};
+use crate::coach::{AskCoach, Coach, CoachArgs, CoachState, GetCoachState, LapSeen};
 use crate::lap::LapAssembler;
 use crate::registry::Stats;
 use crate::store_writer::{AckTo, LapIn, LapStored, Recover, Recovered, SampleIn, Write, WriteRequest};
@@ -212,9 +212,15 @@ impl DriverSession {
     }
 
     fn start_coach(&mut self, ctx: &mut Context<Self>) {
-        let (env, path, parent) =
-            (self.env.clone(), format!("{}/coach", self.path), ctx.address().recipient());
-        self.coach.addr = Some(Coach::new(env, path, parent).start());
+        let args = CoachArgs {
+            env: self.env.clone(),
+            path: format!("{}/coach", self.path),
+            parent: ctx.address().recipient(),
+            team_id: self.team_id.clone(),
+            driver_id: self.driver_id.clone(),
+            hub: self.hub.clone(),
+        };
+        self.coach.addr = Some(Coach::new(args).start());
     }
     fn start_voice(&mut self, ctx: &mut Context<Self>) {
         let (env, path, parent) =
@@ -425,9 +431,9 @@ impl Handler<LapStored> for DriverSession {
         self.stats.received();
         let stats = self.stats.clone();
         let r = guarded(&stats, || {
-            let lap: LapSummary = msg.0;
+            let LapStored(lap, frames) = msg;
             if let Some(c) = &self.coach.addr {
-                c.do_send(LapSeen(lap.clone()));
+                c.do_send(LapSeen { summary: lap.clone(), frames });
             }
             let env = Envelope { from: Some(self.path.clone()), ..Envelope::new(Wire::LapCompleted(lap)) };
             self.hub.broadcast(env);
@@ -452,6 +458,15 @@ impl Handler<GetLive> for DriverSession {
             nodes: self.nodes,
             latest: self.slot.latest.borrow().as_ref().and_then(|b| b.last()).map(|l| l.update.clone()),
         })
+    }
+}
+
+impl Handler<AskCoach> for DriverSession {
+    type Result = ResponseFuture<Option<CoachState>>;
+
+    fn handle(&mut self, _: AskCoach, _: &mut Context<Self>) -> Self::Result {
+        let coach = self.coach.addr.clone();
+        Box::pin(async move { coach?.send(GetCoachState).await.ok() })
     }
 }
 

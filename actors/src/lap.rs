@@ -35,7 +35,8 @@ pub struct CompletedLap {
     /// Litres, when the tank level fell over the lap.
     pub fuel_used: Option<f64>,
     pub sector_times: Vec<f64>,
-    pub frames: Vec<TelemetryFrame>,
+    /// Shared: the store and the coach read the same frames without copying them.
+    pub frames: std::sync::Arc<Vec<TelemetryFrame>>,
 }
 
 /// The clock a frame is timed on.
@@ -116,7 +117,7 @@ impl LapBuild {
             flaws: self.flaws,
             fuel_used,
             sector_times: t.sectors,
-            frames: self.frames,
+            frames: std::sync::Arc::new(self.frames),
         })
     }
 }

@@ -4,6 +4,7 @@
 //! assembly. No HTTP here. Reads no environment variables.
 
 pub mod coach;
+pub mod coach_store;
 pub mod driver_session;
 pub mod lap;
 pub mod registry;

@@ -75,10 +75,11 @@ impl AckTo {
     }
 }
 
-/// A stored lap, told to the driver session that produced it.
+/// A stored lap, told to the driver session that produced it, with its frames (shared, for the
+/// coach).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct LapStored(pub LapSummary);
+pub struct LapStored(pub LapSummary, pub Arc<Vec<TelemetryFrame>>);
 
 pub struct WriteRequest {
     pub driver_id: String,
@@ -274,7 +275,13 @@ impl StoreWriter {
                         };
                         if let Some(on_lap) = &req.on_lap {
                             for lap in &stored.laps {
-                                on_lap.do_send(LapStored(lap.clone()));
+                                let frames = req
+                                    .laps
+                                    .iter()
+                                    .find(|l| l.id == lap.id)
+                                    .map(|l| l.lap.frames.clone())
+                                    .unwrap_or_default();
+                                on_lap.do_send(LapStored(lap.clone(), frames));
                             }
                         }
                         if let Some(ack) = req.ack {
@@ -457,8 +464,13 @@ pub fn recover(conn: &mut DbConnection, driver_id: &str) -> QueryResult<Recovere
 }
 
 /// Compresses a lap's frames for storage (deflate of the JSON of every frame).
-pub fn compress_frames(frames: Vec<TelemetryFrame>) -> std::io::Result<Vec<u8>> {
-    let json = serde_json::to_vec(&LapTelemetry { frames })?;
+pub fn compress_frames(frames: &[TelemetryFrame]) -> std::io::Result<Vec<u8>> {
+    /// [`LapTelemetry`]'s shape, borrowing the frames.
+    #[derive(serde::Serialize)]
+    struct Frames<'a> {
+        frames: &'a [TelemetryFrame],
+    }
+    let json = serde_json::to_vec(&Frames { frames })?;
     let mut enc = flate2::write::DeflateEncoder::new(
         Vec::with_capacity(json.len() / 6),
         flate2::Compression::default(),
@@ -617,7 +629,7 @@ fn write_one(
             fuel_used: lap.fuel_used,
             sector_times: serde_json::to_string(&lap.sector_times).unwrap_or_else(|_| "[]".into()),
             sample_count,
-            telemetry: compress_frames(lap.frames.clone())
+            telemetry: compress_frames(&lap.frames)
                 .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?,
             completed_at: now,
             kind: lap.kind.as_str().to_owned(),

@@ -11,6 +11,7 @@ use actix::prelude::*;
 use schema::db::DbPool;
 use schema::wire::Envelope;
 
+use crate::coach::{CoachBoard, Phrasing};
 use crate::driver_session::DriverSession;
 use crate::registry::Registry;
 use crate::runtime_supervisor::{GetTeam, RuntimeSupervisor};
@@ -19,7 +20,7 @@ use crate::supervision::{Control, RestartPolicy};
 use crate::team_hub::{Broadcast, TeamHub};
 use crate::team_supervisor::{GetDriver, GetHub, TeamSupervisor};
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SystemOptions {
     pub server_id: String,
     pub policy: RestartPolicy,
@@ -27,6 +28,20 @@ pub struct SystemOptions {
     pub idle_timeout: Duration,
     /// Threads that run driver sessions (each an actix arbiter).
     pub session_threads: usize,
+    /// Rewrites the coach's text (an LLM); `None`: the engine's own text.
+    pub phrasing: Option<Arc<dyn Phrasing>>,
+}
+
+impl std::fmt::Debug for SystemOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SystemOptions")
+            .field("server_id", &self.server_id)
+            .field("policy", &self.policy)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("session_threads", &self.session_threads)
+            .field("phrasing", &self.phrasing.is_some())
+            .finish()
+    }
 }
 
 impl Default for SystemOptions {
@@ -36,6 +51,7 @@ impl Default for SystemOptions {
             policy: RestartPolicy::default(),
             idle_timeout: Duration::from_secs(300),
             session_threads: 2,
+            phrasing: None,
         }
     }
 }
@@ -48,6 +64,11 @@ pub struct Env {
     pub backlog: Backlog,
     pub policy: RestartPolicy,
     pub idle_timeout: Duration,
+    /// For the coaches' own reads and writes (coaching, track maps), off the store writer's queue.
+    pub pool: DbPool,
+    pub phrasing: Option<Arc<dyn Phrasing>>,
+    /// What every coach last worked out (strategy per car), for cheap reads by the API.
+    pub board: CoachBoard,
     arbiters: Arc<Vec<ArbiterHandle>>,
     next: Arc<AtomicUsize>,
 }
@@ -90,7 +111,7 @@ impl ActorSystem {
         let registry = Registry::new(&options.server_id);
         let backlog = Backlog::default();
         let store_stats = registry.register("/runtime/store", "store_writer");
-        let store = StoreWriter::new(pool, store_stats, backlog.clone()).start();
+        let store = StoreWriter::new(pool.clone(), store_stats, backlog.clone()).start();
         let arbiters = (0..options.session_threads.max(1)).map(|_| Arbiter::new().handle()).collect();
         let env = Env {
             registry,
@@ -98,6 +119,9 @@ impl ActorSystem {
             backlog,
             policy: options.policy,
             idle_timeout: options.idle_timeout,
+            pool,
+            phrasing: options.phrasing,
+            board: CoachBoard::default(),
             arbiters: Arc::new(arbiters),
             next: Arc::default(),
         };

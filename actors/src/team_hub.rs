@@ -2,7 +2,9 @@
 //! of the team's drivers (`watch` receivers: each subscriber reads the latest sample at its own rate,
 //! so a slow one never queues anything) and the team's events (messages, handoffs, coaching, driver
 //! status, laps) pushed with `try_send` into their bounded mailboxes: a stalled subscriber loses
-//! events (counted), it never grows the server's memory or slows anyone. Its state lives in a slot
+//! events (counted), it never grows the server's memory or slows anyone. Driver nodes subscribe
+//! too, as the node of one driver: they get only what is addressed to that driver's node (the
+//! coach's spoken tip), never the team's traffic. Its state lives in a slot
 //! that survives restarts, so subscribers stay subscribed. Reads no env vars.
 
 use std::collections::{BTreeMap, HashMap};
@@ -33,6 +35,23 @@ pub struct Subscribe {
     pub events: Recipient<Push>,
 }
 
+/// A driver node's socket subscribes for what is addressed to its driver's node.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SubscribeNode {
+    pub id: u64,
+    pub driver_id: String,
+    pub events: Recipient<Push>,
+}
+
+/// Pushes an event to the node sockets of one driver only.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct ToNode {
+    pub driver_id: String,
+    pub envelope: Arc<Envelope>,
+}
+
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
 pub struct Unsubscribe {
@@ -54,6 +73,8 @@ pub struct RegisterDriver {
 #[derive(Default)]
 pub struct HubShared {
     subscribers: HashMap<u64, Recipient<Push>>,
+    /// Node sockets, by connection id: the driver each speaks for.
+    nodes: HashMap<u64, (String, Recipient<Push>)>,
     drivers: BTreeMap<String, watch::Receiver<Latest>>,
     /// Events a full subscriber mailbox could not take.
     pub dropped: u64,
@@ -80,6 +101,13 @@ impl HubRef {
     pub fn broadcast(&self, env: Envelope) {
         if let Some(h) = self.get() {
             h.do_send(Broadcast(Arc::new(env)));
+        }
+    }
+
+    /// Sends to the node sockets of `driver_id` only.
+    pub fn to_node(&self, driver_id: &str, env: Envelope) {
+        if let Some(h) = self.get() {
+            h.do_send(ToNode { driver_id: driver_id.to_owned(), envelope: Arc::new(env) });
         }
     }
 }
@@ -162,6 +190,44 @@ impl Handler<Unsubscribe> for TeamHub {
         self.run(ctx, |hub| {
             hub.with(|s| {
                 s.subscribers.remove(&msg.id);
+                s.nodes.remove(&msg.id);
+            })
+        });
+    }
+}
+
+impl Handler<SubscribeNode> for TeamHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: SubscribeNode, ctx: &mut Context<Self>) {
+        self.run(ctx, |hub| {
+            hub.with(|s| {
+                s.nodes.insert(msg.id, (msg.driver_id, msg.events));
+            })
+        });
+    }
+}
+
+impl Handler<ToNode> for TeamHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: ToNode, ctx: &mut Context<Self>) {
+        self.run(ctx, |hub| {
+            hub.with(|s| {
+                let mut gone = vec![];
+                for (id, (driver, r)) in &s.nodes {
+                    if *driver != msg.driver_id {
+                        continue;
+                    }
+                    match r.try_send(Push::Event(msg.envelope.clone())) {
+                        Ok(()) => {}
+                        Err(SendError::Full(_)) => s.dropped += 1,
+                        Err(SendError::Closed(_)) => gone.push(*id),
+                    }
+                }
+                for id in gone {
+                    s.nodes.remove(&id);
+                }
             })
         });
     }

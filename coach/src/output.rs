@@ -5,11 +5,11 @@
 //! the engine's. Reads no env vars.
 
 use chrono::{DateTime, Utc};
-use schema::wire::{AiCoaching, LapFlaw, TelemetryAnalysis, TelemetryFrame};
+use schema::wire::{AiCoaching, CoachingItem, LapFlaw, TelemetryAnalysis, TelemetryFrame};
 use serde::{Deserialize, Serialize};
 
 use crate::coach::{Coach, CoachConfig, LapReport};
-use crate::findings::{signed_seconds, Finding};
+use crate::findings::{signed_seconds, Finding, Subject};
 use crate::strategy::Remaining;
 
 /// Statements in `feedback`.
@@ -83,6 +83,26 @@ pub fn ai_coaching(report: &LapReport, driver_id: Option<String>, timestamp: Dat
         telemetry_analysis: telemetry_analysis(report),
         timestamp,
         priority: report.priority,
+        lap_id: None,
+        lap_number: Some(report.lap),
+        tip: None,
+        items: report.findings.iter().map(item).collect(),
+        strategy: None,
+    }
+}
+
+/// A finding as one item of the coaching feed: its text with the corner and numbers behind it.
+pub fn item(f: &Finding) -> CoachingItem {
+    CoachingItem {
+        text: f.text(),
+        priority: f.priority,
+        topic: f.topic(),
+        corner: match &f.subject {
+            Subject::Corner { name, .. } => Some(name.clone()),
+            _ => None,
+        },
+        time_gained_s: f.time_gained_s,
+        pattern: f.pattern.filter(|p| p.of >= 2).map(|p| (p.count, p.of)),
     }
 }
 

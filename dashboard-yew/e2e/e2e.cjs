@@ -145,6 +145,20 @@ async function login(page, who, user) {
     }, { timeout: T });
     await a.screenshot({ path: path.join(cfg.shots, "5-laps.png") });
 
+    // The coach: its feed on the driver view (priority, confidence, lap, statements with their
+    // numbers), then the team's feed and the strategy panel with the car's fuel on the pit wall.
+    step = "coaching feed and strategy panel";
+    await a.waitForFunction(() => [...document.querySelectorAll("#coaching .coach-msg")].some((m) =>
+      /\d+% sure/.test(m.textContent) && /lap \d+/.test(m.textContent) && m.querySelector(".text").textContent.length > 5),
+      { timeout: T });
+    figures.coaching = await a.$$eval("#coaching .coach-msg .text", (e) => e.slice(0, 3).map((x) => x.textContent));
+    await a.click("#nav-overview");
+    await a.waitForSelector("#team-coaching .coach-msg", { timeout: T });
+    await a.waitForFunction(() => [...document.querySelectorAll("#strategy .strategy-row")].some((r) =>
+      /\d+\.\d L/.test(r.textContent)), { timeout: T });
+    figures.strategy = await a.$$eval("#strategy .strategy-row", (rows) => rows.map((r) => r.textContent));
+    await a.screenshot({ path: path.join(cfg.shots, "5b-coach.png") });
+
     // The engineer view: the live actor tree, with rates once two snapshots arrived.
     step = "engineer view";
     await a.click("#nav-engineer");

@@ -65,7 +65,11 @@ pub fn run(source: Box<dyn TelemetrySource>, options: NodeOptions) -> anyhow::Re
         }
 
         let uplink = actix_rt::spawn(uplink::run(
-            UplinkOptions::new(options.home.clone()),
+            UplinkOptions {
+                track: info.track.clone(),
+                car: info.car.clone(),
+                ..UplinkOptions::new(options.home.clone())
+            },
             spool.clone(),
             status.clone(),
             stop_rx.clone(),

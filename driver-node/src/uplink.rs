@@ -32,11 +32,21 @@ pub struct UplinkOptions {
     /// How often the spool is checked when no append woke the uplink (after a refused batch).
     pub poll: Duration,
     pub max_backoff: Duration,
+    /// The session's track and car (from the source), told to the runtime at authentication.
+    pub track: Option<String>,
+    pub car: Option<String>,
 }
 
 impl UplinkOptions {
     pub fn new(home: PathBuf) -> Self {
-        Self { home, window: 1200, poll: Duration::from_millis(500), max_backoff: Duration::from_secs(30) }
+        Self {
+            home,
+            window: 1200,
+            poll: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            track: None,
+            car: None,
+        }
     }
 }
 
@@ -177,6 +187,8 @@ async fn session(
             token: token.to_owned(),
             client_type: ClientType::DriverNode,
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            track: options.track.clone(),
+            car: options.car.clone(),
         }));
         serde_json::to_string(&msg).unwrap_or_default()
     };

@@ -15,7 +15,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, health, messages, teams, telemetry, users};
+use crate::routes::{auth, coaching, health, messages, teams, telemetry, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,6 +32,9 @@ use crate::routes::{auth, health, messages, teams, telemetry, users};
         telemetry::list_laps, telemetry::get_lap,
         messages::list_messages, messages::send_message, messages::mark_read,
         messages::list_handoffs, messages::create_handoff, messages::get_handoff, messages::answer_handoff,
+        coaching::analyze, coaching::session_coaching, coaching::session_csv, coaching::lap_corners,
+        coaching::lap_analysis, coaching::lap_csv, coaching::strategy, coaching::track_map,
+        coaching::put_turns,
         health::healthz, health::readyz, health::metrics,
     ),
     modifiers(&BearerAuth, &CommonAnswers)
@@ -78,6 +81,10 @@ const CONSTRAINTS: &[Constraint] = {
         ("PasswordChange", "password", Some(8), Some(256), None, None, None),
         ("LoginRequest", "username", Some(1), None, None, None, None),
         ("LoginRequest", "password", Some(1), None, None, None, None),
+        ("TrackCorner", "name", Some(1), Some(100), Some(TEXT), None, None),
+        ("TrackCorner", "start", None, None, None, Some(0.0), Some(1.0)),
+        ("TrackCorner", "end", None, None, None, Some(0.0), Some(1.0)),
+        ("AnalyzeRequest", "driverId", Some(1), None, None, None, None),
         // `TelemetrySample::validate` and the integer widths.
         ("TelemetrySample", "speed", None, None, None, Some(0.0), Some(1000.0)),
         ("TelemetrySample", "rpm", None, None, None, Some(0.0), Some(30000.0)),

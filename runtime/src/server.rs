@@ -31,6 +31,8 @@ pub struct State {
     pub limits: web::Data<RateLimits>,
     pub metrics: web::Data<Metrics>,
     pub system: web::Data<ActorSystem>,
+    /// Lap analyses computed for earlier requests.
+    pub coach_cache: web::Data<crate::coaching::CoachCache>,
 }
 
 impl State {
@@ -55,6 +57,7 @@ impl State {
                 policy: RestartPolicy { intensity: config.restart_intensity, period: config.restart_period },
                 idle_timeout: config.idle_timeout,
                 session_threads: config.session_threads,
+                phrasing: crate::llm::coach_phrasing(config.llm.clone())?,
             },
         );
         Ok(State {
@@ -66,6 +69,7 @@ impl State {
             )),
             limits: web::Data::new(RateLimits::new(&config)),
             metrics: web::Data::new(Metrics::new()),
+            coach_cache: web::Data::new(crate::coaching::CoachCache::default()),
             db: web::Data::new(db),
             config: Arc::new(config),
         })
@@ -195,6 +199,7 @@ pub fn start(state: State, listener: TcpListener) -> std::io::Result<Server> {
             .app_data(state.limits.clone())
             .app_data(state.metrics.clone())
             .app_data(state.system.clone())
+            .app_data(state.coach_cache.clone())
             .app_data(web::Data::from(state.config.clone()))
             .app_data(routes::json_config(max_body))
             .app_data(web::PayloadConfig::new(max_body))

@@ -432,6 +432,25 @@ pub fn create_session(
     })
 }
 
+/// A driver node named its track and car: the driver's open session takes them when it has none
+/// yet ("unknown", made when telemetry came first), or a new session starts when they differ.
+/// `true` when the driver's open session changed.
+pub fn node_session(conn: &mut DbConnection, driver: &Driver, track: &str, car: &str) -> ApiResult<bool> {
+    conn.transaction(|conn| match open_session(conn, &driver.id)? {
+        Some(s) if s.track == track && s.car == car => Ok(false),
+        Some(s) if s.track == "unknown" && s.car == "unknown" => {
+            diesel::update(racing_sessions::table.find(&s.id))
+                .set((racing_sessions::track.eq(track), racing_sessions::car.eq(car)))
+                .execute(conn)?;
+            Ok(true)
+        }
+        _ => {
+            create_session(conn, driver, track, car)?;
+            Ok(true)
+        }
+    })
+}
+
 pub fn open_session(conn: &mut DbConnection, driver_id: &str) -> ApiResult<Option<RacingSession>> {
     Ok(racing_sessions::table
         .filter(racing_sessions::driver_id.eq(driver_id))
@@ -687,4 +706,71 @@ pub fn ping(conn: &mut DbConnection) -> ApiResult<()> {
     use diesel::connection::SimpleConnection;
     conn.batch_execute("SELECT 1")?;
     Ok(())
+}
+
+// ---------------------------------------------------------------- coaching and track maps
+// The queries themselves live with the coach actor that shares them (`pitbox_actors::coach_store`).
+
+use pitbox_actors::coach_store;
+
+/// A session's coaching, oldest first (the newest `limit`).
+pub fn session_coaching(
+    conn: &mut DbConnection,
+    session_id: &str,
+    limit: i64,
+) -> ApiResult<Vec<wire::AiCoaching>> {
+    Ok(coach_store::session_coaching(conn, session_id, limit)?
+        .into_iter()
+        .map(coach_store::coaching_to_wire)
+        .collect())
+}
+
+/// The coach's message about one lap, if it wrote one.
+pub fn lap_coaching(conn: &mut DbConnection, lap_id: &str) -> ApiResult<Option<wire::AiCoaching>> {
+    Ok(coach_store::lap_coaching(conn, lap_id)?.map(coach_store::coaching_to_wire))
+}
+
+/// The session's fastest valid flying lap other than `except`.
+pub fn best_lap_of_session(
+    conn: &mut DbConnection,
+    session_id: &str,
+    except: &str,
+) -> ApiResult<Option<String>> {
+    Ok(coach_store::best_lap(conn, session_id, except)?)
+}
+
+/// Every lap of a session in lap order, with its compressed frames (the newest `limit`).
+pub fn session_laps(
+    conn: &mut DbConnection,
+    session_id: &str,
+    limit: i64,
+) -> ApiResult<Vec<(LapRow, Vec<u8>)>> {
+    Ok(coach_store::session_laps(conn, session_id, limit)?)
+}
+
+/// A team's map of a track: for `car` when given, else the newest of any car class.
+pub fn track_map(
+    conn: &mut DbConnection,
+    team_id: &str,
+    track: &str,
+    car: Option<&str>,
+) -> ApiResult<Option<TrackMapRow>> {
+    Ok(coach_store::track_map(conn, team_id, track, car)?)
+}
+
+pub fn track_turns(
+    conn: &mut DbConnection,
+    team_id: &str,
+    track: &str,
+) -> ApiResult<Vec<pitbox_coach::Turn>> {
+    Ok(coach_store::track_turns(conn, team_id, track)?)
+}
+
+pub fn save_track_turns(
+    conn: &mut DbConnection,
+    team_id: &str,
+    track: &str,
+    turns: &[pitbox_coach::Turn],
+) -> ApiResult<()> {
+    Ok(coach_store::save_track_turns(conn, team_id, track, turns, now())?)
 }

@@ -33,7 +33,9 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use pitbox_actors::driver_session::{DriverSession, Frames, IngestError, Latest, NodeConnection};
 use pitbox_actors::store_writer::{AckTo, Stored};
-use pitbox_actors::team_hub::{Push, Subscribe as HubSubscribe, TeamHub, Unsubscribe as HubUnsubscribe};
+use pitbox_actors::team_hub::{
+    Push, Subscribe as HubSubscribe, SubscribeNode, TeamHub, Unsubscribe as HubUnsubscribe,
+};
 use pitbox_actors::ActorSystem;
 use schema::wire::{
     decode_client, Ack, Authenticate, AuthenticationResult, ClientType, ConnectionEstablished, Envelope,
@@ -96,8 +98,21 @@ pub async fn connect(
         subs: BTreeMap::new(),
         generations: 0,
         hubs: BTreeMap::new(),
+        node_hub: None,
     };
     ws::WsResponseBuilder::new(session, &req, stream).frame_size(config.ws_max_frame_bytes).start()
+}
+
+/// The track and car a node names at authentication, when they are usable text (anything else is
+/// ignored: the node is not refused over its session info).
+fn node_place(track: Option<&str>, car: Option<&str>) -> Option<(String, String)> {
+    let ok = |v: Option<&str>| {
+        v.and_then(|v| crate::routes::text("track", v.trim(), crate::routes::limits::TRACK).ok())
+    };
+    match (ok(track), ok(car)) {
+        (None, None) => None,
+        (t, c) => Some((t.unwrap_or_else(|| "unknown".into()), c.unwrap_or_else(|| "unknown".into()))),
+    }
 }
 
 /// The driver a node connection publishes as.
@@ -201,6 +216,8 @@ pub struct WsSession {
     generations: u64,
     /// Hubs whose events this connection receives.
     hubs: BTreeMap<String, Addr<TeamHub>>,
+    /// A node's team hub: it delivers what is addressed to this driver's node (the coach's tip).
+    node_hub: Option<Addr<TeamHub>>,
 }
 
 /// `{"type": "telemetry_update", "data": <shared JSON>, "from": …, "seq": …}` without
@@ -478,16 +495,31 @@ impl WsSession {
             // that follow are handed over in order.
             let (db, system) = (self.db.clone(), self.system.clone());
             let lookup = driver_id.clone();
+            let (me, conn_id) = (ctx.address().recipient::<Push>(), self.id);
+            let place = node_place(a.track.as_deref(), a.car.as_deref());
             let fut = async move {
                 let driver = db.run(move |c| store::get_driver(c, &lookup)).await?;
+                if let Some((track, car)) = place {
+                    // The sim's track and car name the racing session the laps go into.
+                    let d = driver.clone();
+                    if db.run(move |c| store::node_session(c, &d, &track, &car)).await? {
+                        system.session_changed(&driver.id);
+                    }
+                }
                 let session = system
                     .driver(&driver.team_id, &driver.id)
                     .await
                     .map_err(|e| ApiError::unavailable(e.to_string()))?;
-                Ok::<_, ApiError>((driver.team_id, session))
+                // The node hears its driver's coach through the team hub, addressed to it alone.
+                let hub = system.hub(&driver.team_id).await.ok();
+                if let Some(hub) = &hub {
+                    hub.do_send(SubscribeNode { id: conn_id, driver_id: driver.id.clone(), events: me });
+                }
+                Ok::<_, ApiError>((driver.team_id, session, hub))
             };
             ctx.wait(fut.into_actor(self).map(move |r, act, ctx| match r {
-                Ok((team_id, session)) => {
+                Ok((team_id, session, hub)) => {
+                    act.node_hub = hub;
                     session.do_send(NodeConnection(true));
                     act.node = Some(NodeLink {
                         team_id,
@@ -875,7 +907,7 @@ impl Actor for WsSession {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        for hub in self.hubs.values() {
+        for hub in self.hubs.values().chain(self.node_hub.as_ref()) {
             hub.do_send(HubUnsubscribe { id: self.id });
         }
         if let Some(session) = self.node.as_ref().and_then(|n| n.session.as_ref()) {

@@ -3,7 +3,8 @@
 //! driver and a replayed `.ibt` at 4×), and `dashboard-yew/e2e/e2e.cjs` (puppeteer-core) driving two
 //! browser sessions: log in, see the drivers appear and their speed change, open the driver view,
 //! send a team message and see it arrive in the second session, request/accept/complete a handoff,
-//! see the replayed laps with a live delta and their comparison chart,
+//! see the replayed laps with a live delta and their comparison chart, the coach's feed and the
+//! strategy panel with real content,
 //! open the engineer view and see the actor tree, lose the connection and get it back, refresh the
 //! short-lived token, log out. Screenshots go to `target/e2e/`.
 //!
@@ -39,7 +40,7 @@ async fn dashboard_end_to_end_in_chromium() {
     assert!(ibt.is_file(), "fixture missing: {}", ibt.display());
     let _nodes = [
         node(&srv.base, "synth", "synthetic", &[]).await,
-        node(&srv.base, "replay", &format!("ibt:{}", ibt.display()), &["--speed", "4"]).await,
+        node(&srv.base, "replay", &format!("ibt:{}", ibt.display()), &["--speed", "4", "--loop"]).await,
     ];
 
     let shots = target_dir().join("e2e");
@@ -75,6 +76,7 @@ async fn dashboard_end_to_end_in_chromium() {
         "3-message-received.png",
         "4-handoff.png",
         "5-laps.png",
+        "5b-coach.png",
         "6-engineer.png",
     ];
     for shot in expected {

@@ -53,6 +53,19 @@ fn routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
         ("POST", "/api/teams/{team}/handoffs", Some(json!({"targetDriverId": "{driver}", "reason": "r"}))),
         ("GET", "/api/handoffs/{handoff}", None),
         ("POST", "/api/handoffs/{handoff}/accept", None),
+        ("POST", "/api/coaching/analyze", Some(json!({"driverId": "{driver}", "telemetryData": []}))),
+        ("GET", "/api/sessions/{session}/coaching", None),
+        ("GET", "/api/sessions/{session}/export.csv", None),
+        ("GET", "/api/laps/{lap}/corners", None),
+        ("GET", "/api/laps/{lap}/analysis", None),
+        ("GET", "/api/laps/{lap}/export.csv", None),
+        ("GET", "/api/teams/{team}/strategy", None),
+        ("GET", "/api/tracks/{track}/map", None),
+        (
+            "PUT",
+            "/api/tracks/{track}/turns",
+            Some(json!({"turns": [{"name": "Hairpin", "start": 0.1, "end": 0.2}]})),
+        ),
     ]
 }
 

@@ -3,11 +3,11 @@
 //! so a 60 Hz stream costs one render per frame, never one per message. Pure logic, unit-tested
 //! natively. Reads no env vars.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use schema::wire::{
-    AiCoaching, DriverProfile, DriverStatusKind, Envelope, ErrorBody, HandoffRequest, LapSummary, Message,
-    TeamMessage, TelemetryFrame,
+    AiCoaching, CarStrategy, DriverProfile, DriverStatusKind, Envelope, ErrorBody, HandoffRequest,
+    LapCorners, LapSummary, Message, TeamMessage, TelemetryFrame, TrackMap,
 };
 
 use super::laps::{fuel_per_lap, laps_of_fuel, CurrentLap, LapTrace};
@@ -126,6 +126,8 @@ pub enum Effect {
     FetchReference { driver_id: String, lap_id: String },
     /// A driver we had no profile for: reload the team's drivers.
     ReloadDrivers,
+    /// The coach analysed a lap of a session whose track map is not here yet: fetch it.
+    FetchTrackMap { driver_id: String, session_id: String },
 }
 
 #[derive(Debug, Default)]
@@ -145,8 +147,16 @@ pub struct Store {
     /// Traces of laps opened for comparison, by lap id.
     pub lap_traces: HashMap<String, LapTrace>,
     pub tree: TreeView,
-    /// The AI coach's feedback (its own issue fills it), newest last.
+    /// The AI coach's feedback, newest last.
     pub coaching: VecDeque<AiCoaching>,
+    /// Each car's fuel picture, from the coach (after every lap) and `GET …/strategy`.
+    pub strategies: BTreeMap<String, CarStrategy>,
+    /// Corner tables of laps against their reference, by lap id.
+    pub corner_tables: HashMap<String, LapCorners>,
+    /// The runtime's map of the track each driver is on (outline and corners).
+    pub track_maps: HashMap<String, TrackMap>,
+    /// Drivers whose track map was asked for (once per session).
+    pub maps_asked: HashSet<String>,
     pub tree_conn: Option<Conn>,
     /// Server errors and notices to show, newest last.
     pub notices: VecDeque<String>,
@@ -294,6 +304,38 @@ impl Store {
             .map(|(d, o)| (d.as_str(), o))
     }
 
+    pub fn set_strategies(&mut self, all: Vec<CarStrategy>) {
+        for st in all {
+            self.strategies.insert(st.driver_id.clone(), st);
+        }
+        self.touch();
+    }
+
+    pub fn set_corner_table(&mut self, t: LapCorners) {
+        if self.corner_tables.len() > 200 {
+            self.corner_tables.clear();
+        }
+        self.corner_tables.insert(t.lap_id.clone(), t);
+        self.touch();
+    }
+
+    /// The runtime's map of the driver's track: its outline replaces the one being learnt.
+    pub fn set_track_map(&mut self, driver_id: &str, map: TrackMap) {
+        if map.outline.len() > 8 {
+            self.outlines.insert(driver_id.to_owned(), TrackOutline::served(&map.outline));
+        }
+        self.track_maps.insert(driver_id.to_owned(), map);
+        self.touch();
+    }
+
+    /// Newest coaching first, of one driver or of the whole team.
+    pub fn coaching_of<'a>(&'a self, driver: Option<&'a str>) -> impl Iterator<Item = &'a AiCoaching> + 'a {
+        self.coaching
+            .iter()
+            .rev()
+            .filter(move |c| driver.is_none_or(|d| c.driver_id.as_deref().is_none_or(|x| x == d)))
+    }
+
     pub fn set_reference(&mut self, driver_id: &str, trace: LapTrace) {
         self.references.insert(driver_id.to_owned(), trace);
         self.touch();
@@ -342,6 +384,21 @@ impl Store {
             }
             Message::ActorTree(t) => self.tree.update(&t),
             Message::AiCoaching(c) => {
+                if let (Some(d), Some(st)) = (&c.driver_id, &c.strategy) {
+                    self.strategies.insert(d.clone(), (**st).clone());
+                }
+                if let (Some(d), Some(lap)) = (&c.driver_id, &c.lap_id) {
+                    let session = self
+                        .cars
+                        .get(d)
+                        .and_then(|car| car.laps.iter().find(|l| &l.id == lap))
+                        .map(|l| l.session_id.clone());
+                    if let Some(session_id) = session {
+                        if self.maps_asked.insert(format!("{d}/{session_id}")) {
+                            effects.push(Effect::FetchTrackMap { driver_id: d.clone(), session_id });
+                        }
+                    }
+                }
                 self.coaching.push_back(c);
                 while self.coaching.len() > 100 {
                     self.coaching.pop_front();
@@ -539,6 +596,22 @@ mod tests {
             0.0,
         );
         assert_eq!(s.coaching.back().unwrap().feedback, "Brake later into T1");
+        // The coach's own pushes carry the lap, its items and the car's strategy.
+        s.apply(lap("L7", 7, 91.0, true), 0.0);
+        let fx = s.apply(
+            push(serde_json::json!({"type": "ai_coaching", "data": {
+                "driverId": "d1", "lapId": "L7", "lapNumber": 7, "feedback": "T4: −0.21 s, braked 14 m early",
+                "confidence": 0.7, "priority": "high", "timestamp": "2026-11-21T12:00:00Z",
+                "telemetryAnalysis": {"strengths": [], "weaknesses": [], "improvementAreas": []},
+                "items": [{"text": "T4: −0.21 s, braked 14 m early", "priority": "high", "topic": "T4/brakedEarly",
+                           "corner": "T4", "timeGainedS": -0.21, "pattern": [4, 6]}],
+                "strategy": {"driverId": "d1", "fuelPerLap": 2.5, "lapsOfFuel": 12.0, "updatedAt": "2026-11-21T12:00:00Z"}}})),
+            0.0,
+        );
+        assert_eq!(fx, vec![Effect::FetchTrackMap { driver_id: "d1".into(), session_id: "s".into() }]);
+        assert_eq!(s.strategies["d1"].laps_of_fuel, Some(12.0));
+        assert_eq!(s.coaching_of(Some("d1")).next().unwrap().items[0].corner.as_deref(), Some("T4"));
+        assert_eq!(s.coaching_of(None).count(), 2);
         let v = s.version;
         s.apply(push(serde_json::json!({"type": "ack", "data": {"driverId": "d", "seq": 3}})), 0.0);
         assert_eq!(s.version, v, "irrelevant messages do not cause a render");

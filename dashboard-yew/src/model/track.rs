@@ -1,7 +1,9 @@
 //! The track map's geometry: an outline learnt from the racing line (latitude/longitude by lap
 //! fraction, collected from samples or a reference lap), projected to metres, and the place of any
 //! car from its lap fraction. Without coordinates the map falls back to a circle, so the order of
-//! cars is still shown. Pure logic, unit-tested natively. Reads no env vars.
+//! cars is still shown. The runtime serves a track's outline (from a clean lap, kept with its
+//! corner map): a served outline is drawn at once and live samples no longer change it. Pure
+//! logic, unit-tested natively. Reads no env vars.
 
 /// Bins around the lap: fine enough for a smooth outline of a 7 km track (one per ~14 m).
 pub const BINS: usize = 512;
@@ -12,19 +14,48 @@ pub struct TrackOutline {
     bins: Vec<Option<(f64, f64)>>,
     origin: Option<(f64, f64)>,
     filled: usize,
+    /// Served by the runtime: complete, in its own coordinates; live samples leave it alone.
+    served: bool,
 }
 
 impl Default for TrackOutline {
     fn default() -> Self {
-        TrackOutline { bins: vec![None; BINS], origin: None, filled: 0 }
+        TrackOutline { bins: vec![None; BINS], origin: None, filled: 0, served: false }
     }
 }
 
 const METRES_PER_DEGREE: f64 = 111_320.0;
 
 impl TrackOutline {
+    /// The runtime's outline of a track: `[lapFraction, x, y]` in metres east/north.
+    pub fn served(points: &[[f64; 3]]) -> TrackOutline {
+        let mut o = TrackOutline { served: true, ..TrackOutline::default() };
+        for [pct, x, y] in points {
+            if !(0.0..1.0).contains(pct) || !x.is_finite() || !y.is_finite() {
+                continue;
+            }
+            let i = ((pct * BINS as f64) as usize).min(BINS - 1);
+            if o.bins[i].is_none() {
+                o.filled += 1;
+            }
+            o.bins[i] = Some((*x, *y));
+        }
+        // A served outline is drawn whatever its density: its points are all there is.
+        if o.filled > 8 {
+            o.filled = o.filled.max((BINS as f64 * 0.4).ceil() as usize);
+        }
+        o
+    }
+
+    pub fn is_served(&self) -> bool {
+        self.served
+    }
+
     /// Records the car at fraction `pct` at `lat`/`lon`. Returns true if the outline changed.
     pub fn add(&mut self, pct: f32, lat: f64, lon: f64) -> bool {
+        if self.served {
+            return false;
+        }
         if !(0.0..1.0).contains(&pct) || !lat.is_finite() || !lon.is_finite() || (lat == 0.0 && lon == 0.0) {
             return false;
         }
@@ -140,6 +171,21 @@ mod tests {
         let end = o.position(0.9995);
         let start = o.position(0.0);
         assert!(((end.0 - start.0).powi(2) + (end.1 - start.1).powi(2)).sqrt() < 30.0);
+    }
+
+    #[test]
+    fn a_served_outline_is_drawn_at_once_and_kept() {
+        let pts: Vec<[f64; 3]> = (0..200)
+            .map(|i| {
+                let a = f64::from(i) / 200.0 * std::f64::consts::TAU;
+                [f64::from(i) / 200.0, 800.0 * a.sin(), 500.0 * a.cos()]
+            })
+            .collect();
+        let mut o = TrackOutline::served(&pts);
+        assert!(o.usable() && o.is_served());
+        let (x, _) = o.position(0.25);
+        assert!((x - 800.0).abs() < 30.0, "{x}");
+        assert!(!o.add(0.5, 50.0, 5.0), "live samples do not move a served outline");
     }
 
     #[test]

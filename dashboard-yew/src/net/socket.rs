@@ -256,6 +256,8 @@ fn on_text(rc: &Rc<RefCell<Inner>>, text: &str) {
                 token: inner.api.token().unwrap_or_default(),
                 client_type: ClientType::Dashboard,
                 version: env!("CARGO_PKG_VERSION").to_owned(),
+                track: None,
+                car: None,
             };
             if let (Some(ws), Ok(text)) =
                 (&inner.ws, serde_json::to_string(&Envelope::new(Message::Authenticate(auth))))

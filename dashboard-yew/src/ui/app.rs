@@ -6,7 +6,10 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use gloo_timers::callback::{Interval, Timeout};
-use schema::wire::{DriverProfile, HandoffRequest, LapChannels, LapSummary, Subscribe, Team, TeamMessage};
+use schema::wire::{
+    CarStrategy, DriverProfile, HandoffRequest, LapChannels, LapSummary, RacingSession, Subscribe, Team,
+    TeamMessage, TrackMap,
+};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 use yew::prelude::*;
@@ -357,10 +360,27 @@ impl App {
         wasm_bindgen_futures::spawn_local(async move {
             match api.get::<Vec<LapSummary>>(&format!("/api/teams/{team}/laps?limit=500")).await {
                 Ok(laps) => {
-                    let fx = store.borrow_mut().set_laps(laps);
+                    // The track each driver is on now (its newest lap's session): its map is
+                    // served, so it is drawn at once.
+                    let mut newest: Vec<(String, String)> = Vec::new();
+                    for l in laps.iter().rev() {
+                        if !newest.iter().any(|(d, _)| *d == l.driver_id) {
+                            newest.push((l.driver_id.clone(), l.session_id.clone()));
+                        }
+                    }
+                    let mut fx = store.borrow_mut().set_laps(laps);
+                    for (driver_id, session_id) in newest {
+                        if store.borrow_mut().maps_asked.insert(format!("{driver_id}/{session_id}")) {
+                            fx.push(Effect::FetchTrackMap { driver_id, session_id });
+                        }
+                    }
                     link.send_message(Msg::Effects(fx));
                 }
                 Err(e) => store.borrow_mut().notice(format!("laps: {e}")),
+            }
+            match api.get::<Vec<CarStrategy>>(&format!("/api/teams/{team}/strategy")).await {
+                Ok(st) => store.borrow_mut().set_strategies(st),
+                Err(e) => store.borrow_mut().notice(format!("strategy: {e}")),
             }
             match api.get::<Vec<TeamMessage>>(&format!("/api/teams/{team}/messages?limit=100")).await {
                 Ok(m) => store.borrow_mut().set_messages(m),
@@ -395,6 +415,25 @@ impl App {
                 if let Some((team, _)) = self.team.clone() {
                     self.load_drivers(&team);
                 }
+            }
+            Effect::FetchTrackMap { driver_id, session_id } => {
+                let Some((team, _)) = self.team.clone() else { return };
+                let (api, store) = (self.api.clone(), self.store.clone());
+                wasm_bindgen_futures::spawn_local(async move {
+                    let Ok(s) = api.get::<RacingSession>(&format!("/api/sessions/{session_id}")).await else {
+                        return;
+                    };
+                    let track = js_sys::encode_uri_component(&s.track);
+                    let car = js_sys::encode_uri_component(&s.car);
+                    let path = format!("/api/tracks/{track}/map?teamId={team}&car={car}");
+                    // No map yet (no clean lap so far) is not an error: the coach's next lap asks again.
+                    match api.get::<TrackMap>(&path).await {
+                        Ok(map) => store.borrow_mut().set_track_map(&driver_id, map),
+                        Err(_) => {
+                            store.borrow_mut().maps_asked.remove(&format!("{driver_id}/{session_id}"));
+                        }
+                    }
+                });
             }
             Effect::FetchReference { driver_id, lap_id } => {
                 let (api, store) = (self.api.clone(), self.store.clone());

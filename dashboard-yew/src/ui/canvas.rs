@@ -112,6 +112,34 @@ fn draw_map(ctx: &Ctx, c: &CanvasRenderingContext2d, w: f64, h: f64, focus: Opti
     if !outline.usable() {
         label(c, "track outline: learning from the racing line…", 8.0, h - 8.0, TEXT);
     }
+    // The runtime's corners, coloured by the time the driver lost there on the last lap the
+    // coach analysed (red: more than 0.1 s, amber: more than 0.03 s, green: gained).
+    if let Some(map) = store.track_maps.get(track_of).filter(|_| outline.usable()) {
+        let lost: std::collections::HashMap<&str, f64> = store
+            .coaching_of(Some(track_of))
+            .next()
+            .map(|m| m.items.iter().filter_map(|i| Some((i.corner.as_deref()?, -i.time_gained_s?))).collect())
+            .unwrap_or_default();
+        for k in &map.corners {
+            let mid =
+                if k.end < k.start { (k.start + k.end + 1.0) / 2.0 % 1.0 } else { (k.start + k.end) / 2.0 };
+            let colour = match lost.get(k.name.as_str()) {
+                Some(l) if *l > 0.1 => "#f85149",
+                Some(l) if *l > 0.03 => "#d29922",
+                Some(l) if *l < 0.0 => "#3fb950",
+                _ => TEXT,
+            };
+            let pts: Vec<(f64, f64)> = (0..=12)
+                .map(|i| {
+                    let span = (k.end - k.start).rem_euclid(1.0);
+                    to_px(outline.position(((k.start + span * f64::from(i) / 12.0) % 1.0) as f32))
+                })
+                .collect();
+            polyline(c, &pts, colour, 4.0);
+            let (x, y) = to_px(outline.position(mid as f32));
+            label(c, &k.name, x + 6.0, y + 12.0, colour);
+        }
+    }
     // The field from the per-car arrays of the car whose track this is (grey); team cars are
     // drawn on top, so a team car's own grey dot is hidden under it.
     let field = store.cars.get(track_of).and_then(|car| car.latest.as_ref()?.sample.cars.as_ref());

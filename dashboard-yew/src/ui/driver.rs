@@ -1,11 +1,13 @@
 //! One driver's view: live speed, rpm, gear, inputs, fuel and tyres; the live delta to the
-//! reference (best) lap; rolling traces; the track map; the lap table with sectors and deltas; and
-//! a comparison of two chosen laps over lap distance. Reads no env vars.
+//! reference (best) lap; rolling traces; the track map; the lap table with sectors and deltas; the
+//! coach's feed and a lap's corner table; and a comparison of two chosen laps over lap distance.
+//! Reads no env vars.
 
 use schema::wire::{LapChannels, TireSet};
 use yew::prelude::*;
 
 use super::canvas::{CompareChart, TraceChart, TrackMap};
+use super::coach::{CoachingFeed, CornerTable};
 use super::{value_of, Ctx, Route};
 use crate::model::format;
 use crate::model::laps::{LapTrace, TRACE_CHANNELS};
@@ -139,25 +141,6 @@ pub fn driver_view(props: &Props) -> Html {
         Callback::from(move |e: Event| pick_b.set(Some(value_of(&e))))
     };
     let delta = car.delta.filter(|_| reference.is_some());
-    let coaching: Html = store
-        .coaching
-        .iter()
-        .rev()
-        .filter(|c| c.driver_id.as_deref().is_none_or(|d| d == props.driver_id))
-        .take(10)
-        .map(|c| {
-            html! {
-                <li class={classes!("msg", c.priority.as_str())}>
-                    <span class="prio">{ format!("{:.0}% sure", c.confidence * 100.0) }</span>
-                    <span class="when">{ c.timestamp.format("%H:%M:%S").to_string() }</span>
-                    <div class="text">{ &c.feedback }</div>
-                    if !c.telemetry_analysis.improvement_areas.is_empty() {
-                        <div class="snap">{ format!("work on: {}", c.telemetry_analysis.improvement_areas.join(", ")) }</div>
-                    }
-                </li>
-            }
-        })
-        .collect();
     html! {
         <div class="driver">
             <section class="panel live">
@@ -202,11 +185,11 @@ pub fn driver_view(props: &Props) -> Html {
             </section>
             <section class="panel coaching">
                 <h2>{ "AI coaching" }</h2>
-                if store.coaching.is_empty() {
-                    <p class="empty">{ "The coach's feedback appears here, live, as it analyses laps." }</p>
-                } else {
-                    <ul class="messages" id="coaching">{ coaching }</ul>
-                }
+                <CoachingFeed driver_id={Some(props.driver_id.clone())} />
+            </section>
+            <section class="panel">
+                <h2>{ "Corners (lap B against the reference)" }</h2>
+                <CornerTable lap_id={b.clone()} />
             </section>
             <section class="panel">
                 <h2>{ "Compare laps" }</h2>

@@ -5,6 +5,7 @@
 
 mod app;
 mod canvas;
+mod coach;
 mod comms;
 mod driver;
 mod engineer;

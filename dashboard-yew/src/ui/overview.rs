@@ -1,11 +1,12 @@
 //! The team overview: every driver with status, role, connection, position, lap, last/best lap,
-//! fuel and laps of fuel left, pit status, live speed; and the track map with all cars. Reads no
-//! env vars.
+//! fuel and laps of fuel left, pit status, live speed; the track map with all cars; the strategy
+//! panel per car and the team's coaching feed. Reads no env vars.
 
 use schema::wire::DriverStatusKind;
 use yew::prelude::*;
 
 use super::canvas::TrackMap;
+use super::coach::{CoachingFeed, StrategyPanel};
 use super::{Ctx, Route};
 use crate::model::format;
 use crate::net::now_ms;
@@ -78,6 +79,14 @@ pub fn overview() -> Html {
             <section class="panel map">
                 <h2>{ "Track" }</h2>
                 <TrackMap focus={None::<String>} />
+            </section>
+            <section class="panel strategy-panel">
+                <h2>{ "Strategy" }</h2>
+                <StrategyPanel />
+            </section>
+            <section class="panel coaching">
+                <h2>{ "AI coaching (team)" }</h2>
+                <CoachingFeed driver_id={None::<String>} />
             </section>
         </div>
     }

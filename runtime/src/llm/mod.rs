@@ -660,6 +660,22 @@ fn backoff(base: Duration, attempt: u32) -> Duration {
     exp.mul_f64(rand::random_range(0.5..1.0))
 }
 
+/// The coach actors' phraser: `None` when no LLM is configured (the coach then sends the engine's
+/// text without waiting for anything).
+pub fn coach_phrasing(
+    config: Option<LlmConfig>,
+) -> Result<Option<Arc<dyn pitbox_actors::coach::Phrasing>>, LlmError> {
+    let Some(config) = config else { return Ok(None) };
+    Ok(Some(Arc::new(Phraser::new(Some(config))?)))
+}
+
+impl pitbox_actors::coach::Phrasing for Phraser {
+    fn phrase(&self, text: String, session_id: String) -> Pin<Box<dyn Future<Output = String>>> {
+        let me = self.clone();
+        Box::pin(async move { Phraser::phrase(&me, &text, &session_id).await.text })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 //! errors. Reads no env vars (limits come from the config).
 
 pub mod auth;
+pub mod coaching;
 pub mod health;
 pub mod messages;
 pub mod teams;
@@ -25,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(teams::configure)
             .configure(telemetry::configure)
             .configure(messages::configure)
+            .configure(coaching::configure)
             .route("/openapi.json", web::get().to(crate::openapi::serve)),
     )
     .configure(health::configure);

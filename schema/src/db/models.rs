@@ -186,6 +186,32 @@ pub struct CoachingFeedback {
     pub created_at: NaiveDateTime,
 }
 
+/// A track's learnt corner map and outline, per team, track and car class.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = track_maps)]
+pub struct TrackMapRow {
+    pub team_id: String,
+    pub track: String,
+    pub car_class: String,
+    /// JSON of the coach's `CornerMap`.
+    pub corner_map: String,
+    /// JSON array of `[lapFraction, x, y]`.
+    pub outline: String,
+    pub length_m: f64,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A team's corner names for a track.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = track_turns)]
+pub struct TrackTurnsRow {
+    pub team_id: String,
+    pub track: String,
+    /// JSON array of `{name, start, end}`.
+    pub turns: String,
+    pub updated_at: NaiveDateTime,
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = team_messages)]
 pub struct TeamMessage {

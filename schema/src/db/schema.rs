@@ -157,6 +157,27 @@ diesel::table! {
 diesel::joinable!(team_members -> teams (team_id));
 diesel::joinable!(team_members -> users (user_id));
 diesel::joinable!(drivers -> teams (team_id));
+diesel::table! {
+    track_maps (team_id, track, car_class) {
+        team_id -> Text,
+        track -> Text,
+        car_class -> Text,
+        corner_map -> Text,
+        outline -> Text,
+        length_m -> Double,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    track_turns (team_id, track) {
+        team_id -> Text,
+        track -> Text,
+        turns -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(racing_sessions -> drivers (driver_id));
 diesel::joinable!(laps -> racing_sessions (session_id));
 diesel::joinable!(telemetry_samples -> drivers (driver_id));
@@ -177,4 +198,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     message_reads,
     handoff_requests,
     refresh_tokens,
+    track_maps,
+    track_turns,
 );

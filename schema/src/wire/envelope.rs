@@ -63,6 +63,12 @@ pub struct Authenticate {
     /// The client's software version; the original clients did not always send it.
     #[serde(default)]
     pub version: String,
+    /// A driver node's track and car, from the sim's session info: the runtime's racing session
+    /// takes them (instead of "unknown").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub car: Option<String>,
 }
 
 /// The token stays out of logs: a logged envelope must not hand out a session.
@@ -72,6 +78,8 @@ impl core::fmt::Debug for Authenticate {
             .field("token", &"***")
             .field("client_type", &self.client_type)
             .field("version", &self.version)
+            .field("track", &self.track)
+            .field("car", &self.car)
             .finish()
     }
 }

@@ -34,6 +34,8 @@ mod tests {
             token: "secret-token".into(),
             client_type: ClientType::Dashboard,
             version: "1".into(),
+            track: None,
+            car: None,
         };
         assert!(!format!("{a:?}").contains("secret-token"));
     }

@@ -570,4 +570,38 @@ pub struct AiCoaching {
     #[serde(deserialize_with = "super::lenient::timestamp")]
     pub timestamp: DateTime<Utc>,
     pub priority: MessagePriority,
+    /// The lap it is about (beyond the seed: the coach's pushes carry it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lap_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lap_number: Option<i32>,
+    /// The one short tip spoken to the driver after this lap, when one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tip: Option<String>,
+    /// Every statement with the corner and numbers behind it, most important first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<CoachingItem>,
+    /// The car's fuel picture after this lap (the team's strategy panel follows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Box<super::CarStrategy>>,
+}
+
+/// One statement of the coach with what it rests on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct CoachingItem {
+    pub text: String,
+    pub priority: MessagePriority,
+    /// What it is about, without numbers (`T3/brakedEarly`, `car/fuelLow`).
+    pub topic: String,
+    /// The corner's name (`T3` or the team's), when it is about a corner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corner: Option<String>,
+    /// Seconds gained against the reference (negative = lost), when it is about time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_gained_s: Option<f64>,
+    /// Laps of the recent ones with the same fault, and how many were looked at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<(u32, u32)>,
 }

@@ -1,0 +1,455 @@
+//! The coach's routes: `POST /api/coaching/analyze` (the seed's shape), a session's coaching, a
+//! lap's corner table against its reference and its analysis as JSON, CSV exports of a lap and of
+//! a session (channels by lap distance), the team's strategy view, a track's map (outline and
+//! corners) and the team's corner names (JSON, or the TOML `turns = [{name, start, end}]`).
+//! Reads no env vars.
+//!
+//! Per-request work stays small: the strategy view reads what the coach actors last worked out
+//! (`CoachBoard`), a track map is one row, and a lap's analysis is computed once per lap and
+//! reference and then served from [`CoachCache`].
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use pitbox_coach::{analyze_frames, output, CoachConfig, CornerMap, Turn};
+use schema::wire::{
+    AiCoaching, AnalyzeRequest, AnalyzeResult, CarStrategy, ErrorBody, LapCorners, TrackCorner, TrackMap,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::AuthUser;
+use crate::coaching::{analyse_lap, laps_csv, CoachCache, LapAnalysis};
+use crate::db::Db;
+use crate::error::{ApiError, ApiResult};
+use crate::routes::{limits, text, Limit};
+use crate::store;
+use pitbox_actors::ActorSystem;
+
+/// Frames accepted by one analyze request (a 360 Hz lap of 10 minutes).
+const MAX_ANALYZE_FRAMES: usize = 216_000;
+/// Focus areas and corner names: how many, and how long each.
+const MAX_FOCUS: usize = 20;
+const MAX_TURNS: usize = 100;
+const SHORT_TEXT: usize = 100;
+/// Laps in a session export at most.
+const MAX_EXPORT_LAPS: i64 = 500;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/coaching/analyze", web::post().to(analyze))
+        .route("/sessions/{id}/coaching", web::get().to(session_coaching))
+        .route("/sessions/{id}/export.csv", web::get().to(session_csv))
+        .route("/laps/{id}/corners", web::get().to(lap_corners))
+        .route("/laps/{id}/analysis", web::get().to(lap_analysis))
+        .route("/laps/{id}/export.csv", web::get().to(lap_csv))
+        .route("/teams/{id}/strategy", web::get().to(strategy))
+        .route("/tracks/{track}/map", web::get().to(track_map))
+        .route("/tracks/{track}/turns", web::put().to(put_turns));
+}
+
+const SKILL_LEVELS: &[&str] = &["beginner", "intermediate", "advanced", "expert", "professional"];
+
+#[utoipa::path(post, path = "/api/coaching/analyze", tag = "coaching", security(("bearer" = [])),
+    request_body = AnalyzeRequest,
+    responses((status = 200, body = AnalyzeResult), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn analyze(
+    user: AuthUser,
+    db: web::Data<Db>,
+    body: web::Json<AnalyzeRequest>,
+) -> ApiResult<web::Json<AnalyzeResult>> {
+    let req = body.into_inner();
+    if req.telemetry_data.is_empty() {
+        return Err(ApiError::invalid("telemetryData: must hold the frames of at least one whole lap"));
+    }
+    if req.telemetry_data.len() > MAX_ANALYZE_FRAMES {
+        return Err(ApiError::invalid(format!("telemetryData: at most {MAX_ANALYZE_FRAMES} frames")));
+    }
+    for (i, f) in req.telemetry_data.iter().enumerate() {
+        f.sample.validate().map_err(|e| ApiError::invalid(format!("telemetryData[{i}].{e}")))?;
+    }
+    if req.focus_areas.len() > MAX_FOCUS {
+        return Err(ApiError::invalid(format!("focusAreas: at most {MAX_FOCUS}")));
+    }
+    let focus: Vec<String> = req
+        .focus_areas
+        .iter()
+        .enumerate()
+        .map(|(i, f)| text(&format!("focusAreas[{i}]"), f, SHORT_TEXT).map(|t| t.to_lowercase()))
+        .collect::<ApiResult<_>>()?;
+    if let Some(level) = &req.skill_level {
+        if !SKILL_LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(ApiError::invalid(format!("skillLevel: one of {}", SKILL_LEVELS.join(", "))));
+        }
+    }
+    let driver_id = req.driver_id.clone();
+    let driver = db.run(move |c| store::get_driver(c, &driver_id)).await.map_err(|e| match e.status {
+        actix_web::http::StatusCode::NOT_FOUND => ApiError::invalid("driverId: no such driver"),
+        _ => e,
+    })?;
+    user.require_team(&driver.team_id)?;
+    let frames = req.telemetry_data;
+    let report = web::block(move || analyze_frames(&frames, CoachConfig::default(), None).pop()).await?;
+    let Some(report) = report else {
+        return Err(ApiError::invalid(
+            "telemetryData: no whole lap found (the frames must run from one lap line to the next)",
+        ));
+    };
+    let r = output::analyze_response(&report);
+    // Focus areas put what the driver asked about first; nothing is left out.
+    let mut suggestions = r.suggestions;
+    if !focus.is_empty() {
+        suggestions.sort_by_key(|s| {
+            let s = s.to_lowercase();
+            !focus.iter().any(|f| s.contains(f.as_str()))
+        });
+    }
+    Ok(web::Json(AnalyzeResult { feedback: r.feedback, suggestions, analysis: r.analysis }))
+}
+
+#[utoipa::path(get, path = "/api/sessions/{id}/coaching", tag = "coaching", security(("bearer" = [])),
+    params(("id" = String, Path), Limit),
+    responses((status = 200, body = [AiCoaching]), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn session_coaching(
+    user: AuthUser,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+    q: web::Query<Limit>,
+) -> ApiResult<web::Json<Vec<AiCoaching>>> {
+    let id = path.into_inner();
+    let lookup = id.clone();
+    let s = db.run(move |c| store::get_session(c, &lookup)).await?;
+    user.require_team(&s.team_id)?;
+    let limit = q.get();
+    Ok(web::Json(db.run(move |c| store::session_coaching(c, &id, limit)).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReferenceQuery {
+    /// The lap to compare with (a lap of the same team: the driver's or a team-mate's); the
+    /// driver's best valid lap of the session when absent.
+    pub reference: Option<String>,
+}
+
+/// A lap measured against its reference, computed once and then served from the cache.
+async fn analysis_of(
+    user: &AuthUser,
+    db: &Db,
+    cache: &CoachCache,
+    lap_id: String,
+    reference: Option<String>,
+) -> ApiResult<Arc<LapAnalysis>> {
+    let lookup = lap_id.clone();
+    let (lap, blob) = db.run(move |c| store::get_lap(c, &lookup)).await?;
+    user.require_team(&lap.team_id)?;
+    let (session_id, except) = (lap.session_id.clone(), lap.id.clone());
+    let reference_id = match reference {
+        Some(r) if r.trim().is_empty() => return Err(ApiError::invalid("reference: must not be empty")),
+        Some(r) => r,
+        None => {
+            db.run(move |c| store::best_lap_of_session(c, &session_id, &except)).await?.ok_or_else(|| {
+                ApiError::invalid("reference: the session has no other valid lap to compare with; name one")
+            })?
+        }
+    };
+    if let Some(hit) = cache.get(&lap.id, &reference_id) {
+        return Ok(hit);
+    }
+    let lookup = reference_id.clone();
+    let (reference, ref_blob) =
+        db.run(move |c| store::get_lap(c, &lookup)).await.map_err(|e| match e.status {
+            actix_web::http::StatusCode::NOT_FOUND => ApiError::invalid("reference: no such lap"),
+            _ => e,
+        })?;
+    if reference.team_id != lap.team_id {
+        return Err(ApiError::invalid("reference: not a lap of this team"));
+    }
+    let (team, sid) = (lap.team_id.clone(), lap.session_id.clone());
+    let (session, stored, turns) = db
+        .run(move |c| {
+            let s = store::get_session(c, &sid)?;
+            let m = store::track_map(c, &team, &s.track, Some(&s.car))?;
+            let t = store::track_turns(c, &team, &s.track)?;
+            Ok((s, m, t))
+        })
+        .await?;
+    let lap_row = lap.clone();
+    let a = web::block(move || {
+        analyse_lap((&lap_row, &blob), (&reference, &ref_blob), &session.track, stored.as_ref(), &turns)
+    })
+    .await??;
+    let a = Arc::new(a);
+    cache.put(&lap.id, &reference_id, a.clone());
+    Ok(a)
+}
+
+#[utoipa::path(get, path = "/api/laps/{id}/corners", tag = "coaching", security(("bearer" = [])),
+    params(("id" = String, Path), ReferenceQuery),
+    responses((status = 200, body = LapCorners), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn lap_corners(
+    user: AuthUser,
+    db: web::Data<Db>,
+    cache: web::Data<CoachCache>,
+    path: web::Path<String>,
+    q: web::Query<ReferenceQuery>,
+) -> ApiResult<web::Json<LapCorners>> {
+    let a = analysis_of(&user, &db, &cache, path.into_inner(), q.into_inner().reference).await?;
+    Ok(web::Json(a.corners.clone()))
+}
+
+/// `GET /api/laps/{id}/analysis`: the lap against its reference in full, and the coach's message
+/// about it when there is one.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LapAnalysisDoc {
+    pub corners: LapCorners,
+    /// The engine's comparison: every corner's metrics on both laps.
+    #[schema(value_type = Object)]
+    pub comparison: serde_json::Value,
+    /// The corner map it was measured on.
+    #[schema(value_type = Object)]
+    pub map: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coaching: Option<AiCoaching>,
+}
+
+#[utoipa::path(get, path = "/api/laps/{id}/analysis", tag = "coaching", security(("bearer" = [])),
+    params(("id" = String, Path), ReferenceQuery),
+    responses((status = 200, body = LapAnalysisDoc), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn lap_analysis(
+    user: AuthUser,
+    db: web::Data<Db>,
+    cache: web::Data<CoachCache>,
+    path: web::Path<String>,
+    q: web::Query<ReferenceQuery>,
+) -> ApiResult<web::Json<LapAnalysisDoc>> {
+    let id = path.into_inner();
+    let a = analysis_of(&user, &db, &cache, id.clone(), q.into_inner().reference).await?;
+    let coaching = db.run(move |c| store::lap_coaching(c, &id)).await?;
+    Ok(web::Json(LapAnalysisDoc {
+        corners: a.corners.clone(),
+        comparison: serde_json::to_value(&a.comparison).map_err(ApiError::internal)?,
+        map: serde_json::to_value(&a.map).map_err(ApiError::internal)?,
+        coaching,
+    }))
+}
+
+fn csv_response(name: &str, body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")))
+        .body(body)
+}
+
+#[utoipa::path(get, path = "/api/laps/{id}/export.csv", tag = "coaching", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, description = "the lap's channels by lap distance", content_type = "text/csv", body = String),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn lap_csv(user: AuthUser, db: web::Data<Db>, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    let (lap, blob) = db.run(move |c| store::get_lap(c, &id)).await?;
+    user.require_team(&lap.team_id)?;
+    let name = format!("lap-{}.csv", lap.lap_number);
+    let body = web::block(move || laps_csv(&[(lap, blob)], None)).await??;
+    Ok(csv_response(&name, body))
+}
+
+#[utoipa::path(get, path = "/api/sessions/{id}/export.csv", tag = "coaching", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, description = "every lap's channels by lap distance", content_type = "text/csv", body = String),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn session_csv(
+    user: AuthUser,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    let lookup = id.clone();
+    let s = db.run(move |c| store::get_session(c, &lookup)).await?;
+    user.require_team(&s.team_id)?;
+    let (team, track, car) = (s.team_id.clone(), s.track.clone(), s.car.clone());
+    let (laps, map) = db
+        .run(move |c| {
+            Ok((
+                store::session_laps(c, &id, MAX_EXPORT_LAPS)?,
+                store::track_map(c, &team, &track, Some(&car))?,
+            ))
+        })
+        .await?;
+    let length = map.map(|m| m.length_m);
+    let body = web::block(move || laps_csv(&laps, length)).await??;
+    Ok(csv_response(&format!("session-{}.csv", s.id), body))
+}
+
+#[utoipa::path(get, path = "/api/teams/{id}/strategy", tag = "coaching", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = [CarStrategy]), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn strategy(
+    user: AuthUser,
+    db: web::Data<Db>,
+    system: web::Data<ActorSystem>,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<Vec<CarStrategy>>> {
+    let team = path.into_inner();
+    user.require_team(&team)?;
+    let lookup = team.clone();
+    db.run(move |c| store::get_team(c, &lookup)).await?;
+    // What the coaches worked out after each lap: nothing is computed here.
+    Ok(web::Json(system.env.board.team(&team)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct TrackQuery {
+    /// The team whose map it is; the caller's only team when absent.
+    pub team_id: Option<String>,
+    /// The car (class) the map was learnt with; the newest of any when absent.
+    pub car: Option<String>,
+}
+
+fn team_of(user: &AuthUser, team: Option<String>) -> ApiResult<String> {
+    match team {
+        Some(t) => Ok(t),
+        None => match user.teams.as_slice() {
+            [only] => Ok(only.clone()),
+            _ => Err(ApiError::invalid("teamId: required (you are in more than one team, or none)")),
+        },
+    }
+}
+
+fn track_name(raw: String) -> ApiResult<String> {
+    text("track", &raw, limits::TRACK)
+}
+
+#[utoipa::path(get, path = "/api/tracks/{track}/map", tag = "coaching", security(("bearer" = [])),
+    params(("track" = String, Path), TrackQuery),
+    responses((status = 200, body = TrackMap), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn track_map(
+    user: AuthUser,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+    q: web::Query<TrackQuery>,
+) -> ApiResult<web::Json<TrackMap>> {
+    let track = track_name(path.into_inner())?;
+    let q = q.into_inner();
+    let team = team_of(&user, q.team_id)?;
+    user.require_team(&team)?;
+    let lookup = track.clone();
+    let (row, turns) = db
+        .run(move |c| {
+            store::get_team(c, &team)?;
+            Ok((
+                store::track_map(c, &team, &lookup, q.car.as_deref())?,
+                store::track_turns(c, &team, &lookup)?,
+            ))
+        })
+        .await?;
+    let (map, outline, length) = match &row {
+        Some(r) => (
+            pitbox_actors::coach_store::corner_map(r),
+            pitbox_actors::coach_store::outline(r),
+            Some(r.length_m),
+        ),
+        None => (None, Vec::new(), None),
+    };
+    let map = match map {
+        Some(mut m) => {
+            m.apply_names(&turns);
+            Some(m)
+        }
+        None if !turns.is_empty() => Some(CornerMap::from_turns(&turns, length.unwrap_or(0.0))),
+        None => None,
+    };
+    let Some(map) = map else { return Err(ApiError::not_found("map of track", &track)) };
+    Ok(web::Json(TrackMap {
+        track,
+        length_m: length,
+        outline,
+        corners: map
+            .corners
+            .iter()
+            .map(|c| TrackCorner { name: c.name.clone(), start: c.start, end: c.end })
+            .collect(),
+    }))
+}
+
+/// `PUT /api/tracks/{track}/turns` (JSON): the team's corner names.
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+pub struct TrackTurns {
+    pub turns: Vec<TrackCorner>,
+}
+
+fn check_turns(turns: Vec<Turn>) -> ApiResult<Vec<Turn>> {
+    if turns.len() > MAX_TURNS {
+        return Err(ApiError::invalid(format!("turns: at most {MAX_TURNS}")));
+    }
+    for (i, t) in turns.iter().enumerate() {
+        text(&format!("turns[{i}].name"), &t.name, SHORT_TEXT)?;
+        let ok = |v: f64| v.is_finite() && (0.0..=1.0).contains(&v);
+        if !ok(t.start) || !ok(t.end) || t.start == t.end {
+            return Err(ApiError::invalid(format!(
+                "turns[{i}]: start and end must be distinct lap fractions from 0 to 1"
+            )));
+        }
+    }
+    Ok(turns)
+}
+
+#[utoipa::path(put, path = "/api/tracks/{track}/turns", tag = "coaching", security(("bearer" = [])),
+    params(("track" = String, Path), TrackQuery),
+    request_body(content = TrackTurns, description = "JSON; or the TOML `turns = [{name, start, end}]` as `application/toml`"),
+    responses((status = 200, body = TrackTurns), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn put_turns(
+    user: AuthUser,
+    db: web::Data<Db>,
+    cache: web::Data<CoachCache>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    q: web::Query<TrackQuery>,
+    body: web::Bytes,
+) -> ApiResult<web::Json<TrackTurns>> {
+    let kind = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let body = std::str::from_utf8(&body).map_err(|_| ApiError::invalid("body: not UTF-8"))?;
+    let turns: Vec<Turn> = if kind.contains("json") {
+        // The same answers as the JSON extractor's (`crate::routes::json_config`).
+        let t: TrackTurns = serde_json::from_str(body).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => {
+                ApiError::bad_request(schema::wire::ErrorCode::InvalidField, e.to_string())
+            }
+            _ => ApiError::bad_request(schema::wire::ErrorCode::InvalidJson, format!("malformed JSON: {e}")),
+        })?;
+        t.turns.into_iter().map(|c| Turn { name: c.name, start: c.start, end: c.end }).collect()
+    } else if kind.contains("toml") || kind.starts_with("text/plain") {
+        pitbox_coach::parse_turns(body).map_err(|e| ApiError::invalid(e.to_string()))?
+    } else {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            schema::wire::ErrorCode::UnsupportedMediaType,
+            "Content-Type must be application/json or application/toml",
+        ));
+    };
+    let turns = check_turns(turns)?;
+    let track = track_name(path.into_inner())?;
+    let team = team_of(&user, q.into_inner().team_id)?;
+    user.require_staff(&team)?;
+    let saved = turns.clone();
+    db.run(move |c| {
+        store::get_team(c, &team)?;
+        store::save_track_turns(c, &team, &track, &saved)
+    })
+    .await?;
+    cache.clear();
+    Ok(web::Json(TrackTurns {
+        turns: turns.into_iter().map(|t| TrackCorner { name: t.name, start: t.start, end: t.end }).collect(),
+    }))
+}
