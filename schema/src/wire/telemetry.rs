@@ -209,7 +209,8 @@ impl TelemetrySample {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TelemetryFrame {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Whole numbers written as `12.0` are taken too (JSON Schema's integers include them).
+    #[serde(default, deserialize_with = "super::lenient::opt_int", skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
     #[serde(deserialize_with = "super::lenient::timestamp")]
     pub timestamp: DateTime<Utc>,
