@@ -3,7 +3,8 @@
 # the build machines): hadolint on the Dockerfile, the compose file against the Compose
 # Specification's schema (vendored in check-jsonschema), the Kubernetes manifests against the API
 # schemas bundled in kubernetes-validate (strict: unknown fields fail), and the DigitalOcean app spec
-# against deploy/schemas/do-app-spec.schema.json. The tools come from PyPI (tools/setup.sh).
+# against deploy/schemas/do-app-spec.schema.json, and the GitHub Actions workflow (.github/) against
+# its vendored schema. The tools come from PyPI (tools/setup.sh).
 # env: PITBOX_K8S_VERSION (Kubernetes version to validate against; kubernetes-validate's default)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -14,6 +15,7 @@ hadolint --config .hadolint.yaml Dockerfile
 echo "ok: Dockerfile (hadolint)" >&2
 check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
 check-jsonschema --schemafile schemas/do-app-spec.schema.json digitalocean/app.yaml
+check-jsonschema --builtin-schema vendor.github-workflows ../.github/workflows/*.yml
 # Every manifest but kustomization.yaml (kustomize's own kind, not a Kubernetes API object).
 manifests=()
 for f in k8s/*.yaml; do
