@@ -121,8 +121,17 @@ fn doctor_tls_row(w: &World, extra: &[&str]) -> serde_json::Value {
 /// The node logs in over https with the team's CA, streams a recording over wss into the
 /// runtime process, and every frame is stored once; the runtime reloads its certificate on SIGHUP.
 #[test]
-fn a_node_streams_to_the_runtime_over_wss() {
-    let w = World::new(Backend::Sqlite).unwrap();
+fn a_node_streams_to_the_runtime_over_wss_sqlite() {
+    node_over_wss(Backend::Sqlite);
+}
+
+#[test]
+fn a_node_streams_to_the_runtime_over_wss_postgres() {
+    node_over_wss(Backend::Postgres);
+}
+
+fn node_over_wss(backend: Backend) {
+    let Some(w) = World::new(backend) else { return eprintln!("skipped: no PostgreSQL") };
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("PitBox test team CA");
     let first = ca.leaf(&["localhost"], -1, 30);
