@@ -79,6 +79,8 @@ struct Loaded {
 pub struct CertResolver {
     files: TlsFiles,
     current: RwLock<Loaded>,
+    /// The last reload error, so that the file watch logs a lasting problem once, not every look.
+    last_error: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for CertResolver {
@@ -92,7 +94,11 @@ impl CertResolver {
     pub fn new(files: TlsFiles) -> Result<Arc<CertResolver>, TlsError> {
         let source = (read(&files.cert)?, read(&files.key)?);
         let key = Arc::new(parse(&files, &source)?);
-        Ok(Arc::new(CertResolver { files, current: RwLock::new(Loaded { key, source }) }))
+        Ok(Arc::new(CertResolver {
+            files,
+            current: RwLock::new(Loaded { key, source }),
+            last_error: std::sync::Mutex::new(None),
+        }))
     }
 
     pub fn files(&self) -> &TlsFiles {
@@ -119,7 +125,15 @@ impl CertResolver {
 
     /// [`Self::reload`], with the outcome logged.
     fn reload_logged(&self, why: &str) {
-        match self.reload() {
+        let outcome = self.reload();
+        let error = outcome.as_ref().err().map(ToString::to_string);
+        let repeated = {
+            let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+            let repeated = error.is_some() && *last == error;
+            *last = error;
+            repeated
+        };
+        match outcome {
             Ok(true) => {
                 tracing::info!(cert = %self.files.cert.display(), trigger = why, "TLS certificate reloaded")
             }
@@ -128,9 +142,11 @@ impl CertResolver {
                     tracing::info!(cert = %self.files.cert.display(), "TLS certificate unchanged");
                 }
             }
-            Err(e) => {
+            // A signal is a request: always answer it. The watch says a lasting problem once.
+            Err(e) if !repeated || why == "SIGHUP" => {
                 tracing::error!(error = %e, trigger = why, "TLS certificate not reloaded; keeping the current one")
             }
+            Err(_) => {}
         }
     }
 }
