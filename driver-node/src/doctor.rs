@@ -12,6 +12,7 @@ use schema::wire::{ValidationResult, ValidationStatus};
 use serde_json::json;
 
 use crate::credentials::{self, Credentials};
+use crate::tls::NodeTls;
 
 fn result(
     component: &str,
@@ -31,9 +32,9 @@ fn result(
 use ValidationStatus::{Error, Success, Warning};
 
 /// Runs every check; never fails itself (a failed check is a result).
-pub async fn checks(home: &Path) -> Vec<ValidationResult> {
+pub async fn checks(home: &Path, tls: &NodeTls) -> Vec<ValidationResult> {
     let mut out = vec![];
-    let client = crate::uplink::client();
+    let client = crate::uplink::client(tls);
     let creds = match Credentials::load(home) {
         Ok(c) => {
             out.push(result("login", Success, format!("{} on {}", c.username, c.server), None));
@@ -46,7 +47,7 @@ pub async fn checks(home: &Path) -> Vec<ValidationResult> {
     };
     if let Some(mut c) = creds {
         out.push(if c.server.starts_with("https://") {
-            result("tls", Success, "the server is reached over HTTPS/WSS", None)
+            tls_row(&c.server, tls).await
         } else {
             result(
                 "tls",
@@ -79,7 +80,11 @@ pub async fn checks(home: &Path) -> Vec<ValidationResult> {
                     ));
                 }
             }
-            Err(e) => out.push(result("server", Error, format!("{} unreachable: {e}", c.server), None)),
+            Err(e) => {
+                let host = crate::tls::host_port(&c.server).map(|(h, _)| h).unwrap_or_default();
+                let why = crate::tls::explain_request(&e, &host).unwrap_or_else(|| e.to_string());
+                out.push(result("server", Error, format!("{} unreachable: {why}", c.server), None))
+            }
         }
         if c.expiring(Duration::from_secs(60)) {
             match credentials::refresh(&client, home, &c).await {
@@ -162,6 +167,51 @@ pub async fn checks(home: &Path) -> Vec<ValidationResult> {
     out
 }
 
+/// The server's certificate, checked for real with the node's trust settings: a full handshake,
+/// then its expiry and name. Warns when it expires within [`crate::tls::RENEW_WARNING_DAYS`].
+pub async fn tls_row(server: &str, tls: &NodeTls) -> ValidationResult {
+    let (server_owned, tls_owned) = (server.to_owned(), tls.clone());
+    let checked = actix_rt::task::spawn_blocking(move || {
+        crate::tls::check(&server_owned, &tls_owned, Duration::from_secs(10))
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the check failed: {e}")));
+    let trust = match &tls.ca_file {
+        Some(f) => format!("{} roots and {}", tls.roots_source, f.display()),
+        None => format!("{} roots", tls.roots_source),
+    };
+    match checked {
+        Ok(info) => {
+            let details = json!({
+                "host": info.host,
+                "notAfter": info.not_after.map(|t| t.to_rfc3339()),
+                "daysLeft": info.days_left(),
+                "trust": trust,
+            });
+            match (info.not_after, info.days_left()) {
+                (Some(t), Some(days)) if days < crate::tls::RENEW_WARNING_DAYS => result(
+                    "tls",
+                    Warning,
+                    format!(
+                        "certificate for {} expires on {} (in {days} days): tell the server's operator to renew it",
+                        info.host,
+                        t.format("%Y-%m-%d")
+                    ),
+                    Some(details),
+                ),
+                (Some(t), Some(days)) => result(
+                    "tls",
+                    Success,
+                    format!("certificate for {} valid until {} ({days} days)", info.host, t.format("%Y-%m-%d")),
+                    Some(details),
+                ),
+                _ => result("tls", Success, format!("certificate for {} is valid", info.host), Some(details)),
+            }
+        }
+        Err(why) => result("tls", Error, why, Some(json!({"trust": trust}))),
+    }
+}
+
 /// Whether the sim is running and in a session (Windows); elsewhere, why there is no live source.
 fn iracing() -> ValidationResult {
     let mut source = match crate::live::iracing_source() {
@@ -227,8 +277,8 @@ async fn websocket(client: &awc::Client, c: &Credentials) -> ValidationResult {
     result("websocket", Error, "no answer to authenticate within 5 s", None)
 }
 
-pub fn run(home: &Path, as_json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
-    let results = actix_rt::System::new().block_on(checks(home));
+pub fn run(home: &Path, tls: &NodeTls, as_json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    let results = actix_rt::System::new().block_on(checks(home, tls));
     if as_json {
         writeln!(out, "{}", serde_json::to_string_pretty(&results)?)?;
     } else {

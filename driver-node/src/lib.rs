@@ -6,7 +6,8 @@
 //! - [`cli`]: the command line (`pitbox-driver inspect …`), and [`inspect`] behind it.
 //! - `platform`: the only place with operating-system specific code.
 //! - [`source`]: telemetry sources behind one trait (`.ibt` replay, [`synthetic`] driver, the live sim).
-//! - [`spool`], [`recorder`], [`uplink`]: the durable path to the runtime; [`credentials`]: the login.
+//! - [`spool`], [`recorder`], [`uplink`]: the durable path to the runtime; [`credentials`]: the login;
+//!   [`tls`]: https/wss, trusted roots and the certificate check.
 //! - [`node`]: `run`/`replay` put together, with [`status`] and the [`local_api`].
 //! - [`devices`]: screens, microphones, speakers.
 //!
@@ -27,4 +28,5 @@ pub mod source;
 pub mod spool;
 pub mod status;
 pub mod synthetic;
+pub mod tls;
 pub mod uplink;

@@ -33,6 +33,8 @@ pub struct NodeOptions {
     pub voice: bool,
     /// Show a progress bar of this many frames instead of the status screen.
     pub progress_total: Option<u64>,
+    /// An extra CA file to trust (`--ca-file`); else the one saved at login, if any.
+    pub ca_file: Option<PathBuf>,
 }
 
 pub fn run(source: Box<dyn TelemetrySource>, options: NodeOptions) -> anyhow::Result<u64> {
@@ -42,6 +44,8 @@ pub fn run(source: Box<dyn TelemetrySource>, options: NodeOptions) -> anyhow::Re
         "user {} has no driver profile; ask your team's engineer to create one",
         creds.username
     );
+    // A CA file that cannot be read is a setup mistake: say so now, not at every reconnect.
+    let tls = crate::tls::NodeTls::new(options.ca_file.as_deref().or(creds.ca_file.as_deref()))?;
     let spool = Arc::new(
         Spool::open(&options.home.join("spool"), options.spool_max_frames).context("opening the spool")?,
     );
@@ -68,7 +72,7 @@ pub fn run(source: Box<dyn TelemetrySource>, options: NodeOptions) -> anyhow::Re
             UplinkOptions {
                 track: info.track.clone(),
                 car: info.car.clone(),
-                ..UplinkOptions::new(options.home.clone())
+                ..UplinkOptions::new(options.home.clone(), tls)
             },
             spool.clone(),
             status.clone(),

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use crate::credentials::{self, CredentialError, Credentials};
 use crate::spool::Spool;
 use crate::status::Status;
+use crate::tls::NodeTls;
 
 /// Frames in one `telemetry_batch` at most.
 const BATCH: usize = 60;
@@ -27,6 +28,8 @@ const BATCH: usize = 60;
 #[derive(Debug, Clone)]
 pub struct UplinkOptions {
     pub home: PathBuf,
+    /// Trusted roots for `https://`/`wss://` runtimes.
+    pub tls: NodeTls,
     /// Unacknowledged frames allowed in flight.
     pub window: u64,
     /// How often the spool is checked when no append woke the uplink (after a refused batch).
@@ -38,9 +41,10 @@ pub struct UplinkOptions {
 }
 
 impl UplinkOptions {
-    pub fn new(home: PathBuf) -> Self {
+    pub fn new(home: PathBuf, tls: NodeTls) -> Self {
         Self {
             home,
+            tls,
             window: 1200,
             poll: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
@@ -67,8 +71,9 @@ enum SessionEnd {
     Stopped,
 }
 
-/// An awc client; Nagle is off so small telemetry frames leave at once.
-pub fn client() -> awc::Client {
+/// An awc client for `http(s)://` and `ws(s)://` with the node's trusted roots; Nagle is off so
+/// small telemetry frames leave at once.
+pub fn client(tls: &NodeTls) -> awc::Client {
     use actix_service::{fn_service, Service};
     use actix_tls::connect::{ConnectInfo, Connector};
     let tcp = Connector::default().service();
@@ -81,7 +86,7 @@ pub fn client() -> awc::Client {
         }
     });
     awc::Client::builder()
-        .connector(awc::Connector::new().connector(nodelay))
+        .connector(awc::Connector::new().connector(nodelay).rustls_0_23(tls.client_config()))
         .timeout(Duration::from_secs(15))
         .finish()
 }
@@ -94,7 +99,7 @@ pub async fn run(
     status: Arc<Status>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let client = client();
+    let client = client(&options.tls);
     let mut failures = 0u32;
     let mut auth = AuthState::default();
     loop {
@@ -172,12 +177,11 @@ async fn session(
 ) -> Result<(), SessionEnd> {
     let creds = fresh_credentials(client, options).await?;
     let driver_id = creds.driver_id.clone().ok_or(CredentialError::NotADriver)?;
-    let (_, conn) = client
-        .ws(creds.ws_url())
-        .max_frame_size(16 * 1024 * 1024)
-        .connect()
-        .await
-        .map_err(|e| SessionEnd::Connection(e.to_string()))?;
+    let (_, conn) =
+        client.ws(creds.ws_url()).max_frame_size(16 * 1024 * 1024).connect().await.map_err(|e| {
+            let host = crate::tls::host_port(&creds.server).map(|(h, _)| h).unwrap_or_default();
+            SessionEnd::Connection(crate::tls::explain_ws(&e, &host).unwrap_or_else(|| e.to_string()))
+        })?;
     let (mut tx, mut rx) = conn.split();
 
     // Handshake: connection_established, authenticate, authentication_result.

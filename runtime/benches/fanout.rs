@@ -124,7 +124,7 @@ async fn connect(
     kind: &str,
 ) -> actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec> {
     // The driver node's own client: Nagle off, as a real node has it.
-    let client = driver_node::uplink::client();
+    let client = driver_node::uplink::client(&driver_node::tls::NodeTls::new(None).expect("TLS roots"));
     let (_, mut conn) =
         client.ws(format!("{base}/ws")).max_frame_size(1 << 24).connect().await.expect("ws connect");
     conn.next().await; // connection_established

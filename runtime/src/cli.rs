@@ -273,9 +273,15 @@ fn serve(config: Config) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let state = State::new(config)?;
         bootstrap_admin(&state.db, &state.config)?;
+        // A certificate that does not load stops the start-up with the reason.
+        let tls = match &state.config.tls {
+            Some(files) => Some(crate::tls::CertResolver::new(files.clone())?),
+            None => None,
+        };
         let listener = std::net::TcpListener::bind(bind)?;
-        tracing::info!(addr = %listener.local_addr()?, "listening");
-        server::start(state, listener)?.await?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(addr = %listener.local_addr()?, scheme, "listening");
+        server::start_with(state, listener, tls)?.await?;
         Ok(())
     })
 }

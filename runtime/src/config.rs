@@ -11,7 +11,8 @@
 //! `PITBOX_WS_MAX_FRAME_BYTES`, `PITBOX_TEAM_RATE_HZ`, `PITBOX_DRIVER_RATE_HZ`, `PITBOX_DASHBOARD_DIR`,
 //! `PITBOX_METRICS`, `PITBOX_METRICS_TOKEN`.
 //! `PITBOX_LLM_BASE_URL`, `PITBOX_LLM_API_KEY`, `PITBOX_LLM_MODEL`, `PITBOX_LLM_TIMEOUT_SECS`,
-//! `PITBOX_LLM_TOKEN_BUDGET`.
+//! `PITBOX_LLM_TOKEN_BUDGET`, `PITBOX_TLS_CERT`, `PITBOX_TLS_KEY`, `PITBOX_TLS_WATCH_SECS`,
+//! `PITBOX_TRUSTED_PROXIES`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,8 @@ use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
 use crate::llm::LlmConfig;
+use crate::proxy::TrustedProxies;
+use crate::tls::TlsFiles;
 
 /// Where `tools/build-dashboard.sh` puts the built dashboard, relative to the repository root.
 pub const DEFAULT_DASHBOARD_DIR: &str = "dashboard-yew/dist";
@@ -159,6 +162,20 @@ pub struct Settings {
     /// Tokens one driver session may spend on phrasing [default: 20000].
     #[arg(long, env = "PITBOX_LLM_TOKEN_BUDGET", global = true)]
     pub llm_token_budget: Option<u64>,
+    /// PEM certificate chain (server certificate first): serve HTTPS/WSS instead of plain HTTP.
+    /// Needs --tls-key. Reloaded on SIGHUP and when the file changes.
+    #[arg(long, env = "PITBOX_TLS_CERT", global = true)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the TLS certificate.
+    #[arg(long, env = "PITBOX_TLS_KEY", global = true)]
+    pub tls_key: Option<PathBuf>,
+    /// Seconds between looks at the TLS files for a renewed pair; 0: reload on SIGHUP only [default: 10].
+    #[arg(long, env = "PITBOX_TLS_WATCH_SECS", global = true)]
+    pub tls_watch_secs: Option<u32>,
+    /// Reverse proxies (comma-separated addresses or CIDR blocks, e.g. `10.0.0.0/8,127.0.0.1`)
+    /// whose X-Forwarded-For names the client for rate limits and logs [default: none].
+    #[arg(long, env = "PITBOX_TRUSTED_PROXIES", global = true)]
+    pub trusted_proxies: Option<String>,
 }
 
 /// A secret setting: `Debug` shows `***`, so that `Settings` (and the command line it is part of)
@@ -198,6 +215,10 @@ pub enum ConfigError {
     LlmBaseUrl(String),
     #[error("PITBOX_LLM_MODEL is required when PITBOX_LLM_BASE_URL is set")]
     LlmModelMissing,
+    #[error("TLS needs both PITBOX_TLS_CERT and PITBOX_TLS_KEY (only {0} is set)")]
+    TlsPair(&'static str),
+    #[error("PITBOX_TRUSTED_PROXIES: {0}")]
+    TrustedProxies(String),
 }
 
 /// Where the JWT secret came from; a generated one is announced at start-up.
@@ -241,6 +262,10 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// The coach's LLM phrasing; `None` (no base URL) keeps the coach's own text.
     pub llm: Option<LlmConfig>,
+    /// HTTPS/WSS served by the runtime itself; `None`: plain HTTP (behind a TLS proxy, or a LAN).
+    pub tls: Option<TlsFiles>,
+    /// Proxies whose `X-Forwarded-For` is believed (see [`crate::proxy`]).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl std::fmt::Debug for Config {
@@ -273,6 +298,8 @@ impl std::fmt::Debug for Config {
             .field("dashboard_dir", &self.dashboard_dir)
             .field("metrics", &self.metrics)
             .field("llm", &self.llm)
+            .field("tls", &self.tls)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish_non_exhaustive()
     }
 }
@@ -328,6 +355,10 @@ impl Settings {
             llm_model: self.llm_model.or(other.llm_model),
             llm_timeout_secs: self.llm_timeout_secs.or(other.llm_timeout_secs),
             llm_token_budget: self.llm_token_budget.or(other.llm_token_budget),
+            tls_cert: self.tls_cert.or(other.tls_cert),
+            tls_key: self.tls_key.or(other.tls_key),
+            tls_watch_secs: self.tls_watch_secs.or(other.tls_watch_secs),
+            trusted_proxies: self.trusted_proxies.or(other.trusted_proxies),
         }
     }
 
@@ -407,7 +438,29 @@ impl Config {
                 Some(llm)
             }
         };
+        let nonempty = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
+        let tls = match (nonempty(settings.tls_cert), nonempty(settings.tls_key)) {
+            (None, None) => None,
+            (Some(_), None) => return Err(ConfigError::TlsPair("PITBOX_TLS_CERT")),
+            (None, Some(_)) => return Err(ConfigError::TlsPair("PITBOX_TLS_KEY")),
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert,
+                key,
+                watch: match settings.tls_watch_secs.unwrap_or(10) {
+                    0 => None,
+                    secs => Some(Duration::from_secs(u64::from(secs))),
+                },
+            }),
+        };
+        let trusted_proxies = settings
+            .trusted_proxies
+            .as_deref()
+            .unwrap_or("")
+            .parse::<TrustedProxies>()
+            .map_err(ConfigError::TrustedProxies)?;
         Ok(Config {
+            tls,
+            trusted_proxies,
             bind: settings.bind.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             data_dir,
             database_url,
@@ -578,6 +631,33 @@ mod tests {
             ..Settings::default()
         };
         assert!(matches!(Config::from_settings(s), Err(ConfigError::LlmBaseUrl(_))));
+    }
+
+    #[test]
+    fn tls_and_proxy_settings() {
+        let c = Config::from_settings(Settings::default()).unwrap();
+        assert!(c.tls.is_none() && c.trusted_proxies.is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pitbox.toml");
+        std::fs::write(
+            &path,
+            "tls_cert = \"/etc/pitbox/cert.pem\"\ntls_key = \"/etc/pitbox/key.pem\"\ntrusted_proxies = \"10.0.0.0/8, 127.0.0.1\"\n",
+        )
+        .unwrap();
+        let c =
+            Config::from_settings(Settings { config: Some(path.clone()), ..Settings::default() }).unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.cert, PathBuf::from("/etc/pitbox/cert.pem"));
+        assert_eq!(tls.watch, Some(Duration::from_secs(10)));
+        assert!(c.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+        let s = Settings { config: Some(path), tls_watch_secs: Some(0), ..Settings::default() };
+        assert_eq!(Config::from_settings(s).unwrap().tls.unwrap().watch, None, "0: SIGHUP only");
+        let half = Settings { tls_cert: Some("c.pem".into()), ..Settings::default() };
+        let e = Config::from_settings(half).unwrap_err();
+        assert!(matches!(e, ConfigError::TlsPair("PITBOX_TLS_CERT")), "{e}");
+        let bad = Settings { trusted_proxies: Some("10.0.0.0/99".into()), ..Settings::default() };
+        let e = Config::from_settings(bad).unwrap_err().to_string();
+        assert!(e.contains("10.0.0.0/99"), "{e}");
     }
 
     #[test]

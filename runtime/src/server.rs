@@ -84,12 +84,19 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
      style-src 'self' 'unsafe-inline'; img-src 'self' data: https: http:; connect-src 'self'; \
      object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 
-fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
+fn security_headers(tls: bool) -> DefaultHeaders {
+    let headers = DefaultHeaders::new()
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("X-Frame-Options", "DENY"))
         .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
-        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Referrer-Policy", "no-referrer"));
+    // Served over TLS by the runtime itself: browsers should never try plain HTTP again. (Behind a
+    // TLS proxy, the proxy sets this.)
+    if tls {
+        headers.add(("Strict-Transport-Security", "max-age=31536000"))
+    } else {
+        headers
+    }
 }
 
 /// The request span of every log line: tracing-actix-web's fields, except that `http.target` is
@@ -109,7 +116,7 @@ impl tracing_actix_web::RootSpanBuilder for RequestSpan {
             http.method = %method_label(req.method()),
             http.route = %req.match_pattern().unwrap_or_default(),
             http.target = %req.path(),
-            http.client_ip = %req.connection_info().realip_remote_addr().unwrap_or(""),
+            http.client_ip = %crate::proxy::client_ip(req.request()).map(|ip| ip.to_string()).unwrap_or_default(),
             http.user_agent = %user_agent,
             http.status_code = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
@@ -170,8 +177,10 @@ async fn guard_and_measure(
     let method = method_label(req.method());
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     if req.path().starts_with("/api/") {
-        if let (Some(limits), Some(peer)) = (req.app_data::<web::Data<RateLimits>>(), req.peer_addr()) {
-            limits.check_ip(peer.ip())?;
+        if let (Some(limits), Some(ip)) =
+            (req.app_data::<web::Data<RateLimits>>(), crate::proxy::client_ip(req.request()))
+        {
+            limits.check_ip(ip)?;
         }
     }
     let res = next.call(req).await?;
@@ -181,8 +190,18 @@ async fn guard_and_measure(
     Ok(res)
 }
 
-/// Starts serving on `listener`; the returned server runs until stopped.
+/// Starts serving plain HTTP on `listener`; the returned server runs until stopped.
 pub fn start(state: State, listener: TcpListener) -> std::io::Result<Server> {
+    start_with(state, listener, None)
+}
+
+/// Starts serving on `listener`, over TLS with the certificate `tls` hands out when given (and
+/// reloads it on SIGHUP or file change, see [`crate::tls::watch`]).
+pub fn start_with(
+    state: State,
+    listener: TcpListener,
+    tls: Option<Arc<crate::tls::CertResolver>>,
+) -> std::io::Result<Server> {
     let prune = state.limits.clone();
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(Duration::from_secs(60));
@@ -192,6 +211,7 @@ pub fn start(state: State, listener: TcpListener) -> std::io::Result<Server> {
         }
     });
     let max_body = state.config.max_body_bytes;
+    let https = tls.is_some();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.db.clone())
@@ -211,15 +231,21 @@ pub fn start(state: State, listener: TcpListener) -> std::io::Result<Server> {
             .default_service(web::to(crate::dashboard::serve))
             .wrap(from_fn(crate::input::reject_nul))
             .wrap(from_fn(guard_and_measure))
-            .wrap(security_headers())
+            .wrap(security_headers(https))
             .wrap(Compress::default())
             .wrap(cors(&state.config))
             .wrap(tracing_actix_web::TracingLogger::<RequestSpan>::new())
     })
     // Telemetry frames are small and latency matters more than packet count: no Nagle.
     .tcp_nodelay(true)
-    .listen(listener)?
-    .shutdown_timeout(10)
-    .run();
-    Ok(server)
+    .shutdown_timeout(10);
+    let server = match tls {
+        None => server.listen(listener)?,
+        Some(resolver) => {
+            let config = crate::tls::server_config(Arc::clone(&resolver)).map_err(std::io::Error::other)?;
+            crate::tls::watch(&resolver);
+            server.listen_rustls_0_23(listener, config)?
+        }
+    };
+    Ok(server.run())
 }

@@ -47,8 +47,8 @@ pub async fn login(
     limits: web::Data<RateLimits>,
     body: web::Json<LoginRequest>,
 ) -> ApiResult<web::Json<LoginResponse>> {
-    if let Some(peer) = req.peer_addr() {
-        limits.check_login(peer.ip())?;
+    if let Some(ip) = crate::proxy::client_ip(&req) {
+        limits.check_login(ip)?;
     }
     let LoginRequest { username, password } = body.into_inner();
     if username.is_empty() || password.is_empty() {

@@ -128,8 +128,8 @@ pub async fn password(
     auth::validate_password(&password)?;
     if user.id == id {
         // Guessing the current password here is a login attempt: same limit as login.
-        if let Some(peer) = req.peer_addr() {
-            limits.check_login(peer.ip())?;
+        if let Some(ip) = crate::proxy::client_ip(&req) {
+            limits.check_login(ip)?;
         }
         // Missing or wrong, the answer is the same 403: proving who you are is what failed.
         let Some(current) = current_password.filter(|p| !p.is_empty()) else {

@@ -103,6 +103,27 @@ impl TestServer {
         Some(TestServer { base, state, client, handle, _db: db })
     }
 
+    /// [`TestServer::start`] serving HTTPS/WSS with the certificate `tls` hands out, at
+    /// `https://localhost:<port>`; `client` is how the test talks to it (trusting the test's CA).
+    pub async fn start_tls(
+        backend: Backend,
+        tweak: impl FnOnce(&mut Config),
+        tls: std::sync::Arc<runtime::tls::CertResolver>,
+        client: awc::Client,
+    ) -> Option<TestServer> {
+        let db = TestDb::new(backend)?;
+        let mut config = Config::for_database(db.url.clone()).unwrap();
+        config.tls = Some(tls.files().clone());
+        tweak(&mut config);
+        let state = State::new(config).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("https://localhost:{}", listener.local_addr().unwrap().port());
+        let server = server::start_with(state.clone(), listener, Some(tls)).unwrap();
+        let handle = server.handle();
+        actix_rt::spawn(server);
+        Some(TestServer { base, state, client, handle, _db: db })
+    }
+
     pub async fn stop(self) {
         self.handle.stop(true).await;
     }
