@@ -58,14 +58,21 @@ python3 - "$out" <<'PY'
 import json, re, sys, datetime, platform, os
 out = sys.argv[1]
 rows = [l.rstrip("\n").split("\t", 3) for l in open(f"{out}/raw/index.tsv") if l.strip()]
-figure = re.compile(r"([A-Za-z][\w ./()×-]*?)\s*[:=]\s*(-?\d+(?:\.\d+)?)\s*(ms|µs|us|s|%|MiB|KiB|MB/s|samples/s|rows/s|fps|frames/s)?\b")
+# A figure is a number with a unit, named by its line's label (the text before the first colon)
+# and the word just before it: "60 Hz: coach.add_lap   median 0.113 ms" → "60 Hz median", 0.113, ms.
+pair = re.compile(r"(?:([A-Za-z][\w/().-]*)\s+)?(-?\d+(?:\.\d+)?(?:e[+-]?\d+)?)\s*(ms|µs|us|s|%|MiB|KiB|GiB|MB/s|samples/s|rows/s|frames/s|fps|kbps|Mbps)(?![\w])")
+def figures(line):
+    label, sep, rest = line.partition(":")
+    if not sep:
+        label, rest = "", line
+    return [{"name": " ".join(x for x in (label.strip(), m.group(1) or "") if x), "value": float(m.group(2)), "unit": m.group(3)}
+            for m in pair.finditer(rest)]
 report = {"date": datetime.datetime.utcnow().isoformat(timespec="seconds") + "Z",
           "machine": {"cpus": os.cpu_count(), "system": platform.platform()}, "benches": []}
 md = [f"# PitBox benchmark report", "", f"{report['date']} · {os.cpu_count()} CPUs · {platform.platform()}", ""]
 for name, secs, rc, cmd in rows:
     lines = open(f"{out}/raw/{name}.txt", errors="replace").read().splitlines()
-    figs = [{"name": m.group(1).strip(), "value": float(m.group(2)), "unit": m.group(3) or ""}
-            for l in lines for m in figure.finditer(l)]
+    figs = [f for l in lines for f in figures(l)]
     report["benches"].append({"name": name, "command": cmd, "seconds": int(secs), "exit": int(rc),
                               "lines": lines, "figures": figs})
     md += [f"## {name}", "", f"`{cmd}` — {secs} s" + ("" if rc == "0" else f" — **failed (exit {rc})**, see raw/{name}.err"), "", "```"] + lines + ["```", ""]
