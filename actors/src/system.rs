@@ -11,7 +11,8 @@ use actix::prelude::*;
 use schema::db::DbPool;
 use schema::wire::Envelope;
 
-use crate::driver_session::DriverSession;
+use crate::driver_session::{DriverSession, GetVideo};
+use crate::video_relay::VideoRelay;
 use crate::registry::Registry;
 use crate::runtime_supervisor::{GetTeam, RuntimeSupervisor};
 use crate::store_writer::{Backlog, SessionChanged, StoreWriter};
@@ -116,6 +117,15 @@ impl ActorSystem {
     pub async fn driver(&self, team_id: &str, driver_id: &str) -> Result<Addr<DriverSession>, SystemError> {
         let team = self.team(team_id).await?;
         team.send(GetDriver { driver_id: driver_id.to_owned() }).await?.map_err(SystemError::Unavailable)
+    }
+
+    /// The driver's video relay (starting its session if needed).
+    pub async fn video(&self, team_id: &str, driver_id: &str) -> Result<Addr<VideoRelay>, SystemError> {
+        let session = self.driver(team_id, driver_id).await?;
+        session
+            .send(GetVideo)
+            .await?
+            .ok_or_else(|| SystemError::Unavailable(format!("video relay of {driver_id} is restarting")))
     }
 
     pub async fn hub(&self, team_id: &str) -> Result<Addr<TeamHub>, SystemError> {

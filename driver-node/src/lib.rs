@@ -28,3 +28,4 @@ pub mod spool;
 pub mod status;
 pub mod synthetic;
 pub mod uplink;
+pub mod video;

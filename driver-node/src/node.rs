@@ -33,6 +33,8 @@ pub struct NodeOptions {
     pub voice: bool,
     /// Show a progress bar of this many frames instead of the status screen.
     pub progress_total: Option<u64>,
+    /// Onboard video (`None`: `--no-video`, and replays).
+    pub video: Option<crate::video::VideoOptions>,
 }
 
 pub fn run(source: Box<dyn TelemetrySource>, options: NodeOptions) -> anyhow::Result<u64> {
@@ -64,11 +66,24 @@ pub fn run(source: Box<dyn TelemetrySource>, options: NodeOptions) -> anyhow::Re
             actix_rt::spawn(local_api::start(listener, config, status.clone())?);
         }
 
+        // Video is an extra: a node without a screen to capture still sends telemetry.
+        let (video_link, video_thread) = match options.video.clone().map(crate::video::start) {
+            Some(Ok((link, thread))) => {
+                tracing::info!(source = %thread.describe, "onboard video ready (paused until someone watches)");
+                (Some(link), Some(thread))
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "running without onboard video");
+                (None, None)
+            }
+            None => (None, None),
+        };
         let uplink = actix_rt::spawn(uplink::run(
             UplinkOptions::new(options.home.clone()),
             spool.clone(),
             status.clone(),
             stop_rx.clone(),
+            video_link,
         ));
         let screen = match options.progress_total {
             Some(total) => actix_rt::spawn(progress(status.clone(), total, stop_rx.clone())),
@@ -126,6 +141,14 @@ pub fn run(source: Box<dyn TelemetrySource>, options: NodeOptions) -> anyhow::Re
         }
         let _ = stop_tx.send(true);
         let _ = uplink.await;
+        if let Some(v) = video_thread {
+            v.control.stop();
+            match v.handle.join() {
+                Ok(Err(e)) => tracing::warn!(error = %e, "the video thread failed"),
+                Err(_) => tracing::warn!("the video thread panicked"),
+                Ok(Ok(())) => {}
+            }
+        }
         let _ = screen.await;
         let left = spool.depth().unwrap_or(0);
         if left > 0 {

@@ -1,6 +1,6 @@
 //! One driver's view: live speed, rpm, gear, inputs, fuel and tyres; the live delta to the
 //! reference (best) lap; rolling traces; the track map; the lap table with sectors and deltas; and
-//! a comparison of two chosen laps over lap distance. Reads no env vars.
+//! a comparison of two chosen laps over lap distance; the onboard video. Reads no env vars.
 
 use schema::wire::{LapChannels, TireSet};
 use yew::prelude::*;
@@ -191,6 +191,7 @@ pub fn driver_view(props: &Props) -> Html {
                     { tyres("Tread", s.and_then(|s| s.tire_wear.as_ref()), "%") }
                 </div>
             </section>
+            <super::video::VideoPanel driver_id={props.driver_id.clone()} />
             <section class="panel"><h2>{ "Traces (20 s)" }</h2><TraceChart driver_id={props.driver_id.clone()} /></section>
             <section class="panel map"><h2>{ "Track" }</h2><TrackMap focus={Some(props.driver_id.clone())} /></section>
             <section class="panel">

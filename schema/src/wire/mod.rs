@@ -7,6 +7,7 @@ mod coaching;
 mod envelope;
 mod inbound;
 pub mod lenient;
+pub mod media;
 mod rest;
 mod telemetry;
 
@@ -14,6 +15,7 @@ pub use admin::*;
 pub use coaching::*;
 pub use envelope::*;
 pub use inbound::*;
+pub use media::{VideoAction, VideoControl, VideoWatching, WatchVideo};
 pub use rest::*;
 pub use telemetry::*;
 
