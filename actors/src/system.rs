@@ -12,13 +12,13 @@ use schema::db::DbPool;
 use schema::wire::Envelope;
 
 use crate::driver_session::{DriverSession, GetVideo};
-use crate::video_relay::VideoRelay;
 use crate::registry::Registry;
 use crate::runtime_supervisor::{GetTeam, RuntimeSupervisor};
 use crate::store_writer::{Backlog, SessionChanged, StoreWriter};
 use crate::supervision::{Control, RestartPolicy};
 use crate::team_hub::{Broadcast, TeamHub};
 use crate::team_supervisor::{GetDriver, GetHub, TeamSupervisor};
+use crate::video_relay::VideoRelay;
 
 #[derive(Debug, Clone)]
 pub struct SystemOptions {

@@ -197,7 +197,8 @@ impl VideoShared {
                 continue;
             }
             v.pending.fetch_add(1, Ordering::Relaxed);
-            let out = VideoOut { driver_id: driver.clone(), frame: frame.clone(), pending: v.pending.clone() };
+            let out =
+                VideoOut { driver_id: driver.clone(), frame: frame.clone(), pending: v.pending.clone() };
             match v.out.try_send(out) {
                 Ok(()) => {}
                 Err(SendError::Full(_)) => {
@@ -223,7 +224,8 @@ impl VideoShared {
             viewer.allowance = self.gop.len();
             for frame in &self.gop {
                 pending.fetch_add(1, Ordering::Relaxed);
-                let out = VideoOut { driver_id: driver.clone(), frame: frame.clone(), pending: pending.clone() };
+                let out =
+                    VideoOut { driver_id: driver.clone(), frame: frame.clone(), pending: pending.clone() };
                 if viewer.out.try_send(out).is_err() {
                     pending.fetch_sub(1, Ordering::Relaxed);
                     viewer.waiting_key = true;
@@ -266,7 +268,11 @@ impl VideoRelay {
 
     /// Runs a handler body on the shared state, guarded (a panic restarts the relay), and shows
     /// the counts in the admin tree.
-    fn run<R>(&mut self, ctx: &mut Context<Self>, f: impl FnOnce(&mut VideoShared, &Arc<str>) -> R) -> Option<R> {
+    fn run<R>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        f: impl FnOnce(&mut VideoShared, &Arc<str>) -> R,
+    ) -> Option<R> {
         self.stats.received();
         let (shared, driver) = (self.shared.clone(), self.driver_id.clone());
         let r = guarded(&self.stats.clone(), || {

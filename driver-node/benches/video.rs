@@ -23,9 +23,15 @@ use driver_node::video::{self, VideoOptions};
 use schema::wire::media::MediaHeader;
 use schema::wire::VideoAction;
 
-fn per_frame(source: &SourceSpec, w: usize, h: usize, frames: u32) -> Option<(f64, f64, f64, f64, Vec<Vec<u8>>)> {
+fn per_frame(
+    source: &SourceSpec,
+    w: usize,
+    h: usize,
+    frames: u32,
+) -> Option<(f64, f64, f64, f64, Vec<Vec<u8>>)> {
     let mut cap = capture::open(source).ok()?;
-    let mut enc = H264Encoder::new(EncodeSettings { fps: 30, bitrate_bps: 2_500_000, keyframe_secs: 2.0 }).unwrap();
+    let mut enc =
+        H264Encoder::new(EncodeSettings { fps: 30, bitrate_bps: 2_500_000, keyframe_secs: 2.0 }).unwrap();
     let mut pic = I420::new(w, h);
     let (mut t_cap, mut t_conv, mut t_enc) = (0.0, 0.0, 0.0);
     let mut out = vec![];
@@ -85,10 +91,8 @@ fn main() {
     }
 
     // The thread as the node runs it: 720p30, paced.
-    let options = VideoOptions {
-        source: SourceSpec::Pattern { width: 1280, height: 720 },
-        ..VideoOptions::default()
-    };
+    let options =
+        VideoOptions { source: SourceSpec::Pattern { width: 1280, height: 720 }, ..VideoOptions::default() };
     let (mut link, thread) = video::start(options).unwrap();
     link.control.apply(VideoAction::Resume);
     let started = Instant::now();

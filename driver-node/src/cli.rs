@@ -217,7 +217,8 @@ pub fn video_options(args: &RunArgs) -> anyhow::Result<Option<crate::video::Vide
     if args.no_video {
         return Ok(None);
     }
-    let (width, height, fps) = crate::video::parse_mode(&args.video).map_err(|e| anyhow::anyhow!("--video: {e}"))?;
+    let (width, height, fps) =
+        crate::video::parse_mode(&args.video).map_err(|e| anyhow::anyhow!("--video: {e}"))?;
     let source = crate::video::capture::SourceSpec::parse(&args.video_source)
         .map_err(|e| anyhow::anyhow!("--video-source: {e}"))?;
     let source = match source {

@@ -46,7 +46,8 @@ fn video_check() -> ValidationResult {
     match measured {
         Ok((source, ms, bytes)) => {
             let status = if fallback.is_some() || ms > 33.0 { Warning } else { Success };
-            let mut message = format!("{source}: {ms:.1} ms per 1280x720 frame (capture, convert, H.264 encode)");
+            let mut message =
+                format!("{source}: {ms:.1} ms per 1280x720 frame (capture, convert, H.264 encode)");
             if let Some(e) = &fallback {
                 message = format!("no screen to capture ({e}); measured on {message}");
             } else if ms > 33.0 {
@@ -56,7 +57,9 @@ fn video_check() -> ValidationResult {
                 "video",
                 status,
                 message,
-                Some(json!({"source": source, "msPerFrame": ms, "bytesPerFrame": bytes, "screen": fallback.is_none()})),
+                Some(
+                    json!({"source": source, "msPerFrame": ms, "bytesPerFrame": bytes, "screen": fallback.is_none()}),
+                ),
             )
         }
         Err(e) => result("video", Error, format!("H.264 encoder unavailable: {e}"), None),

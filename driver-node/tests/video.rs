@@ -87,7 +87,8 @@ fn xvfb_capture_encodes_and_decodes_to_the_content_drawn() {
         &CreateWindowAux::new().background_pixel(black).override_redirect(1).event_mask(EventMask::EXPOSURE),
     )
     .unwrap();
-    let (gw, gb, gg) = (conn.generate_id().unwrap(), conn.generate_id().unwrap(), conn.generate_id().unwrap());
+    let (gw, gb, gg) =
+        (conn.generate_id().unwrap(), conn.generate_id().unwrap(), conn.generate_id().unwrap());
     conn.create_gc(gw, win, &CreateGCAux::new().foreground(white)).unwrap();
     conn.create_gc(gb, win, &CreateGCAux::new().foreground(black)).unwrap();
     conn.create_gc(gg, win, &CreateGCAux::new().foreground(0x80_80_80)).unwrap();
@@ -123,8 +124,12 @@ fn xvfb_capture_encodes_and_decodes_to_the_content_drawn() {
         }
         conn.poly_fill_rectangle(win, gw, &rects.0).unwrap();
         conn.poly_fill_rectangle(win, gb, &rects.1).unwrap();
-        conn.poly_fill_rectangle(win, gb, &[Rectangle { x: 0, y: bar_h as i16, width: sw, height: sh - bar_h }])
-            .unwrap();
+        conn.poly_fill_rectangle(
+            win,
+            gb,
+            &[Rectangle { x: 0, y: bar_h as i16, width: sw, height: sh - bar_h }],
+        )
+        .unwrap();
         let bx = (n as i16 * 24) % (sw as i16 - 200);
         conn.poly_fill_rectangle(win, gg, &[Rectangle { x: bx, y: 300, width: 200, height: 200 }]).unwrap();
         // The server has drawn everything once it answers a round trip.

@@ -39,14 +39,16 @@ use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use pitbox_actors::driver_session::{DriverSession, Frames, IngestError, Latest, NodeConnection};
 use pitbox_actors::store_writer::{AckTo, Stored};
 use pitbox_actors::team_hub::{Push, Subscribe as HubSubscribe, TeamHub, Unsubscribe as HubUnsubscribe};
-use pitbox_actors::video_relay::{MediaIn, NodeAttach, NodeDetach, NodeVideo, Unwatch, VideoOut, VideoRelay, Watch};
+use pitbox_actors::video_relay::{
+    MediaIn, NodeAttach, NodeDetach, NodeVideo, Unwatch, VideoOut, VideoRelay, Watch,
+};
 use pitbox_actors::ActorSystem;
+use schema::wire::media::{MediaHeader, NODE_VIDEO_STREAM};
 use schema::wire::{
     decode_client, Ack, Authenticate, AuthenticationResult, ClientType, ConnectionEstablished, Envelope,
     ErrorBody, ErrorCode, HandoffStatus, Inbound, Message as Wire, NewHandoff, NewTeamMessage, Posted,
     Subscribe, Subscribed, TelemetryFrame, VideoControl, VideoWatching, WatchVideo, PROTOCOL_VERSION,
 };
-use schema::wire::media::{MediaHeader, NODE_VIDEO_STREAM};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::watch;
@@ -892,7 +894,8 @@ impl WsSession {
             if d.team_id != team {
                 return Err(ApiError::not_found("driver", &driver));
             }
-            let relay = system.video(&team, &driver).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
+            let relay =
+                system.video(&team, &driver).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
             Ok::<_, ApiError>(relay)
         };
         ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| {

@@ -188,7 +188,9 @@ fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
 }
@@ -201,11 +203,14 @@ async fn a_stalled_viewer_skips_to_keyframes_and_costs_nothing() {
     assert_eq!(control(&mut node).await, "pause");
     // Never read again after watching.
     let (_stalled, _) = watch(&srv, &watcher, &team, &driver).await;
-    const FRAMES: u32 = 2000;
-    const SIZE: usize = 48 * 1024;
+    // 600 frames of 64 KiB at 100 a second (about 40 MB, more than loopback's socket buffers hold
+    // for the stalled viewer; faster than real video, which a healthy viewer keeps up with).
+    const FRAMES: u32 = 600;
+    const SIZE: usize = 64 * 1024;
     // The healthy viewer reads on its own thread (its own actix system), so it keeps up while this
     // one sends as fast as the socket takes frames.
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    // (A oneshot awaited, not a blocking wait: the runtime's actors live on this thread.)
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (base, token, t, d) = (srv.base.clone(), watcher.clone(), team.clone(), driver.clone());
     let reader = std::thread::spawn(move || {
         actix_rt::System::new().block_on(async move {
@@ -214,16 +219,27 @@ async fn a_stalled_viewer_skips_to_keyframes_and_costs_nothing() {
             let (_, mut conn) =
                 client.ws(format!("{base}/ws")).max_frame_size(16 * 1024 * 1024).connect().await.unwrap();
             let send = |v: serde_json::Value| awc::ws::Message::Text(v.to_string().into());
-            conn.send(send(json!({"type": "authenticate", "data": {"token": token, "clientType": "dashboard"}})))
+            conn.send(send(
+                json!({"type": "authenticate", "data": {"token": token, "clientType": "dashboard"}}),
+            ))
+            .await
+            .unwrap();
+            conn.send(send(json!({"type": "watch_video", "data": {"teamId": t, "driverId": d}})))
                 .await
                 .unwrap();
-            conn.send(send(json!({"type": "watch_video", "data": {"teamId": t, "driverId": d}}))).await.unwrap();
             let (mut got, mut last, mut worst, mut ready) = (0u32, 0, Duration::ZERO, Some(ready_tx));
-            while let Ok(Some(Ok(frame))) = tokio::time::timeout(Duration::from_secs(10), conn.next()).await {
+            loop {
+                let next = tokio::time::timeout(Duration::from_secs(10), conn.next()).await;
+                let Ok(Some(Ok(frame))) = next else { break };
                 match frame {
-                    awc::ws::Frame::Text(t) if String::from_utf8_lossy(&t).contains("video_watching") => {
-                        if let Some(r) = ready.take() {
-                            r.send(()).unwrap();
+                    awc::ws::Frame::Text(t) => {
+                        let text = String::from_utf8_lossy(&t);
+                        if text.contains("video_watching") {
+                            if let Some(r) = ready.take() {
+                                let _ = r.send(());
+                            }
+                        } else if text.contains("\"error\"") {
+                            panic!("healthy viewer: {text}");
                         }
                     }
                     awc::ws::Frame::Binary(b) => {
@@ -231,7 +247,8 @@ async fn a_stalled_viewer_skips_to_keyframes_and_costs_nothing() {
                         assert!(h.sequence > last);
                         last = h.sequence;
                         got += 1;
-                        worst = worst.max(Duration::from_micros(video::now_us().saturating_sub(h.capture_us)));
+                        worst =
+                            worst.max(Duration::from_micros(video::now_us().saturating_sub(h.capture_us)));
                         if h.sequence == FRAMES {
                             break;
                         }
@@ -245,29 +262,37 @@ async fn a_stalled_viewer_skips_to_keyframes_and_costs_nothing() {
             (got, last, worst)
         })
     });
-    ready_rx.recv_timeout(Duration::from_secs(20)).expect("the healthy viewer is watching");
+    tokio::time::timeout(Duration::from_secs(20), ready_rx)
+        .await
+        .unwrap()
+        .expect("the healthy viewer is watching");
     let rss_before = rss_kib();
     let mut peak = rss_before;
+    let mut pace = actix_rt::time::interval(Duration::from_millis(10));
+    let started = Instant::now();
     for seq in 1..=FRAMES {
-        // Keyframe every 30 frames; about 94 MB in all, as fast as the socket takes it.
+        pace.tick().await;
+        // Keyframe every 30 frames, and the last one, so every viewer ends on it.
         assert!(node.send_binary(fake(seq, seq % 30 == 1 || seq == FRAMES, SIZE)).await);
         if seq % 100 == 0 {
             peak = peak.max(rss_kib());
         }
     }
+    let sending = started.elapsed();
     let (got, last, worst) = actix_rt::task::spawn_blocking(move || reader.join().unwrap()).await.unwrap();
     let relay = srv.state.system.video(&team, &driver).await.unwrap();
     let counts = relay.send(pitbox_actors::video_relay::GetCounts).await.unwrap();
     let grown = peak.saturating_sub(rss_before) / 1024;
     println!(
-        "video: stalled viewer: healthy viewer got {got}/{FRAMES} (last #{last}, oldest frame {worst:?} old); relay drops {}; server RSS +{grown} MiB while {} MiB went through",
+        "video: stalled viewer: {FRAMES} frames sent in {sending:?}; healthy viewer got {got}/{FRAMES} (last #{last}, oldest frame {worst:?} old); relay drops {}; server RSS +{grown} MiB while {} MiB went through",
         counts.drops,
         FRAMES as usize * SIZE / (1024 * 1024)
     );
     assert_eq!(last, FRAMES, "the healthy viewer got the newest frame");
     assert!(counts.drops > 0, "the stalled viewer skipped frames");
     assert!(grown < 48, "the stalled viewer made the server grow by {grown} MiB");
-    assert_eq!(counts.viewers, 2);
+    // The healthy viewer has left; the stalled one is still counted (it skipped, it was not dropped).
+    assert_eq!(counts.viewers, 1);
     srv.stop().await;
 }
 
@@ -278,7 +303,8 @@ async fn video_floods_do_not_hold_up_telemetry_and_bad_frames_are_refused() {
     let mut node = WsClient::login(&srv, &node_token, "driver_node").await;
     assert_eq!(control(&mut node).await, "pause");
     let (mut viewer, _) = watch(&srv, &watcher, &team, &driver).await;
-    let drain = actix_rt::spawn(async move { while media(&mut viewer, Duration::from_secs(3)).await.is_some() {} });
+    let drain =
+        actix_rt::spawn(async move { while media(&mut viewer, Duration::from_secs(3)).await.is_some() {} });
 
     // Ack latency of one telemetry batch, with `video` frames of 64 KiB sent before it.
     async fn round(node: &mut WsClient, driver: &str, seq: u64, video: u32) -> f64 {
@@ -346,7 +372,8 @@ async fn video_floods_do_not_hold_up_telemetry_and_bad_frames_are_refused() {
     out.send(json!({"type": "watch_video", "id": "x", "data": {"teamId": team, "driverId": driver}})).await;
     let e = out.recv_type("error").await.unwrap();
     assert_eq!(e["data"]["code"], "forbidden", "{e}");
-    out.send(json!({"type": "watch_video", "id": "y", "data": {"teamId": other_team, "driverId": driver}})).await;
+    out.send(json!({"type": "watch_video", "id": "y", "data": {"teamId": other_team, "driverId": driver}}))
+        .await;
     let e = out.recv_type("error").await.unwrap();
     assert_eq!(e["data"]["code"], "not_found", "{e}");
 

@@ -72,7 +72,9 @@ fn obj(pairs: &[(&str, JsValue)]) -> Object {
 
 fn has_webcodecs() -> bool {
     web_sys::window().is_some_and(|w| {
-        ["VideoDecoder", "EncodedVideoChunk"].iter().all(|n| Reflect::has(&w, &JsValue::from_str(n)).unwrap_or(false))
+        ["VideoDecoder", "EncodedVideoChunk"]
+            .iter()
+            .all(|n| Reflect::has(&w, &JsValue::from_str(n)).unwrap_or(false))
     })
 }
 
@@ -163,11 +165,9 @@ fn on_picture(player: &Rc<RefCell<Player>>, frame: JsVideoFrame) {
 /// A decoder for `codec`, drawing into the player's canvas.
 fn make_decoder(player: &Rc<RefCell<Player>>, codec: &str) -> Result<JsVideoDecoder, String> {
     let weak = Rc::downgrade(player);
-    let output = Closure::<dyn FnMut(JsValue)>::new(move |v: JsValue| {
-        match weak.upgrade() {
-            Some(p) => on_picture(&p, v.unchecked_into()),
-            None => v.unchecked_into::<JsVideoFrame>().close_frame(),
-        }
+    let output = Closure::<dyn FnMut(JsValue)>::new(move |v: JsValue| match weak.upgrade() {
+        Some(p) => on_picture(&p, v.unchecked_into()),
+        None => v.unchecked_into::<JsVideoFrame>().close_frame(),
     });
     let weak = Rc::downgrade(player);
     let error = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
@@ -268,7 +268,10 @@ pub fn video_panel(props: &Props) -> Html {
                 player.borrow().set_status("checking H.264 support…");
                 let (player, socket, watch) = (player.clone(), socket.clone(), watch.clone());
                 wasm_bindgen_futures::spawn_local(async move {
-                    let probe = obj(&[("codec", JsValue::from_str(PROBE_CODEC)), ("optimizeForLatency", JsValue::TRUE)]);
+                    let probe = obj(&[
+                        ("codec", JsValue::from_str(PROBE_CODEC)),
+                        ("optimizeForLatency", JsValue::TRUE),
+                    ]);
                     let supported = match JsVideoDecoder::is_config_supported(&probe) {
                         Ok(p) => wasm_bindgen_futures::JsFuture::from(p).await.ok().and_then(|r| {
                             Reflect::get(&r, &JsValue::from_str("supported")).ok().and_then(|s| s.as_bool())
@@ -283,7 +286,10 @@ pub fn video_panel(props: &Props) -> Html {
                     }
                     player.borrow().set_status("waiting for the driver's video…");
                     let sink_player = player.clone();
-                    media::register(&watch.driver_id, Rc::new(move |bytes: &[u8]| on_frame(&sink_player, bytes)));
+                    media::register(
+                        &watch.driver_id,
+                        Rc::new(move |bytes: &[u8]| on_frame(&sink_player, bytes)),
+                    );
                     if let Some(s) = socket.as_ref() {
                         if let Some(s) = s.borrow().as_ref() {
                             s.watch_video(watch.clone());

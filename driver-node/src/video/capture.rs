@@ -31,7 +31,9 @@ impl SourceSpec {
         let (kind, arg) = s.split_once(':').unwrap_or((s, ""));
         match kind {
             "screen" if arg.is_empty() => Ok(SourceSpec::Screen(0)),
-            "screen" => arg.parse().map(SourceSpec::Screen).map_err(|_| format!("screen: {arg:?} is not a number")),
+            "screen" => {
+                arg.parse().map(SourceSpec::Screen).map_err(|_| format!("screen: {arg:?} is not a number"))
+            }
             "window" => {
                 let id = match arg.strip_prefix("0x") {
                     Some(hex) => u32::from_str_radix(hex, 16),
@@ -220,7 +222,8 @@ pub mod x11 {
                 .roots
                 .get(screen_num)
                 .ok_or_else(|| CaptureError::Unavailable("X server has no screen".into()))?;
-            let (root, rw, rh, depth) = (screen.root, screen.width_in_pixels, screen.height_in_pixels, screen.root_depth);
+            let (root, rw, rh, depth) =
+                (screen.root, screen.width_in_pixels, screen.height_in_pixels, screen.root_depth);
             let bpp = conn.setup().pixmap_formats.iter().find(|f| f.depth == depth).map(|f| f.bits_per_pixel);
             if depth < 24 || bpp != Some(32) {
                 return Err(CaptureError::Unavailable(format!(
@@ -243,7 +246,9 @@ pub mod x11 {
                         && *width >= 2
                         && *height >= 2;
                     if !fits {
-                        return Err(CaptureError::Unavailable(format!("{spec} is not inside the {rw}x{rh} desktop")));
+                        return Err(CaptureError::Unavailable(format!(
+                            "{spec} is not inside the {rw}x{rh} desktop"
+                        )));
                     }
                     (root, *x, *y, *width, *height)
                 }
@@ -255,7 +260,9 @@ pub mod x11 {
                         .map_err(|e| CaptureError::Unavailable(format!("window {id:#x}: {e}")))?;
                     (*id, 0, 0, g.width, g.height)
                 }
-                SourceSpec::Pattern { .. } => return Err(CaptureError::Unavailable("not an X source".into())),
+                SourceSpec::Pattern { .. } => {
+                    return Err(CaptureError::Unavailable("not an X source".into()))
+                }
             };
             let what = format!("X11 {spec} ({width}x{height})");
             Ok(Self { conn, drawable, x, y, width, height, what, buf: vec![] })

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     ActorTree, AiCoaching, DriverStatus, ErrorBody, HandoffRequest, HandoffStatus, LapSummary, NewHandoff,
-    NewTeamMessage, Role, TeamMessage, TelemetryBatch, TelemetryUpdate, VideoControl, VideoWatching, WatchVideo,
+    NewTeamMessage, Role, TeamMessage, TelemetryBatch, TelemetryUpdate, VideoControl, VideoWatching,
+    WatchVideo,
 };
 
 /// What kind of program is on the other end of a socket.

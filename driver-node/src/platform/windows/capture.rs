@@ -11,8 +11,8 @@ use windows_sys::core::BOOL;
 use windows_sys::Win32::Foundation::{LPARAM, RECT};
 use windows_sys::Win32::Graphics::Gdi::{
     BitBlt, CreateCompatibleBitmap, CreateCompatibleDC, DeleteDC, DeleteObject, EnumDisplayMonitors, GetDC,
-    GetDIBits, ReleaseDC, SelectObject, BITMAPINFO, BITMAPINFOHEADER, BI_RGB, CAPTUREBLT, DIB_RGB_COLORS, HBITMAP,
-    HDC, HGDIOBJ, HMONITOR, SRCCOPY,
+    GetDIBits, ReleaseDC, SelectObject, BITMAPINFO, BITMAPINFOHEADER, BI_RGB, CAPTUREBLT, DIB_RGB_COLORS,
+    HBITMAP, HDC, HGDIOBJ, HMONITOR, SRCCOPY,
 };
 
 use crate::video::capture::{Capture, CaptureError, SourceSpec};
@@ -134,7 +134,15 @@ impl Capture for GdiCapture {
             if BitBlt(self.memory, 0, 0, w, h, self.screen, self.x, self.y, SRCCOPY | CAPTUREBLT) == 0 {
                 return Err(CaptureError::Failed("BitBlt from the screen failed".into()));
             }
-            GetDIBits(self.memory, self.bitmap, 0, h as u32, self.buf.as_mut_ptr().cast(), &mut info, DIB_RGB_COLORS)
+            GetDIBits(
+                self.memory,
+                self.bitmap,
+                0,
+                h as u32,
+                self.buf.as_mut_ptr().cast(),
+                &mut info,
+                DIB_RGB_COLORS,
+            )
         };
         if rows != h {
             return Err(CaptureError::Failed(format!("GetDIBits read {rows} of {h} rows")));

@@ -200,5 +200,7 @@ fn gdi_capture_grabs_the_first_monitor() {
     assert_eq!(frame.data.len(), w as usize * h as usize * 4);
     let mut out = crate::video::convert::I420::new(64, 36);
     crate::video::convert::bgra_to_i420(frame, &mut out).unwrap();
-    assert!(super::capture::GdiCapture::open(&SourceSpec::Region { x: 0, y: 0, width: 0, height: 0 }).is_err());
+    assert!(
+        super::capture::GdiCapture::open(&SourceSpec::Region { x: 0, y: 0, width: 0, height: 0 }).is_err()
+    );
 }
