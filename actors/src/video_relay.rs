@@ -277,7 +277,7 @@ impl VideoRelay {
         let (shared, driver) = (self.shared.clone(), self.driver_id.clone());
         let r = guarded(&self.stats.clone(), || {
             let mut g = shared.lock().map_err(|_| Fatal("video relay state poisoned".into()))?;
-            let r = f(&mut *g, &driver);
+            let r = f(&mut g, &driver);
             let c = g.counts;
             self.stats.set_gauges([
                 ("viewers", c.viewers),

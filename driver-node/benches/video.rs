@@ -23,12 +23,10 @@ use driver_node::video::{self, VideoOptions};
 use schema::wire::media::MediaHeader;
 use schema::wire::VideoAction;
 
-fn per_frame(
-    source: &SourceSpec,
-    w: usize,
-    h: usize,
-    frames: u32,
-) -> Option<(f64, f64, f64, f64, Vec<Vec<u8>>)> {
+/// Capture, convert and encode ms per frame, bytes per frame, and the encoded frames.
+type Timed = (f64, f64, f64, f64, Vec<Vec<u8>>);
+
+fn per_frame(source: &SourceSpec, w: usize, h: usize, frames: u32) -> Option<Timed> {
     let mut cap = capture::open(source).ok()?;
     let mut enc =
         H264Encoder::new(EncodeSettings { fps: 30, bitrate_bps: 2_500_000, keyframe_secs: 2.0 }).unwrap();

@@ -24,7 +24,7 @@ pub enum Command {
     /// End the login and delete it from this PC.
     Logout,
     /// Stream telemetry to the runtime: from the sim, a recording, or the synthetic driver.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Stream a recording as if it were live, with a progress bar; exits when all of it is stored.
     /// Restarted after an interruption, it resumes where it stopped.
     Replay(ReplayArgs),

@@ -240,7 +240,7 @@ fn run(
         };
         if let Err(e) = grabbed {
             failures += 1;
-            if failures == 1 || failures % 300 == 0 {
+            if failures == 1 || failures.is_multiple_of(300) {
                 tracing::warn!(error = %e, failures, "screen capture failed; retrying");
             }
             continue;
