@@ -18,7 +18,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(ws_decode session_yaml ibt_parse)
+[ ${#targets[@]} -gt 0 ] || targets=(ws_decode session_yaml ibt_parse media_header)
 sanitizer=${PITBOX_FUZZ_SANITIZER:-address}
 target_dir=${PITBOX_FUZZ_TARGET_DIR:-$PWD/fuzz/target}
 profile=${PITBOX_FUZZ_PROFILE:-release}

@@ -7,10 +7,11 @@
 # env: PITBOX_APT_EXTRA (more Debian packages to ensure), SKIP_APT=1 (only check, never install)
 set -euo pipefail
 
-# build: C toolchain, libpq (diesel PostgreSQL), xcb (scrap screen capture), ALSA (cpal audio);
+# build: C toolchain, libpq (diesel PostgreSQL), xcb (scrap screen capture), ALSA (cpal audio), nasm
+# (OpenH264's assembly, built from source by the openh264 crate);
 # tests: PostgreSQL client, Xvfb (a screen), PulseAudio + ALSA's pulse plugin (microphone/speakers)
 PKGS="build-essential pkg-config libpq-dev ca-certificates postgresql-client python3
-  libxcb1-dev libxcb-shm0-dev libxcb-randr0-dev libasound2-dev
+  libxcb1-dev libxcb-shm0-dev libxcb-randr0-dev libasound2-dev nasm
   xvfb pulseaudio libasound2-plugins ${PITBOX_APT_EXTRA:-}"
 
 missing=""

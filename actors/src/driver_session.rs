@@ -23,7 +23,7 @@ use crate::store_writer::{AckTo, LapIn, LapStored, Recover, Recovered, SampleIn,
 use crate::supervision::{fail, guarded, ChildFailed, Control, Fatal, RestartTracker};
 use crate::system::Env;
 use crate::team_hub::HubRef;
-use crate::video_relay::VideoRelay;
+use crate::video_relay::{VideoRelay, VideoSlot};
 use crate::voice_channel::VoiceChannel;
 
 /// The latest batch of a driver's samples, as subscribers see it (newest last). A team view sends
@@ -57,11 +57,13 @@ impl LiveSample {
 pub struct DriverSlot {
     pub latest: watch::Sender<Latest>,
     pub checkpoint: Mutex<Checkpoint>,
+    /// The video relay's viewers and counters (they outlive restarts of the relay and the session).
+    pub video: VideoSlot,
 }
 
 impl Default for DriverSlot {
     fn default() -> Self {
-        Self { latest: watch::channel(None).0, checkpoint: Mutex::default() }
+        Self { latest: watch::channel(None).0, checkpoint: Mutex::default(), video: VideoSlot::default() }
     }
 }
 
@@ -114,6 +116,11 @@ pub struct LiveState {
     pub nodes: u32,
     pub latest: Option<TelemetryUpdate>,
 }
+
+/// The driver's video relay (none while it restarts or after it was given up on).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Option<Addr<VideoRelay>>")]
+pub struct GetVideo;
 
 /// The session asks its supervisor to stop it: no node and no data for the idle time.
 #[derive(Debug, Clone, Message)]
@@ -230,7 +237,7 @@ impl DriverSession {
     fn start_video(&mut self, ctx: &mut Context<Self>) {
         let (env, path, parent) =
             (self.env.clone(), format!("{}/video", self.path), ctx.address().recipient());
-        self.video.addr = Some(VideoRelay::new(env, path, parent).start());
+        self.video.addr = Some(VideoRelay::new(env, path, parent, self.slot.video.clone()).start());
     }
 
     /// Rebuilds the lap in progress from what the store holds (see [`Recovered`]): after an
@@ -467,6 +474,16 @@ impl Handler<AskCoach> for DriverSession {
     fn handle(&mut self, _: AskCoach, _: &mut Context<Self>) -> Self::Result {
         let coach = self.coach.addr.clone();
         Box::pin(async move { coach?.send(GetCoachState).await.ok() })
+    }
+}
+
+impl Handler<GetVideo> for DriverSession {
+    type Result = Option<Addr<VideoRelay>>;
+
+    fn handle(&mut self, _: GetVideo, _: &mut Context<Self>) -> Self::Result {
+        self.stats.received();
+        self.stats.handled();
+        self.video.addr.clone().filter(|a| a.connected())
     }
 }
 

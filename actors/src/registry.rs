@@ -24,6 +24,7 @@ pub struct Stats {
     started_at: Mutex<DateTime<Utc>>,
     supervision: Mutex<Supervision>,
     control: Mutex<Option<actix::Recipient<Control>>>,
+    gauges: Mutex<BTreeMap<String, u64>>,
 }
 
 fn status_code(s: ActorStatus) -> u8 {
@@ -54,6 +55,7 @@ impl Stats {
             started_at: Mutex::new(Utc::now()),
             supervision: Mutex::new(Supervision::default()),
             control: Mutex::new(None),
+            gauges: Mutex::default(),
         }
     }
 
@@ -127,6 +129,24 @@ impl Stats {
         self.supervision.lock().map(|s| s.escalations).unwrap_or(0)
     }
 
+    /// Sets the actor's own counts shown in the admin tree (see [`ActorSnapshot::gauges`]).
+    pub fn set_gauges<'a>(&self, values: impl IntoIterator<Item = (&'a str, u64)>) {
+        if let Ok(mut g) = self.gauges.lock() {
+            for (k, v) in values {
+                match g.get_mut(k) {
+                    Some(slot) => *slot = v,
+                    None => {
+                        g.insert(k.to_owned(), v);
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn gauges(&self) -> BTreeMap<String, u64> {
+        self.gauges.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
     pub fn counters(&self) -> ActorCounters {
         ActorCounters {
             received: self.received.load(Ordering::Relaxed),
@@ -145,6 +165,7 @@ impl Stats {
             counters,
             supervision: self.supervision.lock().map(|s| s.clone()).unwrap_or_default(),
             started_at: self.started_at.lock().map(|t| *t).unwrap_or_else(|_| Utc::now()),
+            gauges: self.gauges(),
             children: vec![],
         }
     }

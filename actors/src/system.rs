@@ -12,13 +12,14 @@ use schema::db::DbPool;
 use schema::wire::Envelope;
 
 use crate::coach::{CoachBoard, Phrasing};
-use crate::driver_session::DriverSession;
+use crate::driver_session::{DriverSession, GetVideo};
 use crate::registry::Registry;
 use crate::runtime_supervisor::{GetTeam, RuntimeSupervisor};
 use crate::store_writer::{Backlog, SessionChanged, StoreWriter};
 use crate::supervision::{Control, RestartPolicy};
 use crate::team_hub::{Broadcast, TeamHub};
 use crate::team_supervisor::{GetDriver, GetHub, TeamSupervisor};
+use crate::video_relay::VideoRelay;
 
 #[derive(Clone)]
 pub struct SystemOptions {
@@ -140,6 +141,15 @@ impl ActorSystem {
     pub async fn driver(&self, team_id: &str, driver_id: &str) -> Result<Addr<DriverSession>, SystemError> {
         let team = self.team(team_id).await?;
         team.send(GetDriver { driver_id: driver_id.to_owned() }).await?.map_err(SystemError::Unavailable)
+    }
+
+    /// The driver's video relay (starting its session if needed).
+    pub async fn video(&self, team_id: &str, driver_id: &str) -> Result<Addr<VideoRelay>, SystemError> {
+        let session = self.driver(team_id, driver_id).await?;
+        session
+            .send(GetVideo)
+            .await?
+            .ok_or_else(|| SystemError::Unavailable(format!("video relay of {driver_id} is restarting")))
     }
 
     pub async fn hub(&self, team_id: &str) -> Result<Addr<TeamHub>, SystemError> {

@@ -87,6 +87,7 @@ async function login(page, who, user) {
     figures.driverViewGear = await a.$eval("#drv-gear", (e) => e.textContent);
     await a.screenshot({ path: path.join(cfg.shots, "2-driver.png") });
 
+
     // A second browser session (another user, its own storage) gets the team message.
     step = "second session";
     const ctxB = await browser.createBrowserContext();
@@ -158,6 +159,31 @@ async function login(page, who, user) {
       /\d+\.\d L/.test(r.textContent)), { timeout: T });
     figures.strategy = await a.$$eval("#strategy .strategy-row", (rows) => rows.map((r) => r.textContent));
     await a.screenshot({ path: path.join(cfg.shots, "5b-coach.png") });
+    // Onboard video (after the replay's laps, checked while that replay still runs): the synthetic
+    // node sends its test pattern; WebCodecs decodes it into the panel's canvas (frames counted,
+    // latency measured). A browser without H.264 in WebCodecs must say so in the panel instead.
+    step = "onboard video";
+    await a.evaluate((id) => { location.hash = `#/driver/${id}`; }, cfg.drivers[0]);
+    figures.videoH264 = await a.evaluate(async () => {
+      if (typeof VideoDecoder === "undefined") return "no WebCodecs";
+      const r = await VideoDecoder.isConfigSupported({ codec: "avc1.42E01F", optimizeForLatency: true });
+      return r.supported ? "supported" : "unsupported";
+    });
+    if (figures.videoH264 === "supported") {
+      await a.waitForFunction(() => {
+        const c = document.querySelector("#onboard-video");
+        return c && Number(c.dataset.frames || 0) >= 20;
+      }, { timeout: T });
+      figures.videoFrames = await a.$eval("#onboard-video", (c) => Number(c.dataset.frames));
+      figures.videoLatencyMs = await a.$eval("#onboard-video", (c) => Number(c.dataset.latencyMs));
+      figures.videoFps = await a.$eval("#onboard-video", (c) => Number(c.dataset.fps));
+      figures.videoStatus = await a.$eval("#onboard-status", (e) => e.textContent);
+    } else {
+      await a.waitForFunction(() => /WebCodecs|H\.264/.test(document.querySelector("#onboard-status")?.textContent || ""),
+        { timeout: T });
+      figures.videoStatus = await a.$eval("#onboard-status", (e) => e.textContent);
+    }
+    await a.screenshot({ path: path.join(cfg.shots, "2b-video.png") });
 
     // The engineer view: the live actor tree, with rates once two snapshots arrived.
     step = "engineer view";

@@ -28,7 +28,7 @@ pub enum Command {
     /// End the login and delete it from this PC.
     Logout,
     /// Stream telemetry to the runtime: from the sim, a recording, or the synthetic driver.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Stream a recording as if it were live, with a progress bar; exits when all of it is stored.
     /// Restarted after an interruption, it resumes where it stopped.
     Replay(ReplayArgs),
@@ -112,9 +112,18 @@ pub struct RunArgs {
     /// Frames the spool keeps at most before it thins the oldest (about 8 hours at 60 Hz).
     #[arg(long, default_value_t = 1_800_000)]
     pub spool_max: u64,
-    /// Do not capture the screen (video comes with the video work; nothing is captured yet).
+    /// Do not capture the screen (no onboard video for the pit wall).
     #[arg(long)]
     pub no_video: bool,
+    /// Onboard video size and frame rate, WIDTHxHEIGHT@FPS (the capture is scaled to it).
+    #[arg(long, default_value = "1280x720@30", value_name = "WxH@FPS")]
+    pub video: String,
+    /// Onboard video bitrate in kbit/s (lowered while the uplink is behind, then raised again).
+    #[arg(long, default_value_t = 2500, value_parser = clap::value_parser!(u32).range(100..=50_000))]
+    pub bitrate: u32,
+    /// What to capture: `screen[:N]`, `region:X,Y,WxH`, `window:ID` or `pattern` (test content).
+    #[arg(long, default_value = "screen")]
+    pub video_source: String,
     /// Do not listen for voice commands or play coaching.
     #[arg(long)]
     pub no_voice: bool,
@@ -207,6 +216,31 @@ pub fn synthetic_config(args: &RunArgs) -> anyhow::Result<crate::synthetic::Synt
     })
 }
 
+/// The onboard video as asked on the command line (`None` with `--no-video`).
+pub fn video_options(args: &RunArgs) -> anyhow::Result<Option<crate::video::VideoOptions>> {
+    if args.no_video {
+        return Ok(None);
+    }
+    let (width, height, fps) =
+        crate::video::parse_mode(&args.video).map_err(|e| anyhow::anyhow!("--video: {e}"))?;
+    let source = crate::video::capture::SourceSpec::parse(&args.video_source)
+        .map_err(|e| anyhow::anyhow!("--video-source: {e}"))?;
+    let source = match source {
+        crate::video::capture::SourceSpec::Pattern { .. } => {
+            crate::video::capture::SourceSpec::Pattern { width, height }
+        }
+        other => other,
+    };
+    Ok(Some(crate::video::VideoOptions {
+        source,
+        width,
+        height,
+        fps,
+        bitrate_bps: args.bitrate * 1000,
+        keyframe_secs: 2.0,
+    }))
+}
+
 fn password() -> anyhow::Result<String> {
     if let Ok(p) = std::env::var("PITBOX_PASSWORD") {
         return Ok(p);
@@ -281,6 +315,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
                 voice: !args.no_voice,
                 progress_total: None,
                 ca_file,
+                video: video_options(&args)?,
             };
             let n = crate::node::run(source, options)?;
             writeln!(out, "{n} samples recorded")?;
@@ -303,6 +338,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
                 voice: false,
                 progress_total: total,
                 ca_file,
+                video: None,
             };
             let n = crate::node::run(Box::new(source), options)?;
             writeln!(out, "replayed {n} frames")?;

@@ -188,11 +188,15 @@ fn scrap_screens() -> Result<Vec<(usize, usize)>, DeviceError> {
     Ok(all.iter().map(|d| (d.width(), d.height())).collect())
 }
 
-/// scrap is not in Windows builds yet (see driver-node/Cargo.toml): its build script chooses the
-/// host's backend, which breaks the Windows build made from Linux.
+/// scrap is not in Windows builds (see driver-node/Cargo.toml: its build script chooses the
+/// host's backend, which breaks the Windows build made from Linux): the monitors come from the
+/// node's own Windows capture (`EnumDisplayMonitors`).
 #[cfg(windows)]
 fn scrap_screens() -> Result<Vec<(usize, usize)>, DeviceError> {
-    Err(DeviceError::Unsupported("listing screens on Windows (DXGI) is not in this build yet"))
+    Ok(crate::platform::windows::capture::monitors()
+        .into_iter()
+        .map(|(_, _, w, h)| (usize::try_from(w).unwrap_or(0), usize::try_from(h).unwrap_or(0)))
+        .collect())
 }
 
 /// On X11 systems (where scrap uses xcb), the `DISPLAY` scrap will connect to; an error when there

@@ -31,6 +31,42 @@ fn result(
 
 use ValidationStatus::{Error, Success, Warning};
 
+/// The `video` row: the capture source `run` would use (the first screen; the test pattern
+/// where there is none) and the measured capture + convert + encode time per 720p frame, against
+/// the 33 ms a frame has at 30 fps.
+fn video_check() -> ValidationResult {
+    use crate::video::{capture::SourceSpec, measure, VideoOptions};
+    let screen = VideoOptions::default();
+    let (measured, fallback) = match measure(&screen, 30) {
+        Ok(m) => (Ok(m), None),
+        Err(e) => {
+            let pattern = VideoOptions { source: SourceSpec::Pattern { width: 1280, height: 720 }, ..screen };
+            (measure(&pattern, 30), Some(e))
+        }
+    };
+    match measured {
+        Ok((source, ms, bytes)) => {
+            let status = if fallback.is_some() || ms > 33.0 { Warning } else { Success };
+            let mut message =
+                format!("{source}: {ms:.1} ms per 1280x720 frame (capture, convert, H.264 encode)");
+            if let Some(e) = &fallback {
+                message = format!("no screen to capture ({e}); measured on {message}");
+            } else if ms > 33.0 {
+                message.push_str("; too slow for 30 fps, use --video 960x540@30");
+            }
+            result(
+                "video",
+                status,
+                message,
+                Some(
+                    json!({"source": source, "msPerFrame": ms, "bytesPerFrame": bytes, "screen": fallback.is_none()}),
+                ),
+            )
+        }
+        Err(e) => result("video", Error, format!("H.264 encoder unavailable: {e}"), None),
+    }
+}
+
 /// Runs every check; never fails itself (a failed check is a result).
 pub async fn checks(home: &Path, tls: &NodeTls) -> Vec<ValidationResult> {
     let mut out = vec![];
@@ -130,6 +166,9 @@ pub async fn checks(home: &Path, tls: &NodeTls) -> Vec<ValidationResult> {
     );
     // Device probing blocks (X11, ALSA): off the async thread.
     out.extend(actix_rt::task::spawn_blocking(crate::devices::doctor_checks).await.unwrap_or_default());
+    if let Ok(row) = actix_rt::task::spawn_blocking(video_check).await {
+        out.push(row);
+    }
     let model = std::env::var_os("PITBOX_WHISPER_MODEL")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| home.join("models").join("ggml-tiny.en.bin"));

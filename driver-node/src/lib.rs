@@ -30,3 +30,4 @@ pub mod status;
 pub mod synthetic;
 pub mod tls;
 pub mod uplink;
+pub mod video;

@@ -35,6 +35,8 @@ pub struct NodeOptions {
     pub progress_total: Option<u64>,
     /// An extra CA file to trust (`--ca-file`); else the one saved at login, if any.
     pub ca_file: Option<PathBuf>,
+    /// Onboard video (`None`: `--no-video`, and replays).
+    pub video: Option<crate::video::VideoOptions>,
 }
 
 pub fn run(source: Box<dyn TelemetrySource>, options: NodeOptions) -> anyhow::Result<u64> {
@@ -68,6 +70,18 @@ pub fn run(source: Box<dyn TelemetrySource>, options: NodeOptions) -> anyhow::Re
             actix_rt::spawn(local_api::start(listener, config, status.clone())?);
         }
 
+        // Video is an extra: a node without a screen to capture still sends telemetry.
+        let (video_link, video_thread) = match options.video.clone().map(crate::video::start) {
+            Some(Ok((link, thread))) => {
+                tracing::info!(source = %thread.describe, "onboard video ready (paused until someone watches)");
+                (Some(link), Some(thread))
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "running without onboard video");
+                (None, None)
+            }
+            None => (None, None),
+        };
         let uplink = actix_rt::spawn(uplink::run(
             UplinkOptions {
                 track: info.track.clone(),
@@ -77,6 +91,7 @@ pub fn run(source: Box<dyn TelemetrySource>, options: NodeOptions) -> anyhow::Re
             spool.clone(),
             status.clone(),
             stop_rx.clone(),
+            video_link,
         ));
         let screen = match options.progress_total {
             Some(total) => actix_rt::spawn(progress(status.clone(), total, stop_rx.clone())),
@@ -134,6 +149,14 @@ pub fn run(source: Box<dyn TelemetrySource>, options: NodeOptions) -> anyhow::Re
         }
         let _ = stop_tx.send(true);
         let _ = uplink.await;
+        if let Some(v) = video_thread {
+            v.control.stop();
+            match v.handle.join() {
+                Ok(Err(e)) => tracing::warn!(error = %e, "the video thread failed"),
+                Err(_) => tracing::warn!("the video thread panicked"),
+                Ok(Ok(())) => {}
+            }
+        }
         let _ = screen.await;
         let left = spool.depth().unwrap_or(0);
         if left > 0 {

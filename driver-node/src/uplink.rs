@@ -6,7 +6,9 @@
 //! backoff and refreshes the access token when it nears expiry or is refused for any reason
 //! (once per refusal: a refused refresh stops the uplink until `pitbox-driver login` is run
 //! again, while recording goes on into the spool). Server pushes
-//! (coaching, team messages, handoffs) are logged and counted. Reads no env vars.
+//! (coaching, team messages, handoffs) are logged and counted. Onboard video frames (see
+//! [`crate::video`]) go as binary frames after anything telemetry has ready; `video_control` from
+//! the runtime pauses and resumes the video thread. Reads no env vars.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use crate::credentials::{self, CredentialError, Credentials};
 use crate::spool::Spool;
 use crate::status::Status;
 use crate::tls::NodeTls;
+use crate::video::VideoLink;
 
 /// Frames in one `telemetry_batch` at most.
 const BATCH: usize = 60;
@@ -98,6 +101,7 @@ pub async fn run(
     spool: Arc<Spool>,
     status: Arc<Status>,
     mut stop: watch::Receiver<bool>,
+    mut video: Option<VideoLink>,
 ) {
     let client = client(&options.tls);
     let mut failures = 0u32;
@@ -106,7 +110,13 @@ pub async fn run(
         if *stop.borrow() {
             return;
         }
-        match session(&client, &options, &spool, &status, &mut stop, &mut auth).await {
+        let ended = session(&client, &options, &spool, &status, &mut stop, &mut auth, &mut video).await;
+        if let Some(v) = video.as_mut() {
+            // Nobody can watch while the uplink is down; what was encoded is stale.
+            v.control.set_paused(true);
+            while v.frames.try_recv().is_ok() {}
+        }
+        match ended {
             Err(SessionEnd::Stopped) => return,
             Ok(()) => failures = 0,
             Err(SessionEnd::LoginNeeded) | Err(SessionEnd::Credentials(CredentialError::Revoked)) => {
@@ -174,6 +184,7 @@ async fn session(
     status: &Status,
     stop: &mut watch::Receiver<bool>,
     auth_state: &mut AuthState,
+    video: &mut Option<VideoLink>,
 ) -> Result<(), SessionEnd> {
     let creds = fresh_credentials(client, options).await?;
     let driver_id = creds.driver_id.clone().ok_or(CredentialError::NotADriver)?;
@@ -250,7 +261,10 @@ async fn session(
     let mut forgotten: u64 = 0;
     let mut last_forget = std::time::Instant::now();
     loop {
+        // Biased, in this order: stopping, the runtime's messages (acks), telemetry, and video
+        // last, so a video frame never goes before telemetry that is ready.
         tokio::select! {
+            biased;
             _ = stop.changed() => {
                 if *stop.borrow() {
                     if window.acked > forgotten {
@@ -297,6 +311,11 @@ async fn session(
                         tracing::warn!(code = ?e.code, message = %e.message, "runtime refused frames; resending");
                         window.sent = window.acked;
                     }
+                    Wire::VideoControl(c) => {
+                        if let Some(v) = video.as_ref() {
+                            v.control.apply(c.action);
+                        }
+                    }
                     Wire::AiCoaching(c) => {
                         status.push(format!("coach: {}", c.feedback));
                     }
@@ -305,7 +324,26 @@ async fn session(
                     _ => {}
                 }
             }
+            frame = next_video(video) => {
+                match frame {
+                    Some(frame) => {
+                        tx.send(awc::ws::Message::Binary(frame.into()))
+                            .await
+                            .map_err(|e| SessionEnd::Connection(e.to_string()))?;
+                    }
+                    // The video thread ended (its error is logged by the node): no more video.
+                    None => *video = None,
+                }
+            }
         }
+    }
+}
+
+/// The next encoded video frame; never, without video.
+async fn next_video(video: &mut Option<VideoLink>) -> Option<Vec<u8>> {
+    match video.as_mut() {
+        Some(v) => v.frames.recv().await,
+        None => std::future::pending().await,
     }
 }
 

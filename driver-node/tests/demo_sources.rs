@@ -121,7 +121,7 @@ fn synthetic_drivers_spread_round_the_lap_and_their_laps_are_timed() {
 fn run_args(args: &[&str]) -> driver_node::cli::RunArgs {
     let cli = Cli::try_parse_from(["pitbox-driver", "run"].iter().chain(args)).unwrap();
     match cli.command {
-        Command::Run(a) => a,
+        Command::Run(a) => *a,
         other => panic!("{other:?}"),
     }
 }

@@ -30,6 +30,9 @@ pub struct Metrics {
     pub http_duration: Family<RouteLabels, Histogram>,
     pub telemetry_samples: Counter,
     pub laps: Counter,
+    /// Media frames received from driver nodes, and those dropped (no relay at that moment).
+    pub video_frames: Counter,
+    pub video_dropped: Counter,
     pub db_connections: Gauge,
     pub db_idle_connections: Gauge,
 }
@@ -49,6 +52,8 @@ impl Metrics {
         });
         let telemetry_samples = Counter::default();
         let laps = Counter::default();
+        let video_frames = Counter::default();
+        let video_dropped = Counter::default();
         let db_connections = Gauge::default();
         let db_idle_connections = Gauge::default();
         registry.register("http_requests", "HTTP requests answered", http_requests.clone());
@@ -59,6 +64,8 @@ impl Metrics {
         );
         registry.register("telemetry_samples", "Telemetry samples stored", telemetry_samples.clone());
         registry.register("laps", "Completed laps stored", laps.clone());
+        registry.register("video_frames", "Video frames received from driver nodes", video_frames.clone());
+        registry.register("video_dropped", "Video frames dropped on arrival", video_dropped.clone());
         registry.register("db_connections", "Open database connections", db_connections.clone());
         registry.register("db_idle_connections", "Idle database connections", db_idle_connections.clone());
         Self {
@@ -67,6 +74,8 @@ impl Metrics {
             http_duration,
             telemetry_samples,
             laps,
+            video_frames,
+            video_dropped,
             db_connections,
             db_idle_connections,
         }

@@ -13,6 +13,14 @@
 //!   `team_message` / `handoff_request`) reach the same code as REST, under the same per-user rate
 //!   limit (`error {code: rate_limited}` past it). Telemetry is not rate limited: its ack-based
 //!   flow control bounds it.
+//! - onboard video: a driver node sends binary media frames (`schema::wire::media`: a 24-byte
+//!   header, then H.264) for its own driver only; they go to the driver's `VideoRelay`, never
+//!   queued (a frame the relay cannot take at once is dropped and the stream resumes at the next
+//!   keyframe). The relay's `video_control {pause|resume|keyframe}` is passed on to the node. A
+//!   dashboard sends `watch_video {teamId, driverId}` (members of the driver's team only), gets
+//!   `video_watching {stream}` and then the frames with that stream number in their header;
+//!   `unwatch_video` ends it. A binary frame from a dashboard, or one that is not a media frame,
+//!   gets a typed `error`; the connection stays.
 //!
 //! Messages fragmented into continuation frames (RFC 6455 §5.4) are assembled up to the same size
 //! limit as single frames; past it, or for a single frame over it, the socket closes with 1009; a
@@ -36,11 +44,15 @@ use pitbox_actors::store_writer::{AckTo, Stored};
 use pitbox_actors::team_hub::{
     Push, Subscribe as HubSubscribe, SubscribeNode, TeamHub, Unsubscribe as HubUnsubscribe,
 };
+use pitbox_actors::video_relay::{
+    MediaIn, NodeAttach, NodeDetach, NodeVideo, Unwatch, VideoOut, VideoRelay, Watch,
+};
 use pitbox_actors::ActorSystem;
+use schema::wire::media::{MediaHeader, NODE_VIDEO_STREAM};
 use schema::wire::{
     decode_client, Ack, Authenticate, AuthenticationResult, ClientType, ConnectionEstablished, Envelope,
     ErrorBody, ErrorCode, HandoffStatus, Inbound, Message as Wire, NewHandoff, NewTeamMessage, Posted,
-    Subscribe, Subscribed, TelemetryFrame, PROTOCOL_VERSION,
+    Subscribe, Subscribed, TelemetryFrame, VideoControl, VideoWatching, WatchVideo, PROTOCOL_VERSION,
 };
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -99,6 +111,11 @@ pub async fn connect(
         generations: 0,
         hubs: BTreeMap::new(),
         node_hub: None,
+        video_relay: None,
+        video_resolving: false,
+        video_gap: false,
+        watching: BTreeMap::new(),
+        next_stream: 0,
     };
     ws::WsResponseBuilder::new(session, &req, stream).frame_size(config.ws_max_frame_bytes).start()
 }
@@ -218,6 +235,20 @@ pub struct WsSession {
     hubs: BTreeMap<String, Addr<TeamHub>>,
     /// A node's team hub: it delivers what is addressed to this driver's node (the coach's tip).
     node_hub: Option<Addr<TeamHub>>,
+    /// A node's video relay (its own driver's), once resolved.
+    video_relay: Option<Addr<VideoRelay>>,
+    video_resolving: bool,
+    /// A frame of the node's video was dropped: later ones wait for a keyframe.
+    video_gap: bool,
+    /// A dashboard's watched videos by driver.
+    watching: BTreeMap<String, Watching>,
+    next_stream: u32,
+}
+
+/// One driver's video a dashboard watches.
+struct Watching {
+    stream: u32,
+    relay: Addr<VideoRelay>,
 }
 
 /// `{"type": "telemetry_update", "data": <shared JSON>, "from": …, "seq": …}` without
@@ -322,6 +353,17 @@ impl WsSession {
                     if let Some(hub) = self.hubs.remove(&s.team_id) {
                         hub.do_send(HubUnsubscribe { id: self.id });
                     }
+                }
+            }
+            Wire::WatchVideo(w) => {
+                if let Err(e) = self.check_rate() {
+                    return self.api_error(ctx, e, id);
+                }
+                self.watch_video(w, id, ctx)
+            }
+            Wire::UnwatchVideo(w) => {
+                if let Some(w) = self.watching.remove(&w.driver_id) {
+                    w.relay.do_send(Unwatch { conn: self.id });
                 }
             }
             Wire::AnswerHandoff(a) => {
@@ -529,6 +571,7 @@ impl WsSession {
                         rewind: None,
                     });
                     act.accept(user, id, ctx);
+                    act.resolve_video(ctx);
                 }
                 Err(e) => {
                     let result = AuthenticationResult {
@@ -825,18 +868,128 @@ impl WsSession {
 }
 
 impl WsSession {
-    fn on_binary(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+    /// A binary frame: media from a driver node for its own driver's video relay. Anything else
+    /// gets a typed error (the connection stays, up to the error limit).
+    fn on_binary(&mut self, bytes: bytes::Bytes, ctx: &mut ws::WebsocketContext<Self>) {
         if self.user.is_none() {
             return self.not_authenticated(ctx, None);
         }
-        self.error(
-            ctx,
-            ErrorCode::BadRequest,
-            "binary frames carry media, which this server does not take yet".into(),
-            None,
-        )
+        if self.node.is_none() {
+            let why = "binary media frames are sent by driver nodes only".into();
+            return self.error(ctx, ErrorCode::Forbidden, why, None);
+        }
+        let header = match MediaHeader::decode(&bytes) {
+            Ok((h, _)) => h,
+            Err(e) => return self.error(ctx, ErrorCode::InvalidField, format!("media frame: {e}"), None),
+        };
+        if header.stream != NODE_VIDEO_STREAM {
+            let why = format!("media frame: stream {} is not this node's video (0)", header.stream);
+            return self.error(ctx, ErrorCode::InvalidField, why, None);
+        }
+        self.metrics.video_frames.inc();
+        // After a dropped frame the pictures that follow cannot be decoded: skip to a keyframe.
+        if self.video_gap && !header.keyframe {
+            self.metrics.video_dropped.inc();
+            return;
+        }
+        match self.video_relay.as_ref().filter(|r| r.connected()) {
+            // Video is never queued: a frame the relay cannot take now (restarting, or its
+            // mailbox full) is dropped, and the stream resumes at the next keyframe.
+            Some(relay) => {
+                self.video_gap = relay.try_send(MediaIn { header, frame: bytes }).is_err();
+            }
+            None => {
+                self.video_gap = true;
+                self.resolve_video(ctx);
+            }
+        }
+        if self.video_gap {
+            self.metrics.video_dropped.inc();
+        }
     }
 
+    /// Finds the node's video relay and attaches to it (again, after the relay restarted).
+    fn resolve_video(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(node) = &self.node else { return };
+        if self.video_resolving {
+            return;
+        }
+        self.video_resolving = true;
+        let (system, team, driver) = (self.system.clone(), node.team_id.clone(), node.driver_id.clone());
+        ctx.spawn(async move { system.video(&team, &driver).await }.into_actor(self).map(|r, act, ctx| {
+            act.video_resolving = false;
+            match r {
+                Ok(relay) => {
+                    relay.do_send(NodeAttach { conn: act.id, control: ctx.address().recipient() });
+                    act.video_relay = Some(relay);
+                }
+                Err(e) => tracing::debug!(conn = act.id, error = %e, "video relay not found yet"),
+            }
+        }));
+    }
+
+    /// `watch_video`: a member of the driver's team starts receiving its onboard video.
+    fn watch_video(&mut self, w: WatchVideo, id: Option<String>, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(user) = &self.user else { return };
+        if !user.can_read_team(&w.team_id) {
+            return self.error(ctx, ErrorCode::Forbidden, "you are not a member of this team".into(), id);
+        }
+        let (db, system) = (self.db.clone(), self.system.clone());
+        let me = ctx.address().recipient::<VideoOut>();
+        let conn = self.id;
+        let (team, driver) = (w.team_id.clone(), w.driver_id.clone());
+        let fut = async move {
+            let lookup = driver.clone();
+            let d = db.run(move |c| store::get_driver(c, &lookup)).await?;
+            if d.team_id != team {
+                return Err(ApiError::not_found("driver", &driver));
+            }
+            let relay =
+                system.video(&team, &driver).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
+            Ok::<_, ApiError>(relay)
+        };
+        ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| {
+            let relay = match r {
+                Ok(relay) => relay,
+                Err(e) => return act.api_error(ctx, e, id),
+            };
+            let stream = match act.watching.get(&w.driver_id) {
+                Some(old) => old.stream,
+                None => {
+                    act.next_stream += 1;
+                    act.next_stream
+                }
+            };
+            // The answer goes first, so the frames that follow are known.
+            let answer = VideoWatching { team_id: w.team_id.clone(), driver_id: w.driver_id.clone(), stream };
+            act.send(ctx, Envelope { id, ..Envelope::new(Wire::VideoWatching(answer)) });
+            relay.do_send(Watch { conn, viewer: me });
+            act.watching.insert(w.driver_id, Watching { stream, relay });
+        }));
+    }
+}
+
+impl Handler<VideoOut> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: VideoOut, ctx: &mut Self::Context) {
+        msg.pending.fetch_sub(1, Ordering::Relaxed);
+        let Some(w) = self.watching.get(&*msg.driver_id) else { return };
+        let mut frame = bytes::BytesMut::from(&msg.frame[..]);
+        MediaHeader::set_stream(&mut frame, w.stream);
+        ctx.binary(frame.freeze());
+    }
+}
+
+impl Handler<NodeVideo> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: NodeVideo, ctx: &mut Self::Context) {
+        self.send(ctx, Envelope::new(Wire::VideoControl(VideoControl { action: msg.0 })));
+    }
+}
+
+impl WsSession {
     /// One frame of a fragmented message. The codec checks the order (a first frame, continues, a
     /// last one; anything else is a protocol error); this bounds the whole and hands the message on
     /// once complete.
@@ -867,7 +1020,7 @@ impl WsSession {
         }
         let Some(Partial { text, bytes }) = self.partial.take() else { return };
         if !text {
-            return self.on_binary(ctx);
+            return self.on_binary(bytes.into(), ctx);
         }
         match String::from_utf8(bytes) {
             Ok(text) => self.on_text(&text, ctx),
@@ -913,6 +1066,12 @@ impl Actor for WsSession {
         if let Some(session) = self.node.as_ref().and_then(|n| n.session.as_ref()) {
             session.do_send(NodeConnection(false));
         }
+        if let Some(relay) = &self.video_relay {
+            relay.do_send(NodeDetach { conn: self.id });
+        }
+        for w in self.watching.values() {
+            w.relay.do_send(Unwatch { conn: self.id });
+        }
     }
 }
 
@@ -923,7 +1082,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             Ok(ws::Message::Text(text)) => self.on_text(&text, ctx),
             Ok(ws::Message::Ping(p)) => ctx.pong(&p),
             Ok(ws::Message::Pong(_)) => {}
-            Ok(ws::Message::Binary(_)) => self.on_binary(ctx),
+            Ok(ws::Message::Binary(b)) => self.on_binary(b, ctx),
             Ok(ws::Message::Close(reason)) => {
                 ctx.close(reason);
                 ctx.stop();

@@ -39,7 +39,8 @@ async fn dashboard_end_to_end_in_chromium() {
     let ibt = root().join("../shared/fixtures/ibt/tsukuba_formulavee_3laps.ibt");
     assert!(ibt.is_file(), "fixture missing: {}", ibt.display());
     let _nodes = [
-        node(&srv.base, "synth", "synthetic", &[]).await,
+        // The synthetic driver's node also sends onboard video (its test pattern: no X needed).
+        node(&srv.base, "synth", "synthetic", &["--video-source", "pattern", "--video", "640x360@15"]).await,
         node(&srv.base, "replay", &format!("ibt:{}", ibt.display()), &["--speed", "4", "--loop"]).await,
     ];
 
@@ -73,6 +74,7 @@ async fn dashboard_end_to_end_in_chromium() {
     let expected = [
         "1-overview.png",
         "2-driver.png",
+        "2b-video.png",
         "3-message-received.png",
         "4-handoff.png",
         "5-laps.png",

@@ -3,6 +3,7 @@
 //! the engineers' actor-tree stream). Reads no env vars; the server is the page's own origin.
 
 pub mod api;
+pub mod media;
 pub mod socket;
 
 /// Local monotonic clock in ms (`performance.now()`), 0 outside a browser.

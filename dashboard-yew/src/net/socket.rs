@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use gloo_timers::callback::Timeout;
-use schema::wire::{Authenticate, ClientType, Envelope, Message, Subscribe};
+use schema::wire::{Authenticate, ClientType, Envelope, Message, Subscribe, WatchVideo};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
@@ -37,6 +37,8 @@ struct Inner {
     ws: Option<WebSocket>,
     handlers: Vec<Closure<dyn FnMut(web_sys::Event)>>,
     subs: Vec<Subscribe>,
+    /// Videos being watched (asked again after a reconnect).
+    watching: Vec<WatchVideo>,
     live: bool,
     attempt: u32,
     retry: Option<Timeout>,
@@ -88,6 +90,7 @@ impl Socket {
             ws: None,
             handlers: Vec::new(),
             subs: Vec::new(),
+            watching: Vec::new(),
             live: false,
             attempt: 0,
             retry: None,
@@ -101,6 +104,31 @@ impl Socket {
     /// Sends a message (with a fresh request id); fails when the socket is not authenticated.
     pub fn send(&self, message: Message) -> Result<String, String> {
         send_on(&mut self.inner.borrow_mut(), message)
+    }
+
+    /// Starts watching a driver's onboard video (again after every reconnect).
+    pub fn watch_video(&self, w: WatchVideo) {
+        let live = {
+            let mut inner = self.inner.borrow_mut();
+            if !inner.watching.contains(&w) {
+                inner.watching.push(w.clone());
+            }
+            inner.live
+        };
+        if live {
+            let _ = self.send(Message::WatchVideo(w));
+        }
+    }
+
+    pub fn unwatch_video(&self, w: WatchVideo) {
+        let live = {
+            let mut inner = self.inner.borrow_mut();
+            inner.watching.retain(|x| *x != w);
+            inner.live
+        };
+        if live {
+            let _ = self.send(Message::UnwatchVideo(w));
+        }
     }
 
     /// Replaces the wanted subscriptions: unsubscribes what is no longer wanted, subscribes what
@@ -175,12 +203,17 @@ fn connect(rc: &Rc<RefCell<Inner>>) {
         }
     };
     let weak = Rc::downgrade(rc);
+    // Media frames arrive as ArrayBuffers (not Blobs): read at once, without a promise.
+    ws.set_binary_type(web_sys::BinaryType::Arraybuffer);
     let on_message = {
         let weak = weak.clone();
         Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
             if let (Some(rc), Ok(e)) = (weak.upgrade(), e.dyn_into::<MessageEvent>()) {
-                if let Some(text) = e.data().as_string() {
+                let data = e.data();
+                if let Some(text) = data.as_string() {
                     on_text(&rc, &text);
+                } else if let Ok(buf) = data.dyn_into::<js_sys::ArrayBuffer>() {
+                    super::media::deliver(&js_sys::Uint8Array::new(&buf).to_vec());
                 }
             }
         })
@@ -274,12 +307,16 @@ fn on_text(rc: &Rc<RefCell<Inner>>, text: &str) {
                 for s in inner.subs.clone() {
                     let _ = send_on(&mut inner, Message::Subscribe(s));
                 }
+                for w in inner.watching.clone() {
+                    let _ = send_on(&mut inner, Message::WatchVideo(w));
+                }
             } else {
                 let why =
                     r.error.as_ref().map_or_else(|| "authentication failed".into(), |e| e.message.clone());
                 inner.store.borrow_mut().notice(why);
             }
         }
+        (Message::VideoWatching(w), Kind::Team) => super::media::stream_is(w.stream, &w.driver_id),
         _ => {
             let (store, on_effects) = {
                 let inner = rc.borrow();

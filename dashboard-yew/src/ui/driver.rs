@@ -1,7 +1,7 @@
 //! One driver's view: live speed, rpm, gear, inputs, fuel and tyres; the live delta to the
 //! reference (best) lap; rolling traces; the track map; the lap table with sectors and deltas; the
-//! coach's feed and a lap's corner table; and a comparison of two chosen laps over lap distance.
-//! Reads no env vars.
+//! coach's feed and a lap's corner table; a comparison of two chosen laps over lap distance; the
+//! onboard video. Reads no env vars.
 
 use schema::wire::{LapChannels, TireSet};
 use yew::prelude::*;
@@ -174,6 +174,7 @@ pub fn driver_view(props: &Props) -> Html {
                     { tyres("Tread", s.and_then(|s| s.tire_wear.as_ref()), "%") }
                 </div>
             </section>
+            <super::video::VideoPanel driver_id={props.driver_id.clone()} />
             <section class="panel"><h2>{ "Traces (20 s)" }</h2><TraceChart driver_id={props.driver_id.clone()} /></section>
             <section class="panel map"><h2>{ "Track" }</h2><TrackMap focus={Some(props.driver_id.clone())} /></section>
             <section class="panel">

@@ -11,6 +11,7 @@ mod driver;
 mod engineer;
 mod login;
 mod overview;
+mod video;
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -281,6 +281,13 @@ pub fn timestamp_at(t: f64) -> String {
 }
 
 /// A WebSocket client speaking the PitBox protocol to the test server.
+/// A text message or a binary frame.
+#[derive(Debug)]
+pub enum Incoming {
+    Text(Value),
+    Binary(Vec<u8>),
+}
+
 pub struct WsClient {
     conn: actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>,
     pub closed: Option<Option<awc::ws::CloseReason>>,
@@ -384,6 +391,37 @@ impl WsClient {
             };
             match frame {
                 awc::ws::Frame::Text(t) => return Some(serde_json::from_slice(&t).unwrap()),
+                awc::ws::Frame::Close(r) => {
+                    self.closed = Some(r);
+                    return None;
+                }
+                awc::ws::Frame::Ping(p) => {
+                    use futures_util::SinkExt;
+                    let _ = self.conn.send(awc::ws::Message::Pong(p)).await;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends one binary frame (media).
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) -> bool {
+        use futures_util::SinkExt;
+        self.conn.send(awc::ws::Message::Binary(bytes.into())).await.is_ok()
+    }
+
+    /// The next text message or binary frame within `limit` (pings answered on the way).
+    pub async fn recv_any(&mut self, limit: std::time::Duration) -> Option<Incoming> {
+        use futures_util::StreamExt;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let frame = match tokio::time::timeout_at(deadline, self.conn.next()).await {
+                Ok(Some(Ok(f))) => f,
+                Ok(_) | Err(_) => return None,
+            };
+            match frame {
+                awc::ws::Frame::Text(t) => return Some(Incoming::Text(serde_json::from_slice(&t).unwrap())),
+                awc::ws::Frame::Binary(b) => return Some(Incoming::Binary(b.to_vec())),
                 awc::ws::Frame::Close(r) => {
                     self.closed = Some(r);
                     return None;

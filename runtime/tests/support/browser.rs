@@ -41,7 +41,8 @@ impl Drop for Node {
 }
 
 /// Logs the node in as `username` (password `<username>-password`) and starts streaming from
-/// `source`. The login is a blocking HTTP call to our own server, so it runs off the actix thread.
+/// `source` (`--no-video` unless `extra` has a `--video-source`). The login is a blocking HTTP call
+/// to our own server, so it runs off the actix thread.
 pub async fn node(base: &str, username: &str, source: &str, extra: &[&str]) -> Node {
     let home = tempfile::tempdir().unwrap();
     let (base, username, source, dir) =
@@ -55,8 +56,11 @@ pub async fn node(base: &str, username: &str, source: &str, extra: &[&str]) -> N
             .output()
             .unwrap();
         assert!(login.status.success(), "login: {}", String::from_utf8_lossy(&login.stderr));
+        // Video only where asked for (a `--video-source`): other nodes must not grab a screen.
+        let video = extra.iter().any(|a| a == "--video-source");
         Command::new(driver_bin())
-            .args(["run", "--source", &source, "--api", "off", "--no-video", "--no-voice"])
+            .args(["run", "--source", &source, "--api", "off", "--no-voice"])
+            .args((!video).then_some("--no-video"))
             .args(&extra)
             .env("PITBOX_DRIVER_HOME", &dir)
             .env("RUST_LOG", "error")

@@ -2,6 +2,8 @@
 //! a snapshot with a sequence number and capture time; each actor with its path, kind, status,
 //! mailbox length, counters, restarts and children. Counters only: rates are the reader's job.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +53,10 @@ pub struct ActorSnapshot {
     pub counters: ActorCounters,
     pub supervision: Supervision,
     pub started_at: DateTime<Utc>,
+    /// What an actor counts of its own work, e.g. a video relay's `viewers`, `frames`, `bytes`,
+    /// `drops` (counts since it started, or current values; never rates).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub gauges: BTreeMap<String, u64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<ActorSnapshot>,
 }

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     ActorTree, AiCoaching, DriverStatus, ErrorBody, HandoffRequest, HandoffStatus, LapSummary, NewHandoff,
-    NewTeamMessage, Role, TeamMessage, TelemetryBatch, TelemetryUpdate,
+    NewTeamMessage, Role, TeamMessage, TelemetryBatch, TelemetryUpdate, VideoControl, VideoWatching,
+    WatchVideo,
 };
 
 /// What kind of program is on the other end of a socket.
@@ -179,6 +180,14 @@ pub enum Message {
     LapCompleted(LapSummary),
     /// Engineers' live actor tree (`/admin/actors/stream`).
     ActorTree(Box<ActorTree>),
+    /// Runtime → driver node: pause or resume the onboard video, or send a keyframe next.
+    VideoControl(VideoControl),
+    /// Dashboard → runtime: send me this driver's onboard video (binary media frames).
+    WatchVideo(WatchVideo),
+    /// Dashboard → runtime: stop sending this driver's onboard video.
+    UnwatchVideo(WatchVideo),
+    /// Runtime → dashboard: the answer to `watch_video`, with the stream number of its frames.
+    VideoWatching(VideoWatching),
     Error(ErrorBody),
 }
 
@@ -225,6 +234,10 @@ impl Message {
         "driver_status",
         "lap_completed",
         "actor_tree",
+        "video_control",
+        "watch_video",
+        "unwatch_video",
+        "video_watching",
         "error",
     ];
 }

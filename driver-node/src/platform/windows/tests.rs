@@ -182,3 +182,25 @@ fn iracing_source_exists_on_windows() {
     assert!(source.is_live());
     assert_eq!(source.info().kind, "iracing");
 }
+
+/// GDI capture as far as the desktop allows (under wine it depends on wine's display driver):
+/// where a monitor is listed, the first one is captured whole at its size, and the converter reads
+/// it; a region past the desktop's edge still opens (GDI pads it), an empty one is refused.
+#[test]
+fn gdi_capture_grabs_the_first_monitor() {
+    use crate::video::capture::{Capture, SourceSpec};
+    let monitors = super::capture::monitors();
+    let Some(&(_, _, w, h)) = monitors.first() else {
+        eprintln!("no monitor listed (headless wine?): GDI capture not exercised");
+        return;
+    };
+    let mut cap = super::capture::GdiCapture::open(&SourceSpec::Screen(0)).unwrap();
+    assert_eq!(cap.size(), (w as usize, h as usize));
+    let frame = cap.grab().unwrap();
+    assert_eq!(frame.data.len(), w as usize * h as usize * 4);
+    let mut out = crate::video::convert::I420::new(64, 36);
+    crate::video::convert::bgra_to_i420(frame, &mut out).unwrap();
+    assert!(
+        super::capture::GdiCapture::open(&SourceSpec::Region { x: 0, y: 0, width: 0, height: 0 }).is_err()
+    );
+}
