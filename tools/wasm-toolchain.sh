@@ -110,7 +110,8 @@ resolve() {
   [ -n "$LLVM_MAJOR" ] || die "could not find the libllvmNN dependency of libstd-rust-web-$RW_MM ($RW_VER)"
   APT_PKGS="$RUNTIME_DEPS lld-$LLVM_MAJOR ca-certificates"
   [ "$INSTALL_BROWSER" = 1 ] && APT_PKGS="$APT_PKGS chromium fonts-dejavu-core"
-  [ "$INSTALL_WINDOWS" = 1 ] && APT_PKGS="$APT_PKGS gcc-mingw-w64-x86-64"
+  # g++ too: openh264 (the node's video encoder) is C++.
+  [ "$INSTALL_WINDOWS" = 1 ] && APT_PKGS="$APT_PKGS gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64"
   [ "$INSTALL_WINE" = 1 ] && APT_PKGS="$APT_PKGS wine64 gcc-mingw-w64-x86-64"
   APT_PKGS=$(echo $APT_PKGS | tr ' ' '\n' | sort -u | tr '\n' ' ')
   MISSING=""
