@@ -170,7 +170,10 @@ async fn schemathesis_on(backend: Backend, st: &str) {
         let started = Instant::now();
         let out = Command::new(st)
             .args(["--config-file", config, "run", &format!("{}/api/openapi.json", server.base)])
-            .args(["--checks", "all", "--max-examples", &examples, "--seed", &seed, "--workers", "2"])
+            // One worker: with two, hypothesis parses lambdas' sources (`ast.parse`) on two threads at
+            // once, which CPython 3.11.7 (this machine's) can fail with "AST constructor recursion depth
+            // mismatch" (a CPython race fixed in later releases), a tool crash, not a finding.
+            .args(["--checks", "all", "--max-examples", &examples, "--seed", &seed, "--workers", "1"])
             // The server refuses NUL characters (400, documented as a pattern on every string); an
             // unknown extra property with one would be refused too, which JSON Schema cannot say.
             .args(["--generation-allow-x00", "false", "--generation-database", "none", "--no-color"])
