@@ -224,6 +224,10 @@ CEOF
 #!/bin/sh
 # wine-run prog.exe [args]: run a Windows console program under Debian's wine64 in a private prefix
 export WINEPREFIX="\${WINEPREFIX:-$PREFIX/wineprefix}" WINEDEBUG="\${WINEDEBUG:--all}"
+# MinGW's C++ runtime (libstdc++-6.dll, libgcc_s_seh-1.dll), which OpenH264's C++ links against
+export WINEPATH="$(dirname "$(x86_64-w64-mingw32-g++ -print-file-name=libstdc++-6.dll)")"
+# wine here has no display driver: tests that need a real screen say so instead of failing
+export PITBOX_HEADLESS_WINE=1
 if [ ! -f "\$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" ]; then
   /usr/lib/wine/wine64 wineboot -i >/dev/null 2>&1 || true
   cp "$PREFIX/windows/bcryptprimitives.dll" "\$WINEPREFIX/drive_c/windows/system32/"
