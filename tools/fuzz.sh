@@ -32,7 +32,8 @@ export RUSTC_BOOTSTRAP=1
 # Seed corpora: the committed socket messages, and the shared fixtures when they are there
 # (small .ibt files only: libFuzzer reads every seed on each start).
 fixtures=../shared/fixtures
-mkdir -p fuzz/corpus/{ws_decode,session_yaml,ibt_parse}
+# media_header starts from an empty corpus: libFuzzer finds the 24-byte header's shape itself.
+mkdir -p fuzz/corpus/{ws_decode,session_yaml,ibt_parse,media_header}
 cp -n fuzz/seeds/ws_decode/* fuzz/corpus/ws_decode/
 cp -n fuzz/seeds/session_yaml/* fuzz/corpus/session_yaml/
 if [ -d "$fixtures/session-yaml" ]; then cp -n "$fixtures"/session-yaml/* fuzz/corpus/session_yaml/; fi
@@ -47,6 +48,7 @@ max_len() {
     ws_decode) echo 8192 ;;
     session_yaml) echo 16384 ;;
     ibt_parse) echo 60000 ;;
+    media_header) echo 4096 ;;
   esac
 }
 
