@@ -526,12 +526,12 @@ const INSERT_CHUNK: usize = 1000;
 fn write_batch(conn: &mut DbConnection, plans: &[Plan], caches: &mut Caches) -> QueryResult<Vec<Stored>> {
     let now = chrono::Utc::now().naive_utc();
     let mut rows = Vec::new();
-    let mut active: Vec<&str> = Vec::new();
+    let mut active = std::collections::BTreeSet::new();
     let mut out = Vec::with_capacity(plans.len());
     for p in plans {
         out.push(write_one(conn, p, caches, now, &mut rows)?);
-        if !p.samples.is_empty() && !active.contains(&p.driver_id.as_str()) {
-            active.push(&p.driver_id);
+        if !p.samples.is_empty() {
+            active.insert(p.driver_id.as_str());
         }
     }
     // Multi-row inserts on the concrete connection: MultiBackend cannot express them.
@@ -542,6 +542,7 @@ fn write_batch(conn: &mut DbConnection, plans: &[Plan], caches: &mut Caches) -> 
             DbConnection::Sqlite(c) => insert.execute(c)?,
         };
     }
+    let active: Vec<&str> = active.into_iter().collect();
     for ids in active.chunks(INSERT_CHUNK) {
         diesel::update(drivers::table.filter(drivers::id.eq_any(ids.to_vec())))
             .set(drivers::last_active.eq(Some(now)))

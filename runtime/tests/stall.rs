@@ -12,17 +12,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::json;
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 async fn stalled_dashboard(srv: TestServer) {
     let (team, driver, node_token, watcher) = setup_team(&srv).await;
     // The stalled dashboard subscribes, then never reads again.

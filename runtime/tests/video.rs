@@ -184,17 +184,6 @@ async fn real_h264_reaches_viewers_from_keyframes_and_pauses_without_them() {
     srv.stop().await;
 }
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 #[actix_rt::test]
 async fn a_stalled_viewer_skips_to_keyframes_and_costs_nothing() {
     let srv = TestServer::start(Backend::Sqlite, |_| {}).await.unwrap();

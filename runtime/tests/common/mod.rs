@@ -381,25 +381,13 @@ impl WsClient {
         self.recv_within(std::time::Duration::from_secs(10)).await
     }
 
+    /// The next text message within `limit` (binary frames skipped, pings answered).
     pub async fn recv_within(&mut self, limit: std::time::Duration) -> Option<Value> {
-        use futures_util::StreamExt;
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let frame = match tokio::time::timeout_at(deadline, self.conn.next()).await {
-                Ok(Some(Ok(f))) => f,
-                Ok(_) | Err(_) => return None,
-            };
-            match frame {
-                awc::ws::Frame::Text(t) => return Some(serde_json::from_slice(&t).unwrap()),
-                awc::ws::Frame::Close(r) => {
-                    self.closed = Some(r);
-                    return None;
-                }
-                awc::ws::Frame::Ping(p) => {
-                    use futures_util::SinkExt;
-                    let _ = self.conn.send(awc::ws::Message::Pong(p)).await;
-                }
-                _ => {}
+            match self.recv_any(deadline.saturating_duration_since(tokio::time::Instant::now())).await? {
+                Incoming::Text(v) => return Some(v),
+                Incoming::Binary(_) => {}
             }
         }
     }
@@ -546,4 +534,16 @@ pub async fn setup_team(srv: &TestServer) -> (String, String, String, String) {
     let node = srv.login("node1").await;
     let watcher = srv.login("watcher").await;
     (team, driver, node, watcher)
+}
+
+/// This process's resident memory in KiB (0 where /proc is not there).
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
 }
