@@ -270,7 +270,16 @@ async fn a_stalled_viewer_skips_to_keyframes_and_costs_nothing() {
     let sending = started.elapsed();
     let (got, last, worst) = actix_rt::task::spawn_blocking(move || reader.join().unwrap()).await.unwrap();
     let relay = srv.state.system.video(&team, &driver).await.unwrap();
-    let counts = relay.send(pitbox_actors::video_relay::GetCounts).await.unwrap();
+    // The healthy viewer's socket closing reaches the relay a moment after its thread ends: ask
+    // until it has gone (the stalled viewer stays), with a deadline rather than a fixed sleep.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let counts = loop {
+        let counts = relay.send(pitbox_actors::video_relay::GetCounts).await.unwrap();
+        if counts.viewers <= 1 || Instant::now() > deadline {
+            break counts;
+        }
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    };
     let grown = peak.saturating_sub(rss_before) / 1024;
     println!(
         "video: stalled viewer: {FRAMES} frames sent in {sending:?}; healthy viewer got {got}/{FRAMES} (last #{last}, oldest frame {worst:?} old); relay drops {}; server RSS +{grown} MiB while {} MiB went through",
