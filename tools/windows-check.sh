@@ -7,6 +7,7 @@
 # 2. with $WASM_TC_PREFIX/env.sh sourced (rustc-web + -Zbuild-std, mingw as linker, wine as runner):
 #      cargo build -p pitbox-driver --target x86_64-pc-windows-gnu --locked
 #        (compiles src/platform/windows/, iracing-telem and every dependency, bundled SQLite with mingw)
+#      then checks with objdump that the .exe imports no MinGW runtime DLL (one self-contained file)
 #      cargo test  -p pitbox-driver --target x86_64-pc-windows-gnu --lib --locked
 #        (the lib's unit tests run under wine via CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER; among them
 #         the iracing-telem live source reading a stand-in sim's shared memory)
@@ -63,6 +64,20 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target/windows}
 cd "$REPO"
 say "$(cargo -V) / $(rustc -V); CARGO_TARGET_DIR=$CARGO_TARGET_DIR; runner=$CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER"
 step build cargo build -p "$PKG" --target "$TARGET" --locked "$@"
+# One self-contained .exe (see .cargo/config.toml): it may import Windows' own DLLs only, never
+# MinGW's C++/gcc/pthread runtimes, which a driver's PC does not have.
+imports() {
+  local exe="$CARGO_TARGET_DIR/$TARGET/debug/pitbox-driver.exe" dlls
+  case " $* " in *" --release "*) exe="$CARGO_TARGET_DIR/$TARGET/release/pitbox-driver.exe" ;; esac
+  [ -f "$exe" ] || { say "$exe not found"; return 1; }
+  dlls=$(x86_64-w64-mingw32-objdump -p "$exe" | sed -n 's/^\s*DLL Name: //p' | sort -u)
+  say "$exe ($(du -h "$exe" | cut -f1)) imports: $(echo "$dlls" | tr '\n' ' ')"
+  if echo "$dlls" | grep -Ei '^(libstdc\+\+|libgcc|libwinpthread)'; then
+    say "the .exe needs MinGW's runtime DLLs: it must link them statically"
+    return 1
+  fi
+}
+step imports imports "$@"
 # compile the test harness first, so the timing of the run under wine is its own
 step build-test cargo test -p "$PKG" --target "$TARGET" --lib --locked --no-run "$@"
 step test-wine timeout "${WINDOWS_CHECK_TEST_TIMEOUT:-900}" \

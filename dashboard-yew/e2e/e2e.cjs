@@ -177,6 +177,9 @@ async function login(page, who, user) {
       figures.videoFrames = await a.$eval("#onboard-video", (c) => Number(c.dataset.frames));
       figures.videoLatencyMs = await a.$eval("#onboard-video", (c) => Number(c.dataset.latencyMs));
       figures.videoFps = await a.$eval("#onboard-video", (c) => Number(c.dataset.fps));
+      // Glass to glass (capture timestamp on the node → picture decoded here), over the last 300.
+      figures.videoLatencyP50Ms = await a.$eval("#onboard-video", (c) => Number(c.dataset.latencyP50Ms));
+      figures.videoLatencyP99Ms = await a.$eval("#onboard-video", (c) => Number(c.dataset.latencyP99Ms));
       figures.videoStatus = await a.$eval("#onboard-status", (e) => e.textContent);
     } else {
       await a.waitForFunction(() => /WebCodecs|H\.264/.test(document.querySelector("#onboard-status")?.textContent || ""),
@@ -192,6 +195,13 @@ async function login(page, who, user) {
     await a.waitForFunction(() => [...document.querySelectorAll("#tree tr.actor")].some((r) =>
       r.children[7] && r.children[7].textContent !== "–"), { timeout: T });
     figures.actorRows = await a.$$eval("#tree tr.actor", (r) => r.length);
+    // The driver's video relay shows its own gauges: the frames it relayed to this dashboard.
+    step = "video relay gauges";
+    await a.waitForFunction((decoded) => {
+      const g = document.querySelector('#tree tr.actor[data-kind="video_relay"] .gauge[data-gauge="frames"]');
+      return g && (!decoded || Number((g.textContent.match(/frames (\d+)/) || [])[1] || 0) > 0);
+    }, { timeout: T }, figures.videoH264 === "supported");
+    figures.relayGauges = await a.$$eval('#tree tr.actor[data-kind="video_relay"] .gauge', (g) => g.map((e) => e.textContent));
     step = "collapse a branch";
     const rowsBefore = figures.actorRows;
     await a.click('#tree tr.actor[data-kind="team_supervisor"] .toggle');

@@ -1,6 +1,7 @@
 //! The engineers' view of the live actor tree (`/admin/actors/stream`): collapsible tree, status,
 //! mailbox length, message counts and rates (computed here from consecutive snapshots), restarts
-//! highlighted. Reads no env vars.
+//! highlighted, and each actor's own gauges (a video relay's viewers, frames/s, bitrate, drops).
+//! Reads no env vars.
 
 use schema::wire::ActorStatus;
 use yew::prelude::*;
@@ -59,6 +60,7 @@ pub fn engineer() -> Html {
                     <td class="num">{ r.restarts }</td>
                     <td class="num">{ r.escalations }</td>
                     <td class="reason">{ r.last_reason.clone().unwrap_or_default() }</td>
+                    <td class="gauges">{ for r.gauges.iter().map(|g| html! { <span class="gauge" data-gauge={g.name.clone()}>{ g.label() }</span> }) }</td>
                 </tr>
             }
         })
@@ -72,7 +74,7 @@ pub fn engineer() -> Html {
                 <thead><tr>
                     <th>{ "Actor" }</th><th>{ "Kind" }</th><th>{ "Status" }</th><th>{ "Mailbox" }</th>
                     <th>{ "Received" }</th><th>{ "Handled" }</th><th>{ "Failed" }</th><th>{ "msg/s" }</th>
-                    <th>{ "Restarts" }</th><th>{ "Escalations" }</th><th>{ "Last reason" }</th>
+                    <th>{ "Restarts" }</th><th>{ "Escalations" }</th><th>{ "Last reason" }</th><th>{ "Gauges" }</th>
                 </tr></thead>
                 <tbody>{ rows }</tbody>
             </table>

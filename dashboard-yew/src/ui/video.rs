@@ -86,6 +86,9 @@ fn js_error(e: &JsValue) -> String {
         .unwrap_or_else(|| "unknown error".into())
 }
 
+/// Pictures whose latency goes into the panel's p50/p99 (10 s at 30 fps).
+const LATENCY_WINDOW: usize = 300;
+
 #[derive(Default)]
 struct Player {
     canvas: NodeRef,
@@ -96,6 +99,8 @@ struct Player {
     skipped: u64,
     recent: VecDeque<f64>,
     latency_ms: f64,
+    /// The last [`LATENCY_WINDOW`] latencies, for the p50/p99 the panel reports.
+    latencies: VecDeque<f64>,
     size: (u32, u32),
     last_status: f64,
     message: Option<String>,
@@ -126,6 +131,13 @@ impl Player {
             let _ = c.set_attribute("data-frames", &self.frames.to_string());
             let _ = c.set_attribute("data-latency-ms", &format!("{:.1}", self.latency_ms));
             let _ = c.set_attribute("data-fps", &format!("{fps:.1}"));
+            let mut sorted: Vec<f64> = self.latencies.iter().copied().collect();
+            sorted.sort_by(f64::total_cmp);
+            let at = |q: f64| sorted.get(((sorted.len() as f64 - 1.0) * q).round() as usize).copied();
+            if let (Some(p50), Some(p99)) = (at(0.5), at(0.99)) {
+                let _ = c.set_attribute("data-latency-p50-ms", &format!("{p50:.1}"));
+                let _ = c.set_attribute("data-latency-p99-ms", &format!("{p99:.1}"));
+            }
         }
     }
 }
@@ -151,6 +163,11 @@ fn on_picture(player: &Rc<RefCell<Player>>, frame: JsVideoFrame) {
     // The chunk's timestamp is the capture time (µs since the epoch, the driver PC's clock).
     let now_us = js_sys::Date::now() * 1000.0;
     p.latency_ms = (now_us - frame.timestamp()) / 1000.0;
+    let latency = p.latency_ms;
+    p.latencies.push_back(latency);
+    while p.latencies.len() > LATENCY_WINDOW {
+        p.latencies.pop_front();
+    }
     frame.close_frame();
     p.frames += 1;
     p.size = (w, h);

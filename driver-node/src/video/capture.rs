@@ -10,7 +10,8 @@
 //!   benchmarks and machines without a screen.
 //!
 //! X11 goes through x11rb's pure-Rust connection (`GetImage` in ZPixmap format: BGRX rows), so
-//! there is no C library and no `unsafe`. Windows capture (GDI) lives in `platform/windows/`.
+//! there is no C library and no `unsafe`. Windows capture (DXGI desktop duplication, GDI as the
+//! fallback) lives in `platform/windows/`.
 //! Reads `DISPLAY` (through x11rb) on X11.
 
 use std::fmt;
@@ -100,7 +101,16 @@ pub fn open(spec: &SourceSpec) -> Result<Box<dyn Capture>, CaptureError> {
     }
     #[cfg(windows)]
     {
-        Ok(Box::new(crate::platform::windows::capture::GdiCapture::open(spec)?))
+        // DXGI desktop duplication first (fullscreen games, GPU-side copies); GDI where the
+        // machine cannot duplicate (remote sessions, old drivers, rotated screens, wine).
+        use crate::platform::windows::{capture::GdiCapture, dxgi::DxgiCapture};
+        match DxgiCapture::open(spec) {
+            Ok(c) => Ok(Box::new(c)),
+            Err(e) => {
+                tracing::info!("{e}; capturing with GDI instead");
+                Ok(Box::new(GdiCapture::open(spec)?))
+            }
+        }
     }
     #[cfg(not(any(windows, all(unix, not(target_os = "macos")))))]
     {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     ActorTree, AiCoaching, DriverStatus, ErrorBody, HandoffRequest, HandoffStatus, LapSummary, NewHandoff,
     NewTeamMessage, Role, TeamMessage, TelemetryBatch, TelemetryUpdate, VideoControl, VideoWatching,
-    WatchVideo,
+    VoiceCommand, VoiceExchange, VoiceSay, WatchVideo,
 };
 
 /// What kind of program is on the other end of a socket.
@@ -188,6 +188,12 @@ pub enum Message {
     UnwatchVideo(WatchVideo),
     /// Runtime → dashboard: the answer to `watch_video`, with the stream number of its frames.
     VideoWatching(VideoWatching),
+    /// Driver node → runtime: a recognised spoken command.
+    VoiceCommand(VoiceCommand),
+    /// Runtime → driver node: something to speak (its clip follows as a binary media frame).
+    VoiceSay(VoiceSay),
+    /// Runtime → dashboards: a driver's spoken exchange (heard, confidence, answer).
+    VoiceExchange(VoiceExchange),
     Error(ErrorBody),
 }
 
@@ -238,6 +244,9 @@ impl Message {
         "watch_video",
         "unwatch_video",
         "video_watching",
+        "voice_command",
+        "voice_say",
+        "voice_exchange",
         "error",
     ];
 }

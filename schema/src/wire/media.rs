@@ -1,5 +1,5 @@
-//! Media frames: the small fixed header of every binary WebSocket frame (onboard video now, team
-//! voice later), defined once here for the driver node, the runtime and the dashboard. Reads no
+//! Media frames: the small fixed header of every binary WebSocket frame (onboard video, and spoken
+//! answers to the driver), defined once here for the driver node, the runtime and the dashboard. Reads no
 //! env vars.
 //!
 //! A binary frame is `header (24 bytes) ‖ payload`. All numbers are big-endian (network order,
@@ -8,7 +8,7 @@
 //! | offset | size | field | meaning |
 //! | --- | --- | --- | --- |
 //! | 0 | 1 | `version` | [`MEDIA_VERSION`] (1) |
-//! | 1 | 1 | `codec` | [`Codec`]: 1 = H.264 Annex B, 2 = Opus |
+//! | 1 | 1 | `codec` | [`Codec`]: 1 = H.264 Annex B, 2 = Opus, 3 = 16-bit mono PCM (little-endian) |
 //! | 2 | 1 | `flags` | bit 0: keyframe (an IDR with its SPS/PPS: a decoder can start here) |
 //! | 3 | 1 | `header_len` | 24 here; readers skip to it, so fields can be added at the end |
 //! | 4 | 4 | `stream` | which stream: the node sends 0 (its video); the runtime tells a dashboard the number of each driver's stream in `video_watching` |
@@ -37,8 +37,10 @@ pub const NODE_VIDEO_STREAM: u32 = 0;
 pub enum Codec {
     /// H.264 as an Annex B byte stream (start codes), one access unit per frame.
     H264,
-    /// Opus packets (the voice work).
+    /// Opus packets (reserved).
     Opus,
+    /// 16-bit little-endian mono PCM: spoken answers to a driver node (`voice_say` gives the rate).
+    Pcm16,
 }
 
 impl Codec {
@@ -46,6 +48,7 @@ impl Codec {
         match self {
             Codec::H264 => 1,
             Codec::Opus => 2,
+            Codec::Pcm16 => 3,
         }
     }
 
@@ -53,6 +56,7 @@ impl Codec {
         match code {
             1 => Some(Codec::H264),
             2 => Some(Codec::Opus),
+            3 => Some(Codec::Pcm16),
             _ => None,
         }
     }

@@ -12,6 +12,7 @@ mod path;
 mod rest;
 mod rules;
 mod telemetry;
+mod voice;
 
 pub use admin::*;
 pub use coaching::*;
@@ -22,6 +23,7 @@ pub use path::*;
 pub use rest::*;
 pub use rules::*;
 pub use telemetry::*;
+pub use voice::*;
 
 /// Version of the protocol spoken by this build; sent in `connection_established`.
 pub const PROTOCOL_VERSION: u16 = 1;

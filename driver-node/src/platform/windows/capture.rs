@@ -1,8 +1,8 @@
 //! Screen capture on Windows with GDI (`BitBlt` from the screen's device context into a 32-bit
 //! top-down DIB, read with `GetDIBits`): BGRA rows, the same shape X11 gives. It captures the
 //! desktop as composed (windowed and borderless-windowed sims, which is how iRacing is usually run
-//! while streaming); monitors come from `EnumDisplayMonitors`. DXGI desktop duplication (exclusive
-//! fullscreen, GPU-side copies) is the next step and would slot in behind the same trait.
+//! while streaming); monitors come from `EnumDisplayMonitors`. It is the fallback where DXGI
+//! desktop duplication (`dxgi.rs`: exclusive fullscreen, GPU-side copies) cannot run.
 //! Reads no env vars.
 
 use std::ptr::null_mut;

@@ -220,3 +220,37 @@ fn gdi_capture_grabs_the_first_monitor() {
         super::capture::GdiCapture::open(&SourceSpec::Region { x: 0, y: 0, width: 0, height: 0 }).is_err()
     );
 }
+
+/// DXGI desktop duplication of the first monitor: on a real Windows desktop it opens at the
+/// monitor's size, grabs at once (black or the desktop: a zero-timeout poll never waits) and keeps
+/// grabbing; a region across the desktop's edge is refused (GDI takes those). Headless wine has no
+/// desktop duplication: there the refusal must be a clear `Unavailable`, and `capture::open` must
+/// still hand back a source (GDI) rather than fail.
+#[test]
+fn dxgi_duplication_grabs_or_refuses_clearly() {
+    use crate::video::capture::{Capture, CaptureError, SourceSpec};
+    let monitors = super::capture::monitors();
+    let Some(&(_, _, w, h)) = monitors.first() else {
+        eprintln!("no monitor listed (headless wine?): DXGI capture not exercised");
+        return;
+    };
+    let mut cap = match super::dxgi::DxgiCapture::open(&SourceSpec::Screen(0)) {
+        Ok(cap) => cap,
+        Err(CaptureError::Unavailable(why)) if std::env::var_os("PITBOX_HEADLESS_WINE").is_some() => {
+            eprintln!("headless wine: DXGI refused as expected ({why})");
+            assert!(why.starts_with("DXGI"), "the refusal says which API: {why}");
+            let fallback = crate::video::capture::open(&SourceSpec::Screen(0)).unwrap();
+            assert!(fallback.describe().starts_with("GDI"), "{}", fallback.describe());
+            return;
+        }
+        Err(e) => panic!("DXGI duplication refused on a real desktop: {e:?}"),
+    };
+    assert_eq!(cap.size(), (w as usize, h as usize));
+    assert!(cap.describe().starts_with("DXGI screen:0"), "{}", cap.describe());
+    for _ in 0..3 {
+        let frame = cap.grab().unwrap();
+        assert_eq!(frame.data.len(), w as usize * h as usize * 4);
+    }
+    let past_edge = SourceSpec::Region { x: (w - 10) as i16, y: 0, width: 20, height: 20 };
+    assert!(matches!(super::dxgi::DxgiCapture::open(&past_edge), Err(CaptureError::Unavailable(_))));
+}
