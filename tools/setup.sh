@@ -8,11 +8,14 @@
 set -euo pipefail
 
 # build: C toolchain, libpq (diesel PostgreSQL), xcb (scrap screen capture), ALSA (cpal audio), nasm
-# (OpenH264's assembly, built from source by the openh264 crate);
-# tests: PostgreSQL client, Xvfb (a screen), PulseAudio + ALSA's pulse plugin (microphone/speakers)
+# (OpenH264's assembly, built from source by the openh264 crate), cmake + libclang (whisper-rs builds
+# whisper.cpp), libudev (gilrs: wheel and button-box buttons for push-to-talk);
+# run and tests: espeak-ng (the runtime's local text-to-speech; spoken test commands), sox (cockpit
+# noise mixed into them), PostgreSQL client, Xvfb (a screen), PulseAudio + ALSA's pulse plugin
+# (microphone/speakers)
 PKGS="build-essential pkg-config libpq-dev ca-certificates postgresql-client python3
-  libxcb1-dev libxcb-shm0-dev libxcb-randr0-dev libasound2-dev nasm
-  xvfb pulseaudio libasound2-plugins ${PITBOX_APT_EXTRA:-}"
+  libxcb1-dev libxcb-shm0-dev libxcb-randr0-dev libasound2-dev nasm cmake libclang-dev libudev-dev
+  espeak-ng sox xvfb pulseaudio libasound2-plugins ${PITBOX_APT_EXTRA:-}"
 
 missing=""
 for p in $PKGS; do
