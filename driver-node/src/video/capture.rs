@@ -5,7 +5,7 @@
 //! Sources (`--video-source`):
 //! - `screen` / `screen:N`: a whole monitor (X11: RandR monitor N, else the root window),
 //! - `region:X,Y,WxH`: a rectangle of the desktop,
-//! - `window:ID`: one window (X11 window id, decimal or `0x…`),
+//! - `window:ID`: one window (X11 window id, or a Windows HWND: its client area; decimal or `0x…`),
 //! - `pattern`: moving test content drawn in memory (a frame counter as bars), for `doctor`,
 //!   benchmarks and machines without a screen.
 //!

@@ -65,7 +65,8 @@ fn outputs() -> Result<Vec<(IDXGIAdapter1, IDXGIOutput1, RECT)>, CaptureError> {
     }
 }
 
-/// The area to capture on the desktop: (x, y, width, height).
+/// The area to capture on the desktop: (x, y, width, height). A window is its client area where
+/// it is at open.
 fn wanted(spec: &SourceSpec) -> Result<(i32, i32, i32, i32), CaptureError> {
     match spec {
         SourceSpec::Screen(n) => {
@@ -78,7 +79,13 @@ fn wanted(spec: &SourceSpec) -> Result<(i32, i32, i32, i32), CaptureError> {
         SourceSpec::Region { x, y, width, height } => {
             Ok((i32::from(*x), i32::from(*y), i32::from(*width), i32::from(*height)))
         }
-        other => Err(CaptureError::Unavailable(format!("DXGI: {other}: a screen or a region only"))),
+        SourceSpec::Window(id) => super::capture::window_area(*id).map_err(|e| match e {
+            CaptureError::Unavailable(why) => CaptureError::Unavailable(format!("DXGI: {why}")),
+            other => other,
+        }),
+        SourceSpec::Pattern { .. } => {
+            Err(CaptureError::Unavailable("DXGI: the test pattern is not a screen".into()))
+        }
     }
 }
 
@@ -109,9 +116,10 @@ impl DxgiCapture {
             return Err(CaptureError::Unavailable(format!("DXGI: {spec}: empty area")));
         }
         let inside = |r: &RECT| x >= r.left && y >= r.top && x + width <= r.right && y + height <= r.bottom;
-        let (adapter, output, rect) = outputs()?.into_iter().find(|(_, _, r)| inside(r)).ok_or_else(|| {
-            CaptureError::Unavailable(format!("DXGI: {spec}: not inside one unrotated output"))
-        })?;
+        let (adapter, output, rect) =
+            outputs()?.into_iter().find(|(_, _, r)| inside(r)).ok_or_else(|| {
+                CaptureError::Unavailable(format!("DXGI: {spec}: not inside one unrotated output"))
+            })?;
         let area = D3D11_BOX {
             left: (x - rect.left) as u32,
             top: (y - rect.top) as u32,
@@ -177,7 +185,8 @@ impl DxgiCapture {
     fn duplicate(&mut self) -> Result<IDXGIOutputDuplication, CaptureError> {
         self.duplications += 1;
         // SAFETY: a COM call on live interfaces owned by self.
-        unsafe { self.output.DuplicateOutput(&self.device) }.map_err(|e| unavailable("no desktop duplication", e))
+        unsafe { self.output.DuplicateOutput(&self.device) }
+            .map_err(|e| unavailable("no desktop duplication", e))
     }
 
     fn width(&self) -> usize {

@@ -254,3 +254,17 @@ fn dxgi_duplication_grabs_or_refuses_clearly() {
     let past_edge = SourceSpec::Region { x: (w - 10) as i16, y: 0, width: 20, height: 20 };
     assert!(matches!(super::dxgi::DxgiCapture::open(&past_edge), Err(CaptureError::Unavailable(_))));
 }
+
+/// A window that does not exist is refused with its id in the message, by both capture paths.
+#[test]
+fn a_missing_window_is_refused_clearly() {
+    use crate::video::capture::{CaptureError, SourceSpec};
+    let gone = SourceSpec::Window(0x7fff_fff0);
+    match super::capture::GdiCapture::open(&gone) {
+        Err(CaptureError::Unavailable(why)) => assert!(why.contains("0x7ffffff0"), "{why}"),
+        Err(e) => panic!("GDI: {e:?}"),
+        Ok(_) => panic!("GDI opened a window that does not exist"),
+    }
+    assert!(matches!(super::dxgi::DxgiCapture::open(&gone), Err(CaptureError::Unavailable(_))));
+    assert!(crate::video::capture::open(&gone).is_err());
+}
