@@ -14,3 +14,11 @@ pub(crate) use iracing::IracingFeed;
 
 #[cfg(test)]
 mod tests;
+
+/// Whether a key is down now, whichever window has the focus (push-to-talk on the keyboard while
+/// the sim has it). `vk` is a virtual-key code.
+pub(crate) fn key_down(vk: i32) -> bool {
+    // SAFETY: GetAsyncKeyState takes any integer and only reads the keyboard state.
+    let state = unsafe { windows_sys::Win32::UI::Input::KeyboardAndMouse::GetAsyncKeyState(vk) };
+    state as u16 & 0x8000 != 0
+}
