@@ -333,7 +333,15 @@ impl fmt::Display for DeviceReport {
             }
         }
         for c in &self.controllers {
-            writeln!(f, "{:<11} {:<3} {:<7} {:<36} buttons: {}", "controller", c.id, "", c.name, c.buttons.join(" "))?;
+            writeln!(
+                f,
+                "{:<11} {:<3} {:<7} {:<36} buttons: {}",
+                "controller",
+                c.id,
+                "",
+                c.name,
+                c.buttons.join(" ")
+            )?;
         }
         if self.screens.is_empty() && !self.errors.iter().any(|e| e.section == "screens") {
             writeln!(f, "no screens found")?;

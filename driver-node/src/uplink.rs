@@ -20,7 +20,8 @@ use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
 use schema::wire::media::{Codec, MediaHeader};
 use schema::wire::{
-    Authenticate, ClientType, Envelope, ErrorCode, Message as Wire, TelemetryBatch, VoiceCommand, VOICE_STREAM,
+    Authenticate, ClientType, Envelope, ErrorCode, Message as Wire, TelemetryBatch, VoiceCommand,
+    VOICE_STREAM,
 };
 use tokio::sync::watch;
 

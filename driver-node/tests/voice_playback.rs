@@ -70,7 +70,10 @@ fn start_pulse(dir: &Path) -> Result<Killed, String> {
             return Ok(pulse);
         }
         if pulse.0.try_wait().ok().flatten().is_some() || Instant::now() > deadline {
-            return Err(format!("pulseaudio did not start: {}", std::fs::read_to_string(dir.join("pulse.log")).unwrap_or_default()));
+            return Err(format!(
+                "pulseaudio did not start: {}",
+                std::fs::read_to_string(dir.join("pulse.log")).unwrap_or_default()
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -81,7 +84,10 @@ const RATE: u32 = 16_000;
 fn tone(hz: f32, ms: u32) -> Vec<u8> {
     let n = (RATE * ms / 1000) as usize;
     (0..n)
-        .flat_map(|i| (((2.0 * std::f32::consts::PI * hz * i as f32 / RATE as f32).sin() * 0.5 * 32767.0) as i16).to_le_bytes())
+        .flat_map(|i| {
+            (((2.0 * std::f32::consts::PI * hz * i as f32 / RATE as f32).sin() * 0.5 * 32767.0) as i16)
+                .to_le_bytes()
+        })
         .collect()
 }
 
@@ -136,7 +142,15 @@ fn an_urgent_alert_cuts_into_a_tip_on_a_real_sound_server() {
     };
     std::env::set_var("PULSE_SERVER", format!("unix:{}", dir.path().join("native").display()));
     let parec = Command::new("parec")
-        .args(["-d", "pitbox_null.monitor", "--raw", "--format=s16le", "--rate=16000", "--channels=1", "--latency-msec=20"])
+        .args([
+            "-d",
+            "pitbox_null.monitor",
+            "--raw",
+            "--format=s16le",
+            "--rate=16000",
+            "--channels=1",
+            "--latency-msec=20",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn();

@@ -65,7 +65,11 @@ struct StandIn {
 }
 
 /// The runtime's side of the node socket, as far as voice goes.
-async fn ws(req: HttpRequest, body: web::Payload, state: web::Data<StandIn>) -> actix_web::Result<HttpResponse> {
+async fn ws(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<StandIn>,
+) -> actix_web::Result<HttpResponse> {
     let (res, mut session, mut stream) = actix_ws::handle(&req, body)?;
     let state = state.get_ref().clone();
     actix_rt::spawn(async move {
@@ -212,7 +216,10 @@ async fn a_spoken_command_goes_up_and_the_spoken_answer_plays() {
         assert_eq!(heard.len(), 1, "one utterance: {heard:?}");
         let ms = heard[0] as f64 / 16.0;
         // The whole command, no more than the preroll and tail around it.
-        assert!(ms > spoken.as_secs_f64() * 1000.0 * 0.6 && ms < spoken.as_secs_f64() * 1000.0 + 500.0, "{ms} ms");
+        assert!(
+            ms > spoken.as_secs_f64() * 1000.0 * 0.6 && ms < spoken.as_secs_f64() * 1000.0 + 500.0,
+            "{ms} ms"
+        );
     }
     eprintln!("spoken {spoken:?}; voice_command after {command_after:?} from the start of the file");
 

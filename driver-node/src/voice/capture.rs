@@ -143,7 +143,9 @@ fn file_loop(
     let spec = reader.spec();
     let channels = usize::from(spec.channels.max(1));
     let samples: Vec<f32> = match spec.sample_format {
-        hound::SampleFormat::Float => reader.into_samples::<f32>().collect::<Result<_, _>>().map_err(|e| err(&e))?,
+        hound::SampleFormat::Float => {
+            reader.into_samples::<f32>().collect::<Result<_, _>>().map_err(|e| err(&e))?
+        }
         hound::SampleFormat::Int => {
             let scale = 1.0 / (1u64 << (spec.bits_per_sample.clamp(1, 32) - 1)) as f32;
             reader
@@ -153,16 +155,16 @@ fn file_loop(
                 .map_err(|e| err(&e))?
         }
     };
-    let mono: Vec<f32> =
-        samples.chunks(channels).map(|c| c.iter().sum::<f32>() / c.len() as f32).collect();
+    let mono: Vec<f32> = samples.chunks(channels).map(|c| c.iter().sum::<f32>() / c.len() as f32).collect();
     // A second of silence after the file, so an utterance at its very end is closed by the
     // detector's hangover like one spoken live.
     let tail = vec![0.0; spec.sample_rate as usize];
+    let step = (spec.sample_rate as usize / 100).max(1);
     let mut to16 = To16k::new(spec.sample_rate)?;
     let _ = ready.send(Ok(format!("{} ({} Hz, {} ch)", path.display(), spec.sample_rate, channels)));
     let start = Instant::now();
     let mut sent = 0usize;
-    for chunk in mono.chunks(spec.sample_rate as usize / 100).chain(tail.chunks(spec.sample_rate as usize / 100)) {
+    for chunk in mono.chunks(step).chain(tail.chunks(step)) {
         if stop.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -210,7 +212,9 @@ fn device_loop(
         cpal::SampleFormat::F32 => device.build_input_stream(
             &stream_config,
             move |data: &[f32], _: &_| {
-                let _ = raw_tx.try_send(data.chunks(channels).map(|c| c.iter().sum::<f32>() / c.len() as f32).collect());
+                let _ = raw_tx.try_send(
+                    data.chunks(channels).map(|c| c.iter().sum::<f32>() / c.len() as f32).collect(),
+                );
             },
             on_error,
             None,
@@ -256,8 +260,9 @@ mod tests {
     #[test]
     fn a_44k1_tone_comes_out_at_16k_with_its_pitch() {
         let mut r = To16k::new(44_100).unwrap();
-        let input: Vec<f32> =
-            (0..44_100).map(|i| (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 44_100.0).sin() * 0.5).collect();
+        let input: Vec<f32> = (0..44_100)
+            .map(|i| (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 44_100.0).sin() * 0.5)
+            .collect();
         let out: Vec<f32> = input.chunks(441).flat_map(|c| r.push(c)).flatten().collect();
         assert!((15_000..=16_000).contains(&out.len()), "{}", out.len());
         // Zero crossings of a 440 Hz tone: 880 a second.

@@ -75,7 +75,9 @@ pub fn whisper(settings: stt::SttSettings) -> TranscriberFactory {
 
 /// The speech model: `PITBOX_WHISPER_MODEL`, else [`stt::model_path_default`].
 pub fn model_path() -> std::path::PathBuf {
-    std::env::var_os("PITBOX_WHISPER_MODEL").map(std::path::PathBuf::from).unwrap_or_else(stt::model_path_default)
+    std::env::var_os("PITBOX_WHISPER_MODEL")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(stt::model_path_default)
 }
 
 /// The doctor's `voice` row: the speech model (with one timed transcription of a generated
@@ -95,7 +97,10 @@ pub fn doctor_row() -> schema::wire::ValidationResult {
         let clip: Vec<f32> = (0..16_000)
             .map(|i| {
                 let t = i as f32 / 16_000.0;
-                [150.0f32, 300.0, 450.0, 700.0].iter().map(|f| (2.0 * std::f32::consts::PI * f * t).sin()).sum::<f32>()
+                [150.0f32, 300.0, 450.0, 700.0]
+                    .iter()
+                    .map(|f| (2.0 * std::f32::consts::PI * f * t).sin())
+                    .sum::<f32>()
                     * 0.1
             })
             .collect();
@@ -122,17 +127,27 @@ pub fn doctor_row() -> schema::wire::ValidationResult {
         None => String::new(),
     };
     if let Some(m) = &mic {
-        message = [message, format!("microphone {m:?}")].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("; ");
+        message = [message, format!("microphone {m:?}")]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
     }
     if !problems.is_empty() {
-        message = [message, problems.join("; ")].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("; ");
+        message = [message, problems.join("; ")]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
     }
     schema::wire::ValidationResult {
         component_name: "voice".into(),
         status,
         message,
         timestamp: chrono::Utc::now(),
-        details: Some(serde_json::json!({"model": model, "modelPresent": model.is_file(), "transcribeMs": millis, "microphone": mic})),
+        details: Some(
+            serde_json::json!({"model": model, "modelPresent": model.is_file(), "transcribeMs": millis, "microphone": mic}),
+        ),
     }
 }
 
@@ -168,7 +183,11 @@ pub fn pedals_from(status: Arc<crate::status::Status>) -> PedalSource {
         let f = status.latest()?;
         let age = (chrono::Utc::now() - f.timestamp).to_std().unwrap_or(Duration::ZERO);
         Some((
-            queue::Pedals { brake: f.sample.brake, throttle: f.sample.throttle, steering: f.sample.steering_angle },
+            queue::Pedals {
+                brake: f.sample.brake,
+                throttle: f.sample.throttle,
+                steering: f.sample.steering_angle,
+            },
             age,
         ))
     })
@@ -202,7 +221,10 @@ pub fn start(
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, playback::PlaybackError> {
-    std::thread::Builder::new().name(name.into()).spawn(f).map_err(|e| playback::PlaybackError::Device(e.to_string()))
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(|e| playback::PlaybackError::Device(e.to_string()))
 }
 
 /// The voice thread: frames through the push-to-talk gate and the detector; whole utterances
@@ -232,7 +254,13 @@ fn listen(
         let frame = match frames.recv_timeout(Duration::from_millis(100)) {
             Ok(f) => f,
             Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Disconnected) => {
+                // The source ended (a `--mic-file`): what was being said still counts.
+                if let Some(u) = segmenter.flush() {
+                    let _ = utterances.try_send((u, chrono::Utc::now()));
+                }
+                break;
+            }
         };
         let open = gate.update(input.pressed());
         let utterance = match (was_open, open) {

@@ -55,8 +55,25 @@ pub fn open(button: &PttButton) -> Result<Box<dyn PttInput>, String> {
 const BUTTONS: [gilrs::Button; 19] = {
     use gilrs::Button::*;
     [
-        South, East, North, West, C, Z, LeftTrigger, LeftTrigger2, RightTrigger, RightTrigger2, Select, Start,
-        Mode, LeftThumb, RightThumb, DPadUp, DPadDown, DPadLeft, DPadRight,
+        South,
+        East,
+        North,
+        West,
+        C,
+        Z,
+        LeftTrigger,
+        LeftTrigger2,
+        RightTrigger,
+        RightTrigger2,
+        Select,
+        Start,
+        Mode,
+        LeftThumb,
+        RightThumb,
+        DPadUp,
+        DPadDown,
+        DPadLeft,
+        DPadRight,
     ]
 };
 
@@ -125,7 +142,8 @@ pub fn controllers() -> Result<Vec<Controller>, String> {
 #[cfg(all(unix, not(target_os = "macos")))]
 fn keyboard(code: u32) -> Result<Box<dyn PttInput>, String> {
     use x11rb::connection::Connection as _;
-    let (conn, _) = x11rb::connect(None).map_err(|e| format!("keyboard push-to-talk needs an X11 display: {e}"))?;
+    let (conn, _) =
+        x11rb::connect(None).map_err(|e| format!("keyboard push-to-talk needs an X11 display: {e}"))?;
     let _ = conn.setup();
     check_keycode(code)?;
     Ok(Box::new(X11Key { conn, code: code as usize }))
@@ -151,7 +169,12 @@ struct X11Key {
 impl PttInput for X11Key {
     fn pressed(&mut self) -> bool {
         use x11rb::protocol::xproto::ConnectionExt as _;
-        match self.conn.query_keymap().map_err(|e| e.to_string()).and_then(|c| c.reply().map_err(|e| e.to_string())) {
+        match self
+            .conn
+            .query_keymap()
+            .map_err(|e| e.to_string())
+            .and_then(|c| c.reply().map_err(|e| e.to_string()))
+        {
             Ok(r) => r.keys[self.code / 8] & (1 << (self.code % 8)) != 0,
             Err(e) => {
                 tracing::debug!(error = %e, "QueryKeymap failed");
@@ -169,7 +192,10 @@ fn keyboard(code: u32) -> Result<Box<dyn PttInput>, String> {
             crate::platform::windows::key_down(self.0)
         }
     }
-    let vk = i32::try_from(code).ok().filter(|c| (1..=254).contains(c)).ok_or("key:CODE: a virtual-key code, 1 to 254")?;
+    let vk = i32::try_from(code)
+        .ok()
+        .filter(|c| (1..=254).contains(c))
+        .ok_or("key:CODE: a virtual-key code, 1 to 254")?;
     Ok(Box::new(WinKey(vk)))
 }
 

@@ -52,7 +52,10 @@ fn rank(p: MessagePriority) -> u8 {
 
 fn same_words(a: &str, b: &str) -> bool {
     let norm = |s: &str| {
-        s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect::<Vec<_>>()
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect::<Vec<_>>()
     };
     norm(a) == norm(b)
 }
@@ -179,12 +182,11 @@ pub struct Attention {
 impl Attention {
     /// Takes the newest pedals and how old they are; returns whether speech is held.
     pub fn update(&mut self, pedals: Option<(Pedals, Duration)>, now: Instant) -> bool {
-        let Some((p, age)) = pedals.filter(|(_, age)| *age < STALE) else {
+        let Some((p, _)) = pedals.filter(|(_, age)| *age < STALE) else {
             self.held = false;
             self.free_since = None;
             return false;
         };
-        let _ = age;
         if p.brake >= BRAKE_BUSY || p.steering.abs() >= STEER_BUSY {
             self.held = true;
             self.free_since = None;
@@ -298,6 +300,9 @@ mod tests {
         assert_eq!(q.next(now, a.held()).unwrap().text, "tip");
         // Stale telemetry holds nothing.
         assert!(a.update(fresh(90.0, 0.0), t0 + Duration::from_secs(2)));
-        assert!(!a.update(Some((Pedals { brake: 90.0, ..Default::default() }, STALE)), t0 + Duration::from_secs(5)));
+        assert!(!a.update(
+            Some((Pedals { brake: 90.0, ..Default::default() }, STALE)),
+            t0 + Duration::from_secs(5)
+        ));
     }
 }

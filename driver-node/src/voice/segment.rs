@@ -136,7 +136,9 @@ impl<D: Detector> Segmenter<D> {
                 } else {
                     u.silent_run += 1;
                 }
-                (u.silent_run >= HANGOVER_FRAMES || u.frames.len() >= MAX_FRAMES).then(|| self.end()).flatten()
+                (u.silent_run >= HANGOVER_FRAMES || u.frames.len() >= MAX_FRAMES)
+                    .then(|| self.end())
+                    .flatten()
             }
         }
     }

@@ -1,8 +1,9 @@
 //! Windows-only code: screen capture with DXGI desktop duplication (`dxgi`) and GDI (`capture`,
 //! the fallback), and the live iRacing sim through its shared memory, found and awaited with the
 //! `iracing-telem` crate (a port of iRacing's C++ SDK whose API is `unsafe`) and read through our
-//! own read-only view of the map. This folder is the only place in the workspace where `unsafe` is
-//! allowed; every use says why it holds. Reads no env vars.
+//! own read-only view of the map; the push-to-talk key ([`key_down`], `GetAsyncKeyState`). This
+//! folder is the only place in the workspace where `unsafe` is allowed; every use says why it
+//! holds. Reads no env vars.
 #![allow(unsafe_code)]
 
 pub(crate) mod capture;
