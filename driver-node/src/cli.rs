@@ -409,3 +409,47 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::voice::{MicSpec, PttButton, PttMode, SpeakerSpec};
+
+    fn run_args(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        let cli = Cli::try_parse_from([&["pitbox-driver", "run"], args].concat())?;
+        match cli.command {
+            Command::Run(r) => Ok(*r),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn voice_flags() {
+        let a = run_args(&[
+            "--ptt",
+            "hold",
+            "--ptt-button",
+            "gamepad:0:South",
+            "--mic-file",
+            "in.wav",
+            "--speaker-file",
+            "out.wav",
+            "--volume",
+            "50",
+        ])
+        .unwrap();
+        let v = voice_options(&a).unwrap();
+        assert_eq!(v.ptt, PttMode::Hold);
+        assert_eq!(v.ptt_button, Some(PttButton::Gamepad { id: 0, button: "South".into() }));
+        assert_eq!(v.mic, MicSpec::File("in.wav".into()));
+        assert_eq!(v.speaker, SpeakerSpec::File("out.wav".into()));
+        assert_eq!((v.volume, v.stt.threads), (50, 1));
+        let d = voice_options(&run_args(&[]).unwrap()).unwrap();
+        assert_eq!((d.ptt, d.mic, d.speaker), (PttMode::Vad, MicSpec::Default, SpeakerSpec::Default));
+        assert!(voice_options(&run_args(&["--no-voice"]).unwrap()).is_none());
+        assert!(run_args(&["--volume", "101"]).is_err());
+        assert!(run_args(&["--ptt", "sometimes"]).is_err());
+        assert!(run_args(&["--ptt-button", "mouse:1"]).is_err());
+        assert!(run_args(&["--mic", "USB", "--mic-file", "a.wav"]).is_err());
+    }
+}

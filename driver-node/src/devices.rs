@@ -343,6 +343,9 @@ impl fmt::Display for DeviceReport {
                 c.buttons.join(" ")
             )?;
         }
+        if self.controllers.is_empty() && !self.errors.iter().any(|e| e.section == "controllers") {
+            writeln!(f, "no game controllers found (push-to-talk: --ptt vad, or --ptt-button key:CODE)")?;
+        }
         if self.screens.is_empty() && !self.errors.iter().any(|e| e.section == "screens") {
             writeln!(f, "no screens found")?;
         }

@@ -399,4 +399,73 @@ mod tests {
         assert!(Tone::SayAgain.clip().duration() > Duration::from_millis(300));
         assert_eq!(resample_linear(&[0, 100, 200, 300], 2, 4).len(), 8);
     }
+
+    fn samples(path: &std::path::Path) -> Vec<i16> {
+        hound::WavReader::open(path)
+            .map(|r| r.into_samples::<i16>().filter_map(Result::ok).collect())
+            .unwrap_or_default()
+    }
+
+    fn wait_for(what: &str, path: &std::path::Path, cond: impl Fn(&[i16]) -> bool) -> Vec<i16> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = samples(path);
+            if cond(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "{what} within 10 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The playback thread with its pedals: a tip waits while the driver brakes and plays once the
+    /// car has been on a straight for `FREE_FOR`, into a `--speaker-file` on a real-time timeline.
+    #[test]
+    fn a_tip_waits_for_the_straight() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("speaker.wav");
+        let braking = Arc::new(AtomicBool::new(true));
+        let b = braking.clone();
+        let t0 = Instant::now();
+        let (player, handle) = start(
+            SpeakerSpec::File(path.clone()),
+            100,
+            Box::new(move || {
+                let brake = if b.load(Ordering::Relaxed) { 80.0 } else { 0.0 };
+                Some((Pedals { brake, throttle: 100.0 - brake, steering: 0.0 }, Duration::ZERO))
+            }),
+        )
+        .unwrap();
+        player.say(VoiceSay {
+            id: "t".into(),
+            kind: schema::wire::SayKind::Coaching,
+            text: "brake later into turn one".into(),
+            priority: MessagePriority::Normal,
+            reply_to: None,
+            expires_at: None,
+            audio: Some(schema::wire::SayAudio {
+                sequence: 7,
+                sample_rate: 16_000,
+                duration_ms: 200,
+                engine: "test".into(),
+            }),
+        });
+        let tone: Vec<u8> = Tone::Ack.clip().samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+        player.audio(7, &tone);
+        let rate = FILE_RATE as usize;
+        let held = wait_for("half a second of the timeline", &path, |s| s.len() >= rate / 2);
+        assert!(held.iter().all(|&s| s == 0), "nothing plays while braking");
+        braking.store(false, Ordering::Relaxed);
+        let released = t0.elapsed().as_secs_f64();
+        let file = wait_for("the tip", &path, |s| s.iter().any(|&x| x != 0));
+        let first = file.iter().position(|&x| x != 0).unwrap() as f64 / f64::from(FILE_RATE);
+        let expected = released + super::super::queue::FREE_FOR.as_secs_f64();
+        assert!(
+            first >= expected - 0.05 && first < expected + 0.3,
+            "tip at {first:.3} s, expected {expected:.3} s"
+        );
+        player.stop();
+        handle.join().unwrap();
+    }
 }
