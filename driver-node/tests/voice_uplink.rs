@@ -48,13 +48,13 @@ fn read_wav(path: &Path) -> (u32, Vec<i16>) {
     (rate, r.into_samples::<i16>().map(Result::unwrap).collect())
 }
 
-/// Returns the transcript espeak spoke; keeps the length of each utterance it was given.
-struct Injected(Arc<Mutex<Vec<usize>>>);
+/// Returns the given transcript; keeps the length of each utterance it was given.
+struct Injected(Arc<Mutex<Vec<usize>>>, &'static str);
 
 impl Transcribe for Injected {
     fn transcribe(&mut self, pcm: &[f32]) -> Result<String, String> {
         self.0.lock().unwrap().push(pcm.len());
-        Ok(SPOKEN.into())
+        Ok(self.1.into())
     }
 }
 
@@ -105,6 +105,8 @@ async fn ws(
                         }),
                     }));
                     state.commands.lock().unwrap().push(c);
+                    // A frame the node cannot read first: it is logged and nothing else is lost.
+                    session.binary(vec![9u8; 30]).await.unwrap();
                     session.text(serde_json::to_string(&say).unwrap()).await.unwrap();
                     let header = MediaHeader {
                         codec: Codec::Pcm16,
@@ -125,94 +127,157 @@ async fn ws(
     Ok(res)
 }
 
+struct Harness {
+    _dir: tempfile::TempDir,
+    mic: std::path::PathBuf,
+    answer_pcm: Vec<i16>,
+    speaker: std::path::PathBuf,
+    state: StandIn,
+    started: Instant,
+    heard: Arc<Mutex<Vec<usize>>>,
+    real: bool,
+    status: Arc<driver_node::status::Status>,
+    stop_tx: tokio::sync::watch::Sender<bool>,
+    uplink: actix_rt::task::JoinHandle<()>,
+    threads: voice::VoiceThreads,
+}
+
+impl Harness {
+    /// The stand-in runtime, a login to it, and the node's voice and uplink with the microphone
+    /// saying `spoken`; the transcriber (without a model) returns `transcript`.
+    async fn start(spoken: &str, transcript: &'static str) -> Option<Harness> {
+        let dir = tempfile::tempdir().unwrap();
+        let (mic, answer) = (dir.path().join("mic.wav"), dir.path().join("answer.wav"));
+        if !espeak(spoken, &mic) || !espeak(ANSWER, &answer) {
+            return None;
+        }
+        let (answer_rate, answer_pcm) = read_wav(&answer);
+        assert_eq!(answer_rate, voice::playback::FILE_RATE, "espeak-ng speaks at 22 050 Hz");
+        let state = StandIn { commands: Arc::default(), clip: Arc::new((answer_rate, answer_pcm.clone())) };
+        let data = web::Data::new(state.clone());
+        let server =
+            HttpServer::new(move || App::new().app_data(data.clone()).route("/ws", web::get().to(ws)))
+                .workers(1)
+                .bind(("127.0.0.1", 0))
+                .unwrap();
+        let port = server.addrs()[0].port();
+        actix_rt::spawn(server.run());
+
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        driver_node::credentials::Credentials {
+            server: format!("http://127.0.0.1:{port}"),
+            token: "t".into(),
+            refresh_token: "r".into(),
+            expires_at: chrono::Utc::now().timestamp() + 3600,
+            user_id: "u1".into(),
+            username: "driver".into(),
+            driver_id: Some("d1".into()),
+            ca_file: None,
+        }
+        .save(&home)
+        .unwrap();
+
+        let settings = voice::stt::SttSettings { model: voice::model_path(), threads: 1, audio_ctx: None };
+        let heard = Arc::new(Mutex::new(vec![]));
+        let real = settings.model.is_file() && voice::stt::Transcriber::new(&settings).is_ok();
+        let transcriber: voice::TranscriberFactory = if real {
+            eprintln!("voice_uplink: whisper with {}", settings.model.display());
+            voice::whisper(settings.clone())
+        } else {
+            eprintln!("voice_uplink: no speech model; the transcript is injected");
+            let h = heard.clone();
+            Box::new(move || Ok(Box::new(Injected(h, transcript)) as Box<dyn Transcribe>))
+        };
+        let speaker = dir.path().join("speaker.wav");
+        let started = Instant::now();
+        let (link, threads) = voice::start(
+            voice::VoiceOptions {
+                mic: MicSpec::File(mic.clone()),
+                ptt: PttMode::Vad,
+                ptt_button: None,
+                speaker: SpeakerSpec::File(speaker.clone()),
+                volume: 100,
+                stt: settings,
+            },
+            Box::new(|| None),
+            transcriber,
+        )
+        .unwrap();
+        let spool = Arc::new(driver_node::spool::Spool::open(&dir.path().join("spool"), 1000).unwrap());
+        let status = Arc::new(driver_node::status::Status::default());
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let tls = driver_node::tls::NodeTls::new(None).unwrap();
+        let uplink = actix_rt::spawn(driver_node::uplink::run(
+            driver_node::uplink::UplinkOptions::new(home, tls),
+            spool,
+            status.clone(),
+            stop_rx,
+            None,
+            Some(link),
+        ));
+        Some(Harness {
+            _dir: dir,
+            mic,
+            answer_pcm,
+            speaker,
+            state,
+            started,
+            heard,
+            real,
+            status,
+            stop_tx,
+            uplink,
+            threads,
+        })
+    }
+
+    async fn stop(self) {
+        self.stop_tx.send(true).unwrap();
+        let _ = self.uplink.await;
+        self.threads.stop();
+    }
+}
+
+/// Waits (deadline `secs`) until the speaker file satisfies `found`, which returns a position.
+async fn in_speaker_file(
+    path: &Path,
+    secs: u64,
+    what: &str,
+    found: impl Fn(&[i16]) -> Option<usize>,
+) -> (usize, Vec<i16>) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Ok(r) = hound::WavReader::open(path) {
+            let file: Vec<i16> = r.into_samples::<i16>().filter_map(Result::ok).collect();
+            if let Some(at) = found(&file) {
+                return (at, file);
+            }
+        }
+        assert!(Instant::now() < deadline, "{what} never reached the speaker file");
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[actix_rt::test]
 async fn a_spoken_command_goes_up_and_the_spoken_answer_plays() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mic, answer) = (dir.path().join("mic.wav"), dir.path().join("answer.wav"));
-    if !espeak(SPOKEN, &mic) || !espeak(ANSWER, &answer) {
-        return;
-    }
-    let (answer_rate, answer_pcm) = read_wav(&answer);
-    assert_eq!(answer_rate, voice::playback::FILE_RATE, "espeak-ng speaks at 22 050 Hz");
-    let state = StandIn { commands: Arc::default(), clip: Arc::new((answer_rate, answer_pcm.clone())) };
-    let data = web::Data::new(state.clone());
-    let server = HttpServer::new(move || App::new().app_data(data.clone()).route("/ws", web::get().to(ws)))
-        .workers(1)
-        .bind(("127.0.0.1", 0))
-        .unwrap();
-    let port = server.addrs()[0].port();
-    actix_rt::spawn(server.run());
-
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    driver_node::credentials::Credentials {
-        server: format!("http://127.0.0.1:{port}"),
-        token: "t".into(),
-        refresh_token: "r".into(),
-        expires_at: chrono::Utc::now().timestamp() + 3600,
-        user_id: "u1".into(),
-        username: "driver".into(),
-        driver_id: Some("d1".into()),
-        ca_file: None,
-    }
-    .save(&home)
-    .unwrap();
-
-    let settings = voice::stt::SttSettings { model: voice::model_path(), threads: 1, audio_ctx: None };
-    let heard = Arc::new(Mutex::new(vec![]));
-    let real = settings.model.is_file() && voice::stt::Transcriber::new(&settings).is_ok();
-    let transcriber: voice::TranscriberFactory = if real {
-        eprintln!("voice_uplink: whisper with {}", settings.model.display());
-        voice::whisper(settings.clone())
-    } else {
-        eprintln!("voice_uplink: no speech model; the transcript is injected");
-        let h = heard.clone();
-        Box::new(move || Ok(Box::new(Injected(h)) as Box<dyn Transcribe>))
-    };
-    let speaker = dir.path().join("speaker.wav");
-    let started = Instant::now();
-    let (link, threads) = voice::start(
-        voice::VoiceOptions {
-            mic: MicSpec::File(mic.clone()),
-            ptt: PttMode::Vad,
-            ptt_button: None,
-            speaker: SpeakerSpec::File(speaker.clone()),
-            volume: 100,
-            stt: settings,
-        },
-        Box::new(|| None),
-        transcriber,
-    )
-    .unwrap();
-    let spool = Arc::new(driver_node::spool::Spool::open(&dir.path().join("spool"), 1000).unwrap());
-    let status = Arc::new(driver_node::status::Status::default());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let tls = driver_node::tls::NodeTls::new(None).unwrap();
-    let uplink = actix_rt::spawn(driver_node::uplink::run(
-        driver_node::uplink::UplinkOptions::new(home, tls),
-        spool,
-        status.clone(),
-        stop_rx,
-        None,
-        Some(link),
-    ));
-
+    let Some(h) = Harness::start(SPOKEN, SPOKEN).await else { return };
     // The command arrives once the utterance has been spoken and its hangover passed.
     let deadline = Instant::now() + Duration::from_secs(30);
     let command = loop {
-        if let Some(c) = state.commands.lock().unwrap().first().cloned() {
+        if let Some(c) = h.state.commands.lock().unwrap().first().cloned() {
             break c;
         }
         assert!(Instant::now() < deadline, "no voice_command within 30 s");
         actix_rt::time::sleep(Duration::from_millis(20)).await;
     };
-    let command_after = started.elapsed();
+    let command_after = h.started.elapsed();
     assert_eq!(command.command, VoiceIntent::BoxThisLap, "{command:?}");
     assert!(command.transcript.to_lowercase().contains("box"), "{command:?}");
-    let (mic_rate, mic_pcm) = read_wav(&mic);
+    let (mic_rate, mic_pcm) = read_wav(&h.mic);
     let spoken = Duration::from_secs_f64(mic_pcm.len() as f64 / f64::from(mic_rate));
-    if !real {
-        let heard = heard.lock().unwrap().clone();
+    if !h.real {
+        let heard = h.heard.lock().unwrap().clone();
         assert_eq!(heard.len(), 1, "one utterance: {heard:?}");
         let ms = heard[0] as f64 / 16.0;
         // The whole command, no more than the preroll and tail around it.
@@ -225,22 +290,14 @@ async fn a_spoken_command_goes_up_and_the_spoken_answer_plays() {
 
     // The answer plays after the tone: the speaker file holds the clip sample for sample.
     let trimmed: Vec<i16> = {
-        let first = answer_pcm.iter().position(|&s| s != 0).unwrap();
-        answer_pcm[first..].to_vec()
+        let first = h.answer_pcm.iter().position(|&s| s != 0).unwrap();
+        h.answer_pcm[first..].to_vec()
     };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let (at, file) = loop {
-        if let Ok(r) = hound::WavReader::open(&speaker) {
-            let file: Vec<i16> = r.into_samples::<i16>().filter_map(Result::ok).collect();
-            let found = (0..file.len().saturating_sub(trimmed.len()))
-                .find(|&i| file[i] == trimmed[0] && file[i..i + trimmed.len()] == trimmed[..]);
-            if let Some(at) = found {
-                break (at, file);
-            }
-        }
-        assert!(Instant::now() < deadline, "the answer never reached the speaker file");
-        actix_rt::time::sleep(Duration::from_millis(100)).await;
-    };
+    let (at, file) = in_speaker_file(&h.speaker, 15, "the answer", |file| {
+        (0..file.len().saturating_sub(trimmed.len()))
+            .find(|&i| file[i] == trimmed[0] && file[i..i + trimmed.len()] == trimmed[..])
+    })
+    .await;
     let rate = f64::from(voice::playback::FILE_RATE);
     // The acknowledgement tone (1 kHz, 120 ms) sounds before it.
     let tone_start = file.iter().position(|&s| s != 0).unwrap();
@@ -256,9 +313,28 @@ async fn a_spoken_command_goes_up_and_the_spoken_answer_plays() {
         "answer at {answer_at:.2} s, command at {command_after:?}"
     );
     eprintln!("tone {tone_ms:.0} ms at {:.2} s, answer at {answer_at:.2} s", tone_start as f64 / rate);
-    assert!(status.snapshot().pushes.iter().any(|p| p.contains(ANSWER)), "the text is in the status");
+    assert!(h.status.snapshot().pushes.iter().any(|p| p.contains(ANSWER)), "the text is in the status");
+    h.stop().await;
+}
 
-    stop_tx.send(true).unwrap();
-    let _ = uplink.await;
-    threads.stop();
+/// Speech that is no command: the say-again tone (two beeps, 340 ms) and nothing sent.
+#[actix_rt::test]
+async fn speech_that_is_no_command_gets_say_again_and_sends_nothing() {
+    let Some(h) = Harness::start("what a lovely day", "what a lovely day").await else { return };
+    if h.real {
+        eprintln!("(whisper decides what it heard; the recogniser must not find a command in it)");
+    }
+    let (start, _) =
+        in_speaker_file(&h.speaker, 30, "the say-again tone", |file| file.iter().position(|&s| s != 0)).await;
+    // The whole tone, then: nothing was sent, and nothing else played.
+    let rate = voice::playback::FILE_RATE as usize;
+    let (_, file) =
+        in_speaker_file(&h.speaker, 10, "a second after the tone", |f| (f.len() > start + rate).then_some(0))
+            .await;
+    let sounding = file[start..].iter().rposition(|&s| s != 0).unwrap() + 1;
+    let ms = sounding * 1000 / rate;
+    // 120 ms, 60 ms apart, 160 ms.
+    assert!((320..=360).contains(&ms), "say-again tone of {ms} ms");
+    assert!(h.state.commands.lock().unwrap().is_empty(), "no voice_command for speech that is no command");
+    h.stop().await;
 }
