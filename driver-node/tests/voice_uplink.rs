@@ -9,6 +9,8 @@
 //! model; otherwise a stand-in that returns the text espeak-ng spoke and records what audio it was
 //! given (so detection is still checked on real speech). Needs `espeak-ng` (tools/setup.sh): the
 //! test fails without it, unless `PITBOX_SKIP_DEVICE_TESTS=1` and `CI` is not `true`.
+//! A third test runs the whole node (`node::run`: synthetic telemetry, no microphone) against
+//! the stand-in, which acknowledges telemetry and speaks an alert as soon as the node logs in.
 //! Env: `PITBOX_WHISPER_MODEL`, `PITBOX_SKIP_DEVICE_TESTS`, `CI`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -62,6 +64,8 @@ impl Transcribe for Injected {
 struct StandIn {
     commands: Arc<Mutex<Vec<VoiceCommand>>>,
     clip: Arc<(u32, Vec<i16>)>,
+    /// Speak an urgent alert as soon as a node logs in.
+    alert_on_login: bool,
 }
 
 /// The runtime's side of the node socket, as far as voice goes.
@@ -86,6 +90,46 @@ async fn ws(
                         error: None,
                     }));
                     session.text(serde_json::to_string(&ok).unwrap()).await.unwrap();
+                    if state.alert_on_login {
+                        sequence += 1;
+                        let (rate, pcm) = &*state.clip;
+                        let say = Envelope::new(Wire::VoiceSay(VoiceSay {
+                            id: "alert".into(),
+                            kind: SayKind::Alert,
+                            text: ANSWER.into(),
+                            priority: MessagePriority::Urgent,
+                            reply_to: None,
+                            expires_at: None,
+                            audio: Some(SayAudio {
+                                sequence,
+                                sample_rate: *rate,
+                                duration_ms: (pcm.len() as u64 * 1000 / u64::from(*rate)) as u32,
+                                engine: "espeak-ng".into(),
+                            }),
+                        }));
+                        session.text(serde_json::to_string(&say).unwrap()).await.unwrap();
+                        let header = MediaHeader {
+                            codec: Codec::Pcm16,
+                            keyframe: false,
+                            stream: VOICE_STREAM,
+                            sequence,
+                            capture_us: 0,
+                            width: 0,
+                            height: 0,
+                        };
+                        let payload: Vec<u8> = pcm.iter().flat_map(|s| s.to_le_bytes()).collect();
+                        session.binary(header.frame(&payload)).await.unwrap();
+                    }
+                }
+                Wire::TelemetryBatch(b) => {
+                    if let Some(seq) = b.frames.last().and_then(|f| f.seq) {
+                        let ack = Envelope::new(Wire::Ack(schema::wire::Ack {
+                            driver_id: b.driver_id,
+                            stream_id: b.stream_id,
+                            seq,
+                        }));
+                        session.text(serde_json::to_string(&ack).unwrap()).await.unwrap();
+                    }
                 }
                 Wire::VoiceCommand(c) => {
                     sequence += 1;
@@ -153,7 +197,11 @@ impl Harness {
         }
         let (answer_rate, answer_pcm) = read_wav(&answer);
         assert_eq!(answer_rate, voice::playback::FILE_RATE, "espeak-ng speaks at 22 050 Hz");
-        let state = StandIn { commands: Arc::default(), clip: Arc::new((answer_rate, answer_pcm.clone())) };
+        let state = StandIn {
+            commands: Arc::default(),
+            clip: Arc::new((answer_rate, answer_pcm.clone())),
+            alert_on_login: false,
+        };
         let data = web::Data::new(state.clone());
         let server =
             HttpServer::new(move || App::new().app_data(data.clone()).route("/ws", web::get().to(ws)))
@@ -337,4 +385,89 @@ async fn speech_that_is_no_command_gets_say_again_and_sends_nothing() {
     assert!((320..=360).contains(&ms), "say-again tone of {ms} ms");
     assert!(h.state.commands.lock().unwrap().is_empty(), "no voice_command for speech that is no command");
     h.stop().await;
+}
+
+/// The whole node: `node::run` with synthetic telemetry, voice on, no microphone (its WAV is
+/// missing: logged, the rest runs) and a speaker file; the alert the stand-in speaks at login
+/// plays whole, and the node stops cleanly once its frames are stored.
+#[test]
+fn the_node_plays_what_the_runtime_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let answer = dir.path().join("answer.wav");
+    if !espeak(ANSWER, &answer) {
+        return;
+    }
+    let (rate, pcm) = read_wav(&answer);
+    let state =
+        StandIn { commands: Arc::default(), clip: Arc::new((rate, pcm.clone())), alert_on_login: true };
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let data = web::Data::new(state);
+            let server =
+                HttpServer::new(move || App::new().app_data(data.clone()).route("/ws", web::get().to(ws)))
+                    .workers(1)
+                    .bind(("127.0.0.1", 0))
+                    .unwrap();
+            port_tx.send(server.addrs()[0].port()).unwrap();
+            server.run().await.unwrap();
+        });
+    });
+    let port = port_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    driver_node::credentials::Credentials {
+        server: format!("http://127.0.0.1:{port}"),
+        token: "t".into(),
+        refresh_token: "r".into(),
+        expires_at: chrono::Utc::now().timestamp() + 3600,
+        user_id: "u1".into(),
+        username: "driver".into(),
+        driver_id: Some("d1".into()),
+        ca_file: None,
+    }
+    .save(&home)
+    .unwrap();
+    let speaker = dir.path().join("speaker.wav");
+    let frames = 240; // 4 s at 60 Hz: the alert (about 1.3 s) plays within it
+    let n = driver_node::node::run(
+        Box::new(driver_node::synthetic::Synthetic::new(1)),
+        driver_node::node::NodeOptions {
+            home,
+            speed: Some(1.0),
+            progress_key: None,
+            limit: Some(frames),
+            exit_when_done: true,
+            local_api: None,
+            spool_max_frames: 10_000,
+            voice: Some(voice::VoiceOptions {
+                mic: MicSpec::File(dir.path().join("no-such-mic.wav")),
+                ptt: PttMode::Vad,
+                ptt_button: None,
+                speaker: SpeakerSpec::File(speaker.clone()),
+                volume: 100,
+                stt: voice::stt::SttSettings {
+                    model: dir.path().join("no-model.bin"),
+                    threads: 1,
+                    audio_ctx: None,
+                },
+            }),
+            progress_total: Some(frames),
+            ca_file: None,
+            video: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(n, frames);
+    // The node has stopped: the speaker file is complete.
+    let (_, file) = read_wav(&speaker);
+    let trimmed = &pcm[pcm.iter().position(|&s| s != 0).unwrap()..];
+    let at = (0..file.len().saturating_sub(trimmed.len()))
+        .find(|&i| file[i] == trimmed[0] && file[i..i + trimmed.len()] == trimmed[..])
+        .expect("the alert is in the speaker file, whole");
+    eprintln!(
+        "alert at {:.2} s of a {:.2} s speaker file",
+        at as f64 / f64::from(rate),
+        file.len() as f64 / f64::from(rate)
+    );
 }

@@ -8,7 +8,8 @@
 //! - an item whose `expiresAt` has passed is dropped (a gap is stale after a few seconds);
 //! - an item saying the same text as one waiting or playing collapses into it (the higher
 //!   priority and the later expiry are kept);
-//! - while the driver brakes hard or is deep in a corner ([`Attention`]), only urgent items play.
+//! - while the driver brakes hard or is deep in a corner ([`Attention`]), only urgent items play;
+//! - at most [`MAX_WAITING`] items wait: beyond that the least important, oldest one is dropped.
 //!
 //! Reads no env vars.
 
@@ -59,6 +60,9 @@ fn same_words(a: &str, b: &str) -> bool {
     };
     norm(a) == norm(b)
 }
+
+/// Items waiting at most (a long hold in a flurry of tips must not grow without bound).
+pub const MAX_WAITING: usize = 32;
 
 /// What [`SayQueue::push`] did with an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +124,18 @@ impl SayQueue {
         let urgent = item.priority == MessagePriority::Urgent;
         self.order += 1;
         self.waiting.push((self.order, item));
+        if self.waiting.len() > MAX_WAITING {
+            if let Some(i) = self
+                .waiting
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, (order, w))| (rank(w.priority), *order))
+                .map(|(i, _)| i)
+            {
+                let (_, dropped) = self.waiting.remove(i);
+                tracing::info!(text = %dropped.text, "too much waiting to be said; dropped");
+            }
+        }
         match &self.playing {
             Some(p) if urgent && p.priority != MessagePriority::Urgent => Pushed::Preempt,
             _ => Pushed::Queued,
@@ -242,6 +258,18 @@ mod tests {
         q.push(item("fuel critical", MessagePriority::Urgent), now);
         q.next(now, false).unwrap();
         assert_eq!(q.push(item("handoff", MessagePriority::Urgent), now), Pushed::Queued);
+        q.finished();
+        // A flood: the queue keeps MAX_WAITING, dropping the least important, oldest first.
+        q.next(now, false);
+        q.finished();
+        q.push(item("pit window open", MessagePriority::High), now);
+        for i in 0..MAX_WAITING {
+            q.push(item(&format!("tip {i}"), MessagePriority::Low), now);
+        }
+        assert_eq!(q.len(), MAX_WAITING);
+        assert_eq!(q.next(now, false).unwrap().text, "pit window open");
+        q.finished();
+        assert_eq!(q.next(now, false).unwrap().text, "tip 1", "tip 0 was dropped");
     }
 
     #[test]
