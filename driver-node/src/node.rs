@@ -1,5 +1,6 @@
 //! Runs the node: the spool, the recorder thread on the chosen source, the uplink to the runtime,
-//! voice ([`crate::voice`]), the local API and the status screen (or a progress bar for replays), inside one actix system.
+//! voice ([`crate::voice`]), the local API and the status screen (or a progress bar for replays),
+//! inside one actix system.
 //! Stops on Ctrl-C, or — for a recording — once every frame is recorded and acknowledged.
 //! Reads no env vars (the home directory comes from [`crate::credentials::home`]).
 

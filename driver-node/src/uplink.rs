@@ -349,12 +349,15 @@ async fn session(
                 // Said while the uplink was down and not worth sending any more: the answer
                 // would be stale.
                 if chrono::Utc::now() - command.heard_at > chrono::Duration::seconds(COMMAND_STALE_SECS) {
-                    tracing::warn!(command = command.command.name(), "voice command too old to send; dropped");
+                    let name = command.command.name();
+                    tracing::warn!(command = name, "voice command too old to send; dropped");
                     continue;
                 }
                 let text = serde_json::to_string(&Envelope::new(Wire::VoiceCommand(command)))
                     .map_err(|e| SessionEnd::Connection(e.to_string()))?;
-                tx.send(awc::ws::Message::Text(text.into())).await.map_err(|e| SessionEnd::Connection(e.to_string()))?;
+                tx.send(awc::ws::Message::Text(text.into()))
+                    .await
+                    .map_err(|e| SessionEnd::Connection(e.to_string()))?;
             }
             frame = next_video(video) => {
                 match frame {

@@ -2,12 +2,16 @@
 //! ALSA's pulse plugin by rodio/cpal as the node would reach speakers, while `parec` records the
 //! sink's monitor in real time. A tip (500 Hz, 1 s) starts, an urgent alert (1200 Hz, 300 ms) cuts
 //! into it, and the recording must show the tip, then the alert at once, the tip never resuming,
-//! with the alert's length kept (real-time pacing end to end).
+//! with the alert's length kept (real-time pacing end to end). Then the microphone path on the
+//! same server: espeak-ng's "box this lap" played (`paplay`) into a second null sink whose monitor
+//! is the default source, captured by the node through cpal (ALSA → pulse), resampled to 16 kHz
+//! and cut by the voice-activity detector into one utterance as long as the speech.
 //!
 //! One test in its own binary (it sets `PULSE_SERVER` for this process). Needs `pulseaudio`,
-//! `parec` (pulseaudio-utils) and `libasound2-plugins` (tools/setup.sh): without them the test
-//! fails, naming the part, unless `PITBOX_SKIP_DEVICE_TESTS=1` and `CI` is not `true` (then it is
-//! skipped with a note). Env: `PITBOX_SKIP_DEVICE_TESTS`, `CI`. Linux only.
+//! `espeak-ng`, `parec`, `pactl`, `paplay` (pulseaudio-utils) and `libasound2-plugins`
+//! (tools/setup.sh): without them the test fails, naming the part, unless
+//! `PITBOX_SKIP_DEVICE_TESTS=1` and `CI` is not `true` (then it is skipped with a note).
+//! Env: `PITBOX_SKIP_DEVICE_TESTS`, `CI`. Linux only.
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -17,7 +21,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use driver_node::voice::capture::{self, MicSpec};
 use driver_node::voice::playback::{self, SpeakerSpec};
+use driver_node::voice::segment::{Segmenter, WebRtc};
 use schema::wire::{MessagePriority, SayAudio, SayKind, VoiceSay};
 
 struct Killed(Child);
@@ -131,7 +137,7 @@ fn classify(rec: &[i16]) -> Vec<u8> {
 }
 
 #[test]
-fn an_urgent_alert_cuts_into_a_tip_on_a_real_sound_server() {
+fn playback_and_the_microphone_on_a_real_sound_server() {
     let dir = tempfile::tempdir().unwrap();
     let _pulse = match start_pulse(dir.path()) {
         Ok(p) => p,
@@ -224,4 +230,44 @@ fn an_urgent_alert_cuts_into_a_tip_on_a_real_sound_server() {
 
     player.stop();
     handle.join().unwrap();
+
+    // --- The microphone: a null sink fed with speech, its monitor as the default source.
+    let pactl = |args: &[&str]| {
+        let out = Command::new("pactl").args(args).output().unwrap();
+        assert!(out.status.success(), "pactl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    pactl(&["load-module", "module-null-sink", "sink_name=mic_feed"]);
+    pactl(&["set-default-source", "mic_feed.monitor"]);
+    let wav = dir.path().join("box.wav");
+    assert!(Command::new("espeak-ng").arg("-w").arg(&wav).arg("box this lap").status().unwrap().success());
+    let spoken = {
+        let r = hound::WavReader::open(&wav).unwrap();
+        r.duration() as f64 / f64::from(r.spec().sample_rate)
+    };
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cap = capture::start(MicSpec::Default, stop.clone()).unwrap();
+    eprintln!("microphone: {}", cap.describe);
+    let mut segmenter = Segmenter::new(WebRtc::new());
+    // A little silence first, so the detector has a floor; then the speech, in real time.
+    let mut frames = 0;
+    let mut play: Option<Killed> = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let utterance = loop {
+        assert!(Instant::now() < deadline, "no utterance from the microphone within 20 s ({frames} frames)");
+        let Ok(f) = cap.frames.recv_timeout(Duration::from_secs(5)) else { panic!("the microphone stopped") };
+        assert_eq!(f.len(), driver_node::voice::capture::FRAME);
+        frames += 1;
+        if frames == 30 {
+            play = Some(Killed(Command::new("paplay").args(["-d", "mic_feed"]).arg(&wav).spawn().unwrap()));
+        }
+        if let Some(u) = segmenter.push(f) {
+            break u;
+        }
+    };
+    drop(play);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let secs = utterance.len() as f64 / 16_000.0;
+    eprintln!("utterance of {secs:.2} s from {spoken:.2} s of speech through the microphone");
+    assert!(secs > spoken * 0.6 && secs < spoken + 0.6, "utterance {secs:.2} s for {spoken:.2} s spoken");
+    cap.handle.join().unwrap();
 }

@@ -145,9 +145,9 @@ pub fn doctor_row() -> schema::wire::ValidationResult {
         status,
         message,
         timestamp: chrono::Utc::now(),
-        details: Some(
-            serde_json::json!({"model": model, "modelPresent": model.is_file(), "transcribeMs": millis, "microphone": mic}),
-        ),
+        details: Some(serde_json::json!({
+            "model": model, "modelPresent": model.is_file(), "transcribeMs": millis, "microphone": mic
+        })),
     }
 }
 
@@ -321,7 +321,8 @@ fn understand(
                     number: r.number,
                     heard_at,
                 };
-                tracing::info!(command = r.intent.name(), %text, confidence = r.confidence, transcribe_ms = ms, "voice command");
+                let (name, confidence) = (r.intent.name(), r.confidence);
+                tracing::info!(command = name, %text, confidence, transcribe_ms = ms, "voice command");
                 if commands.try_send(command).is_err() {
                     tracing::warn!("the uplink is not taking voice commands; one is dropped");
                 }

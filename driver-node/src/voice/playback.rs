@@ -352,7 +352,7 @@ fn run(mut out: Box<dyn Output>, rx: &Receiver<Msg>, mut pedals: PedalSource) {
         awaiting.retain(|seq, (say, since)| {
             let keep = since.elapsed() < CLIP_WAIT;
             if !keep {
-                tracing::warn!(sequence = seq, text = %say.text, "the clip of a voice_say never came; text only");
+                tracing::warn!(sequence = seq, text = %say.text, "a voice_say's clip never came; text only");
             }
             keep
         });
