@@ -11,11 +11,11 @@ set -euo pipefail
 # (OpenH264's assembly, built from source by the openh264 crate), cmake + libclang (whisper-rs builds
 # whisper.cpp), libudev (gilrs: wheel and button-box buttons for push-to-talk);
 # run and tests: espeak-ng (the runtime's local text-to-speech; spoken test commands), sox (cockpit
-# noise mixed into them), PostgreSQL client, Xvfb (a screen), PulseAudio + ALSA's pulse plugin
+# noise mixed into them), PostgreSQL client, Xvfb (a screen), PulseAudio (+ parec, the voice playback test's recorder) + ALSA's pulse plugin
 # (microphone/speakers)
 PKGS="build-essential pkg-config libpq-dev ca-certificates postgresql-client python3
   libxcb1-dev libxcb-shm0-dev libxcb-randr0-dev libasound2-dev nasm cmake libclang-dev libudev-dev
-  espeak-ng sox xvfb pulseaudio libasound2-plugins ${PITBOX_APT_EXTRA:-}"
+  espeak-ng sox xvfb pulseaudio pulseaudio-utils libasound2-plugins ${PITBOX_APT_EXTRA:-}"
 
 missing=""
 for p in $PKGS; do

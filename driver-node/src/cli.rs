@@ -127,6 +127,32 @@ pub struct RunArgs {
     /// Do not listen for voice commands or play coaching.
     #[arg(long)]
     pub no_voice: bool,
+    /// Push-to-talk: `hold` (listen while the button is held), `toggle` (press to start, again
+    /// to stop) or `vad` (always listen; speech is found by voice-activity detection).
+    #[arg(long, value_enum, default_value = "vad")]
+    pub ptt: crate::voice::PttMode,
+    /// The push-to-talk button: `gamepad:ID:BUTTON` (a wheel, button box or gamepad as `devices`
+    /// lists it) or `key:CODE` (X11 keycode on Linux, virtual-key code on Windows).
+    #[arg(long, value_name = "BUTTON", value_parser = crate::voice::PttButton::parse)]
+    pub ptt_button: Option<crate::voice::PttButton>,
+    /// The microphone: a name (or part of one) as `devices` lists it; else the default.
+    #[arg(long, value_name = "NAME", conflicts_with = "mic_file")]
+    pub mic: Option<String>,
+    /// Listen to a WAV file instead of a microphone, in real time.
+    #[arg(long, value_name = "WAV")]
+    pub mic_file: Option<PathBuf>,
+    /// Write what would be played into a WAV file (silence for the gaps) instead of the speakers.
+    #[arg(long, value_name = "WAV")]
+    pub speaker_file: Option<PathBuf>,
+    /// Loudness of spoken answers and tones, 0–100.
+    #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub volume: u8,
+    /// The speech model (whisper ggml); default: `PITBOX_WHISPER_MODEL`, else the one `doctor` names.
+    #[arg(long, value_name = "FILE")]
+    pub stt_model: Option<PathBuf>,
+    /// Threads speech-to-text uses (it shares the PC with the sim).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub stt_threads: u16,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -241,6 +267,30 @@ pub fn video_options(args: &RunArgs) -> anyhow::Result<Option<crate::video::Vide
     }))
 }
 
+/// Voice as asked on the command line (`None` with `--no-voice`).
+pub fn voice_options(args: &RunArgs) -> Option<crate::voice::VoiceOptions> {
+    use crate::voice::{MicSpec, SpeakerSpec};
+    if args.no_voice {
+        return None;
+    }
+    Some(crate::voice::VoiceOptions {
+        mic: match (&args.mic_file, &args.mic) {
+            (Some(f), _) => MicSpec::File(f.clone()),
+            (None, Some(n)) => MicSpec::Named(n.clone()),
+            (None, None) => MicSpec::Default,
+        },
+        ptt: args.ptt,
+        ptt_button: args.ptt_button.clone(),
+        speaker: args.speaker_file.clone().map_or(SpeakerSpec::Default, SpeakerSpec::File),
+        volume: args.volume,
+        stt: crate::voice::stt::SttSettings {
+            model: args.stt_model.clone().unwrap_or_else(crate::voice::model_path),
+            threads: usize::from(args.stt_threads),
+            audio_ctx: None,
+        },
+    })
+}
+
 fn password() -> anyhow::Result<String> {
     if let Ok(p) = std::env::var("PITBOX_PASSWORD") {
         return Ok(p);
@@ -312,7 +362,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
                 exit_when_done: args.samples.is_some(),
                 local_api,
                 spool_max_frames: args.spool_max,
-                voice: !args.no_voice,
+                voice: voice_options(&args),
                 progress_total: None,
                 ca_file,
                 video: video_options(&args)?,
@@ -335,7 +385,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
                 exit_when_done: true,
                 local_api: None,
                 spool_max_frames: 1_800_000,
-                voice: false,
+                voice: None,
                 progress_total: total,
                 ca_file,
                 video: None,
@@ -357,5 +407,49 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::voice::{MicSpec, PttButton, PttMode, SpeakerSpec};
+
+    fn run_args(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        let cli = Cli::try_parse_from([&["pitbox-driver", "run"], args].concat())?;
+        match cli.command {
+            Command::Run(r) => Ok(*r),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn voice_flags() {
+        let a = run_args(&[
+            "--ptt",
+            "hold",
+            "--ptt-button",
+            "gamepad:0:South",
+            "--mic-file",
+            "in.wav",
+            "--speaker-file",
+            "out.wav",
+            "--volume",
+            "50",
+        ])
+        .unwrap();
+        let v = voice_options(&a).unwrap();
+        assert_eq!(v.ptt, PttMode::Hold);
+        assert_eq!(v.ptt_button, Some(PttButton::Gamepad { id: 0, button: "South".into() }));
+        assert_eq!(v.mic, MicSpec::File("in.wav".into()));
+        assert_eq!(v.speaker, SpeakerSpec::File("out.wav".into()));
+        assert_eq!((v.volume, v.stt.threads), (50, 1));
+        let d = voice_options(&run_args(&[]).unwrap()).unwrap();
+        assert_eq!((d.ptt, d.mic, d.speaker), (PttMode::Vad, MicSpec::Default, SpeakerSpec::Default));
+        assert!(voice_options(&run_args(&["--no-voice"]).unwrap()).is_none());
+        assert!(run_args(&["--volume", "101"]).is_err());
+        assert!(run_args(&["--ptt", "sometimes"]).is_err());
+        assert!(run_args(&["--ptt-button", "mouse:1"]).is_err());
+        assert!(run_args(&["--mic", "USB", "--mic-file", "a.wav"]).is_err());
     }
 }

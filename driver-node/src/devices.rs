@@ -3,7 +3,8 @@
 //! DXGI on Windows once scrap is in Windows builds, see `Cargo.toml`),
 //! the microphones and speakers of the default audio host ([`audio`], through `cpal`: WASAPI on
 //! Windows, ALSA on Linux), a [`report`] of both that never fails (printable as a table or as JSON),
-//! and the `capture`/`audio` rows of the doctor ([`doctor_checks`]).
+//! the game controllers and their buttons (gilrs, for push-to-talk), and the `capture`/`audio`
+//! rows of the doctor ([`doctor_checks`]).
 //!
 //! Every probe runs on its own thread with a time limit: a driver that hangs or a backend that
 //! panics becomes a [`DeviceError`], never a stuck or crashed command. On X11 the X server is checked
@@ -124,6 +125,8 @@ pub struct DeviceReport {
     pub audio_host: Option<String>,
     pub microphones: Vec<AudioDevice>,
     pub speakers: Vec<AudioDevice>,
+    /// Wheels, button boxes and gamepads (gilrs), for `--ptt-button gamepad:ID:BUTTON`.
+    pub controllers: Vec<crate::voice::ptt::Controller>,
     pub errors: Vec<ReportError>,
 }
 
@@ -298,7 +301,11 @@ pub fn report() -> DeviceReport {
             (None, vec![], vec![])
         }
     };
-    DeviceReport { screens, audio_host, microphones, speakers, errors }
+    let controllers = crate::voice::ptt::controllers().unwrap_or_else(|e| {
+        errors.push(ReportError { section: "controllers", message: e });
+        vec![]
+    });
+    DeviceReport { screens, audio_host, microphones, speakers, controllers, errors }
 }
 
 impl DeviceReport {
@@ -324,6 +331,20 @@ impl fmt::Display for DeviceReport {
                 let default = if d.is_default { "yes" } else { "" };
                 writeln!(f, "{kind:<11} {i:<3} {default:<7} {:<36} {format}", d.name)?;
             }
+        }
+        for c in &self.controllers {
+            writeln!(
+                f,
+                "{:<11} {:<3} {:<7} {:<36} buttons: {}",
+                "controller",
+                c.id,
+                "",
+                c.name,
+                c.buttons.join(" ")
+            )?;
+        }
+        if self.controllers.is_empty() && !self.errors.iter().any(|e| e.section == "controllers") {
+            writeln!(f, "no game controllers found (push-to-talk: --ptt vad, or --ptt-button key:CODE)")?;
         }
         if self.screens.is_empty() && !self.errors.iter().any(|e| e.section == "screens") {
             writeln!(f, "no screens found")?;

@@ -1,7 +1,7 @@
 //! `pitbox-driver doctor`: the checks a driver runs before a race, printed as a table of
 //! validation results (component, success/warning/error, message, details) or as JSON in the
-//! seed's `ValidationResult` shape. Env: `PITBOX_WHISPER_MODEL` (path of the speech model;
-//! default `<home>/models/ggml-tiny.en.bin`).
+//! seed's `ValidationResult` shape. Env: `PITBOX_WHISPER_MODEL` (path of the speech model, read
+//! by [`crate::voice::model_path`]; default `<home>/models/ggml-tiny.en.bin`).
 
 use std::io::Write;
 use std::path::Path;
@@ -169,19 +169,12 @@ pub async fn checks(home: &Path, tls: &NodeTls) -> Vec<ValidationResult> {
     if let Ok(row) = actix_rt::task::spawn_blocking(video_check).await {
         out.push(row);
     }
-    let model = std::env::var_os("PITBOX_WHISPER_MODEL")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| home.join("models").join("ggml-tiny.en.bin"));
-    out.push(if model.is_file() {
-        result("whisper model", Success, format!("{}", model.display()), None)
-    } else {
-        result(
-            "whisper model",
-            Warning,
-            format!("{} not found (needed for voice commands)", model.display()),
-            None,
-        )
-    });
+    // Loading a speech model and transcribing takes a moment: off the async thread.
+    out.push(
+        actix_rt::task::spawn_blocking(crate::voice::doctor_row)
+            .await
+            .unwrap_or_else(|e| result("voice", Error, format!("the voice check failed: {e}"), None)),
+    );
     let _ = std::fs::create_dir_all(home);
     out.push(match fs4::available_space(home) {
         Ok(bytes) => {

@@ -1,5 +1,6 @@
 //! Runs the node: the spool, the recorder thread on the chosen source, the uplink to the runtime,
-//! the local API and the status screen (or a progress bar for replays), inside one actix system.
+//! voice ([`crate::voice`]), the local API and the status screen (or a progress bar for replays),
+//! inside one actix system.
 //! Stops on Ctrl-C, or — for a recording — once every frame is recorded and acknowledged.
 //! Reads no env vars (the home directory comes from [`crate::credentials::home`]).
 
@@ -30,7 +31,8 @@ pub struct NodeOptions {
     pub exit_when_done: bool,
     pub local_api: Option<SocketAddr>,
     pub spool_max_frames: u64,
-    pub voice: bool,
+    /// Voice commands and spoken answers (`None`: `--no-voice`, and replays).
+    pub voice: Option<crate::voice::VoiceOptions>,
     /// Show a progress bar of this many frames instead of the status screen.
     pub progress_total: Option<u64>,
     /// An extra CA file to trust (`--ca-file`); else the one saved at login, if any.
@@ -64,7 +66,7 @@ pub fn run(source: Box<dyn TelemetrySource>, options: NodeOptions) -> anyhow::Re
             let config = LocalConfig {
                 relay_agent: RelayAgent { url: creds.ws_url(), port: port_of(&creds.server) },
                 cloud: Cloud { endpoint: creds.server.clone(), enabled: true },
-                voice: Voice { enabled: options.voice, sensitivity: 0.5, voice_id: "default".into() },
+                voice: Voice { enabled: options.voice.is_some(), sensitivity: 0.5, voice_id: "default".into() },
             };
             tracing::info!(addr = %listener.local_addr()?, "local API listening");
             actix_rt::spawn(local_api::start(listener, config, status.clone())?);
@@ -82,6 +84,18 @@ pub fn run(source: Box<dyn TelemetrySource>, options: NodeOptions) -> anyhow::Re
             }
             None => (None, None),
         };
+        // Voice is an extra too: without speakers, a microphone or a model, the rest runs.
+        let (voice_link, voice_threads) = match options.voice.clone().map(|v| {
+            let stt = crate::voice::whisper(v.stt.clone());
+            crate::voice::start(v, crate::voice::pedals_from(status.clone()), stt)
+        }) {
+            Some(Ok((link, threads))) => (Some(link), Some(threads)),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "running without voice");
+                (None, None)
+            }
+            None => (None, None),
+        };
         let uplink = actix_rt::spawn(uplink::run(
             UplinkOptions {
                 track: info.track.clone(),
@@ -92,6 +106,7 @@ pub fn run(source: Box<dyn TelemetrySource>, options: NodeOptions) -> anyhow::Re
             status.clone(),
             stop_rx.clone(),
             video_link,
+            voice_link,
         ));
         let screen = match options.progress_total {
             Some(total) => actix_rt::spawn(progress(status.clone(), total, stop_rx.clone())),
@@ -156,6 +171,9 @@ pub fn run(source: Box<dyn TelemetrySource>, options: NodeOptions) -> anyhow::Re
                 Err(_) => tracing::warn!("the video thread panicked"),
                 Ok(Ok(())) => {}
             }
+        }
+        if let Some(v) = voice_threads {
+            v.stop();
         }
         let _ = screen.await;
         let left = spool.depth().unwrap_or(0);

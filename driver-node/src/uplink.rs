@@ -8,7 +8,9 @@
 //! again, while recording goes on into the spool). Server pushes
 //! (coaching, team messages, handoffs) are logged and counted. Onboard video frames (see
 //! [`crate::video`]) go as binary frames after anything telemetry has ready; `video_control` from
-//! the runtime pauses and resumes the video thread. Reads no env vars.
+//! the runtime pauses and resumes the video thread. Voice (see [`crate::voice`]): recognised
+//! commands go up as `voice_command`; `voice_say` and the PCM16 media frame after it (stream
+//! [`VOICE_STREAM`]) go to the node's player, and the text to the status. Reads no env vars.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,7 +18,11 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
-use schema::wire::{Authenticate, ClientType, Envelope, ErrorCode, Message as Wire, TelemetryBatch};
+use schema::wire::media::{Codec, MediaHeader};
+use schema::wire::{
+    Authenticate, ClientType, Envelope, ErrorCode, Message as Wire, TelemetryBatch, VoiceCommand,
+    VOICE_STREAM,
+};
 use tokio::sync::watch;
 
 use crate::credentials::{self, CredentialError, Credentials};
@@ -24,6 +30,7 @@ use crate::spool::Spool;
 use crate::status::Status;
 use crate::tls::NodeTls;
 use crate::video::VideoLink;
+use crate::voice::VoiceLink;
 
 /// Frames in one `telemetry_batch` at most.
 const BATCH: usize = 60;
@@ -102,6 +109,7 @@ pub async fn run(
     status: Arc<Status>,
     mut stop: watch::Receiver<bool>,
     mut video: Option<VideoLink>,
+    mut voice: Option<VoiceLink>,
 ) {
     let client = client(&options.tls);
     let mut failures = 0u32;
@@ -110,7 +118,8 @@ pub async fn run(
         if *stop.borrow() {
             return;
         }
-        let ended = session(&client, &options, &spool, &status, &mut stop, &mut auth, &mut video).await;
+        let ended =
+            session(&client, &options, &spool, &status, &mut stop, &mut auth, &mut video, &mut voice).await;
         if let Some(v) = video.as_mut() {
             // Nobody can watch while the uplink is down; what was encoded is stale.
             v.control.set_paused(true);
@@ -177,6 +186,7 @@ struct AuthState {
     refreshed_after_refusal: bool,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn session(
     client: &awc::Client,
     options: &UplinkOptions,
@@ -185,6 +195,7 @@ async fn session(
     stop: &mut watch::Receiver<bool>,
     auth_state: &mut AuthState,
     video: &mut Option<VideoLink>,
+    voice: &mut Option<VoiceLink>,
 ) -> Result<(), SessionEnd> {
     let creds = fresh_credentials(client, options).await?;
     let driver_id = creds.driver_id.clone().ok_or(CredentialError::NotADriver)?;
@@ -288,6 +299,10 @@ async fn session(
                         tx.send(awc::ws::Message::Pong(p)).await.map_err(|e| SessionEnd::Connection(e.to_string()))?;
                         continue;
                     }
+                    Incoming::Binary(b) => {
+                        media_in(&b, voice.as_ref());
+                        continue;
+                    }
                 };
                 match env.message {
                     Wire::Ack(a) if a.stream_id.as_deref() == Some(stream_id.as_str()) && a.seq > window.acked => {
@@ -321,8 +336,28 @@ async fn session(
                     }
                     Wire::TeamMessage(m) => status.push(format!("{}: {}", m.sender_name, m.content)),
                     Wire::HandoffRequest(h) => status.push(format!("handoff {}: {}", h.status, h.reason)),
+                    Wire::VoiceSay(s) => {
+                        status.push(format!("voice: {}", s.text));
+                        if let Some(v) = voice.as_ref() {
+                            v.player.say(s);
+                        }
+                    }
                     _ => {}
                 }
+            }
+            command = next_voice_command(voice) => {
+                // Said while the uplink was down and not worth sending any more: the answer
+                // would be stale.
+                if chrono::Utc::now() - command.heard_at > chrono::Duration::seconds(COMMAND_STALE_SECS) {
+                    let name = command.command.name();
+                    tracing::warn!(command = name, "voice command too old to send; dropped");
+                    continue;
+                }
+                let text = serde_json::to_string(&Envelope::new(Wire::VoiceCommand(command)))
+                    .map_err(|e| SessionEnd::Connection(e.to_string()))?;
+                tx.send(awc::ws::Message::Text(text.into()))
+                    .await
+                    .map_err(|e| SessionEnd::Connection(e.to_string()))?;
             }
             frame = next_video(video) => {
                 match frame {
@@ -336,6 +371,32 @@ async fn session(
                 }
             }
         }
+    }
+}
+
+/// Voice commands older than this (held while the uplink was down) are not sent.
+const COMMAND_STALE_SECS: i64 = 10;
+
+/// The next recognised voice command; never, without voice (or once its thread ended).
+async fn next_voice_command(voice: &mut Option<VoiceLink>) -> VoiceCommand {
+    if let Some(c) = voice.as_mut() {
+        if let Some(c) = c.commands.recv().await {
+            return c;
+        }
+    }
+    std::future::pending().await
+}
+
+/// A binary frame from the runtime: a spoken clip for the player, or something this node does not
+/// take (logged, never fatal).
+fn media_in(frame: &[u8], voice: Option<&VoiceLink>) {
+    match MediaHeader::decode(frame) {
+        Ok((h, start)) if h.codec == Codec::Pcm16 && h.stream == VOICE_STREAM => match voice {
+            Some(v) => v.player.audio(h.sequence, &frame[start..]),
+            None => tracing::debug!("a voice clip, but voice is off"),
+        },
+        Ok((h, _)) => tracing::debug!(codec = ?h.codec, stream = h.stream, "ignoring a media frame"),
+        Err(e) => tracing::warn!(error = %e, "ignoring a bad media frame from the runtime"),
     }
 }
 
@@ -392,6 +453,8 @@ enum Incoming {
     Message(Box<Envelope>),
     /// The runtime's heartbeat: answer with a pong or be dropped.
     Ping(bytes::Bytes),
+    /// A media frame (a spoken clip).
+    Binary(bytes::Bytes),
 }
 
 /// The next protocol message or ping; a close ends the session.
@@ -399,6 +462,7 @@ async fn next_incoming(rx: &mut WsStream) -> Result<Incoming, SessionEnd> {
     loop {
         match rx.next().await {
             Some(Ok(awc::ws::Frame::Ping(p))) => return Ok(Incoming::Ping(p)),
+            Some(Ok(awc::ws::Frame::Binary(b))) => return Ok(Incoming::Binary(b)),
             Some(Ok(awc::ws::Frame::Text(t))) => match serde_json::from_slice::<Envelope>(&t) {
                 Ok(env) => return Ok(Incoming::Message(Box::new(env))),
                 Err(e) => tracing::debug!(error = %e, "ignoring a message this node does not know"),
