@@ -189,11 +189,12 @@ impl SpeechQueue {
     }
 
     /// The next item to say at `now`: the most important that has not expired. While a clip is
-    /// playing (`busy`), only an urgent item is taken: it pre-empts what plays.
+    /// playing (`busy`), tips wait for it to end; an answer the driver asked for and an urgent
+    /// alert do not (the node pre-empts what plays with an urgent one).
     pub fn pop(&mut self, now: Instant, busy: bool) -> Option<QueuedSay> {
         self.expire(now);
         let best = self.items.iter().map(|q| rank(q.priority)).max()?;
-        if busy && best < rank(MessagePriority::Urgent) {
+        if busy && best < rank(MessagePriority::High) {
             return None;
         }
         let k = self.items.iter().position(|q| rank(q.priority) == best)?;
@@ -840,10 +841,10 @@ mod tests {
         q.push(item("tip", SayKind::Coaching, MessagePriority::Normal, 10_000, now));
         q.push(item("answer", SayKind::Answer, MessagePriority::High, 10_000, now));
         q.push(item("fuel critical", SayKind::Alert, MessagePriority::Urgent, 10_000, now));
-        // A clip is playing: only the urgent item is taken.
+        // A clip is playing: the urgent item first, then the answer; the tip waits.
         assert_eq!(q.pop(now, true).map(|i| i.text), Some("fuel critical".into()));
-        assert_eq!(q.pop(now, true), None, "the rest waits for the clip to end");
-        assert_eq!(q.pop(now, false).map(|i| i.text), Some("answer".into()));
+        assert_eq!(q.pop(now, true).map(|i| i.text), Some("answer".into()));
+        assert_eq!(q.pop(now, true), None, "the tip waits for the clip to end");
         assert_eq!(q.pop(now, false).map(|i| i.text), Some("tip".into()));
         assert!(q.is_empty());
     }

@@ -495,16 +495,18 @@ impl Config {
             return Err(ConfigError::ElevenLabsBaseUrl(elevenlabs_base_url));
         }
         let voice = VoiceConfig {
-            elevenlabs: settings.elevenlabs_api_key.map(|k| k.0.trim().to_owned()).filter(|k| !k.is_empty()).map(
-                |api_key| crate::voice::ElevenLabsConfig {
+            elevenlabs: settings
+                .elevenlabs_api_key
+                .map(|k| k.0.trim().to_owned())
+                .filter(|k| !k.is_empty())
+                .map(|api_key| crate::voice::ElevenLabsConfig {
                     base_url: elevenlabs_base_url.trim_end_matches('/').to_owned(),
                     api_key,
                     voice_id: trimmed(settings.elevenlabs_voice_id)
                         .unwrap_or_else(|| crate::voice::ELEVENLABS_VOICE.to_owned()),
                     model: trimmed(settings.elevenlabs_model)
                         .unwrap_or_else(|| crate::voice::ELEVENLABS_MODEL.to_owned()),
-                },
-            ),
+                }),
             espeak_voice: trimmed(settings.espeak_voice).unwrap_or_else(|| "en-gb".to_owned()),
             espeak_speed: settings.espeak_speed.unwrap_or(175).clamp(80, 450),
         };

@@ -292,8 +292,12 @@ pub fn wav_to_pcm16(wav: &[u8]) -> Result<(Vec<u8>, u32), String> {
 
 /// 16-bit mono PCM as a WAV file.
 pub fn pcm16_to_wav(pcm: &[u8], rate: u32) -> Result<Vec<u8>, String> {
-    let spec =
-        hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut out = Cursor::new(Vec::with_capacity(pcm.len() + 44));
     {
         let mut w = hound::WavWriter::new(&mut out, spec).map_err(|e| e.to_string())?;
@@ -537,7 +541,8 @@ mod tests {
     fn error_bodies_are_read() {
         let b = br#"{"detail":{"status":"invalid_api_key","message":"Invalid API key"}}"#;
         assert_eq!(error_text(b), "invalid_api_key: Invalid API key");
-        let b = br#"{"detail":[{"loc":["body","text"],"msg":"field required","type":"value_error.missing"}]}"#;
+        let b =
+            br#"{"detail":[{"loc":["body","text"],"msg":"field required","type":"value_error.missing"}]}"#;
         assert_eq!(error_text(b), "body.text: field required");
         assert_eq!(error_text(b"gateway"), "gateway");
     }

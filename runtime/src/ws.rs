@@ -57,8 +57,8 @@ use schema::wire::media::{MediaHeader, NODE_VIDEO_STREAM};
 use schema::wire::{
     decode_client, Ack, Authenticate, AuthenticationResult, ClientType, ConnectionEstablished, Envelope,
     ErrorBody, ErrorCode, HandoffStatus, Inbound, Message as Wire, NewHandoff, NewTeamMessage, Posted,
-    Subscribe, Subscribed, TelemetryFrame, VideoControl, VideoWatching, VoiceCommand, VoiceIntent, WatchVideo,
-    PROTOCOL_VERSION,
+    Subscribe, Subscribed, TelemetryFrame, VideoControl, VideoWatching, VoiceCommand, VoiceIntent,
+    WatchVideo, PROTOCOL_VERSION,
 };
 use serde::Serialize;
 use serde_json::value::RawValue;

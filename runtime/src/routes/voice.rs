@@ -63,13 +63,19 @@ pub async fn synthesize(
     params(("file" = String, Path, description = "`{id}.wav` from `audioUrl`")),
     responses((status = 200, content_type = "audio/wav", body = Vec<u8>), (status = 401, body = ErrorBody),
               (status = 404, body = ErrorBody)))]
-pub async fn clip(user: AuthUser, clips: web::Data<ClipStore>, path: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn clip(
+    user: AuthUser,
+    clips: web::Data<ClipStore>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let file = path.into_inner();
     let not_found = || ApiError::not_found("clip", &file);
     let id = file.strip_suffix(".wav").ok_or_else(not_found)?;
     let (teams, wav) = clips.get(id).ok_or_else(not_found)?;
     // A user with no team sees only what was made for no team (and admins see everything).
-    let allowed = user.is_admin() || teams.iter().any(|t| user.can_read_team(t)) || (teams.is_empty() && user.teams.is_empty());
+    let allowed = user.is_admin()
+        || teams.iter().any(|t| user.can_read_team(t))
+        || (teams.is_empty() && user.teams.is_empty());
     if !allowed {
         return Err(not_found());
     }
