@@ -487,8 +487,11 @@ impl Speech for Tts {
 /// them. Bounded: the oldest go first.
 #[derive(Default)]
 pub struct ClipStore {
-    inner: Mutex<(HashMap<String, (Vec<String>, Bytes)>, VecDeque<String>)>,
+    inner: Mutex<StoredClips>,
 }
+
+/// Clips by id (with the teams that may read them), and their ids oldest first.
+type StoredClips = (HashMap<String, (Vec<String>, Bytes)>, VecDeque<String>);
 
 /// Clips kept for the REST route.
 pub const CLIP_STORE_LEN: usize = 256;
