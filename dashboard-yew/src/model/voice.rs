@@ -73,6 +73,11 @@ mod tests {
     use super::*;
     use schema::wire::VoiceIntent;
 
+    /// A fixed "now" (the dashboard has no clock of its own outside the browser).
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
     fn x(driver: &str, id: &str, answer: &str) -> VoiceExchange {
         VoiceExchange {
             driver_id: driver.into(),
@@ -81,7 +86,7 @@ mod tests {
             transcript: "how much fuel".into(),
             confidence: 0.9,
             answer: answer.into(),
-            at: Utc::now(),
+            at: now(),
         }
     }
 
@@ -93,7 +98,7 @@ mod tests {
             sender_id: "u".into(),
             sender_name: "Driver".into(),
             priority: p,
-            sent_at: Utc::now() - chrono::Duration::seconds(secs_ago),
+            sent_at: now() - chrono::Duration::seconds(secs_ago),
             read: false,
             attachment: None,
         }
@@ -125,9 +130,8 @@ mod tests {
             msg("b1", "Box this lap — B called it on the radio", MessagePriority::Urgent, 10),
             msg("b2", "Box this lap — C called it on the radio", MessagePriority::Urgent, 2),
         ];
-        let ids = |log: &VoiceLog| {
-            log.box_calls(&messages, Utc::now()).iter().map(|m| m.id.clone()).collect::<Vec<_>>()
-        };
+        let ids =
+            |log: &VoiceLog| log.box_calls(&messages, now()).iter().map(|m| m.id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&log), ["b2", "b1"]);
         log.dismiss("b2");
         assert_eq!(ids(&log), ["b1"]);
