@@ -240,10 +240,7 @@ mod tests {
         let mut v = TreeView::default();
         v.update(&relay(1, 1, 100, 1_000_000));
         let g = &v.rows[0].gauges;
-        assert_eq!(
-            g.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(),
-            ["bytes", "drops", "frames", "viewers"]
-        );
+        assert_eq!(g.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), ["bytes", "drops", "frames", "viewers"]);
         assert!(g.iter().all(|g| g.rate.is_none()), "no rate from one snapshot");
         v.update(&relay(2, 3, 160, 1_500_000));
         let by = |n: &str| by_row(&v, n);

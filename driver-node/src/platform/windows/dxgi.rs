@@ -109,10 +109,9 @@ impl DxgiCapture {
             return Err(CaptureError::Unavailable(format!("DXGI: {spec}: empty area")));
         }
         let inside = |r: &RECT| x >= r.left && y >= r.top && x + width <= r.right && y + height <= r.bottom;
-        let (adapter, output, rect) =
-            outputs()?.into_iter().find(|(_, _, r)| inside(r)).ok_or_else(|| {
-                CaptureError::Unavailable(format!("DXGI: {spec}: not inside one unrotated output"))
-            })?;
+        let (adapter, output, rect) = outputs()?.into_iter().find(|(_, _, r)| inside(r)).ok_or_else(|| {
+            CaptureError::Unavailable(format!("DXGI: {spec}: not inside one unrotated output"))
+        })?;
         let area = D3D11_BOX {
             left: (x - rect.left) as u32,
             top: (y - rect.top) as u32,
@@ -178,8 +177,7 @@ impl DxgiCapture {
     fn duplicate(&mut self) -> Result<IDXGIOutputDuplication, CaptureError> {
         self.duplications += 1;
         // SAFETY: a COM call on live interfaces owned by self.
-        unsafe { self.output.DuplicateOutput(&self.device) }
-            .map_err(|e| unavailable("no desktop duplication", e))
+        unsafe { self.output.DuplicateOutput(&self.device) }.map_err(|e| unavailable("no desktop duplication", e))
     }
 
     fn width(&self) -> usize {
