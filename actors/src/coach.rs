@@ -27,7 +27,7 @@ use pitbox_coach::{output, Coach as Engine, CoachConfig, CornerMap, Strategy};
 use schema::db::models::{CoachingFeedback, TrackMapRow};
 use schema::wire::{
     AiCoaching, CarStrategy, CoachingItem, Envelope, LapKind, LapSummary, Message as Wire, MessagePriority,
-    TelemetryAnalysis, TelemetryFrame,
+    SayKind, TelemetryAnalysis, TelemetryFrame,
 };
 
 use crate::coach_store::{self, StoredAnalysis};
@@ -36,6 +36,7 @@ use crate::store_writer::decompress_frames;
 use crate::supervision::{fail, guarded, ChildFailed, Control};
 use crate::system::Env;
 use crate::team_hub::HubRef;
+use crate::voice_channel::{Speak, VoiceRef};
 
 /// Laps of the session replayed into the engine after a restart (the engine keeps 30).
 const REBUILD_LAPS: i64 = 30;
@@ -278,6 +279,8 @@ pub struct CoachArgs {
     pub team_id: String,
     pub driver_id: String,
     pub hub: HubRef,
+    /// The driver's voice channel: the tip is spoken too.
+    pub voice: VoiceRef,
 }
 
 pub struct Coach {
@@ -288,6 +291,7 @@ pub struct Coach {
     team_id: String,
     driver_id: String,
     hub: HubRef,
+    voice: VoiceRef,
     state: CoachState,
     engine: Engine,
     session: Option<SessionCtx>,
@@ -309,6 +313,7 @@ impl Coach {
             team_id: a.team_id,
             driver_id: a.driver_id,
             hub: a.hub,
+            voice: a.voice,
             state: CoachState::default(),
             engine: Engine::new(CoachConfig::default()),
             session: None,
@@ -382,10 +387,11 @@ impl Coach {
         msg.strategy = Some(Box::new(strategy));
         let tip = self.gate.choose(report.lap, &msg.items).and_then(|k| msg.items.get(k).cloned());
         msg.tip = tip.as_ref().map(|i| i.text.clone());
+        let tip_urgent = tip.as_ref().is_some_and(urgent_fuel);
         let tip_topic = tip.map(|i| i.topic);
         let session_id = self.session.as_ref().map_or_else(|| summary.session_id.clone(), |s| s.id.clone());
         match self.env.phrasing.clone() {
-            None => self.publish(msg, tip_topic),
+            None => self.publish(msg, tip_topic, tip_urgent),
             Some(p) => {
                 // The numbers stay the engine's: the phraser checks them, and falls back to the
                 // engine's text when they changed.
@@ -401,14 +407,14 @@ impl Coach {
                 ctx.spawn(fut.into_actor(self).map(move |(feedback, tip), act, _| {
                     msg.feedback = feedback;
                     msg.tip = tip;
-                    act.publish(msg, tip_topic);
+                    act.publish(msg, tip_topic, tip_urgent);
                 }));
             }
         }
     }
 
     /// Pushes the coaching to the team and the tip to the driver's node, and stores it.
-    fn publish(&mut self, msg: AiCoaching, tip_topic: Option<String>) {
+    fn publish(&mut self, msg: AiCoaching, tip_topic: Option<String>, tip_urgent: bool) {
         self.state.published += 1;
         let from = Some(self.path.clone());
         if let Some(tip) = &msg.tip {
@@ -425,6 +431,13 @@ impl Coach {
                 ..Envelope::new(Wire::AiCoaching(short))
             };
             self.hub.to_node(&self.driver_id, env);
+            // Urgent fuel is an alert: it is spoken even when the driver asked for quiet.
+            let (kind, priority) = if tip_urgent {
+                (SayKind::Alert, MessagePriority::Urgent)
+            } else {
+                (SayKind::Coaching, MessagePriority::Normal)
+            };
+            self.voice.speak(Speak { kind, text: tip.clone(), priority });
         }
         self.hub.broadcast(Envelope { from, ..Envelope::new(Wire::AiCoaching(msg.clone())) });
         let stored = StoredAnalysis {

@@ -24,7 +24,7 @@ use crate::supervision::{fail, guarded, ChildFailed, Control, Fatal, RestartTrac
 use crate::system::Env;
 use crate::team_hub::HubRef;
 use crate::video_relay::{VideoRelay, VideoSlot};
-use crate::voice_channel::VoiceChannel;
+use crate::voice_channel::{VoiceChannel, VoiceChannelArgs, VoiceIn, VoiceRef, VoiceSlot};
 
 /// The latest batch of a driver's samples, as subscribers see it (newest last). A team view sends
 /// the newest; a focused view sends every sample it has not sent yet. Either way a subscriber that
@@ -59,11 +59,20 @@ pub struct DriverSlot {
     pub checkpoint: Mutex<Checkpoint>,
     /// The video relay's viewers and counters (they outlive restarts of the relay and the session).
     pub video: VideoSlot,
+    /// The voice channel's queue, counters and settings, and its current address (for the coach).
+    pub voice: VoiceSlot,
+    pub voice_ref: VoiceRef,
 }
 
 impl Default for DriverSlot {
     fn default() -> Self {
-        Self { latest: watch::channel(None).0, checkpoint: Mutex::default(), video: VideoSlot::default() }
+        Self {
+            latest: watch::channel(None).0,
+            checkpoint: Mutex::default(),
+            video: VideoSlot::default(),
+            voice: VoiceSlot::default(),
+            voice_ref: VoiceRef::default(),
+        }
     }
 }
 
@@ -226,13 +235,27 @@ impl DriverSession {
             team_id: self.team_id.clone(),
             driver_id: self.driver_id.clone(),
             hub: self.hub.clone(),
+            voice: self.slot.voice_ref.clone(),
         };
         self.coach.addr = Some(Coach::new(args).start());
     }
     fn start_voice(&mut self, ctx: &mut Context<Self>) {
-        let (env, path, parent) =
-            (self.env.clone(), format!("{}/voice", self.path), ctx.address().recipient());
-        self.voice.addr = Some(VoiceChannel::new(env, path, parent).start());
+        let slot = self.slot.clone();
+        let args = VoiceChannelArgs {
+            env: self.env.clone(),
+            path: format!("{}/voice", self.path),
+            parent: ctx.address().recipient(),
+            team_id: self.team_id.clone(),
+            driver_id: self.driver_id.clone(),
+            hub: self.hub.clone(),
+            latest: self.slot.latest.subscribe(),
+            laps: Arc::new(move || {
+                slot.checkpoint.lock().map(|c| (c.last_lap, c.best_lap)).unwrap_or_default()
+            }),
+            shared: self.slot.voice.clone(),
+            me: self.slot.voice_ref.clone(),
+        };
+        self.voice.addr = Some(VoiceChannel::new(args).start());
     }
     fn start_video(&mut self, ctx: &mut Context<Self>) {
         let (env, path, parent) =
@@ -484,6 +507,21 @@ impl Handler<GetVideo> for DriverSession {
         self.stats.received();
         self.stats.handled();
         self.video.addr.clone().filter(|a| a.connected())
+    }
+}
+
+/// A `voice_command` from the node: handed to the voice channel (an error while it restarts).
+impl Handler<VoiceIn> for DriverSession {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, msg: VoiceIn, _: &mut Context<Self>) -> Self::Result {
+        self.stats.received();
+        self.stats.handled();
+        self.last_activity = Instant::now();
+        match self.voice.addr.as_ref().filter(|a| a.connected()) {
+            Some(v) => v.try_send(msg).map_err(|e| format!("voice channel busy: {e}")),
+            None => Err(format!("voice channel of {} is restarting; say it again", self.driver_id)),
+        }
     }
 }
 

@@ -20,6 +20,7 @@ use crate::supervision::{Control, RestartPolicy};
 use crate::team_hub::{Broadcast, TeamHub};
 use crate::team_supervisor::{GetDriver, GetHub, TeamSupervisor};
 use crate::video_relay::VideoRelay;
+use crate::voice_channel::{Speech, VoiceIn};
 
 #[derive(Clone)]
 pub struct SystemOptions {
@@ -31,6 +32,8 @@ pub struct SystemOptions {
     pub session_threads: usize,
     /// Rewrites the coach's text (an LLM); `None`: the engine's own text.
     pub phrasing: Option<Arc<dyn Phrasing>>,
+    /// Text to speech for the voice channels; `None`: the nodes get the text alone.
+    pub speech: Option<Arc<dyn Speech>>,
 }
 
 impl std::fmt::Debug for SystemOptions {
@@ -41,6 +44,7 @@ impl std::fmt::Debug for SystemOptions {
             .field("idle_timeout", &self.idle_timeout)
             .field("session_threads", &self.session_threads)
             .field("phrasing", &self.phrasing.is_some())
+            .field("speech", &self.speech.is_some())
             .finish()
     }
 }
@@ -53,6 +57,7 @@ impl Default for SystemOptions {
             idle_timeout: Duration::from_secs(300),
             session_threads: 2,
             phrasing: None,
+            speech: None,
         }
     }
 }
@@ -68,6 +73,7 @@ pub struct Env {
     /// For the coaches' own reads and writes (coaching, track maps), off the store writer's queue.
     pub pool: DbPool,
     pub phrasing: Option<Arc<dyn Phrasing>>,
+    pub speech: Option<Arc<dyn Speech>>,
     /// What every coach last worked out (strategy per car), for cheap reads by the API.
     pub board: CoachBoard,
     arbiters: Arc<Vec<ArbiterHandle>>,
@@ -122,6 +128,7 @@ impl ActorSystem {
             idle_timeout: options.idle_timeout,
             pool,
             phrasing: options.phrasing,
+            speech: options.speech,
             board: CoachBoard::default(),
             arbiters: Arc::new(arbiters),
             next: Arc::default(),
@@ -150,6 +157,17 @@ impl ActorSystem {
             .send(GetVideo)
             .await?
             .ok_or_else(|| SystemError::Unavailable(format!("video relay of {driver_id} is restarting")))
+    }
+
+    /// Hands a driver's `voice_command` to its voice channel (starting its session if needed).
+    pub async fn voice_command(
+        &self,
+        team_id: &str,
+        driver_id: &str,
+        cmd: VoiceIn,
+    ) -> Result<(), SystemError> {
+        let session = self.driver(team_id, driver_id).await?;
+        session.send(cmd).await?.map_err(SystemError::Unavailable)
     }
 
     pub async fn hub(&self, team_id: &str) -> Result<Addr<TeamHub>, SystemError> {

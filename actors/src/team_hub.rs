@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
+use bytes::Bytes;
 use schema::wire::Envelope;
 use tokio::sync::watch;
 
@@ -26,6 +27,9 @@ pub enum Push {
     Event(Arc<Envelope>),
     /// A driver of the team appeared; read its samples from this channel.
     DriverJoined(String, watch::Receiver<Latest>),
+    /// For a driver's node: a message and the binary media frame that belongs to it (a
+    /// `voice_say` and its clip), sent in this order.
+    WithMedia(Arc<Envelope>, Bytes),
 }
 
 #[derive(Message)]
@@ -50,6 +54,8 @@ pub struct SubscribeNode {
 pub struct ToNode {
     pub driver_id: String,
     pub envelope: Arc<Envelope>,
+    /// A binary media frame sent right after the envelope.
+    pub media: Option<Bytes>,
 }
 
 #[derive(Debug, Clone, Copy, Message)]
@@ -107,7 +113,14 @@ impl HubRef {
     /// Sends to the node sockets of `driver_id` only.
     pub fn to_node(&self, driver_id: &str, env: Envelope) {
         if let Some(h) = self.get() {
-            h.do_send(ToNode { driver_id: driver_id.to_owned(), envelope: Arc::new(env) });
+            h.do_send(ToNode { driver_id: driver_id.to_owned(), envelope: Arc::new(env), media: None });
+        }
+    }
+
+    /// Sends to the node sockets of `driver_id` only, with a media frame after the envelope.
+    pub fn to_node_with(&self, driver_id: &str, env: Envelope, media: Option<Bytes>) {
+        if let Some(h) = self.get() {
+            h.do_send(ToNode { driver_id: driver_id.to_owned(), envelope: Arc::new(env), media });
         }
     }
 }
@@ -219,7 +232,11 @@ impl Handler<ToNode> for TeamHub {
                     if *driver != msg.driver_id {
                         continue;
                     }
-                    match r.try_send(Push::Event(msg.envelope.clone())) {
+                    let push = match &msg.media {
+                        Some(m) => Push::WithMedia(msg.envelope.clone(), m.clone()),
+                        None => Push::Event(msg.envelope.clone()),
+                    };
+                    match r.try_send(push) {
                         Ok(()) => {}
                         Err(SendError::Full(_)) => s.dropped += 1,
                         Err(SendError::Closed(_)) => gone.push(*id),

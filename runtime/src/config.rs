@@ -24,6 +24,7 @@ use serde::Deserialize;
 use crate::llm::LlmConfig;
 use crate::proxy::TrustedProxies;
 use crate::tls::TlsFiles;
+pub use crate::voice::VoiceConfig;
 
 /// Where `tools/build-dashboard.sh` puts the built dashboard, relative to the repository root.
 pub const DEFAULT_DASHBOARD_DIR: &str = "dashboard-yew/dist";
@@ -176,6 +177,24 @@ pub struct Settings {
     /// whose X-Forwarded-For names the client for rate limits and logs [default: none].
     #[arg(long, env = "PITBOX_TRUSTED_PROXIES", global = true)]
     pub trusted_proxies: Option<String>,
+    /// ElevenLabs API key: spoken answers use ElevenLabs when it is set [default: espeak-ng only].
+    #[arg(long, env = "PITBOX_ELEVENLABS_API_KEY", global = true, hide_env_values = true)]
+    pub elevenlabs_api_key: Option<Secret>,
+    /// ElevenLabs voice [default: JBFqnCBsd6RMkjVDRZzb].
+    #[arg(long, env = "PITBOX_ELEVENLABS_VOICE_ID", global = true)]
+    pub elevenlabs_voice_id: Option<String>,
+    /// ElevenLabs model [default: eleven_flash_v2_5].
+    #[arg(long, env = "PITBOX_ELEVENLABS_MODEL", global = true)]
+    pub elevenlabs_model: Option<String>,
+    /// ElevenLabs API address, without `/v1` [default: https://api.elevenlabs.io].
+    #[arg(long, env = "PITBOX_ELEVENLABS_BASE_URL", global = true)]
+    pub elevenlabs_base_url: Option<String>,
+    /// espeak-ng voice [default: en-gb].
+    #[arg(long, env = "PITBOX_ESPEAK_VOICE", global = true)]
+    pub espeak_voice: Option<String>,
+    /// espeak-ng speed in words per minute [default: 175].
+    #[arg(long, env = "PITBOX_ESPEAK_SPEED", global = true)]
+    pub espeak_speed: Option<u32>,
 }
 
 /// A secret setting: `Debug` shows `***`, so that `Settings` (and the command line it is part of)
@@ -213,6 +232,8 @@ pub enum ConfigError {
     MetricsToken,
     #[error("PITBOX_LLM_BASE_URL must start with http:// or https://, got {0:?}")]
     LlmBaseUrl(String),
+    #[error("PITBOX_ELEVENLABS_BASE_URL must start with http:// or https://, got {0:?}")]
+    ElevenLabsBaseUrl(String),
     #[error("PITBOX_LLM_MODEL is required when PITBOX_LLM_BASE_URL is set")]
     LlmModelMissing,
     #[error("TLS needs both PITBOX_TLS_CERT and PITBOX_TLS_KEY (only {0} is set)")]
@@ -266,6 +287,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Proxies whose `X-Forwarded-For` is believed (see [`crate::proxy`]).
     pub trusted_proxies: TrustedProxies,
+    /// Text to speech: espeak-ng, and ElevenLabs when a key is set.
+    pub voice: VoiceConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -298,6 +321,7 @@ impl std::fmt::Debug for Config {
             .field("dashboard_dir", &self.dashboard_dir)
             .field("metrics", &self.metrics)
             .field("llm", &self.llm)
+            .field("voice", &self.voice)
             .field("tls", &self.tls)
             .field("trusted_proxies", &self.trusted_proxies)
             .finish_non_exhaustive()
@@ -358,6 +382,12 @@ impl Settings {
             tls_cert: self.tls_cert.or(other.tls_cert),
             tls_key: self.tls_key.or(other.tls_key),
             tls_watch_secs: self.tls_watch_secs.or(other.tls_watch_secs),
+            elevenlabs_api_key: self.elevenlabs_api_key.or(other.elevenlabs_api_key),
+            elevenlabs_voice_id: self.elevenlabs_voice_id.or(other.elevenlabs_voice_id),
+            elevenlabs_model: self.elevenlabs_model.or(other.elevenlabs_model),
+            elevenlabs_base_url: self.elevenlabs_base_url.or(other.elevenlabs_base_url),
+            espeak_voice: self.espeak_voice.or(other.espeak_voice),
+            espeak_speed: self.espeak_speed.or(other.espeak_speed),
             trusted_proxies: self.trusted_proxies.or(other.trusted_proxies),
         }
     }
@@ -458,7 +488,30 @@ impl Config {
             .unwrap_or("")
             .parse::<TrustedProxies>()
             .map_err(ConfigError::TrustedProxies)?;
+        let trimmed = |v: Option<String>| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let elevenlabs_base_url = trimmed(settings.elevenlabs_base_url)
+            .unwrap_or_else(|| crate::voice::ELEVENLABS_BASE_URL.to_owned());
+        if !(elevenlabs_base_url.starts_with("http://") || elevenlabs_base_url.starts_with("https://")) {
+            return Err(ConfigError::ElevenLabsBaseUrl(elevenlabs_base_url));
+        }
+        let voice = VoiceConfig {
+            elevenlabs: settings
+                .elevenlabs_api_key
+                .map(|k| k.0.trim().to_owned())
+                .filter(|k| !k.is_empty())
+                .map(|api_key| crate::voice::ElevenLabsConfig {
+                    base_url: elevenlabs_base_url.trim_end_matches('/').to_owned(),
+                    api_key,
+                    voice_id: trimmed(settings.elevenlabs_voice_id)
+                        .unwrap_or_else(|| crate::voice::ELEVENLABS_VOICE.to_owned()),
+                    model: trimmed(settings.elevenlabs_model)
+                        .unwrap_or_else(|| crate::voice::ELEVENLABS_MODEL.to_owned()),
+                }),
+            espeak_voice: trimmed(settings.espeak_voice).unwrap_or_else(|| "en-gb".to_owned()),
+            espeak_speed: settings.espeak_speed.unwrap_or(175).clamp(80, 450),
+        };
         Ok(Config {
+            voice,
             tls,
             trusted_proxies,
             bind: settings.bind.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),

@@ -22,4 +22,5 @@ pub mod routes;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod voice;
 pub mod ws;

@@ -15,7 +15,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, coaching, health, messages, teams, telemetry, users};
+use crate::routes::{auth, coaching, health, messages, teams, telemetry, users, voice};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -35,6 +35,7 @@ use crate::routes::{auth, coaching, health, messages, teams, telemetry, users};
         coaching::analyze, coaching::session_coaching, coaching::session_csv, coaching::lap_corners,
         coaching::lap_analysis, coaching::lap_csv, coaching::strategy, coaching::track_map,
         coaching::put_turns,
+        voice::synthesize, voice::clip,
         health::healthz, health::readyz, health::metrics,
     ),
     modifiers(&BearerAuth, &CommonAnswers)
@@ -76,6 +77,9 @@ const CONSTRAINTS: &[Constraint] = {
         ("Attachment", "name", Some(1), Some(ATTACHMENT_NAME), Some(TEXT), None, None),
         ("Attachment", "url", Some(1), Some(URL), Some(TEXT), None, None),
         ("NewHandoff", "reason", Some(1), Some(REASON), Some(TEXT), None, None),
+        ("SynthesizeRequest", "text", Some(1), Some(crate::routes::voice::MAX_TEXT), Some(TEXT), None, None),
+        ("SynthesizeRequest", "voiceId", Some(1), Some(64), Some("^[A-Za-z0-9_+-]{1,64}$"), None, None),
+        ("SynthesizeRequest", "speed", None, None, None, Some(0.5), Some(2.0)),
         ("NewUser", "username", Some(3), Some(64), Some(USERNAME), None, None),
         ("NewUser", "password", Some(8), Some(256), None, None, None),
         ("PasswordChange", "password", Some(8), Some(256), None, None, None),

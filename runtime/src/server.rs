@@ -33,6 +33,9 @@ pub struct State {
     pub system: web::Data<ActorSystem>,
     /// Lap analyses computed for earlier requests.
     pub coach_cache: web::Data<crate::coaching::CoachCache>,
+    /// Text to speech (the voice channels' and the REST route's) and the REST route's clips.
+    pub tts: web::Data<crate::voice::Tts>,
+    pub clips: web::Data<crate::voice::ClipStore>,
 }
 
 impl State {
@@ -50,6 +53,7 @@ impl State {
                  tokens will not survive a restart"
             );
         }
+        let tts = crate::voice::Tts::new(config.voice.clone()).map_err(|e| anyhow::anyhow!("voice: {e}"))?;
         let system = ActorSystem::start(
             db.pool(),
             SystemOptions {
@@ -58,6 +62,7 @@ impl State {
                 idle_timeout: config.idle_timeout,
                 session_threads: config.session_threads,
                 phrasing: crate::llm::coach_phrasing(config.llm.clone())?,
+                speech: Some(Arc::new(tts.clone())),
             },
         );
         Ok(State {
@@ -70,6 +75,8 @@ impl State {
             limits: web::Data::new(RateLimits::new(&config)),
             metrics: web::Data::new(Metrics::new()),
             coach_cache: web::Data::new(crate::coaching::CoachCache::default()),
+            tts: web::Data::new(tts),
+            clips: web::Data::new(crate::voice::ClipStore::default()),
             db: web::Data::new(db),
             config: Arc::new(config),
         })
@@ -220,6 +227,8 @@ pub fn start_with(
             .app_data(state.metrics.clone())
             .app_data(state.system.clone())
             .app_data(state.coach_cache.clone())
+            .app_data(state.tts.clone())
+            .app_data(state.clips.clone())
             .app_data(web::Data::from(state.config.clone()))
             .app_data(routes::json_config(max_body))
             .app_data(web::PayloadConfig::new(max_body))

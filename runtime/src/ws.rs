@@ -21,6 +21,10 @@
 //!   `video_watching {stream}` and then the frames with that stream number in their header;
 //!   `unwatch_video` ends it. A binary frame from a dashboard, or one that is not a media frame,
 //!   gets a typed `error`; the connection stays.
+//! - voice: a driver node sends `voice_command` for its own driver; it goes to the driver's
+//!   `VoiceChannel` (a bad one gets a typed `error` naming the field). The node receives
+//!   `voice_say` followed by one binary media frame (16-bit mono PCM, stream 1) for each thing
+//!   to say, addressed to its driver's node alone.
 //!
 //! Messages fragmented into continuation frames (RFC 6455 §5.4) are assembled up to the same size
 //! limit as single frames; past it, or for a single frame over it, the socket closes with 1009; a
@@ -47,12 +51,14 @@ use pitbox_actors::team_hub::{
 use pitbox_actors::video_relay::{
     MediaIn, NodeAttach, NodeDetach, NodeVideo, Unwatch, VideoOut, VideoRelay, Watch,
 };
+use pitbox_actors::voice_channel::VoiceIn;
 use pitbox_actors::ActorSystem;
 use schema::wire::media::{MediaHeader, NODE_VIDEO_STREAM};
 use schema::wire::{
     decode_client, Ack, Authenticate, AuthenticationResult, ClientType, ConnectionEstablished, Envelope,
     ErrorBody, ErrorCode, HandoffStatus, Inbound, Message as Wire, NewHandoff, NewTeamMessage, Posted,
-    Subscribe, Subscribed, TelemetryFrame, VideoControl, VideoWatching, WatchVideo, PROTOCOL_VERSION,
+    Subscribe, Subscribed, TelemetryFrame, VideoControl, VideoWatching, VoiceCommand, VoiceIntent,
+    WatchVideo, PROTOCOL_VERSION,
 };
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -366,6 +372,7 @@ impl WsSession {
                     w.relay.do_send(Unwatch { conn: self.id });
                 }
             }
+            Wire::VoiceCommand(c) => self.voice_command(c, id, ctx),
             Wire::AnswerHandoff(a) => {
                 if a.status == HandoffStatus::Pending {
                     return self.error(
@@ -908,6 +915,28 @@ impl WsSession {
         }
     }
 
+    /// `voice_command`: a driver node's spoken command for its own driver's voice channel. The
+    /// answer comes later as `voice_say` (with its clip); a bad command gets a typed error naming
+    /// the field, and the connection goes on.
+    fn voice_command(&mut self, c: VoiceCommand, id: Option<String>, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(node) = &self.node else {
+            let why = "voice_command is sent by driver nodes only".into();
+            return self.error(ctx, ErrorCode::Forbidden, why, id);
+        };
+        if let Err(why) = check_voice_command(&c) {
+            return self.error(ctx, ErrorCode::InvalidField, why, id);
+        }
+        let (system, team, driver) = (self.system.clone(), node.team_id.clone(), node.driver_id.clone());
+        let msg = VoiceIn { command: c, received: Instant::now() };
+        ctx.spawn(async move { system.voice_command(&team, &driver, msg).await }.into_actor(self).map(
+            move |r, act, ctx| {
+                if let Err(e) = r {
+                    act.error(ctx, ErrorCode::Unavailable, e.to_string(), id);
+                }
+            },
+        ));
+    }
+
     /// Finds the node's video relay and attaches to it (again, after the relay restarted).
     fn resolve_video(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         let Some(node) = &self.node else { return };
@@ -967,6 +996,34 @@ impl WsSession {
             act.watching.insert(w.driver_id, Watching { stream, relay });
         }));
     }
+}
+
+/// Longest `voice_command` id, transcript and text.
+const VOICE_ID_MAX: usize = 64;
+const VOICE_TEXT_MAX: usize = 500;
+
+/// What a `voice_command` must be: an id, a transcript and text of sane length, a confidence
+/// between 0 and 1, and for `tell_team` the message.
+fn check_voice_command(c: &VoiceCommand) -> Result<(), String> {
+    if c.id.trim().is_empty() || c.id.chars().count() > VOICE_ID_MAX {
+        return Err(format!("id: 1 to {VOICE_ID_MAX} characters"));
+    }
+    if c.transcript.chars().count() > VOICE_TEXT_MAX {
+        return Err(format!("transcript: at most {VOICE_TEXT_MAX} characters"));
+    }
+    if !(c.confidence.is_finite() && (0.0..=1.0).contains(&c.confidence)) {
+        return Err(format!("confidence: must be between 0 and 1, got {}", c.confidence));
+    }
+    if let Some(t) = &c.text {
+        crate::routes::text("text", t, VOICE_TEXT_MAX).map_err(|e| e.message)?;
+    }
+    if c.command == VoiceIntent::TellTeam && c.text.as_deref().is_none_or(|t| t.trim().is_empty()) {
+        return Err("text: tell_team needs the message to pass on".into());
+    }
+    if c.number.is_some_and(|n| !n.is_finite()) {
+        return Err("number: must be a finite number".into());
+    }
+    Ok(())
 }
 
 impl Handler<VideoOut> for WsSession {
@@ -1122,6 +1179,11 @@ impl Handler<Push> for WsSession {
     fn handle(&mut self, msg: Push, ctx: &mut Self::Context) {
         match msg {
             Push::Event(env) => self.send(ctx, (*env).clone()),
+            // The `voice_say` first, then its clip, so the node knows what the frame is.
+            Push::WithMedia(env, media) => {
+                self.send(ctx, (*env).clone());
+                ctx.binary(media);
+            }
             Push::DriverJoined(driver, rx) => {
                 let mut arm = vec![];
                 for (key, sub) in self.subs.iter_mut() {

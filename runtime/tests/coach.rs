@@ -169,6 +169,21 @@ on_both_backends!(
             assert_eq!(t["data"]["feedback"], t["data"]["tip"]);
             assert!(t["data"].get("items").is_none(), "a tip is short: {t}");
         }
+        // The tips are spoken too: the driver's voice channel says them (nothing else was asked).
+        let voice = format!("/teams/{team}/drivers/{driver}/voice");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while srv
+            .state
+            .system
+            .registry()
+            .get(&voice)
+            .and_then(|s| s.gauges().get("spoken").copied())
+            .unwrap_or(0)
+            == 0
+        {
+            assert!(Instant::now() < deadline, "no tip was spoken");
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
         bystander.send(json!({"type": "telemetry_batch", "data": {"driverId": other, "streamId": "b", "frames": []}})).await;
         let mut heard = vec![];
         while let Some(m) = bystander.recv_within(Duration::from_millis(300)).await {

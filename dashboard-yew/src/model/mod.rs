@@ -8,3 +8,4 @@ pub mod laps;
 pub mod store;
 pub mod track;
 pub mod tree;
+pub mod voice;

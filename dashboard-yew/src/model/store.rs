@@ -166,6 +166,8 @@ pub struct Store {
     /// Gaps seen in the server's push sequence (a gap means pushes were skipped or lost).
     pub seq_gaps: u64,
     last_seq: Option<u64>,
+    /// The drivers' radio: spoken exchanges, and box calls for the banner.
+    pub voice: super::voice::VoiceLog,
     /// Bumped on every change; the UI re-renders when it differs from what it drew.
     pub version: u64,
 }
@@ -404,6 +406,7 @@ impl Store {
                     self.coaching.pop_front();
                 }
             }
+            Message::VoiceExchange(x) => self.voice.push(x),
             Message::Error(ErrorBody { code, message, .. }) => {
                 self.notice(format!("{}: {message}", serde_json::to_string(&code).unwrap_or_default()))
             }

@@ -188,6 +188,10 @@ pub fn driver_view(props: &Props) -> Html {
                 <h2>{ "AI coaching" }</h2>
                 <CoachingFeed driver_id={Some(props.driver_id.clone())} />
             </section>
+            <section class="panel voice-panel">
+                <h2>{ "Radio" }</h2>
+                <super::voice::VoicePanel driver_id={props.driver_id.clone()} />
+            </section>
             <section class="panel">
                 <h2>{ "Corners (lap B against the reference)" }</h2>
                 <CornerTable lap_id={b.clone()} />

@@ -12,6 +12,7 @@ mod engineer;
 mod login;
 mod overview;
 mod video;
+mod voice;
 
 use std::cell::RefCell;
 use std::rc::Rc;

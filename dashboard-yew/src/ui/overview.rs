@@ -60,6 +60,7 @@ pub fn overview() -> Html {
     let empty = store.cars.is_empty();
     html! {
         <div class="overview">
+            <super::voice::BoxBanner />
             <section class="panel">
                 <h2>{ "Team" }</h2>
                 if empty {

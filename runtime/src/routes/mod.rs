@@ -9,6 +9,7 @@ pub mod messages;
 pub mod teams;
 pub mod telemetry;
 pub mod users;
+pub mod voice;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{web, HttpRequest};
@@ -27,6 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(telemetry::configure)
             .configure(messages::configure)
             .configure(coaching::configure)
+            .configure(voice::configure)
             .route("/openapi.json", web::get().to(crate::openapi::serve)),
     )
     .configure(health::configure);

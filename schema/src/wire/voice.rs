@@ -186,6 +186,35 @@ pub struct VoiceExchange {
     pub at: DateTime<Utc>,
 }
 
+/// `POST /api/voice/synthesize` (the seed's shape): text to speak.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SynthesizeRequest {
+    /// 1–1000 characters.
+    pub text: String,
+    /// The ElevenLabs voice id (or, with espeak-ng alone, its voice name such as `en-us`);
+    /// default: the configured voice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_id: Option<String>,
+    /// 0.5–2, 1 = normal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<MessagePriority>,
+}
+
+/// The answer of `POST /api/voice/synthesize`: where the WAV is, and how long it plays.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SynthesizeResult {
+    /// `/api/voice/clips/{id}.wav`, readable by the members of the asker's teams.
+    pub audio_url: String,
+    /// Seconds.
+    pub duration: f64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
