@@ -64,6 +64,14 @@ impl Gauge {
     }
 }
 
+/// What a snapshot leaves for the next one's rates: path → (handled, restarts), and
+/// (path, gauge) → value.
+#[derive(Debug, Clone, Default)]
+struct Previous {
+    counters: HashMap<String, (u64, u32)>,
+    gauges: HashMap<(String, String), u64>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct TreeView {
     /// Every actor in tree order, collapsed branches included (so they keep their rates).
@@ -72,10 +80,8 @@ pub struct TreeView {
     pub server_id: String,
     pub actors: u32,
     pub uptime_secs: f64,
-    /// path → (handled, restarts) of the previous snapshot, and its capture time.
-    prev: HashMap<String, (u64, u32)>,
-    /// (path, gauge) → value in the previous snapshot.
-    prev_gauges: HashMap<(String, String), u64>,
+    /// The previous snapshot's counters and gauges, and its capture time.
+    prev: Previous,
     prev_at: Option<f64>,
     pub collapsed: BTreeSet<String>,
 }
@@ -86,14 +92,12 @@ impl TreeView {
         let at = tree.captured_at.timestamp_millis() as f64 / 1000.0;
         let dt = self.prev_at.map(|p| at - p).filter(|d| *d > 0.0);
         let mut rows = Vec::new();
-        let mut next = HashMap::new();
-        let mut next_gauges = HashMap::new();
+        let mut next = Previous::default();
         for a in &tree.root {
-            self.walk(a, &mut Vec::new(), dt, &mut rows, (&mut next, &mut next_gauges));
+            self.walk(a, &mut Vec::new(), dt, &mut rows, &mut next);
         }
         self.rows = rows;
         self.prev = next;
-        self.prev_gauges = next_gauges;
         self.prev_at = Some(at);
         self.seq = tree.seq;
         self.server_id = tree.server_id.clone();
@@ -107,28 +111,28 @@ impl TreeView {
         ancestors: &mut Vec<String>,
         dt: Option<f64>,
         rows: &mut Vec<Row>,
-        (next, next_gauges): (&mut HashMap<String, (u64, u32)>, &mut HashMap<(String, String), u64>),
+        next: &mut Previous,
     ) {
-        let prev = self.prev.get(&a.path);
+        let prev = self.prev.counters.get(&a.path);
         let rate = match (prev, dt) {
             (Some((handled, _)), Some(dt)) => Some(a.counters.handled.saturating_sub(*handled) as f64 / dt),
             _ => None,
         };
         let restarted_now = prev.is_some_and(|(_, r)| a.supervision.restarts > *r);
-        next.insert(a.path.clone(), (a.counters.handled, a.supervision.restarts));
+        next.counters.insert(a.path.clone(), (a.counters.handled, a.supervision.restarts));
         let gauges = a
             .gauges
             .iter()
             .map(|(name, &value)| {
                 let key = (a.path.clone(), name.clone());
                 // A count that went down belongs to a restarted actor: no rate until the next one.
-                let rate = match (self.prev_gauges.get(&key), dt) {
+                let rate = match (self.prev.gauges.get(&key), dt) {
                     (Some(&before), Some(dt)) if COUNTS.contains(&name.as_str()) && value >= before => {
                         Some((value - before) as f64 / dt)
                     }
                     _ => None,
                 };
-                next_gauges.insert(key, value);
+                next.gauges.insert(key, value);
                 Gauge { name: name.clone(), value, rate }
             })
             .collect();
@@ -153,7 +157,7 @@ impl TreeView {
         });
         ancestors.push(a.path.clone());
         for c in &a.children {
-            self.walk(c, ancestors, dt, rows, (&mut *next, &mut *next_gauges));
+            self.walk(c, ancestors, dt, rows, next);
         }
         ancestors.pop();
     }
