@@ -31,3 +31,4 @@ pub mod synthetic;
 pub mod tls;
 pub mod uplink;
 pub mod video;
+pub mod voice;
