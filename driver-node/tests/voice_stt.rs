@@ -355,6 +355,15 @@ fn silence_and_noise_alone_are_no_command() {
             }),
             ("too short".into(), vec![0.1; RATE as usize / 10]),
         ];
+        // kerb strikes: noise bursts at 4 Hz have the rise and fall of syllables, so they pass
+        // the energy gate and it is whisper (no_speech_prob, no invented words) that must hold
+        let bursts: Vec<f32> = cockpit_noise(n, 1.0)
+            .iter()
+            .enumerate()
+            .map(|(i, s)| if (i / 2000) % 2 == 0 { s * 0.15 } else { s * 0.01 })
+            .collect();
+        assert!(is_speech(&bursts), "the burst clip should pass the gate");
+        clips.push(("kerb strikes (bursts)".into(), bursts));
         for (k, level) in [0.02_f32, 0.1, 0.3].iter().enumerate() {
             #[allow(clippy::cast_precision_loss)]
             let noise = cockpit_noise(n, 3.0 * k as f32);
@@ -379,6 +388,32 @@ fn silence_and_noise_alone_are_no_command() {
                 "{name} gave a command: {got:?} from {:?}",
                 t.text
             );
+        }
+    }
+}
+
+#[test]
+fn a_cut_short_model_is_a_clear_error() {
+    let model = match model() {
+        Ok(m) => m,
+        Err(e) => {
+            missing(&format!("no whisper model: {e}"));
+            return;
+        }
+    };
+    let bytes = std::fs::read(&model).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for cut in [40, 1 << 20, bytes.len() / 2, bytes.len() - 1000] {
+        let p = dir.path().join(format!("cut-{cut}.bin"));
+        std::fs::write(&p, &bytes[..cut]).unwrap();
+        let r = Transcriber::new(&SttSettings {
+            model: p,
+            threads: 1,
+            audio_ctx: None,
+        });
+        match r {
+            Err(e) => println!("cut at {cut}: {e}"),
+            Ok(_) => panic!("a model cut at {cut} of {} bytes was accepted", bytes.len()),
         }
     }
 }

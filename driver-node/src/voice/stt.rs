@@ -187,16 +187,94 @@ fn check_model(path: &Path) -> Result<(), SttError> {
             })
         }
     };
-    let mut magic = [0_u8; 4];
-    // whisper.cpp's ggml files open with the magic 0x67676d6c ("ggml"), little-endian
-    if f.read_exact(&mut magic).is_err() || u32::from_le_bytes(magic) != 0x6767_6d6c {
-        return Err(SttError::ModelInvalid {
-            path: path.to_path_buf(),
-            reason: "no ggml magic at the start (truncated download, or not a whisper.cpp model)"
-                .into(),
-        });
+    // whisper.cpp's ggml files open with the magic 0x67676d6c ("ggml", little-endian) and 11
+    // i32 hyper-parameters. whisper.cpp itself accepts a file cut short in the header (it reads
+    // zeros) and would crash later, so the header is checked here.
+    let mut header = [0_u8; 48];
+    let invalid = |reason: &str| SttError::ModelInvalid {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    if f.read_exact(&mut header).is_err() {
+        return Err(invalid("shorter than a model header (truncated download?)"));
+    }
+    let word = |i: usize| {
+        let b = &header[i * 4..i * 4 + 4];
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    };
+    if word(0) != 0x6767_6d6c {
+        return Err(invalid(
+            "no ggml magic at the start (truncated download, or not a whisper.cpp model)",
+        ));
+    }
+    // n_vocab, n_audio_ctx, …, n_mels: every whisper model has 51864/51865/51866 tokens, a 1500
+    // frame audio context and 80 or 128 mel bands
+    let (n_vocab, n_audio_ctx, n_mels) = (word(1), word(2), word(10));
+    if !(51_864..=51_866).contains(&n_vocab) || n_audio_ctx != 1500 || !(n_mels == 80 || n_mels == 128)
+    {
+        return Err(invalid(&format!(
+            "implausible header (n_vocab {n_vocab}, n_audio_ctx {n_audio_ctx}, n_mels {n_mels})"
+        )));
+    }
+    // whisper.cpp also accepts a file cut short inside its last tensor; walk the tensor list and
+    // compare with the file's length (for f32/f16 tensors; a quantised model is taken as it is)
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    match tensors_end(std::io::BufReader::new(f)) {
+        Ok(Some(end)) if end != len => {
+            return Err(invalid(&format!(
+                "{len} bytes, but its tensors need {end} (truncated download?)"
+            )))
+        }
+        Ok(_) => {}
+        Err(_) => return Err(invalid("its tensor list is cut short (truncated download?)")),
     }
     Ok(())
+}
+
+/// Where the last tensor of a ggml whisper model ends, reading from just after the 48-byte header;
+/// `None` when a tensor type has no fixed element size (quantised).
+fn tensors_end(mut r: impl std::io::Read + std::io::Seek) -> std::io::Result<Option<u64>> {
+    fn i32_at(r: &mut impl std::io::Read) -> std::io::Result<i32> {
+        let mut b = [0_u8; 4];
+        r.read_exact(&mut b)?;
+        Ok(i32::from_le_bytes(b))
+    }
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let count = |v: i32| u64::try_from(v).map_err(|_| bad("negative count"));
+    // mel filters
+    let (n_mel, n_fft) = (count(i32_at(&mut r)?)?, count(i32_at(&mut r)?)?);
+    r.seek_relative(i64::try_from(n_mel * n_fft * 4).map_err(|_| bad("size"))?)?;
+    // vocabulary
+    let n_vocab = count(i32_at(&mut r)?)?;
+    for _ in 0..n_vocab {
+        let l = count(i32_at(&mut r)?)?;
+        r.seek_relative(i64::try_from(l).map_err(|_| bad("size"))?)?;
+    }
+    loop {
+        let mut first = [0_u8; 4];
+        // a clean end of file between tensors is the end of the model
+        match r.read(&mut first)? {
+            0 => return Ok(Some(r.stream_position()?)),
+            4 => {}
+            n => r.read_exact(&mut first[n..])?,
+        }
+        let n_dims = count(i32::from_le_bytes(first))?;
+        let name_len = count(i32_at(&mut r)?)?;
+        let elem = match i32_at(&mut r)? {
+            0 => 4,
+            1 => 2,
+            _ => return Ok(None),
+        };
+        if n_dims > 4 || name_len > 4096 {
+            return Err(bad("implausible tensor header"));
+        }
+        let mut n = 1_u64;
+        for _ in 0..n_dims {
+            n = n.saturating_mul(count(i32_at(&mut r)?)?);
+        }
+        let skip = n.saturating_mul(elem).saturating_add(name_len);
+        r.seek_relative(i64::try_from(skip).map_err(|_| bad("size"))?)?;
+    }
 }
 
 #[cfg(feature = "stt")]
@@ -420,19 +498,17 @@ mod tests {
         .unwrap_err();
         assert!(matches!(e, SttError::ModelInvalid { .. }), "{e}");
 
-        // the right magic, then nothing: whisper.cpp itself must refuse it, not crash
-        #[cfg(feature = "stt")]
-        {
-            let truncated = dir.path().join("truncated.bin");
-            std::fs::write(&truncated, 0x6767_6d6c_u32.to_le_bytes()).unwrap();
-            let e = Transcriber::new(&SttSettings {
-                model: truncated,
-                threads: 1,
-                audio_ctx: None,
-            })
-            .unwrap_err();
-            assert!(matches!(e, SttError::ModelInvalid { .. }), "{e}");
-        }
+        // the right magic, then nothing: whisper.cpp would take it (and crash later)
+        let truncated = dir.path().join("truncated.bin");
+        std::fs::write(&truncated, 0x6767_6d6c_u32.to_le_bytes()).unwrap();
+        let e = Transcriber::new(&SttSettings {
+            model: truncated,
+            threads: 1,
+            audio_ctx: None,
+        })
+        .unwrap_err();
+        assert!(matches!(e, SttError::ModelInvalid { .. }), "{e}");
+        assert!(e.to_string().contains("truncated"), "{e}");
     }
 
     #[test]
