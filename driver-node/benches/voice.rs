@@ -65,10 +65,7 @@ fn main() {
                 .output();
             match out {
                 Ok(o) if ok && o.status.success() => clips.push(
-                    o.stdout
-                        .chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                        .collect(),
+                    o.stdout.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
                 ),
                 _ => {
                     eprintln!("voice bench: espeak-ng or sox missing (tools/setup.sh)");
@@ -77,24 +74,16 @@ fn main() {
             }
         }
     }
-    let rounds: usize = std::env::var("VOICE_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let rounds: usize = std::env::var("VOICE_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     #[allow(clippy::cast_precision_loss)]
-    let audio_secs: f64 = clips.iter().map(|c| c.len() as f64 / 16_000.0).sum::<f64>()
-        / clips.len() as f64;
+    let audio_secs: f64 = clips.iter().map(|c| c.len() as f64 / 16_000.0).sum::<f64>() / clips.len() as f64;
     println!(
         "voice: {} clips (18 commands × en-gb, en-us), mean {:.2} s of audio each, {rounds} rounds",
         clips.len(),
         audio_secs
     );
     for (name, audio_ctx) in [("full ctx (1500)", None), ("fitted ctx", Some(0))] {
-        let settings = SttSettings {
-            model: model.clone(),
-            threads: 1,
-            audio_ctx,
-        };
+        let settings = SttSettings { model: model.clone(), threads: 1, audio_ctx };
         let load = Instant::now();
         let mut stt = match Transcriber::new(&settings) {
             Ok(t) => t,
@@ -131,11 +120,7 @@ fn main() {
         }
         let pct = |v: &mut Vec<f64>, q: f64| {
             v.sort_by(f64::total_cmp);
-            #[allow(
-                clippy::cast_precision_loss,
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss
-            )]
+            #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             let i = (((v.len() - 1) as f64) * q).round() as usize;
             v[i]
         };

@@ -11,6 +11,7 @@
 //! Env: `CI`, `PITBOX_WHISPER_MODEL` (use this model instead of fetching one).
 
 #![cfg(feature = "stt")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -42,10 +43,7 @@ const SAID: &[(VoiceIntent, &str)] = &[
     (VoiceIntent::RepeatThat, "say again"),
     (VoiceIntent::Quiet, "quiet please"),
     (VoiceIntent::Resume, "talk to me"),
-    (
-        VoiceIntent::TellTeam,
-        "tell the team the rear left is going off",
-    ),
+    (VoiceIntent::TellTeam, "tell the team the rear left is going off"),
 ];
 
 const VOICES: &[&str] = &["en-gb", "en-us", "en-gb-scotland"];
@@ -68,17 +66,11 @@ fn missing(what: &str) -> bool {
 }
 
 fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success())
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 /// The model: `PITBOX_WHISPER_MODEL` if set, else what fetch.sh makes (idempotent, cached).
@@ -100,11 +92,7 @@ fn model() -> Result<PathBuf, String> {
         .output()
         .map_err(|e| format!("running {}: {e}", script.display()))?;
     if !out.status.success() {
-        return Err(format!(
-            "{} failed: {}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr)
-        ));
+        return Err(format!("{} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr)));
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let path = PathBuf::from(stdout.lines().last().unwrap_or("").trim());
@@ -118,20 +106,12 @@ fn model() -> Result<PathBuf, String> {
 /// Runs sox (or anything) and returns its stdout as 32-bit float samples.
 fn run_f32(cmd: &mut Command) -> Vec<f32> {
     let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
 
-const RAW_OUT: [&str; 12] = [
-    "-r", "16000", "-c", "1", "-e", "floating-point", "-b", "32", "-L", "-t", "raw", "-",
-];
+const RAW_OUT: [&str; 12] =
+    ["-r", "16000", "-c", "1", "-e", "floating-point", "-b", "32", "-L", "-t", "raw", "-"];
 
 /// espeak-ng says it; sox resamples to 16 kHz mono with a short lead-in and tail, as a
 /// push-to-talk clip has.
@@ -144,12 +124,7 @@ fn speak(dir: &Path, voice: &str, speed: u32, text: &str) -> Vec<f32> {
         .status()
         .unwrap();
     assert!(st.success(), "espeak-ng -v {voice} failed");
-    run_f32(
-        Command::new("sox")
-            .arg(&wav)
-            .args(RAW_OUT)
-            .args(["pad", "0.3", "0.3"]),
-    )
+    run_f32(Command::new("sox").arg(&wav).args(RAW_OUT).args(["pad", "0.3", "0.3"]))
 }
 
 /// Cockpit noise of `samples` length: brown noise (wind, tyres) and an engine at ~6000 rpm
@@ -168,9 +143,7 @@ fn cockpit_noise(samples: usize, seed_offset: f32) -> Vec<f32> {
     let f2 = format!("{:.1}", 200.0 + 2.0 * seed_offset);
     let saw = gen(&["sawtooth", &f1]);
     let square = gen(&["square", &f2]);
-    (0..samples)
-        .map(|i| brown[i] + 0.3 * saw[i] + 0.15 * square[i])
-        .collect()
+    (0..samples).map(|i| brown[i] + 0.3 * saw[i] + 0.15 * square[i]).collect()
 }
 
 fn power(x: &[f32]) -> f64 {
@@ -187,11 +160,7 @@ fn mix(speech: &[f32], noise: &[f32], snr: f32) -> Vec<f32> {
     let gain = (power(voiced) / power(noise) / 10f64.powf(f64::from(snr) / 10.0)).sqrt();
     #[allow(clippy::cast_possible_truncation)]
     let gain = gain as f32;
-    let mut out: Vec<f32> = speech
-        .iter()
-        .zip(noise)
-        .map(|(s, n)| s + gain * n)
-        .collect();
+    let mut out: Vec<f32> = speech.iter().zip(noise).map(|(s, n)| s + gain * n).collect();
     // keep within full scale like a real mic's ADC would
     let peak = out.iter().fold(0f32, |m, s| m.max(s.abs()));
     if peak > 0.99 {
@@ -219,11 +188,7 @@ fn spoken_commands_in_cockpit_noise() {
             return;
         }
     };
-    let settings = SttSettings {
-        model,
-        threads: 1,
-        audio_ctx: Some(0),
-    };
+    let settings = SttSettings { model, threads: 1, audio_ctx: Some(0) };
     let mut stt = Transcriber::new(&settings).unwrap();
     let dir = tempfile::tempdir().unwrap();
 
@@ -243,9 +208,7 @@ fn spoken_commands_in_cockpit_noise() {
                     let t = stt.transcribe(&pcm).unwrap();
                     millis.push(t.millis);
                     let got = recognise(&t.text);
-                    let hit = got
-                        .as_ref()
-                        .is_some_and(|r| r.intent == *intent && r.confidence >= CONFIDENT);
+                    let hit = got.as_ref().is_some_and(|r| r.intent == *intent && r.confidence >= CONFIDENT);
                     if *intent == VoiceIntent::TellTeam && hit {
                         let msg = got.as_ref().and_then(|r| r.text.clone()).unwrap_or_default();
                         assert!(
@@ -254,11 +217,7 @@ fn spoken_commands_in_cockpit_noise() {
                             t.text
                         );
                     }
-                    let c = per_cmd
-                        .entry(intent.name())
-                        .or_default()
-                        .entry(snr_name(*snr))
-                        .or_default();
+                    let c = per_cmd.entry(intent.name()).or_default().entry(snr_name(*snr)).or_default();
                     c.1 += 1;
                     let s = per_snr.entry(snr_name(*snr)).or_default();
                     s.1 += 1;
@@ -280,7 +239,11 @@ fn spoken_commands_in_cockpit_noise() {
     }
 
     let cols: Vec<String> = SNRS.iter().map(|s| snr_name(*s)).collect();
-    println!("\nrecognition rate (hits/clips; {} voices × {} speeds), tiny.en, 1 thread, audio_ctx fitted", VOICES.len(), SPEEDS.len());
+    println!(
+        "\nrecognition rate (hits/clips; {} voices × {} speeds), tiny.en, 1 thread, audio_ctx fitted",
+        VOICES.len(),
+        SPEEDS.len()
+    );
     println!("{:<14}{}", "command", cols.iter().map(|c| format!("{c:>9}")).collect::<String>());
     for (cmd, row) in &per_cmd {
         let cells: String = cols
@@ -299,9 +262,7 @@ fn spoken_commands_in_cockpit_noise() {
     println!(
         "{:<14}{}",
         "ALL",
-        cols.iter()
-            .map(|c| format!("{:>8.1}%", 100.0 * rate(c)))
-            .collect::<String>()
+        cols.iter().map(|c| format!("{:>8.1}%", 100.0 * rate(c))).collect::<String>()
     );
     millis.sort_unstable();
     println!(
@@ -312,12 +273,9 @@ fn spoken_commands_in_cockpit_noise() {
     );
     println!("misses:\n  {}", misses.join("\n  "));
 
-    for (name, floor) in [
-        ("clean", FLOOR_CLEAN),
-        ("20 dB", FLOOR_CLEAN),
-        ("10 dB", FLOOR_10DB),
-        ("5 dB", FLOOR_5DB),
-    ] {
+    for (name, floor) in
+        [("clean", FLOOR_CLEAN), ("20 dB", FLOOR_CLEAN), ("10 dB", FLOOR_10DB), ("5 dB", FLOOR_5DB)]
+    {
         assert!(
             rate(name) >= floor,
             "{name}: recognition rate {:.1}% is under the floor {:.0}%",
@@ -340,12 +298,7 @@ fn silence_and_noise_alone_are_no_command() {
         }
     };
     for audio_ctx in [None, Some(0)] {
-        let mut stt = Transcriber::new(&SttSettings {
-            model: model.clone(),
-            threads: 1,
-            audio_ctx,
-        })
-        .unwrap();
+        let mut stt = Transcriber::new(&SttSettings { model: model.clone(), threads: 1, audio_ctx }).unwrap();
         let n = 2 * RATE as usize;
         let mut clips: Vec<(String, Vec<f32>)> = vec![
             ("digital silence".into(), vec![0.0; n]),
@@ -406,11 +359,7 @@ fn a_cut_short_model_is_a_clear_error() {
     for cut in [40, 1 << 20, bytes.len() / 2, bytes.len() - 1000] {
         let p = dir.path().join(format!("cut-{cut}.bin"));
         std::fs::write(&p, &bytes[..cut]).unwrap();
-        let r = Transcriber::new(&SttSettings {
-            model: p,
-            threads: 1,
-            audio_ctx: None,
-        });
+        let r = Transcriber::new(&SttSettings { model: p, threads: 1, audio_ctx: None });
         match r {
             Err(e) => println!("cut at {cut}: {e}"),
             Ok(_) => panic!("a model cut at {cut} of {} bytes was accepted", bytes.len()),

@@ -32,10 +32,9 @@ const MAX_EXTRA_PENALTY: f32 = 0.4;
 
 /// Words that carry no command: politeness, hesitation, radio habits, question words.
 const FILLERS: &[&str] = &[
-    "uh", "um", "er", "erm", "ah", "oh", "so", "ok", "right", "hey", "yeah", "please", "mate",
-    "buddy", "guys", "can", "could", "you", "tell", "me", "give", "whats", "what", "is", "the",
-    "a", "my", "i", "im", "now", "again", "quick", "just", "check", "copy", "and", "to", "of",
-    "do", "got", "have", "on",
+    "uh", "um", "er", "erm", "ah", "oh", "so", "ok", "right", "hey", "yeah", "please", "mate", "buddy",
+    "guys", "can", "could", "you", "tell", "me", "give", "whats", "what", "is", "the", "a", "my", "i", "im",
+    "now", "again", "quick", "just", "check", "copy", "and", "to", "of", "do", "got", "have", "on",
 ];
 
 /// When the two best commands score within this of each other the confidence is lowered, so the
@@ -297,10 +296,7 @@ pub fn recognise(transcript: &str) -> Option<Recognition> {
     let mut scores: Vec<(VoiceIntent, f32)> = PHRASES
         .iter()
         .map(|(intent, phrases)| {
-            let best = phrases
-                .iter()
-                .map(|p| phrase_score(&words, p))
-                .fold(0.0_f32, f32::max);
+            let best = phrases.iter().map(|p| phrase_score(&words, p)).fold(0.0_f32, f32::max);
             (*intent, best)
         })
         .collect();
@@ -311,11 +307,7 @@ pub fn recognise(transcript: &str) -> Option<Recognition> {
         return None;
     }
     let margin = best - second;
-    let confidence = if margin < AMBIGUITY_MARGIN {
-        best - (AMBIGUITY_MARGIN - margin)
-    } else {
-        best
-    };
+    let confidence = if margin < AMBIGUITY_MARGIN { best - (AMBIGUITY_MARGIN - margin) } else { best };
     Some(Recognition {
         intent,
         confidence: confidence.clamp(0.0, 1.0),
@@ -327,16 +319,10 @@ pub fn recognise(transcript: &str) -> Option<Recognition> {
 /// The initial prompt for speech-to-text: the command words, so that it prefers "tyre temps" over
 /// "tire tamps" and "box" over "books".
 pub fn vocabulary_prompt() -> String {
-    let mut names: Vec<&str> = PHRASES
-        .iter()
-        .filter_map(|(_, phrases)| phrases.first().copied())
-        .collect();
+    let mut names: Vec<&str> = PHRASES.iter().filter_map(|(_, phrases)| phrases.first().copied()).collect();
     names.push(TELL_TEAM[0]);
     // spelled the way whisper should write them (normalised forms drop apostrophes)
-    format!(
-        "Race radio. How's my fuel? What's the gap behind? Box this lap. Commands: {}.",
-        names.join(", ")
-    )
+    format!("Race radio. How's my fuel? What's the gap behind? Box this lap. Commands: {}.", names.join(", "))
 }
 
 /// One normalised word and where it came from in the transcript (its index among the transcript's
@@ -355,27 +341,14 @@ fn normalise(transcript: &str) -> Vec<Word> {
         let lowered: String = chunk
             .chars()
             .filter(|c| *c != '\'' && *c != '’')
-            .map(|c| {
-                if c.is_alphanumeric() || c == '.' {
-                    c.to_ascii_lowercase()
-                } else {
-                    ' '
-                }
-            })
+            .map(|c| if c.is_alphanumeric() || c == '.' { c.to_ascii_lowercase() } else { ' ' })
             .collect();
         for part in lowered.split_whitespace() {
             // a '.' is kept only inside a number ("2.5"); elsewhere it is punctuation
             let part = part.trim_matches('.');
-            let part = if part.parse::<f64>().is_ok() {
-                part.to_string()
-            } else {
-                part.replace('.', "")
-            };
+            let part = if part.parse::<f64>().is_ok() { part.to_string() } else { part.replace('.', "") };
             if !part.is_empty() {
-                raw.push(Word {
-                    text: fold_spelling(&part).to_string(),
-                    orig,
-                });
+                raw.push(Word { text: fold_spelling(&part).to_string(), orig });
             }
         }
     }
@@ -415,16 +388,11 @@ fn small_number(word: &str) -> Option<u32> {
         "eighteen",
         "nineteen",
     ];
-    const TENS: [&str; 8] = [
-        "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
-    ];
+    const TENS: [&str; 8] = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"];
     if let Some(i) = UNITS.iter().position(|u| *u == word) {
         return u32::try_from(i).ok();
     }
-    TENS.iter()
-        .position(|t| *t == word)
-        .and_then(|i| u32::try_from(i).ok())
-        .map(|i| (i + 2) * 10)
+    TENS.iter().position(|t| *t == word).and_then(|i| u32::try_from(i).ok()).map(|i| (i + 2) * 10)
 }
 
 /// "twenty five" → "25", "a hundred" stays words (drivers say small numbers: laps, litres).
@@ -444,10 +412,7 @@ fn numbers_as_digits(words: Vec<Word>) -> Vec<Word> {
                     }
                 }
             }
-            out.push(Word {
-                text: value.to_string(),
-                orig: words[i].orig,
-            });
+            out.push(Word { text: value.to_string(), orig: words[i].orig });
             i += used;
         } else {
             out.push(words[i].clone());
@@ -473,13 +438,7 @@ fn phrase_score(words: &[Word], phrase: &str) -> f32 {
             let extra: f32 = words[..start]
                 .iter()
                 .chain(&words[start + len..])
-                .map(|w| {
-                    if FILLERS.contains(&w.text.as_str()) {
-                        FILLER_PENALTY
-                    } else {
-                        EXTRA_WORD_PENALTY
-                    }
-                })
+                .map(|w| if FILLERS.contains(&w.text.as_str()) { FILLER_PENALTY } else { EXTRA_WORD_PENALTY })
                 .sum();
             best = best.max(s - extra.min(MAX_EXTRA_PENALTY));
         }
@@ -536,24 +495,12 @@ fn tell_team(transcript: &str, words: &[Word]) -> Option<Recognition> {
         if words[rest].text == "that" && words.len() > rest + 1 {
             from = words[rest + 1].orig;
         }
-        original[from.min(original.len())..]
-            .join(" ")
-            .trim_end_matches(['.', '!', '?', ','])
-            .to_string()
+        original[from.min(original.len())..].join(" ").trim_end_matches(['.', '!', '?', ',']).to_string()
     });
     let message = message.filter(|m| !m.is_empty());
     // "tell the team" and nothing else: ask again rather than send an empty message
-    let confidence = if message.is_some() {
-        score.min(1.0)
-    } else {
-        score.min(CONFIDENT - 0.1)
-    };
-    Some(Recognition {
-        intent: VoiceIntent::TellTeam,
-        confidence,
-        text: message,
-        number: None,
-    })
+    let confidence = if message.is_some() { score.min(1.0) } else { score.min(CONFIDENT - 0.1) };
+    Some(Recognition { intent: VoiceIntent::TellTeam, confidence, text: message, number: None })
 }
 
 #[cfg(test)]
@@ -561,9 +508,7 @@ mod tests {
     use super::*;
 
     fn intent(s: &str) -> Option<VoiceIntent> {
-        recognise(s)
-            .filter(|r| r.confidence >= CONFIDENT)
-            .map(|r| r.intent)
+        recognise(s).filter(|r| r.confidence >= CONFIDENT).map(|r| r.intent)
     }
 
     #[test]
@@ -701,10 +646,7 @@ mod tests {
         assert_eq!(r.text, None);
 
         // "team" in the middle of chatter is not a lead-in
-        assert_ne!(
-            intent("I think the other team is faster"),
-            Some(VoiceIntent::TellTeam)
-        );
+        assert_ne!(intent("I think the other team is faster"), Some(VoiceIntent::TellTeam));
     }
 
     #[test]

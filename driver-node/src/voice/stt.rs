@@ -54,11 +54,7 @@ pub struct SttSettings {
 
 impl Default for SttSettings {
     fn default() -> Self {
-        SttSettings {
-            model: model_path_default(),
-            threads: 1,
-            audio_ctx: None,
-        }
+        SttSettings { model: model_path_default(), threads: 1, audio_ctx: None }
     }
 }
 
@@ -76,11 +72,7 @@ pub struct Transcript {
 impl Transcript {
     #[cfg_attr(not(feature = "stt"), allow(dead_code))]
     fn nothing() -> Self {
-        Transcript {
-            text: String::new(),
-            millis: 0,
-            no_speech_prob: 1.0,
-        }
+        Transcript { text: String::new(), millis: 0, no_speech_prob: 1.0 }
     }
 }
 
@@ -133,11 +125,7 @@ pub fn is_speech(pcm_16k_mono: &[f32]) -> bool {
     }
     rms.sort_by(f32::total_cmp);
     let at = |q: f32| {
-        #[allow(
-            clippy::cast_precision_loss,
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss
-        )]
+        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let i = ((rms.len() - 1) as f32 * q).round() as usize;
         rms[i]
     };
@@ -145,11 +133,7 @@ pub fn is_speech(pcm_16k_mono: &[f32]) -> bool {
     let quiet = at(0.2);
     // voiced frames: at least a quarter of MIN_SPEECH_SECS worth
     let voiced = rms.iter().filter(|r| **r >= VOICED_RMS).count();
-    #[allow(
-        clippy::cast_precision_loss,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss
-    )]
+    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let min_voiced = ((MIN_SPEECH_SECS / 4.0) * SAMPLE_RATE as f32 / FRAME as f32).ceil() as usize;
     loud >= VOICED_RMS && voiced >= min_voiced && loud >= quiet * MIN_MODULATION
 }
@@ -180,21 +164,14 @@ fn check_model(path: &Path) -> Result<(), SttError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(SttError::ModelMissing(path.to_path_buf()))
         }
-        Err(e) => {
-            return Err(SttError::ModelInvalid {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })
-        }
+        Err(e) => return Err(SttError::ModelInvalid { path: path.to_path_buf(), reason: e.to_string() }),
     };
     // whisper.cpp's ggml files open with the magic 0x67676d6c ("ggml", little-endian) and 11
     // i32 hyper-parameters. whisper.cpp itself accepts a file cut short in the header (it reads
     // zeros) and would crash later, so the header is checked here.
     let mut header = [0_u8; 48];
-    let invalid = |reason: &str| SttError::ModelInvalid {
-        path: path.to_path_buf(),
-        reason: reason.to_string(),
-    };
+    let invalid =
+        |reason: &str| SttError::ModelInvalid { path: path.to_path_buf(), reason: reason.to_string() };
     if f.read_exact(&mut header).is_err() {
         return Err(invalid("shorter than a model header (truncated download?)"));
     }
@@ -203,15 +180,12 @@ fn check_model(path: &Path) -> Result<(), SttError> {
         u32::from_le_bytes([b[0], b[1], b[2], b[3]])
     };
     if word(0) != 0x6767_6d6c {
-        return Err(invalid(
-            "no ggml magic at the start (truncated download, or not a whisper.cpp model)",
-        ));
+        return Err(invalid("no ggml magic at the start (truncated download, or not a whisper.cpp model)"));
     }
     // n_vocab, n_audio_ctx, …, n_mels: every whisper model has 51864/51865/51866 tokens, a 1500
     // frame audio context and 80 or 128 mel bands
     let (n_vocab, n_audio_ctx, n_mels) = (word(1), word(2), word(10));
-    if !(51_864..=51_866).contains(&n_vocab) || n_audio_ctx != 1500 || !(n_mels == 80 || n_mels == 128)
-    {
+    if !(51_864..=51_866).contains(&n_vocab) || n_audio_ctx != 1500 || !(n_mels == 80 || n_mels == 128) {
         return Err(invalid(&format!(
             "implausible header (n_vocab {n_vocab}, n_audio_ctx {n_audio_ctx}, n_mels {n_mels})"
         )));
@@ -221,9 +195,7 @@ fn check_model(path: &Path) -> Result<(), SttError> {
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     match tensors_end(std::io::BufReader::new(f)) {
         Ok(Some(end)) if end != len => {
-            return Err(invalid(&format!(
-                "{len} bytes, but its tensors need {end} (truncated download?)"
-            )))
+            return Err(invalid(&format!("{len} bytes, but its tensors need {end} (truncated download?)")))
         }
         Ok(_) => {}
         Err(_) => return Err(invalid("its tensor list is cut short (truncated download?)")),
@@ -280,9 +252,7 @@ fn tensors_end(mut r: impl std::io::Read + std::io::Seek) -> std::io::Result<Opt
 #[cfg(feature = "stt")]
 mod engine {
     use super::*;
-    use whisper_rs::{
-        FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
-    };
+    use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
 
     /// A loaded model and its decoding state; one per node (decode one clip at a time).
     pub struct Transcriber {
@@ -309,14 +279,8 @@ mod engine {
             check_model(&settings.model)?;
             // whisper.cpp's own logging goes to `tracing` instead of stderr
             whisper_rs::install_logging_hooks();
-            let invalid = |reason: String| SttError::ModelInvalid {
-                path: settings.model.clone(),
-                reason,
-            };
-            let path = settings
-                .model
-                .to_str()
-                .ok_or_else(|| invalid("the path is not UTF-8".into()))?;
+            let invalid = |reason: String| SttError::ModelInvalid { path: settings.model.clone(), reason };
+            let path = settings.model.to_str().ok_or_else(|| invalid("the path is not UTF-8".into()))?;
             let mut params = WhisperContextParameters::default();
             params.use_gpu(false);
             let ctx = WhisperContext::new_with_params(path, params)
@@ -373,16 +337,12 @@ mod engine {
             if let Some(n) = self.audio_ctx {
                 p.set_audio_ctx(if n > 0 { n } else { fitted_audio_ctx(pcm.len()) });
             }
-            self.state
-                .full(p, pcm)
-                .map_err(|e| SttError::Whisper(e.to_string()))?;
+            self.state.full(p, pcm).map_err(|e| SttError::Whisper(e.to_string()))?;
             let mut text = String::new();
             let mut no_speech_prob: f32 = 0.0;
             for seg in self.state.as_iter() {
                 no_speech_prob = no_speech_prob.max(seg.no_speech_probability());
-                let s = seg
-                    .to_str_lossy()
-                    .map_err(|e| SttError::Whisper(e.to_string()))?;
+                let s = seg.to_str_lossy().map_err(|e| SttError::Whisper(e.to_string()))?;
                 text.push_str(&s);
             }
             let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -391,11 +351,7 @@ mod engine {
                 tracing::debug!(%text, no_speech_prob, "whisper: probably not speech; dropped");
                 text.clear();
             }
-            Ok(Transcript {
-                text,
-                millis,
-                no_speech_prob,
-            })
+            Ok(Transcript { text, millis, no_speech_prob })
         }
     }
 
@@ -403,7 +359,7 @@ mod engine {
     /// with round sizes); never more than the model's 1500.
     fn fitted_audio_ctx(samples: usize) -> i32 {
         let frames = samples / FRAME + 1;
-        let with_margin = (frames + frames / 5 + 63) / 64 * 64;
+        let with_margin = (frames + frames / 5).div_ceil(64) * 64;
         i32::try_from(with_margin.min(1500)).unwrap_or(1500)
     }
 }
@@ -439,9 +395,7 @@ mod tests {
 
     fn tone(secs: f32, amp: f32, hz: f32) -> Vec<f32> {
         let n = (secs * SAMPLE_RATE as f32) as usize;
-        (0..n)
-            .map(|i| amp * (i as f32 * hz * std::f32::consts::TAU / SAMPLE_RATE as f32).sin())
-            .collect()
+        (0..n).map(|i| amp * (i as f32 * hz * std::f32::consts::TAU / SAMPLE_RATE as f32).sin()).collect()
     }
 
     #[test]
@@ -479,34 +433,20 @@ mod tests {
     fn model_errors_are_clear() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.bin");
-        let e = Transcriber::new(&SttSettings {
-            model: missing.clone(),
-            threads: 1,
-            audio_ctx: None,
-        })
-        .unwrap_err();
+        let e = Transcriber::new(&SttSettings { model: missing.clone(), threads: 1, audio_ctx: None })
+            .unwrap_err();
         assert!(matches!(e, SttError::ModelMissing(ref p) if *p == missing), "{e}");
         assert!(e.to_string().contains("PITBOX_WHISPER_MODEL"));
 
         let junk = dir.path().join("junk.bin");
         std::fs::write(&junk, b"<html>not found</html>").unwrap();
-        let e = Transcriber::new(&SttSettings {
-            model: junk,
-            threads: 1,
-            audio_ctx: None,
-        })
-        .unwrap_err();
+        let e = Transcriber::new(&SttSettings { model: junk, threads: 1, audio_ctx: None }).unwrap_err();
         assert!(matches!(e, SttError::ModelInvalid { .. }), "{e}");
 
         // the right magic, then nothing: whisper.cpp would take it (and crash later)
         let truncated = dir.path().join("truncated.bin");
         std::fs::write(&truncated, 0x6767_6d6c_u32.to_le_bytes()).unwrap();
-        let e = Transcriber::new(&SttSettings {
-            model: truncated,
-            threads: 1,
-            audio_ctx: None,
-        })
-        .unwrap_err();
+        let e = Transcriber::new(&SttSettings { model: truncated, threads: 1, audio_ctx: None }).unwrap_err();
         assert!(matches!(e, SttError::ModelInvalid { .. }), "{e}");
         assert!(e.to_string().contains("truncated"), "{e}");
     }
