@@ -37,6 +37,7 @@ const VOICED_RMS: f32 = 0.008;
 const MIN_MODULATION: f32 = 2.0;
 
 /// A transcript whisper itself thinks is probably not speech is dropped.
+#[cfg(feature = "stt")]
 const MAX_NO_SPEECH_PROB: f32 = 0.6;
 
 /// Where to find the model and how hard to work.
@@ -140,6 +141,7 @@ pub fn is_speech(pcm_16k_mono: &[f32]) -> bool {
 
 /// Drops what whisper writes for sounds rather than words: `[BLANK_AUDIO]`, `(engine revving)`,
 /// `*beep*`, and music notes.
+#[cfg_attr(not(feature = "stt"), allow(dead_code))]
 fn strip_non_speech(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut depth = 0_i32;
