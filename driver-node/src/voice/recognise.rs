@@ -220,8 +220,7 @@ const PHRASES: &[(VoiceIntent, &[&str])] = &[
         VoiceIntent::BoxThisLap,
         &[
             "box this lap",
-            "box box",
-            "box box box",
+            "box",
             "boxing this lap",
             "im boxing this lap",
             "pitting this lap",
@@ -285,6 +284,8 @@ const TELL_TEAM: &[&str] = &[
 /// Best command for `transcript`, or `None` when nothing is close (see [`CONFIDENT`] for when to
 /// act on it).
 pub fn recognise(transcript: &str) -> Option<Recognition> {
+    let collapsed = collapse_repeats(transcript);
+    let transcript = collapsed.as_str();
     let words = normalise(transcript);
     if words.is_empty() {
         return None;
@@ -314,6 +315,31 @@ pub fn recognise(transcript: &str) -> Option<Recognition> {
         text: None,
         number: words.iter().find_map(|w| w.text.parse::<f64>().ok()),
     })
+}
+
+/// Whisper with a short audio context often loops: "How's my fuel? How's my fuel? How's my". When
+/// the words are one phrase said over and over (the last time possibly cut off), only the first
+/// time is kept; anything else is returned as it is.
+pub fn collapse_repeats(text: &str) -> String {
+    let tokens: Vec<&str> = text.split_whitespace().collect();
+    let keys: Vec<String> = tokens
+        .iter()
+        .map(|t| {
+            t.chars()
+                .filter(|c| c.is_alphanumeric())
+                .flat_map(char::to_lowercase)
+                .collect()
+        })
+        .collect();
+    for period in 1..=keys.len() / 2 {
+        if (period..keys.len()).all(|i| keys[i] == keys[i - period]) {
+            return tokens[..period]
+                .join(" ")
+                .trim_end_matches([',', ';', ' '])
+                .to_string();
+        }
+    }
+    text.trim().to_string()
 }
 
 /// The initial prompt for speech-to-text: the command words, so that it prefers "tyre temps" over
@@ -655,6 +681,23 @@ mod tests {
         assert_eq!(r.intent, VoiceIntent::FuelToEnd);
         assert_eq!(r.number, Some(25.0));
         assert_eq!(recognise("How's my fuel").unwrap().number, None);
+    }
+
+    #[test]
+    fn whisper_loops_are_collapsed() {
+        assert_eq!(
+            collapse_repeats("How's my fuel? How's my fuel? How's my fuel? How's my"),
+            "How's my fuel?"
+        );
+        assert_eq!(
+            collapse_repeats("Talk to me, talk to me, talk to me, talk"),
+            "Talk to me"
+        );
+        assert_eq!(collapse_repeats("box box box"), "box");
+        assert_eq!(collapse_repeats("box this lap"), "box this lap");
+        let r = recognise("What's the gap behind? What's the gap behind? What's the").unwrap();
+        assert_eq!(r.intent, VoiceIntent::GapBehind);
+        assert!(r.confidence >= CONFIDENT);
     }
 
     #[test]

@@ -331,7 +331,7 @@ mod engine {
             p.set_print_special(false);
             p.set_print_timestamps(false);
             // a command is a few words; a runaway decode on noise stops here
-            p.set_max_tokens(32);
+            p.set_max_tokens(24);
             // no temperature fallback: a second, random decode of a bad clip is worse than an
             // empty one (the driver is asked to repeat)
             p.set_temperature_inc(0.0);
@@ -348,7 +348,8 @@ mod engine {
                 text.push_str(&s);
             }
             let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            let mut text = strip_non_speech(&text);
+            // whisper loops on short clips ("Talk to me, talk to me, talk"): keep the first time
+            let mut text = crate::voice::recognise::collapse_repeats(&strip_non_speech(&text));
             if no_speech_prob > MAX_NO_SPEECH_PROB {
                 tracing::debug!(%text, no_speech_prob, "whisper: probably not speech; dropped");
                 text.clear();
