@@ -324,19 +324,25 @@ pub fn collapse_repeats(text: &str) -> String {
     let tokens: Vec<&str> = text.split_whitespace().collect();
     let keys: Vec<String> = tokens
         .iter()
-        .map(|t| {
-            t.chars()
-                .filter(|c| c.is_alphanumeric())
-                .flat_map(char::to_lowercase)
-                .collect()
-        })
+        .map(|t| t.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect())
         .collect();
-    for period in 1..=keys.len() / 2 {
-        if (period..keys.len()).all(|i| keys[i] == keys[i - period]) {
-            return tokens[..period]
-                .join(" ")
-                .trim_end_matches([',', ';', ' '])
-                .to_string();
+    let n = keys.len();
+    // the loop may be cut off inside a word ("What" of "What's"), and its first time may be heard
+    // a little differently from the rest ("Gup to the car ahead, gap to the car ahead, gap to")
+    let same = |i: usize, p: usize| {
+        keys[i] == keys[i - p] || (i == n - 1 && keys[i - p].starts_with(keys[i].as_str()))
+    };
+    let cut = |from: usize, p: usize| {
+        tokens[from..from + p].join(" ").trim_end_matches([',', ';', ' ']).to_string()
+    };
+    for period in 1..=n / 2 {
+        if (period..n).all(|i| same(i, period)) {
+            return cut(0, period);
+        }
+    }
+    for period in 1..=n / 3 {
+        if (2 * period..n).all(|i| same(i, period)) {
+            return cut(period, period);
         }
     }
     text.trim().to_string()
@@ -689,12 +695,17 @@ mod tests {
             collapse_repeats("How's my fuel? How's my fuel? How's my fuel? How's my"),
             "How's my fuel?"
         );
-        assert_eq!(
-            collapse_repeats("Talk to me, talk to me, talk to me, talk"),
-            "Talk to me"
-        );
+        assert_eq!(collapse_repeats("Talk to me, talk to me, talk to me, talk"), "Talk to me");
         assert_eq!(collapse_repeats("box box box"), "box");
         assert_eq!(collapse_repeats("box this lap"), "box this lap");
+        assert_eq!(
+            collapse_repeats("Gup, to the car ahead, gap, to the car ahead, gap, to the car ahead, gap, to"),
+            "gap, to the car ahead"
+        );
+        assert_eq!(
+            collapse_repeats("What's the gap behind? What's the gap behind? What"),
+            "What's the gap behind?"
+        );
         let r = recognise("What's the gap behind? What's the gap behind? What's the").unwrap();
         assert_eq!(r.intent, VoiceIntent::GapBehind);
         assert!(r.confidence >= CONFIDENT);
