@@ -51,11 +51,11 @@ const SPEEDS: &[u32] = &[140, 180];
 /// `None` would be the clean clip; 20 dB is near enough to it and the run is long enough as it is.
 const SNRS: &[Option<f32>] = &[Some(20.0), Some(10.0), Some(5.0)];
 
-/// Recognition rate floors (hits / clips), set a little under what was measured (see the report
-/// in the commit): 20 dB, 10 dB, 5 dB.
-const FLOOR_20DB: f64 = 0.8;
-const FLOOR_10DB: f64 = 0.78;
-const FLOOR_5DB: f64 = 0.75;
+/// Recognition rate floors (hits / clips), set a little under what was measured (tiny.en, fitted
+/// audio context, 1 thread; the run is deterministic): 20 dB 93.5%, 10 dB 89.8%, 5 dB 89.8%.
+const FLOOR_20DB: f64 = 0.9;
+const FLOOR_10DB: f64 = 0.85;
+const FLOOR_5DB: f64 = 0.85;
 
 fn missing(what: &str) -> bool {
     if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
