@@ -13,8 +13,8 @@
 //! [`is_speech`] still works.
 //!
 //! Env: `PITBOX_WHISPER_MODEL` — the ggml model file, overriding [`model_path_default`]'s
-//! `<cache dir>/pitbox/models/ggml-tiny.en.bin` (`tools/../shared/tools/whisper-model/fetch.sh`
-//! puts it there).
+//! `<cache dir>/pitbox/models/ggml-tiny.en.bin` (where `tools/setup.sh`, through the whisper-model
+//! `fetch.sh`, puts it).
 
 use std::path::{Path, PathBuf};
 
@@ -79,9 +79,7 @@ impl Transcript {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SttError {
-    #[error(
-        "whisper model not found at {0} (run `bash ../shared/tools/whisper-model/fetch.sh`, or set PITBOX_WHISPER_MODEL)"
-    )]
+    #[error("whisper model not found at {0} (run tools/setup.sh, or set PITBOX_WHISPER_MODEL)")]
     ModelMissing(PathBuf),
     #[error("{path} is not a usable whisper ggml model: {reason}")]
     ModelInvalid { path: PathBuf, reason: String },
