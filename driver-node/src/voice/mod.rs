@@ -92,7 +92,8 @@ pub fn doctor_row() -> schema::wire::ValidationResult {
     let mut status = Success;
     let mut millis = None;
     if model.is_file() {
-        let settings = stt::SttSettings { model: model.clone(), threads: 1, audio_ctx: None };
+        // As `run` transcribes (fitted context, one thread).
+        let settings = stt::SttSettings { model: model.clone(), threads: 1, audio_ctx: Some(0) };
         // A second of a voiced vowel-like sound: what matters is how long the model takes.
         let clip: Vec<f32> = (0..16_000)
             .map(|i| {
