@@ -79,9 +79,16 @@ fn a_spoken_fuel_question_is_answered_out_loud() {
     w.login();
     let dir = tempfile::tempdir().unwrap();
     let (raw, question) = (dir.path().join("raw.wav"), dir.path().join("question.wav"));
-    run(Command::new("espeak-ng").args(["-v", "en-gb", "-s", "150", "-w"]).arg(&raw).arg("how much fuel have I got"));
+    run(Command::new("espeak-ng")
+        .args(["-v", "en-gb", "-s", "150", "-w"])
+        .arg(&raw)
+        .arg("how much fuel have I got"));
     // Two seconds of quiet first, so telemetry is flowing before the question.
-    run(Command::new("sox").arg(&raw).args(["-r", "16000", "-c", "1"]).arg(&question).args(["pad", "2", "0.5"]));
+    run(Command::new("sox")
+        .arg(&raw)
+        .args(["-r", "16000", "-c", "1"])
+        .arg(&question)
+        .args(["pad", "2", "0.5"]));
     let speaker = dir.path().join("speaker.wav");
     let log_path = dir.path().join("node.log");
     let mut node = w
