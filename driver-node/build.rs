@@ -9,7 +9,6 @@
 //! `tools/windows-check.sh` checks the `.exe` imports no MinGW DLL.
 //! Reads `TARGET`, `OUT_DIR` (set by cargo) and `CXX_x86_64_pc_windows_gnu` (the MinGW C++
 //! compiler, default `x86_64-w64-mingw32-g++`).
-#![allow(clippy::print_stdout)]
 
 use std::path::PathBuf;
 use std::process::Command;
