@@ -4,121 +4,21 @@
 //! One test function in its own binary, because it sets `DISPLAY` and `PULSE_SERVER` in this process
 //! (the device libraries read them when they connect). Needs `Xvfb` (apt `xvfb`), `pulseaudio` and
 //! the ALSA pulse plugin (apt `pulseaudio libasound2-plugins`). A missing part fails the test, naming
-//! it, unless `PITBOX_SKIP_DEVICE_TESTS=1` (then that part is skipped with a note on stderr).
+//! it, unless `PITBOX_SKIP_DEVICE_TESTS=1` outside CI (then that part is skipped with a note).
 //!
-//! Env: `PITBOX_SKIP_DEVICE_TESTS`. Linux only (the Windows backends, DXGI and WASAPI, need a desktop).
+//! Env: `PITBOX_SKIP_DEVICE_TESTS`, `CI`. Linux only (the Windows backends, DXGI and WASAPI, need a desktop).
 #![cfg(target_os = "linux")]
 
-// Until lib.rs declares `pub mod devices;`, the module is compiled into this test directly (then:
-// `use driver_node::devices;`). As a private module here, its Windows-only error variant is unused.
+mod common;
+
+use common::{missing, start_pulse, start_xvfb};
 use driver_node::devices;
-
-use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use schema::wire::ValidationStatus;
 
-/// A child process killed (and reaped) when dropped, so a failed assertion cleans up too.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
+/// Whether a missing tool was skipped rather than failed (`common::missing` allowed it).
 fn skip_allowed() -> bool {
     std::env::var("PITBOX_SKIP_DEVICE_TESTS").is_ok_and(|v| v == "1")
-}
-
-/// Fails the test, or with `PITBOX_SKIP_DEVICE_TESTS=1` only reports that `part` is skipped.
-fn missing(part: &str, why: String) {
-    if skip_allowed() {
-        eprintln!("devices test: skipping {part}: {why}");
-    } else {
-        panic!("devices test: {part} cannot run: {why} (set PITBOX_SKIP_DEVICE_TESTS=1 to skip it)");
-    }
-}
-
-/// Starts Xvfb on a display number it picks itself (`-displayfd`), returning the process and `:N`.
-fn start_xvfb(extra: &[&str]) -> Result<(Killed, String), String> {
-    let child = Command::new("Xvfb")
-        .args(["-displayfd", "1", "-screen", "0", "1280x720x24", "-nolisten", "tcp", "-noreset"])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start Xvfb ({e}); install the `xvfb` package"))?;
-    let mut xvfb = Killed(child);
-    let stdout = xvfb.0.stdout.take().ok_or("no stdout from Xvfb")?;
-    // Xvfb writes the display number once it accepts connections; EOF means it died.
-    let mut line = String::new();
-    let _ = BufReader::new(stdout).read_line(&mut line);
-    let number = line.trim();
-    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
-        let mut err = String::new();
-        if let Some(mut e) = xvfb.0.stderr.take() {
-            let _ = xvfb.0.kill();
-            let _ = e.read_to_string(&mut err);
-        }
-        return Err(format!("Xvfb did not start: {}", err.trim()));
-    }
-    Ok((xvfb, format!(":{number}")))
-}
-
-/// Starts a private PulseAudio daemon (no default script: only the native socket, a null sink and
-/// a null source) with its runtime directory in `dir`, returning it once its socket answers.
-fn start_pulse(dir: &Path) -> Result<Killed, String> {
-    let log = std::fs::File::create(dir.join("pulse.log")).map_err(|e| e.to_string())?;
-    let child = Command::new("pulseaudio")
-        .args([
-            "-n",
-            "--daemonize=no",
-            "--exit-idle-time=-1",
-            "--use-pid-file=no",
-            "--system=false",
-            "--log-target=stderr",
-            "-L",
-            "module-native-protocol-unix auth-anonymous=1",
-            "-L",
-            "module-null-sink sink_name=pitbox_null",
-            "-L",
-            "module-null-source source_name=pitbox_mic",
-        ])
-        .env("PULSE_RUNTIME_PATH", dir)
-        .env("PULSE_STATE_PATH", dir)
-        .env("HOME", dir)
-        .env("XDG_CONFIG_HOME", dir)
-        .env_remove("PULSE_SERVER")
-        .env_remove("DISPLAY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map_err(|e| format!("cannot start pulseaudio ({e}); install the `pulseaudio` package"))?;
-    let mut pulse = Killed(child);
-    let socket = dir.join("native");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
-            return Ok(pulse);
-        }
-        let exited = pulse.0.try_wait().ok().flatten();
-        if exited.is_some() || Instant::now() > deadline {
-            let log = std::fs::read_to_string(dir.join("pulse.log")).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(8).collect();
-            return Err(format!(
-                "pulseaudio did not open {} ({exited:?}): {}",
-                socket.display(),
-                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        && !std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
 #[test]
@@ -126,14 +26,17 @@ fn screens_and_audio_devices_on_xvfb_and_pulseaudio() {
     // --- PulseAudio with a null sink and a null source, seen through ALSA's pulse plugin. First:
     // ALSA reads its configuration (and whether pulse runs) once, at the first audio call.
     let runtime = tempfile::tempdir().unwrap();
-    let pulse = match start_pulse(runtime.path()) {
+    let pulse = match start_pulse(
+        runtime.path(),
+        &["module-null-sink sink_name=pitbox_null", "module-null-source source_name=pitbox_mic"],
+    ) {
         Ok(pulse) => {
             std::env::set_var("PULSE_SERVER", format!("unix:{}", runtime.path().join("native").display()));
             let audio = devices::audio().unwrap();
             if audio.inputs.is_empty() || audio.outputs.is_empty() {
                 missing(
-                    "audio (ALSA pulse plugin)",
-                    format!(
+                    "devices test: audio (ALSA pulse plugin)",
+                    &format!(
                         "pulseaudio runs but {} lists {} input(s) and {} output(s); install `libasound2-plugins`",
                         audio.host,
                         audio.inputs.len(),
@@ -152,7 +55,7 @@ fn screens_and_audio_devices_on_xvfb_and_pulseaudio() {
             Some(pulse)
         }
         Err(why) => {
-            missing("audio (PulseAudio)", why);
+            missing("devices test: audio (PulseAudio)", &why);
             None
         }
     };
@@ -171,7 +74,7 @@ fn screens_and_audio_devices_on_xvfb_and_pulseaudio() {
     assert!(matches!(devices::screens(), Err(devices::DeviceError::Screens(_))));
 
     // --- Xvfb: exactly its one 1280×720 screen.
-    let xvfb = match start_xvfb(&[]) {
+    let xvfb = match start_xvfb("1280x720x24", &[]) {
         Ok((xvfb, display)) => {
             std::env::set_var("DISPLAY", &display);
             let screens = devices::screens().unwrap();
@@ -179,14 +82,14 @@ fn screens_and_audio_devices_on_xvfb_and_pulseaudio() {
             Some((xvfb, display))
         }
         Err(why) => {
-            missing("screens (Xvfb)", why);
+            missing("devices test: screens (Xvfb)", &why);
             None
         }
     };
 
     // --- an X server without RandR (scrap 0.5 would segfault on it): an error naming RandR.
     if let Some((_, with_randr)) = &xvfb {
-        let (_plain_x, display) = start_xvfb(&["-extension", "RANDR"]).unwrap();
+        let (_plain_x, display) = start_xvfb("1280x720x24", &["-extension", "RANDR"]).unwrap();
         std::env::set_var("DISPLAY", &display);
         match devices::screens() {
             Err(devices::DeviceError::Screens(why)) => assert!(why.contains("RandR"), "{why}"),

@@ -5,13 +5,13 @@
 //! with the luma PSNR against the captured picture above [`PSNR_FLOOR`] dB.
 //!
 //! One test in its own binary, because it sets `DISPLAY` for this process. Needs `Xvfb` (apt
-//! `xvfb`); without it the test fails naming it, unless `PITBOX_SKIP_DEVICE_TESTS=1`.
-//! Env: `PITBOX_SKIP_DEVICE_TESTS`. Linux only.
+//! `xvfb`); without it the test fails naming it, unless `PITBOX_SKIP_DEVICE_TESTS=1` outside CI.
+//! Env: `PITBOX_SKIP_DEVICE_TESTS`, `CI`. Linux only.
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::Instant;
 
 use driver_node::video::capture::{self, bars_of, read_bars, SourceSpec};
@@ -28,38 +28,14 @@ use x11rb::wrapper::ConnectionExt as _;
 const PSNR_FLOOR: f64 = 30.0;
 const FRAMES: u32 = 40;
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_xvfb() -> Option<(Killed, String)> {
-    let child = Command::new("Xvfb")
-        .args(["-displayfd", "1", "-screen", "0", "1280x720x24", "-nolisten", "tcp", "-noreset"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => Killed(c),
-        Err(e) => {
-            if std::env::var("PITBOX_SKIP_DEVICE_TESTS").is_ok_and(|v| v == "1") {
-                eprintln!("video test: skipped, no Xvfb ({e})");
-                return None;
-            }
-            panic!("video test needs Xvfb ({e}): apt-get install xvfb, or PITBOX_SKIP_DEVICE_TESTS=1");
+fn start_xvfb() -> Option<(common::Killed, String)> {
+    match common::start_xvfb("1280x720x24", &[]) {
+        Ok(x) => Some(x),
+        Err(why) => {
+            common::missing("video test", &why);
+            None
         }
-    };
-    let mut line = String::new();
-    // Xvfb writes the display number once it accepts connections.
-    BufReader::new(child.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let n = line.trim().to_owned();
-    assert!(!n.is_empty(), "Xvfb did not start");
-    Some((child, format!(":{n}")))
+    }
 }
 
 #[test]

@@ -15,74 +15,22 @@
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::Read;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{start_pulse, Killed};
 use driver_node::voice::capture::{self, MicSpec};
 use driver_node::voice::playback::{self, SpeakerSpec};
 use driver_node::voice::segment::{Segmenter, WebRtc};
 use schema::wire::{MessagePriority, SayAudio, SayKind, VoiceSay};
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Fails, or (allowed outside CI) skips with a note.
 fn missing(why: &str) -> bool {
-    let skip = std::env::var("PITBOX_SKIP_DEVICE_TESTS").is_ok_and(|v| v == "1")
-        && !std::env::var("CI").is_ok_and(|v| v == "true");
-    assert!(skip, "voice playback test cannot run: {why} (PITBOX_SKIP_DEVICE_TESTS=1 skips it outside CI)");
-    eprintln!("voice playback test: skipped: {why}");
-    false
-}
-
-fn start_pulse(dir: &Path) -> Result<Killed, String> {
-    let log = std::fs::File::create(dir.join("pulse.log")).map_err(|e| e.to_string())?;
-    let child = Command::new("pulseaudio")
-        .args([
-            "-n",
-            "--daemonize=no",
-            "--exit-idle-time=-1",
-            "--use-pid-file=no",
-            "--system=false",
-            "--log-target=stderr",
-            "-L",
-            "module-native-protocol-unix auth-anonymous=1",
-            "-L",
-            "module-null-sink sink_name=pitbox_null rate=48000",
-        ])
-        .env("PULSE_RUNTIME_PATH", dir)
-        .env("PULSE_STATE_PATH", dir)
-        .env("HOME", dir)
-        .env("XDG_CONFIG_HOME", dir)
-        .env_remove("PULSE_SERVER")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map_err(|e| format!("cannot start pulseaudio ({e}); install `pulseaudio`"))?;
-    let mut pulse = Killed(child);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if std::os::unix::net::UnixStream::connect(dir.join("native")).is_ok() {
-            return Ok(pulse);
-        }
-        if pulse.0.try_wait().ok().flatten().is_some() || Instant::now() > deadline {
-            return Err(format!(
-                "pulseaudio did not start: {}",
-                std::fs::read_to_string(dir.join("pulse.log")).unwrap_or_default()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::missing("voice playback test", why)
 }
 
 const RATE: u32 = 16_000;
@@ -139,7 +87,7 @@ fn classify(rec: &[i16]) -> Vec<u8> {
 #[test]
 fn playback_and_the_microphone_on_a_real_sound_server() {
     let dir = tempfile::tempdir().unwrap();
-    let _pulse = match start_pulse(dir.path()) {
+    let _pulse = match start_pulse(dir.path(), &["module-null-sink sink_name=pitbox_null rate=48000"]) {
         Ok(p) => p,
         Err(e) => {
             missing(&e);

@@ -8,8 +8,8 @@
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
 use driver_node::voice::ptt::{self, PttButton, PttInput};
@@ -17,17 +17,6 @@ use driver_node::voice::segment::{Gate, PttMode};
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::ConnectionExt as _;
 use x11rb::protocol::xtest::ConnectionExt as _;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-const SPACE: u8 = 65;
 
 fn until(input: &mut dyn PttInput, want: bool) {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -39,25 +28,16 @@ fn until(input: &mut dyn PttInput, want: bool) {
 
 #[test]
 fn a_key_held_on_x11_opens_the_microphone() {
-    let child = Command::new("Xvfb")
-        .args(["-displayfd", "1", "-screen", "0", "640x480x24", "-nolisten", "tcp", "-noreset"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn();
-    let mut xvfb = match child {
-        Ok(c) => Killed(c),
-        Err(e) => {
-            let skip = std::env::var("PITBOX_SKIP_DEVICE_TESTS").is_ok_and(|v| v == "1")
-                && !std::env::var("CI").is_ok_and(|v| v == "true");
-            assert!(skip, "the push-to-talk key test needs Xvfb ({e}): apt-get install xvfb");
-            eprintln!("voice_ptt: skipped, no Xvfb");
+    let _xvfb = match common::start_xvfb("640x480x24", &[]) {
+        Ok((xvfb, display)) => {
+            std::env::set_var("DISPLAY", display);
+            xvfb
+        }
+        Err(why) => {
+            common::missing("voice_ptt", &why);
             return;
         }
     };
-    let mut line = String::new();
-    BufReader::new(xvfb.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    std::env::set_var("DISPLAY", format!(":{}", line.trim()));
 
     let (conn, screen) = x11rb::connect(None).unwrap();
     let root = conn.setup().roots[screen].root;
