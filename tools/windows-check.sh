@@ -60,6 +60,12 @@ fi
 command -v x86_64-w64-mingw32-gcc >/dev/null ||
   { say "x86_64-w64-mingw32-gcc missing (install with INSTALL_WINDOWS=1)"; exit 1; }
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target/windows}
+# whisper-rs-sys makes its bindings with bindgen; Debian's libclang does not find clang's own
+# headers (stdbool.h, stddef.h) for the Windows target, so they are named here.
+if [ -z "${BINDGEN_EXTRA_CLANG_ARGS_x86_64_pc_windows_gnu:-}" ]; then
+  clang_inc=$(ls -d /usr/lib/llvm-*/lib/clang/*/include 2>/dev/null | sort -V | tail -n1 || true)
+  [ -z "$clang_inc" ] || export BINDGEN_EXTRA_CLANG_ARGS_x86_64_pc_windows_gnu="-isystem $clang_inc"
+fi
 
 cd "$REPO"
 say "$(cargo -V) / $(rustc -V); CARGO_TARGET_DIR=$CARGO_TARGET_DIR; runner=$CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER"
