@@ -3,12 +3,13 @@
 //! runtime as a DLL (`-Bdynamic -lstdc++`), which a driver's PC does not have. So for that target
 //! this puts a copy of the static `libstdc++.a`, named as the import library `libstdc++.dll.a`,
 //! first on the link search path (the linker takes what it finds under that name, and an archive
-//! of objects links them in), and adds what the C++ runtime needs itself (libgcc's thread and TLS
-//! helpers, MinGW's printf, msvcrt, kernel32) as one group after everything else, because rustc
+//! of objects links them in), and adds what the C++ runtime needs itself (winpthreads: the MinGW
+//! toolchain with POSIX threads is used, as whisper.cpp needs `std::mutex`; libgcc's helpers,
+//! MinGW's printf, msvcrt, kernel32) as one static group after everything else, because rustc
 //! links with `-nodefaultlibs`. `.cargo/config.toml` links the C runtime statically;
 //! `tools/windows-check.sh` checks the `.exe` imports no MinGW DLL.
 //! Reads `TARGET`, `OUT_DIR` (set by cargo) and `CXX_x86_64_pc_windows_gnu` (the MinGW C++
-//! compiler, default `x86_64-w64-mingw32-g++`).
+//! compiler, default `x86_64-w64-mingw32-g++-posix`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -20,7 +21,7 @@ fn main() {
     if !target.ends_with("-windows-gnu") {
         return;
     }
-    let cxx = std::env::var("CXX_x86_64_pc_windows_gnu").unwrap_or_else(|_| "x86_64-w64-mingw32-g++".into());
+    let cxx = std::env::var("CXX_x86_64_pc_windows_gnu").unwrap_or_else(|_| "x86_64-w64-mingw32-g++-posix".into());
     let found = Command::new(&cxx)
         .arg("-print-file-name=libstdc++.a")
         .output()
@@ -37,9 +38,12 @@ fn main() {
         }
         _ => println!("cargo:warning=no static libstdc++.a from {cxx}: the .exe will need libstdc++-6.dll"),
     }
+    // `-Bstatic` again: rustc switched to `-Bdynamic` for the system DLLs before this point.
     for arg in [
+        "-Wl,-Bstatic",
         "-Wl,--start-group",
         "-lstdc++",
+        "-lwinpthread",
         "-lgcc",
         "-lgcc_eh",
         "-lmingwex",

@@ -111,7 +111,7 @@ resolve() {
   APT_PKGS="$RUNTIME_DEPS lld-$LLVM_MAJOR ca-certificates"
   [ "$INSTALL_BROWSER" = 1 ] && APT_PKGS="$APT_PKGS chromium fonts-dejavu-core"
   # g++ too: openh264 (the node's video encoder) is C++.
-  [ "$INSTALL_WINDOWS" = 1 ] && APT_PKGS="$APT_PKGS gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64"
+  [ "$INSTALL_WINDOWS" = 1 ] && APT_PKGS="$APT_PKGS gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 g++-mingw-w64-x86-64-posix"
   [ "$INSTALL_WINE" = 1 ] && APT_PKGS="$APT_PKGS wine64 gcc-mingw-w64-x86-64"
   APT_PKGS=$(echo $APT_PKGS | tr ' ' '\n' | sort -u | tr '\n' ' ')
   MISSING=""
@@ -224,8 +224,7 @@ CEOF
 #!/bin/sh
 # wine-run prog.exe [args]: run a Windows console program under Debian's wine64 in a private prefix
 export WINEPREFIX="\${WINEPREFIX:-$PREFIX/wineprefix}" WINEDEBUG="\${WINEDEBUG:--all}"
-# MinGW's C++ runtime (libstdc++-6.dll, libgcc_s_seh-1.dll), which OpenH264's C++ links against
-export WINEPATH="$(dirname "$(x86_64-w64-mingw32-g++ -print-file-name=libstdc++-6.dll)")"
+# no WINEPATH to MinGW's DLLs: the node's programs are self-contained (driver-node/build.rs)
 # wine here has no display driver: tests that need a real screen say so instead of failing
 export PITBOX_HEADLESS_WINE=1
 if [ ! -f "\$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" ]; then

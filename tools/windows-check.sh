@@ -60,6 +60,14 @@ fi
 command -v x86_64-w64-mingw32-gcc >/dev/null ||
   { say "x86_64-w64-mingw32-gcc missing (install with INSTALL_WINDOWS=1)"; exit 1; }
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target/windows}
+# MinGW with POSIX threads (whisper.cpp needs std::mutex and std::thread, which the win32 thread
+# model of Debian's default MinGW g++ 12 lacks), for C, C++ and the link alike; winpthreads is
+# linked statically (driver-node/build.rs).
+export CC_x86_64_pc_windows_gnu=${CC_x86_64_pc_windows_gnu:-x86_64-w64-mingw32-gcc-posix}
+export CXX_x86_64_pc_windows_gnu=${CXX_x86_64_pc_windows_gnu:-x86_64-w64-mingw32-g++-posix}
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc-posix
+command -v "$CXX_x86_64_pc_windows_gnu" >/dev/null ||
+  { say "$CXX_x86_64_pc_windows_gnu missing (apt-get install g++-mingw-w64-x86-64-posix)"; exit 1; }
 # whisper-rs-sys makes its bindings with bindgen; Debian's libclang does not find clang's own
 # headers (stdbool.h, stddef.h) for the Windows target, so they are named here.
 if [ -z "${BINDGEN_EXTRA_CLANG_ARGS_x86_64_pc_windows_gnu:-}" ]; then
