@@ -18,6 +18,9 @@ use x11rb::connection::Connection;
 use x11rb::protocol::xproto::ConnectionExt as _;
 use x11rb::protocol::xtest::ConnectionExt as _;
 
+/// The X keycode of the space bar.
+const SPACE: u8 = 65;
+
 fn until(input: &mut dyn PttInput, want: bool) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while input.pressed() != want {
