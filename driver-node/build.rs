@@ -21,7 +21,8 @@ fn main() {
     if !target.ends_with("-windows-gnu") {
         return;
     }
-    let cxx = std::env::var("CXX_x86_64_pc_windows_gnu").unwrap_or_else(|_| "x86_64-w64-mingw32-g++-posix".into());
+    let cxx =
+        std::env::var("CXX_x86_64_pc_windows_gnu").unwrap_or_else(|_| "x86_64-w64-mingw32-g++-posix".into());
     let found = Command::new(&cxx)
         .arg("-print-file-name=libstdc++.a")
         .output()
