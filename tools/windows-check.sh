@@ -68,6 +68,12 @@ export CXX_x86_64_pc_windows_gnu=${CXX_x86_64_pc_windows_gnu:-x86_64-w64-mingw32
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc-posix
 command -v "$CXX_x86_64_pc_windows_gnu" >/dev/null ||
   { say "$CXX_x86_64_pc_windows_gnu missing (apt-get install g++-mingw-w64-x86-64-posix)"; exit 1; }
+# whisper.cpp's ggml uses THREAD_POWER_THROTTLING_STATE, which Debian 12's MinGW-w64 headers lack:
+# a small header with the SDK's definition is force-included into the target's C code then.
+mingw_inc=$(dirname "$(echo '#include <windows.h>' | "$CC_x86_64_pc_windows_gnu" -xc -E -H - 2>&1 >/dev/null | grep -m1 -o '/[^ ]*/windows\.h')")
+if ! grep -rqs THREAD_POWER_THROTTLING_CURRENT_VERSION "$mingw_inc"; then
+  export CFLAGS_x86_64_pc_windows_gnu="${CFLAGS_x86_64_pc_windows_gnu:-} -include $REPO/tools/mingw-compat/thread-power-throttling.h"
+fi
 # whisper-rs-sys makes its bindings with bindgen; Debian's libclang does not find clang's own
 # headers (stdbool.h, stddef.h) for the Windows target, so they are named here.
 if [ -z "${BINDGEN_EXTRA_CLANG_ARGS_x86_64_pc_windows_gnu:-}" ]; then
