@@ -74,6 +74,8 @@ mingw_inc=$(dirname "$(echo '#include <windows.h>' | "$CC_x86_64_pc_windows_gnu"
 if ! grep -rqs THREAD_POWER_THROTTLING_CURRENT_VERSION "$mingw_inc"; then
   export CFLAGS_x86_64_pc_windows_gnu="${CFLAGS_x86_64_pc_windows_gnu:-} -include $REPO/tools/mingw-compat/thread-power-throttling.h"
 fi
+# ggml names its static libraries without `lib` on Windows, which rustc does not find: see the file.
+export CMAKE_PROJECT_ggml_INCLUDE="$REPO/tools/mingw-compat/ggml-lib-prefix.cmake"
 # whisper-rs-sys makes its bindings with bindgen; Debian's libclang does not find clang's own
 # headers (stdbool.h, stddef.h) for the Windows target, so they are named here.
 if [ -z "${BINDGEN_EXTRA_CLANG_ARGS_x86_64_pc_windows_gnu:-}" ]; then
