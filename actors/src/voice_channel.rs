@@ -128,15 +128,6 @@ pub struct QueuedSay {
     pub expires: Instant,
 }
 
-fn rank(p: MessagePriority) -> u8 {
-    match p {
-        MessagePriority::Urgent => 3,
-        MessagePriority::High => 2,
-        MessagePriority::Normal => 1,
-        MessagePriority::Low => 0,
-    }
-}
-
 /// The speech queue: most important first, first come first within a priority; expired items are
 /// dropped when met; an item whose text is already waiting collapses into it (keeping the higher
 /// priority and the later expiry). Pure, so it can be tested.
@@ -159,7 +150,7 @@ impl SpeechQueue {
     /// Queues `item`; `false` when it collapsed into one already waiting.
     pub fn push(&mut self, item: QueuedSay) -> bool {
         if let Some(same) = self.items.iter_mut().find(|q| q.text == item.text) {
-            if rank(item.priority) > rank(same.priority) {
+            if item.priority.rank() > same.priority.rank() {
                 same.priority = item.priority;
                 same.kind = item.kind;
             }
@@ -172,8 +163,8 @@ impl SpeechQueue {
         self.items.push_back(item);
         if self.items.len() > QUEUE_LEN {
             // The least important; the oldest of those.
-            let low = self.items.iter().map(|q| rank(q.priority)).min().unwrap_or(0);
-            if let Some(k) = self.items.iter().position(|q| rank(q.priority) == low) {
+            let low = self.items.iter().map(|q| q.priority.rank()).min().unwrap_or(0);
+            if let Some(k) = self.items.iter().position(|q| q.priority.rank() == low) {
                 self.items.remove(k);
                 self.dropped += 1;
             }
@@ -193,11 +184,11 @@ impl SpeechQueue {
     /// alert do not (the node pre-empts what plays with an urgent one).
     pub fn pop(&mut self, now: Instant, busy: bool) -> Option<QueuedSay> {
         self.expire(now);
-        let best = self.items.iter().map(|q| rank(q.priority)).max()?;
-        if busy && best < rank(MessagePriority::High) {
+        let best = self.items.iter().map(|q| q.priority.rank()).max()?;
+        if busy && best < MessagePriority::High.rank() {
             return None;
         }
-        let k = self.items.iter().position(|q| rank(q.priority) == best)?;
+        let k = self.items.iter().position(|q| q.priority.rank() == best)?;
         self.items.remove(k)
     }
 

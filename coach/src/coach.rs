@@ -125,15 +125,6 @@ pub struct Coach {
     laps: Vec<StoredLap>,
 }
 
-fn rank(p: MessagePriority) -> u8 {
-    match p {
-        MessagePriority::Low => 0,
-        MessagePriority::Normal => 1,
-        MessagePriority::High => 2,
-        MessagePriority::Urgent => 3,
-    }
-}
-
 fn mean_tyres(frames: &[TelemetryFrame]) -> Option<TireSet> {
     let sets: Vec<TireSet> = frames.iter().filter_map(|f| f.sample.tire_temps).collect();
     let n = sets.len() as f32;
@@ -364,7 +355,7 @@ impl Coach {
         let plan = self.strategy(fuel_now, remaining);
         findings.extend(fuel_findings(&plan, lap.trace.lap, &self.config.fuel));
         // Urgent first, then by priority, keeping the cost order within a priority.
-        findings.sort_by_key(|f| std::cmp::Reverse(rank(f.priority)));
+        findings.sort_by_key(|f| std::cmp::Reverse(f.priority.rank()));
 
         let clean_laps = self.laps.iter().filter(|l| l.quality.is_clean()).count();
         let mut confidence: f32 = match clean_laps {
@@ -387,7 +378,7 @@ impl Coach {
             confidence *= 0.85;
         }
         let priority =
-            findings.iter().map(|f| f.priority).max_by_key(|p| rank(*p)).unwrap_or(MessagePriority::Low);
+            findings.iter().map(|f| f.priority).max_by_key(|p| p.rank()).unwrap_or(MessagePriority::Low);
 
         Ok(LapReport {
             lap: lap.trace.lap,

@@ -42,15 +42,6 @@ pub struct Item {
     pub clip: Clip,
 }
 
-fn rank(p: MessagePriority) -> u8 {
-    match p {
-        MessagePriority::Low => 0,
-        MessagePriority::Normal => 1,
-        MessagePriority::High => 2,
-        MessagePriority::Urgent => 3,
-    }
-}
-
 fn same_words(a: &str, b: &str) -> bool {
     let norm = |s: &str| {
         s.split(|c: char| !c.is_alphanumeric())
@@ -112,7 +103,7 @@ impl SayQueue {
             }
         }
         if let Some((_, w)) = self.waiting.iter_mut().find(|(_, w)| same_words(&w.text, &item.text)) {
-            if rank(item.priority) > rank(w.priority) {
+            if item.priority.rank() > w.priority.rank() {
                 w.priority = item.priority;
             }
             w.expires_at = match (w.expires_at, item.expires_at) {
@@ -129,7 +120,7 @@ impl SayQueue {
                 .waiting
                 .iter()
                 .enumerate()
-                .min_by_key(|(_, (order, w))| (rank(w.priority), *order))
+                .min_by_key(|(_, (order, w))| (w.priority.rank(), *order))
                 .map(|(i, _)| i)
             {
                 let (_, dropped) = self.waiting.remove(i);
@@ -156,7 +147,7 @@ impl SayQueue {
             .iter()
             .enumerate()
             .filter(|(_, (_, w))| !held || w.priority == MessagePriority::Urgent)
-            .max_by_key(|(_, (order, w))| (rank(w.priority), std::cmp::Reverse(*order)))
+            .max_by_key(|(_, (order, w))| (w.priority.rank(), std::cmp::Reverse(*order)))
             .map(|(i, _)| i)?;
         let (_, item) = self.waiting.remove(best);
         self.playing = Some(item.clone());

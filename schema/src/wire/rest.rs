@@ -65,6 +65,19 @@ string_enum!(
 string_enum!(DriverStatusKind { Active => "active", Inactive => "inactive", Standby => "standby" });
 string_enum!(DriverRole { Primary => "primary", Secondary => "secondary", Reserve => "reserve" });
 string_enum!(MessagePriority { Low => "low", Normal => "normal", High => "high", Urgent => "urgent" });
+
+impl MessagePriority {
+    /// Low 0, normal 1, high 2, urgent 3: for ordering queues and findings (the wire names do not
+    /// sort).
+    pub fn rank(self) -> u8 {
+        match self {
+            MessagePriority::Low => 0,
+            MessagePriority::Normal => 1,
+            MessagePriority::High => 2,
+            MessagePriority::Urgent => 3,
+        }
+    }
+}
 string_enum!(HandoffUrgency { Normal => "normal", Urgent => "urgent" });
 string_enum!(HandoffStatus {
     Pending => "pending",
