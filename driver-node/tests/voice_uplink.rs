@@ -211,20 +211,7 @@ impl Harness {
         let port = server.addrs()[0].port();
         actix_rt::spawn(server.run());
 
-        let home = dir.path().join("home");
-        std::fs::create_dir_all(&home).unwrap();
-        driver_node::credentials::Credentials {
-            server: format!("http://127.0.0.1:{port}"),
-            token: "t".into(),
-            refresh_token: "r".into(),
-            expires_at: chrono::Utc::now().timestamp() + 3600,
-            user_id: "u1".into(),
-            username: "driver".into(),
-            driver_id: Some("d1".into()),
-            ca_file: None,
-        }
-        .save(&home)
-        .unwrap();
+        let home = logged_in_home(dir.path(), port);
 
         let settings = voice::stt::SttSettings { model: voice::model_path(), threads: 1, audio_ctx: None };
         let heard = Arc::new(Mutex::new(vec![]));
@@ -414,20 +401,7 @@ fn the_node_plays_what_the_runtime_says() {
         });
     });
     let port = port_rx.recv_timeout(Duration::from_secs(10)).unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    driver_node::credentials::Credentials {
-        server: format!("http://127.0.0.1:{port}"),
-        token: "t".into(),
-        refresh_token: "r".into(),
-        expires_at: chrono::Utc::now().timestamp() + 3600,
-        user_id: "u1".into(),
-        username: "driver".into(),
-        driver_id: Some("d1".into()),
-        ca_file: None,
-    }
-    .save(&home)
-    .unwrap();
+    let home = logged_in_home(dir.path(), port);
     let speaker = dir.path().join("speaker.wav");
     let frames = 240; // 4 s at 60 Hz: the alert (about 1.3 s) plays within it
     let n = driver_node::node::run(
@@ -470,4 +444,23 @@ fn the_node_plays_what_the_runtime_says() {
         at as f64 / f64::from(rate),
         file.len() as f64 / f64::from(rate)
     );
+}
+
+/// A node home under `dir` logged in (as driver d1) to the stand-in runtime on `port`.
+fn logged_in_home(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    driver_node::credentials::Credentials {
+        server: format!("http://127.0.0.1:{port}"),
+        token: "t".into(),
+        refresh_token: "r".into(),
+        expires_at: chrono::Utc::now().timestamp() + 3600,
+        user_id: "u1".into(),
+        username: "driver".into(),
+        driver_id: Some("d1".into()),
+        ca_file: None,
+    }
+    .save(&home)
+    .unwrap();
+    home
 }
