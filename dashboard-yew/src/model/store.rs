@@ -1,9 +1,14 @@
-//! The dashboard's state and its reducer. Every server push goes through [`Store::apply`]; the UI
-//! renders from the store at animation-frame pace (the `version` says whether anything changed),
-//! so a 60 Hz stream costs one render per frame, never one per message. Pure logic, unit-tested
-//! natively. Reads no env vars.
+//! The dashboard's state and its reducer. There is one way in: an [`Action`] (a server push, a
+//! socket's state, a REST result, a user's action) given to [`Store::reduce`], usually through a
+//! [`StoreHandle`], which also hands the resulting [`Effect`]s to whoever performs them. So a lap
+//! that arrives both from REST and live is merged by the same code, and no view or task can leave
+//! the store half-updated. The UI renders from the store at animation-frame pace (the `version`
+//! says whether anything changed), so a 60 Hz stream costs one render per frame, never one per
+//! message. Pure logic, unit-tested natively. Reads no env vars.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::cell::{Ref, RefCell};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::rc::Rc;
 
 use schema::wire::{
     AiCoaching, CarStrategy, DriverProfile, DriverStatusKind, Envelope, ErrorBody, HandoffRequest,
@@ -130,6 +135,59 @@ pub enum Effect {
     FetchTrackMap { driver_id: String, session_id: String },
 }
 
+/// Everything that changes the store. The socket, the REST tasks and the views send these; only
+/// [`Store::reduce`] turns them into state.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// A push from one of the runtime's sockets (the team feed or the actor-tree stream).
+    Push(Box<Envelope>),
+    /// The team socket's state.
+    Conn(Conn),
+    /// The actor-tree socket's state.
+    TreeConn(Conn),
+    /// A server error or a notice for the user.
+    Notice(String),
+    /// `GET /api/teams/{id}/drivers`: keeps live data, replaces profiles.
+    Drivers(Vec<DriverProfile>),
+    /// `GET /api/teams/{id}/laps`: merged with what pushes already brought.
+    Laps(Vec<LapSummary>),
+    /// `GET /api/teams/{id}/strategy`.
+    Strategies(Vec<CarStrategy>),
+    /// `GET /api/teams/{id}/messages`.
+    Messages(Vec<TeamMessage>),
+    /// `GET /api/teams/{id}/handoffs`.
+    Handoffs(Vec<HandoffRequest>),
+    /// A lap's trace opened for comparison.
+    LapTrace(LapTrace),
+    /// A lap's corners against its reference.
+    CornerTable(LapCorners),
+    /// The runtime's map of the track a driver is on.
+    TrackMap { driver_id: String, map: TrackMap },
+    /// No map of that session's track yet: the coach's next lap may ask again.
+    TrackMapMissing { driver_id: String, session_id: String },
+    /// A driver's reference lap (their best lap's trace).
+    Reference { driver_id: String, trace: LapTrace },
+    /// The user read a team message.
+    MarkRead(String),
+    /// The user folded or unfolded an actor in the engineer view.
+    ToggleActor(String),
+    /// The user dismissed a box call banner.
+    DismissBoxCall(String),
+    /// Once a second: ages and "stale" badges move with time even when no data arrives.
+    Tick,
+    /// Another team was opened: a clean slate that keeps the team socket's state (the socket keeps
+    /// its connection and moves its subscriptions).
+    OpenTeam(String),
+    /// Logged out: everything is forgotten.
+    Reset,
+}
+
+impl From<Envelope> for Action {
+    fn from(env: Envelope) -> Action {
+        Action::Push(Box::new(env))
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Store {
     pub conn: Option<Conn>,
@@ -156,7 +214,7 @@ pub struct Store {
     /// The runtime's map of the track each driver is on (outline and corners).
     pub track_maps: HashMap<String, TrackMap>,
     /// Drivers whose track map was asked for (once per session).
-    pub maps_asked: HashSet<String>,
+    maps_asked: HashSet<String>,
     pub tree_conn: Option<Conn>,
     /// Server errors and notices to show, newest last.
     pub notices: VecDeque<String>,
@@ -173,17 +231,73 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn touch(&mut self) {
+    /// The one entry point: applies `action`; `now` is the local clock in ms. Returns what the UI
+    /// must do next (fetching is not the reducer's job).
+    pub fn reduce(&mut self, action: Action, now: f64) -> Vec<Effect> {
+        match action {
+            Action::Push(env) => return self.apply(*env, now),
+            Action::Conn(c) => self.set_conn(c),
+            Action::TreeConn(c) => {
+                if self.tree_conn.as_ref() != Some(&c) {
+                    self.tree_conn = Some(c);
+                    self.touch();
+                }
+            }
+            Action::Notice(text) => self.notice(text),
+            Action::Drivers(d) => self.set_drivers(d),
+            Action::Laps(laps) => return self.set_laps(laps),
+            Action::Strategies(st) => self.set_strategies(st),
+            Action::Messages(m) => self.set_messages(m),
+            Action::Handoffs(h) => self.set_handoffs(h),
+            Action::LapTrace(t) => self.set_lap_trace(t),
+            Action::CornerTable(t) => self.set_corner_table(t),
+            Action::TrackMap { driver_id, map } => self.set_track_map(&driver_id, map),
+            Action::TrackMapMissing { driver_id, session_id } => {
+                // Nothing to draw changes: no render.
+                self.maps_asked.remove(&format!("{driver_id}/{session_id}"));
+            }
+            Action::Reference { driver_id, trace } => self.set_reference(&driver_id, trace),
+            Action::MarkRead(id) => self.mark_read(&id),
+            Action::ToggleActor(path) => {
+                self.tree.toggle(&path);
+                self.touch();
+            }
+            Action::DismissBoxCall(id) => {
+                self.voice.dismiss(&id);
+                self.touch();
+            }
+            Action::Tick => self.touch(),
+            Action::OpenTeam(team_id) => {
+                let conn = self.conn.take();
+                self.clear();
+                self.conn = conn;
+                self.team_id = Some(team_id);
+            }
+            Action::Reset => self.clear(),
+        }
+        Vec::new()
+    }
+
+    /// Back to an empty store. The version keeps counting up, so the frame loop never mistakes the
+    /// new state for one it already drew.
+    fn clear(&mut self) {
+        let version = self.version;
+        *self = Store::default();
+        self.version = version;
+        self.touch();
+    }
+
+    fn touch(&mut self) {
         self.version = self.version.wrapping_add(1);
     }
 
-    pub fn car_mut(&mut self, driver_id: &str) -> &mut Car {
+    fn car_mut(&mut self, driver_id: &str) -> &mut Car {
         self.cars
             .entry(driver_id.to_owned())
             .or_insert_with(|| Car { driver_id: driver_id.to_owned(), ..Car::default() })
     }
 
-    pub fn set_conn(&mut self, c: Conn) {
+    fn set_conn(&mut self, c: Conn) {
         if self.conn.as_ref() != Some(&c) {
             if c == Conn::Authenticating {
                 // A new connection numbers its pushes from 1 again.
@@ -194,7 +308,7 @@ impl Store {
         }
     }
 
-    pub fn notice(&mut self, text: impl Into<String>) {
+    fn notice(&mut self, text: impl Into<String>) {
         self.notices.push_back(text.into());
         while self.notices.len() > 5 {
             self.notices.pop_front();
@@ -203,7 +317,7 @@ impl Store {
     }
 
     /// The team's drivers from REST: keeps live data, replaces profiles.
-    pub fn set_drivers(&mut self, drivers: Vec<DriverProfile>) {
+    fn set_drivers(&mut self, drivers: Vec<DriverProfile>) {
         for p in drivers {
             let car = self.car_mut(&p.id);
             car.connected = p.telemetry_connected;
@@ -213,14 +327,24 @@ impl Store {
         self.touch();
     }
 
-    /// Laps from REST (any order): merged with what pushes already brought.
-    pub fn set_laps(&mut self, laps: Vec<LapSummary>) -> Vec<Effect> {
+    /// Laps from REST (any order; the runtime sends newest first): merged with what pushes already
+    /// brought. The track each of these drivers is on now (their newest lap's session) has its map
+    /// fetched, so it is drawn at once.
+    fn set_laps(&mut self, laps: Vec<LapSummary>) -> Vec<Effect> {
+        let drivers: BTreeSet<String> = laps.iter().map(|l| l.driver_id.clone()).collect();
         let mut effects = Vec::new();
         for lap in laps {
             self.add_lap(lap, &mut effects);
         }
         for car in self.cars.values_mut() {
             car.laps.sort_by_key(|l| (l.completed_at, l.lap_number));
+        }
+        for driver_id in drivers {
+            let newest = self.cars.get(&driver_id).and_then(|c| c.laps.last());
+            let Some(session_id) = newest.map(|l| l.session_id.clone()) else { continue };
+            if self.maps_asked.insert(format!("{driver_id}/{session_id}")) {
+                effects.push(Effect::FetchTrackMap { driver_id, session_id });
+            }
         }
         self.touch();
         effects
@@ -240,7 +364,7 @@ impl Store {
         }
     }
 
-    pub fn set_messages(&mut self, mut messages: Vec<TeamMessage>) {
+    fn set_messages(&mut self, mut messages: Vec<TeamMessage>) {
         messages.sort_by_key(|m| m.sent_at);
         for m in messages {
             self.upsert_message(m);
@@ -260,7 +384,7 @@ impl Store {
         self.messages.drain(..excess);
     }
 
-    pub fn mark_read(&mut self, id: &str) {
+    fn mark_read(&mut self, id: &str) {
         if let Some(m) = self.messages.iter_mut().find(|m| m.id == id) {
             m.read = true;
             self.touch();
@@ -271,7 +395,7 @@ impl Store {
         self.messages.iter().filter(|m| !m.read).count()
     }
 
-    pub fn set_handoffs(&mut self, handoffs: Vec<HandoffRequest>) {
+    fn set_handoffs(&mut self, handoffs: Vec<HandoffRequest>) {
         for h in handoffs {
             self.upsert_handoff(h);
         }
@@ -287,7 +411,7 @@ impl Store {
         self.handoffs.truncate(100);
     }
 
-    pub fn set_lap_trace(&mut self, trace: LapTrace) {
+    fn set_lap_trace(&mut self, trace: LapTrace) {
         if self.lap_traces.len() > 20 {
             self.lap_traces.clear();
         }
@@ -306,14 +430,14 @@ impl Store {
             .map(|(d, o)| (d.as_str(), o))
     }
 
-    pub fn set_strategies(&mut self, all: Vec<CarStrategy>) {
+    fn set_strategies(&mut self, all: Vec<CarStrategy>) {
         for st in all {
             self.strategies.insert(st.driver_id.clone(), st);
         }
         self.touch();
     }
 
-    pub fn set_corner_table(&mut self, t: LapCorners) {
+    fn set_corner_table(&mut self, t: LapCorners) {
         if self.corner_tables.len() > 200 {
             self.corner_tables.clear();
         }
@@ -322,7 +446,7 @@ impl Store {
     }
 
     /// The runtime's map of the driver's track: its outline replaces the one being learnt.
-    pub fn set_track_map(&mut self, driver_id: &str, map: TrackMap) {
+    fn set_track_map(&mut self, driver_id: &str, map: TrackMap) {
         if map.outline.len() > 8 {
             self.outlines.insert(driver_id.to_owned(), TrackOutline::served(&map.outline));
         }
@@ -338,13 +462,13 @@ impl Store {
             .filter(move |c| driver.is_none_or(|d| c.driver_id.as_deref().is_none_or(|x| x == d)))
     }
 
-    pub fn set_reference(&mut self, driver_id: &str, trace: LapTrace) {
+    fn set_reference(&mut self, driver_id: &str, trace: LapTrace) {
         self.references.insert(driver_id.to_owned(), trace);
         self.touch();
     }
 
-    /// Applies one server push; `now` is the local clock in ms.
-    pub fn apply(&mut self, env: Envelope, now: f64) -> Vec<Effect> {
+    /// Applies one server push (through [`Action::Push`]); `now` is the local clock in ms.
+    fn apply(&mut self, env: Envelope, now: f64) -> Vec<Effect> {
         if let Some(seq) = env.seq {
             if let Some(last) = self.last_seq {
                 if seq > last + 1 {
@@ -469,15 +593,47 @@ impl Store {
     }
 }
 
+/// The store as the app shares it: views read it, the socket, the REST tasks and the views change
+/// it only by dispatching actions. Cheap to clone; every clone is the same store.
+#[derive(Clone)]
+pub struct StoreHandle {
+    store: Rc<RefCell<Store>>,
+    /// The local clock in ms (`performance.now()` in the browser).
+    clock: fn() -> f64,
+    /// Performs the effects of an action (the app's fetches).
+    on_effects: Rc<dyn Fn(Vec<Effect>)>,
+}
+
+impl StoreHandle {
+    pub fn new(clock: fn() -> f64, on_effects: impl Fn(Vec<Effect>) + 'static) -> StoreHandle {
+        StoreHandle { store: Rc::default(), clock, on_effects: Rc::new(on_effects) }
+    }
+
+    /// The state, for rendering. Not held across a dispatch.
+    pub fn read(&self) -> Ref<'_, Store> {
+        self.store.borrow()
+    }
+
+    /// Reduces `action` into the store and performs its effects.
+    pub fn dispatch(&self, action: Action) {
+        let effects = self.store.borrow_mut().reduce(action, (self.clock)());
+        // The store is released first: performing an effect may dispatch again.
+        if !effects.is_empty() {
+            (self.on_effects)(effects);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn push(json: serde_json::Value) -> Envelope {
-        serde_json::from_value(json).unwrap()
+    /// A server push, as the socket dispatches it.
+    fn push(json: serde_json::Value) -> Action {
+        serde_json::from_value::<Envelope>(json).unwrap().into()
     }
 
-    fn telemetry(driver: &str, t: f64, pct: f32, seq: u64) -> Envelope {
+    fn telemetry(driver: &str, t: f64, pct: f32, seq: u64) -> Action {
         push(serde_json::json!({
             "type": "telemetry_update", "seq": seq, "from": format!("/teams/t/drivers/{driver}"),
             "data": {"driverId": driver, "timestamp": "2026-11-21T12:00:00Z", "sessionTime": t,
@@ -490,13 +646,13 @@ mod tests {
     #[test]
     fn samples_update_the_car_once_and_count_gaps() {
         let mut s = Store::default();
-        let fx = s.apply(telemetry("d1", 1.0, 0.1, 1), 100.0);
+        let fx = s.reduce(telemetry("d1", 1.0, 0.1, 1), 100.0);
         assert_eq!(fx, vec![Effect::ReloadDrivers], "unknown driver: reload profiles");
         assert_eq!(s.first_sample_at, Some(100.0));
         // the same sample again (team + focused feed): kept once
-        s.apply(telemetry("d1", 1.0, 0.1, 2), 110.0);
+        s.reduce(telemetry("d1", 1.0, 0.1, 2), 110.0);
         assert_eq!(s.cars["d1"].trace.len(), 1);
-        s.apply(telemetry("d1", 1.1, 0.11, 5), 120.0);
+        s.reduce(telemetry("d1", 1.1, 0.11, 5), 120.0);
         assert_eq!(s.cars["d1"].trace.len(), 2);
         assert_eq!(s.seq_gaps, 2);
         assert_eq!(s.cars["d1"].latest.as_ref().unwrap().sample.session_time, 1.1);
@@ -505,8 +661,8 @@ mod tests {
         assert!(!s.cars["d1"].is_stale(120.0 + 1000.0));
         assert!(s.cars["d1"].is_stale(120.0 + STALE_MS + 1.0));
         // a reconnect numbers from 1 again without counting a gap
-        s.set_conn(Conn::Authenticating);
-        s.apply(telemetry("d1", 1.2, 0.12, 1), 130.0);
+        s.reduce(Action::Conn(Conn::Authenticating), 0.0);
+        s.reduce(telemetry("d1", 1.2, 0.12, 1), 130.0);
         assert_eq!(s.seq_gaps, 2);
     }
 
@@ -514,35 +670,40 @@ mod tests {
     fn trace_is_a_rolling_window_and_resets_on_a_new_session() {
         let mut s = Store::default();
         for i in 0..(60 * 40) {
-            s.apply(telemetry("d1", f64::from(i) / 60.0, 0.5, u64::from(i as u32) + 1), 0.0);
+            s.reduce(telemetry("d1", f64::from(i) / 60.0, 0.5, u64::from(i as u32) + 1), 0.0);
         }
         let tr = &s.cars["d1"].trace;
         let span = tr.back().unwrap().t - tr.front().unwrap().t;
         assert!(span <= TRACE_SECS && span > TRACE_SECS - 0.1, "{span}");
-        s.apply(telemetry("d1", 2.0, 0.5, 100_000), 0.0);
+        s.reduce(telemetry("d1", 2.0, 0.5, 100_000), 0.0);
         assert_eq!(s.cars["d1"].trace.len(), 1, "time went back: new session");
         assert_eq!(s.cars["d1"].latest.as_ref().unwrap().sample.session_time, 2.0);
     }
 
-    fn lap(id: &str, n: i32, time: f64, valid: bool) -> Envelope {
-        push(serde_json::json!({
-            "type": "lap_completed",
-            "data": {"id": id, "sessionId": "s", "driverId": "d1", "lapNumber": n, "lapTime": time,
-                     "valid": valid, "fuelUsed": 2.5, "sectorTimes": [30.0, 30.0, 30.0],
-                     "sampleCount": 5400, "completedAt": format!("2026-11-21T12:0{n}:00Z")}
+    fn lap_summary(id: &str, n: i32, time: f64, valid: bool) -> LapSummary {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "sessionId": "s", "driverId": "d1", "lapNumber": n, "lapTime": time,
+            "valid": valid, "fuelUsed": 2.5, "sectorTimes": [30.0, 30.0, 30.0],
+            "sampleCount": 5400, "completedAt": format!("2026-11-21T12:0{n}:00Z")
         }))
+        .unwrap()
+    }
+
+    /// A live `lap_completed` push.
+    fn lap(id: &str, n: i32, time: f64, valid: bool) -> Action {
+        Envelope::new(Message::LapCompleted(lap_summary(id, n, time, valid))).into()
     }
 
     #[test]
     fn laps_best_and_reference_fetches() {
         let mut s = Store::default();
         assert_eq!(
-            s.apply(lap("a", 1, 92.0, true), 0.0),
+            s.reduce(lap("a", 1, 92.0, true), 0.0),
             vec![Effect::FetchReference { driver_id: "d1".into(), lap_id: "a".into() }]
         );
-        assert!(s.apply(lap("b", 2, 91.0, false), 0.0).is_empty(), "invalid laps are not references");
-        assert_eq!(s.apply(lap("c", 3, 90.5, true), 0.0).len(), 1);
-        assert!(s.apply(lap("c", 3, 90.5, true), 0.0).is_empty(), "duplicates ignored");
+        assert!(s.reduce(lap("b", 2, 91.0, false), 0.0).is_empty(), "invalid laps are not references");
+        assert_eq!(s.reduce(lap("c", 3, 90.5, true), 0.0).len(), 1);
+        assert!(s.reduce(lap("c", 3, 90.5, true), 0.0).is_empty(), "duplicates ignored");
         let car = &s.cars["d1"];
         assert_eq!(car.laps.len(), 3);
         assert_eq!(car.best_lap_time(), Some(90.5));
@@ -557,12 +718,12 @@ mod tests {
                 "id": id, "teamId": "t", "content": "box box", "senderId": "u", "senderName": "Eng",
                 "priority": "high", "sentAt": at, "read": read}}))
         };
-        s.apply(msg("m2", "2026-11-21T12:00:02Z", false), 0.0);
-        s.apply(msg("m1", "2026-11-21T12:00:01Z", false), 0.0);
-        s.apply(msg("m2", "2026-11-21T12:00:02Z", false), 0.0);
+        s.reduce(msg("m2", "2026-11-21T12:00:02Z", false), 0.0);
+        s.reduce(msg("m1", "2026-11-21T12:00:01Z", false), 0.0);
+        s.reduce(msg("m2", "2026-11-21T12:00:02Z", false), 0.0);
         assert_eq!(s.messages.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["m1", "m2"]);
         assert_eq!(s.unread(), 2);
-        s.mark_read("m1");
+        s.reduce(Action::MarkRead("m1".into()), 0.0);
         assert_eq!(s.unread(), 1);
         let handoff = |status: &str| {
             push(serde_json::json!({"type": "handoff_request", "data": {
@@ -570,8 +731,8 @@ mod tests {
                 "targetDriverId": "d2", "targetDriverName": "Bob", "reason": "stint", "urgency": "normal",
                 "requestedAt": "2026-11-21T12:00:00Z", "status": status}}))
         };
-        s.apply(handoff("pending"), 0.0);
-        s.apply(handoff("accepted"), 0.0);
+        s.reduce(handoff("pending"), 0.0);
+        s.reduce(handoff("accepted"), 0.0);
         assert_eq!(s.handoffs.len(), 1);
         assert_eq!(s.handoffs[0].status.as_str(), "accepted");
     }
@@ -579,19 +740,19 @@ mod tests {
     #[test]
     fn errors_become_notices_and_status_updates_cars() {
         let mut s = Store::default();
-        s.apply(
+        s.reduce(
             push(serde_json::json!({"type": "error", "data": {"code": "forbidden", "message": "no"}})),
             0.0,
         );
         assert_eq!(s.notices.back().unwrap(), "\"forbidden\": no");
-        let fx = s.apply(
+        let fx = s.reduce(
             push(serde_json::json!({"type": "driver_status", "data": {
                 "driverId": "d9", "status": "active", "telemetryConnected": true}})),
             0.0,
         );
         assert_eq!(fx, vec![Effect::ReloadDrivers]);
         assert!(s.cars["d9"].connected);
-        s.apply(
+        s.reduce(
             push(serde_json::json!({"type": "ai_coaching", "data": {
                 "driverId": "d9", "feedback": "Brake later into T1", "confidence": 0.8,
                 "telemetryAnalysis": {"strengths": [], "weaknesses": [], "improvementAreas": ["T1"]},
@@ -600,8 +761,8 @@ mod tests {
         );
         assert_eq!(s.coaching.back().unwrap().feedback, "Brake later into T1");
         // The coach's own pushes carry the lap, its items and the car's strategy.
-        s.apply(lap("L7", 7, 91.0, true), 0.0);
-        let fx = s.apply(
+        s.reduce(lap("L7", 7, 91.0, true), 0.0);
+        let fx = s.reduce(
             push(serde_json::json!({"type": "ai_coaching", "data": {
                 "driverId": "d1", "lapId": "L7", "lapNumber": 7, "feedback": "T4: −0.21 s, braked 14 m early",
                 "confidence": 0.7, "priority": "high", "timestamp": "2026-11-21T12:00:00Z",
@@ -616,7 +777,123 @@ mod tests {
         assert_eq!(s.coaching_of(Some("d1")).next().unwrap().items[0].corner.as_deref(), Some("T4"));
         assert_eq!(s.coaching_of(None).count(), 2);
         let v = s.version;
-        s.apply(push(serde_json::json!({"type": "ack", "data": {"driverId": "d", "seq": 3}})), 0.0);
+        s.reduce(push(serde_json::json!({"type": "ack", "data": {"driverId": "d", "seq": 3}})), 0.0);
         assert_eq!(s.version, v, "irrelevant messages do not cause a render");
+    }
+
+    #[test]
+    fn laps_from_rest_and_live_pushes_merge_through_the_same_path() {
+        let mut s = Store::default();
+        // Live first: lap 2 arrives as a push before the REST answer that also holds it.
+        assert_eq!(s.reduce(lap("b", 2, 91.0, true), 0.0).len(), 1, "a first best lap: its reference");
+        let fx = s.reduce(
+            Action::Laps(vec![lap_summary("a", 1, 92.0, true), lap_summary("b", 2, 91.0, true)]),
+            0.0,
+        );
+        // b is still the best lap (no second reference fetch); the newest session's map is asked for.
+        assert_eq!(fx, vec![Effect::FetchTrackMap { driver_id: "d1".into(), session_id: "s".into() }]);
+        let ids = |s: &Store| s.cars["d1"].laps.iter().map(|l| l.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&s), ["a", "b"], "merged once each, oldest first");
+        // The same laps pushed live after REST brought them: nothing new, nothing fetched.
+        assert!(s.reduce(lap("a", 1, 92.0, true), 0.0).is_empty());
+        assert!(s.reduce(lap("b", 2, 91.0, true), 0.0).is_empty());
+        assert_eq!(ids(&s), ["a", "b"]);
+        // A reload of the laps asks for no map twice; a map that was missing may be asked again.
+        assert!(s.reduce(Action::Laps(vec![lap_summary("a", 1, 92.0, true)]), 0.0).is_empty());
+        s.reduce(Action::TrackMapMissing { driver_id: "d1".into(), session_id: "s".into() }, 0.0);
+        assert_eq!(s.reduce(Action::Laps(Vec::new()), 0.0), vec![]);
+        let fx = s.reduce(Action::Laps(vec![lap_summary("a", 1, 92.0, true)]), 0.0);
+        assert_eq!(fx, vec![Effect::FetchTrackMap { driver_id: "d1".into(), session_id: "s".into() }]);
+        // A new best lap live after REST: its trace becomes the reference.
+        assert_eq!(
+            s.reduce(lap("c", 3, 90.0, true), 0.0),
+            vec![Effect::FetchReference { driver_id: "d1".into(), lap_id: "c".into() }]
+        );
+    }
+
+    #[test]
+    fn the_map_fetched_after_rest_laps_is_of_the_newest_session() {
+        let mut s = Store::default();
+        let in_session = |id: &str, n: i32, session: &str| LapSummary {
+            session_id: session.into(),
+            ..lap_summary(id, n, 92.0, true)
+        };
+        // Newest first, as the runtime sends them.
+        let fx = s.reduce(Action::Laps(vec![in_session("b", 2, "new"), in_session("a", 1, "old")]), 0.0);
+        assert!(
+            fx.contains(&Effect::FetchTrackMap { driver_id: "d1".into(), session_id: "new".into() }),
+            "{fx:?}"
+        );
+        assert!(!fx
+            .iter()
+            .any(|e| matches!(e, Effect::FetchTrackMap { session_id, .. } if session_id == "old")));
+    }
+
+    #[test]
+    fn messages_from_rest_and_pushes_are_one_list() {
+        let mut s = Store::default();
+        let msg = |id: &str, at: &str| -> TeamMessage {
+            serde_json::from_value(serde_json::json!({
+                "id": id, "teamId": "t", "content": "box box", "senderId": "u", "senderName": "Eng",
+                "priority": "high", "sentAt": at, "read": false}))
+            .unwrap()
+        };
+        s.reduce(Envelope::new(Message::TeamMessage(msg("m2", "2026-11-21T12:00:02Z"))).into(), 0.0);
+        s.reduce(Action::MarkRead("m2".into()), 0.0);
+        s.reduce(
+            Action::Messages(vec![msg("m3", "2026-11-21T12:00:03Z"), msg("m1", "2026-11-21T12:00:01Z")]),
+            0.0,
+        );
+        assert_eq!(s.messages.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["m1", "m2", "m3"]);
+        assert_eq!(s.unread(), 2);
+    }
+
+    #[test]
+    fn switching_team_keeps_the_connection_and_the_version_counting() {
+        let mut s = Store::default();
+        s.reduce(Action::Conn(Conn::Live), 0.0);
+        s.reduce(Action::TreeConn(Conn::Live), 0.0);
+        s.reduce(telemetry("d1", 1.0, 0.1, 1), 0.0);
+        s.reduce(Action::Notice("hello".into()), 0.0);
+        let v = s.version;
+        s.reduce(Action::OpenTeam("t2".into()), 0.0);
+        assert!(s.cars.is_empty() && s.notices.is_empty() && s.samples == 0);
+        assert_eq!((s.conn.clone(), s.tree_conn.clone()), (Some(Conn::Live), None));
+        assert_eq!(s.team_id.as_deref(), Some("t2"));
+        assert!(s.version > v, "a changed store is drawn again");
+        let v = s.version;
+        s.reduce(Action::Reset, 0.0);
+        assert_eq!((s.conn.clone(), s.team_id.clone()), (None, None));
+        assert!(s.version > v);
+        let v = s.version;
+        s.reduce(Action::Tick, 0.0);
+        assert_eq!(s.version, v + 1, "the clock tick redraws ages");
+    }
+
+    #[test]
+    fn the_handle_reduces_and_hands_effects_on() {
+        let seen: Rc<RefCell<Vec<Effect>>> = Rc::default();
+        let slot: Rc<RefCell<Option<StoreHandle>>> = Rc::default();
+        let handle = {
+            let (seen, slot) = (seen.clone(), slot.clone());
+            StoreHandle::new(
+                || 42.0,
+                move |fx| {
+                    // Performing an effect may dispatch again: the store is not borrowed here.
+                    if let Some(h) = slot.borrow().as_ref() {
+                        h.dispatch(Action::Notice(format!("{} effect(s)", fx.len())));
+                    }
+                    seen.borrow_mut().extend(fx);
+                },
+            )
+        };
+        *slot.borrow_mut() = Some(handle.clone());
+        handle.dispatch(telemetry("d1", 1.0, 0.1, 1));
+        assert_eq!(*seen.borrow(), [Effect::ReloadDrivers]);
+        let store = handle.read();
+        assert_eq!(store.first_sample_at, Some(42.0), "stamped with the handle's clock");
+        assert_eq!(store.notices.back().map(String::as_str), Some("1 effect(s)"));
+        drop(store);
+        slot.borrow_mut().take();
     }
 }

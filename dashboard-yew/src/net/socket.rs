@@ -1,12 +1,13 @@
 //! WebSockets to the runtime, reconnecting by themselves.
 //! - [`Kind::Team`]: `/ws` with the protocol's handshake (`connection_established` →
 //!   `authenticate` → `authentication_result`), then the wanted subscriptions (re-sent after every
-//!   reconnect); every push goes through the store's reducer.
+//!   reconnect); every push is dispatched to the store as an action.
 //! - [`Kind::Tree`]: `/admin/actors/stream?access_token=…`, one actor-tree snapshot per second.
 //!
 //! A lost connection is retried with exponential backoff (0.5 s doubling to 10 s, with jitter);
 //! a close for policy reasons (1008: token expired or refused) refreshes the token first. The
-//! state is in the store (`conn` / `tree_conn`) for the connection badge. Reads no env vars.
+//! state is dispatched to the store (`conn` / `tree_conn`) for the connection badge. Reads no env
+//! vars.
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -18,8 +19,8 @@ use wasm_bindgen::JsCast;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
 use super::api::Api;
-use super::{now_ms, ws_url};
-use crate::model::store::{Conn, Effect, Store};
+use super::ws_url;
+use crate::model::store::{Action, Conn, StoreHandle};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -27,13 +28,10 @@ pub enum Kind {
     Tree,
 }
 
-type Effects = Rc<dyn Fn(Vec<Effect>)>;
-
 struct Inner {
     kind: Kind,
     api: Api,
-    store: Rc<RefCell<Store>>,
-    on_effects: Effects,
+    store: StoreHandle,
     ws: Option<WebSocket>,
     handlers: Vec<Closure<dyn FnMut(web_sys::Event)>>,
     subs: Vec<Subscribe>,
@@ -63,30 +61,18 @@ impl Drop for Socket {
 }
 
 fn set_conn(inner: &Inner, c: Conn) {
-    let mut store = inner.store.borrow_mut();
-    match inner.kind {
-        Kind::Team => store.set_conn(c),
-        Kind::Tree => {
-            if store.tree_conn.as_ref() != Some(&c) {
-                store.tree_conn = Some(c);
-                store.touch();
-            }
-        }
-    }
+    inner.store.dispatch(match inner.kind {
+        Kind::Team => Action::Conn(c),
+        Kind::Tree => Action::TreeConn(c),
+    });
 }
 
 impl Socket {
-    pub fn open(
-        kind: Kind,
-        api: Api,
-        store: Rc<RefCell<Store>>,
-        on_effects: impl Fn(Vec<Effect>) + 'static,
-    ) -> Socket {
+    pub fn open(kind: Kind, api: Api, store: StoreHandle) -> Socket {
         let inner = Rc::new(RefCell::new(Inner {
             kind,
             api,
             store,
-            on_effects: Rc::new(on_effects),
             ws: None,
             handlers: Vec::new(),
             subs: Vec::new(),
@@ -276,8 +262,8 @@ fn on_text(rc: &Rc<RefCell<Inner>>, text: &str) {
     let env: Envelope = match serde_json::from_str(text) {
         Ok(e) => e,
         Err(e) => {
-            let inner = rc.borrow();
-            inner.store.borrow_mut().notice(format!("unreadable message from the server: {e}"));
+            let store = rc.borrow().store.clone();
+            store.dispatch(Action::Notice(format!("unreadable message from the server: {e}")));
             return;
         }
     };
@@ -313,19 +299,14 @@ fn on_text(rc: &Rc<RefCell<Inner>>, text: &str) {
             } else {
                 let why =
                     r.error.as_ref().map_or_else(|| "authentication failed".into(), |e| e.message.clone());
-                inner.store.borrow_mut().notice(why);
+                inner.store.dispatch(Action::Notice(why));
             }
         }
         (Message::VideoWatching(w), Kind::Team) => super::media::stream_is(w.stream, &w.driver_id),
         _ => {
-            let (store, on_effects) = {
-                let inner = rc.borrow();
-                (inner.store.clone(), inner.on_effects.clone())
-            };
-            let effects = store.borrow_mut().apply(env, now_ms());
-            if !effects.is_empty() {
-                on_effects(effects);
-            }
+            // Outside the borrow of `Inner`: performing the effects may use this socket.
+            let store = rc.borrow().store.clone();
+            store.dispatch(env.into());
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The root component: login state, team loading, sockets, the animation-frame render loop, the
-//! hash router and the page frame (header, navigation, connection badge, notices). Reads no env
-//! vars.
+//! hash router and the page frame (header, navigation, connection badge, notices). What the REST
+//! tasks fetch is dispatched to the store as actions; the store's effects come back here as
+//! [`Msg::Effects`]. Reads no env vars.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -16,8 +17,9 @@ use yew::prelude::*;
 
 use super::{comms, driver, engineer, login, overview, Ctx, Route};
 use crate::model::laps::{LapTrace, TRACE_CHANNELS};
-use crate::model::store::{Conn, Effect, Store};
-use crate::net::api::{Api, Session};
+use crate::model::store::{Action, Conn, Effect, Store, StoreHandle};
+use crate::net::api::{Api, ApiError, Session};
+use crate::net::now_ms;
 use crate::net::socket::{Kind, Socket};
 
 pub enum Msg {
@@ -36,7 +38,7 @@ pub enum Msg {
 
 pub struct App {
     api: Api,
-    store: Rc<RefCell<Store>>,
+    store: StoreHandle,
     socket: Rc<RefCell<Option<Socket>>>,
     tree_socket: Option<Socket>,
     session: Option<Session>,
@@ -99,12 +101,15 @@ impl Component for App {
         let api = Api::restore();
         let link = ctx.link().clone();
         api.on_logout(move || link.send_message(Msg::LoggedOut));
-        let store = Rc::new(RefCell::new(Store::default()));
+        let store = {
+            let link = ctx.link().clone();
+            StoreHandle::new(now_ms, move |fx| link.send_message(Msg::Effects(fx)))
+        };
         let raf = {
             let (store, link) = (store.clone(), ctx.link().clone());
             let last = Cell::new(u64::MAX);
             animation_loop(move || {
-                let v = store.borrow().version;
+                let v = store.read().version;
                 if last.replace(v) != v {
                     link.send_message(Msg::Frame);
                 }
@@ -124,7 +129,7 @@ impl Component for App {
         // Ages and "stale" badges move with time even when no data arrives.
         let tick = {
             let store = store.clone();
-            Some(Interval::new(1_000, move || store.borrow_mut().touch()))
+            Some(Interval::new(1_000, move || store.dispatch(Action::Tick)))
         };
         let route = Route::parse(&window().and_then(|w| w.location().hash().ok()).unwrap_or_default());
         let session = api.session();
@@ -153,18 +158,18 @@ impl Component for App {
     fn update(&mut self, ctx: &Context<Self>, msg: Msg) -> bool {
         match msg {
             Msg::Frame => {
-                let v = self.store.borrow().version;
+                let v = self.store.read().version;
                 if v == self.drawn {
                     return false;
                 }
                 self.drawn = v;
                 self.renders += 1;
-                publish_stats(&self.store.borrow(), self.renders);
+                publish_stats(&self.store.read(), self.renders);
                 true
             }
             Msg::Route(r) => {
                 self.route = r;
-                self.sync_sockets(ctx);
+                self.sync_sockets();
                 true
             }
             Msg::LoggedIn(s) => {
@@ -194,16 +199,10 @@ impl Component for App {
                 }
                 // Another team: start from a clean slate (the socket keeps its connection and
                 // moves its subscriptions).
-                {
-                    let mut store = self.store.borrow_mut();
-                    let conn = store.conn.take();
-                    *store = Store::default();
-                    store.conn = conn;
-                    store.team_id = Some(id.clone());
-                }
+                self.store.dispatch(Action::OpenTeam(id.clone()));
                 self.team = Some((id.clone(), name));
-                self.load_team(ctx, &id);
-                self.sync_sockets(ctx);
+                self.load_team(&id);
+                self.sync_sockets();
                 true
             }
             Msg::Logout => {
@@ -217,7 +216,7 @@ impl Component for App {
                 self.refresh = None;
                 *self.socket.borrow_mut() = None;
                 self.tree_socket = None;
-                *self.store.borrow_mut() = Store::default();
+                self.store.dispatch(Action::Reset);
                 true
             }
             Msg::Effects(effects) => {
@@ -237,7 +236,7 @@ impl Component for App {
         let Some((team_id, team_name)) = &self.team else {
             return html! { <div class="loading">{ "Loading your team…" }</div> };
         };
-        let store = self.store.borrow();
+        let store = self.store.read();
         let navigate = Callback::from(|r: Route| {
             if let Some(w) = window() {
                 let _ = w.location().set_hash(&r.hash());
@@ -343,53 +342,32 @@ impl App {
                     link.send_message(Msg::Teams(teams.into_iter().map(|t| (t.id, t.name)).collect()));
                     match pick {
                         Some((id, name)) => link.send_message(Msg::Team(id, name)),
-                        None => {
-                            store.borrow_mut().notice("you are not in a team yet; ask an admin to add you")
-                        }
+                        None => store.dispatch(Action::Notice(
+                            "you are not in a team yet; ask an admin to add you".into(),
+                        )),
                     }
                 }
-                Err(e) => store.borrow_mut().notice(format!("could not load teams: {e}")),
+                Err(e) => store.dispatch(Action::Notice(format!("could not load teams: {e}"))),
             }
         });
     }
 
-    fn load_team(&mut self, ctx: &Context<Self>, team: &str) {
+    fn load_team(&mut self, team: &str) {
         self.load_drivers(team);
-        let (api, store, link, team) =
-            (self.api.clone(), self.store.clone(), ctx.link().clone(), team.to_owned());
+        let (api, store, team) = (self.api.clone(), self.store.clone(), team.to_owned());
         wasm_bindgen_futures::spawn_local(async move {
-            match api.get::<Vec<LapSummary>>(&format!("/api/teams/{team}/laps?limit=500")).await {
-                Ok(laps) => {
-                    // The track each driver is on now (its newest lap's session): its map is
-                    // served, so it is drawn at once.
-                    let mut newest: Vec<(String, String)> = Vec::new();
-                    for l in laps.iter().rev() {
-                        if !newest.iter().any(|(d, _)| *d == l.driver_id) {
-                            newest.push((l.driver_id.clone(), l.session_id.clone()));
-                        }
-                    }
-                    let mut fx = store.borrow_mut().set_laps(laps);
-                    for (driver_id, session_id) in newest {
-                        if store.borrow_mut().maps_asked.insert(format!("{driver_id}/{session_id}")) {
-                            fx.push(Effect::FetchTrackMap { driver_id, session_id });
-                        }
-                    }
-                    link.send_message(Msg::Effects(fx));
-                }
-                Err(e) => store.borrow_mut().notice(format!("laps: {e}")),
-            }
-            match api.get::<Vec<CarStrategy>>(&format!("/api/teams/{team}/strategy")).await {
-                Ok(st) => store.borrow_mut().set_strategies(st),
-                Err(e) => store.borrow_mut().notice(format!("strategy: {e}")),
-            }
-            match api.get::<Vec<TeamMessage>>(&format!("/api/teams/{team}/messages?limit=100")).await {
-                Ok(m) => store.borrow_mut().set_messages(m),
-                Err(e) => store.borrow_mut().notice(format!("messages: {e}")),
-            }
-            match api.get::<Vec<HandoffRequest>>(&format!("/api/teams/{team}/handoffs?limit=50")).await {
-                Ok(h) => store.borrow_mut().set_handoffs(h),
-                Err(e) => store.borrow_mut().notice(format!("handoffs: {e}")),
-            }
+            // Each answer is one action; a failure is a notice naming what could not be loaded.
+            let result = |what: &str, r: Result<Action, ApiError>| {
+                store.dispatch(r.unwrap_or_else(|e| Action::Notice(format!("{what}: {e}"))))
+            };
+            let laps = api.get::<Vec<LapSummary>>(&format!("/api/teams/{team}/laps?limit=500")).await;
+            result("laps", laps.map(Action::Laps));
+            let st = api.get::<Vec<CarStrategy>>(&format!("/api/teams/{team}/strategy")).await;
+            result("strategy", st.map(Action::Strategies));
+            let m = api.get::<Vec<TeamMessage>>(&format!("/api/teams/{team}/messages?limit=100")).await;
+            result("messages", m.map(Action::Messages));
+            let h = api.get::<Vec<HandoffRequest>>(&format!("/api/teams/{team}/handoffs?limit=50")).await;
+            result("handoffs", h.map(Action::Handoffs));
         });
     }
 
@@ -400,10 +378,12 @@ impl App {
         let (api, store, team, flag) =
             (self.api.clone(), self.store.clone(), team.to_owned(), self.drivers_loading.clone());
         wasm_bindgen_futures::spawn_local(async move {
-            match api.get::<Vec<DriverProfile>>(&format!("/api/teams/{team}/drivers")).await {
-                Ok(d) => store.borrow_mut().set_drivers(d),
-                Err(e) => store.borrow_mut().notice(format!("drivers: {e}")),
-            }
+            store.dispatch(
+                match api.get::<Vec<DriverProfile>>(&format!("/api/teams/{team}/drivers")).await {
+                    Ok(d) => Action::Drivers(d),
+                    Err(e) => Action::Notice(format!("drivers: {e}")),
+                },
+            );
             // At most one reload per 2 s, however many unknown drivers show up.
             Timeout::new(2_000, move || flag.set(false)).forget();
         });
@@ -427,12 +407,10 @@ impl App {
                     let car = js_sys::encode_uri_component(&s.car);
                     let path = format!("/api/tracks/{track}/map?teamId={team}&car={car}");
                     // No map yet (no clean lap so far) is not an error: the coach's next lap asks again.
-                    match api.get::<TrackMap>(&path).await {
-                        Ok(map) => store.borrow_mut().set_track_map(&driver_id, map),
-                        Err(_) => {
-                            store.borrow_mut().maps_asked.remove(&format!("{driver_id}/{session_id}"));
-                        }
-                    }
+                    store.dispatch(match api.get::<TrackMap>(&path).await {
+                        Ok(map) => Action::TrackMap { driver_id, map },
+                        Err(_) => Action::TrackMapMissing { driver_id, session_id },
+                    });
                 });
             }
             Effect::FetchReference { driver_id, lap_id } => {
@@ -442,10 +420,10 @@ impl App {
                     match api.get::<LapChannels>(&path).await {
                         Ok(ch) => {
                             if let Some(trace) = LapTrace::from_channels(&ch) {
-                                store.borrow_mut().set_reference(&driver_id, trace);
+                                store.dispatch(Action::Reference { driver_id, trace });
                             }
                         }
-                        Err(e) => store.borrow_mut().notice(format!("reference lap: {e}")),
+                        Err(e) => store.dispatch(Action::Notice(format!("reference lap: {e}"))),
                     }
                 });
             }
@@ -453,13 +431,10 @@ impl App {
     }
 
     /// Opens/closes sockets and subscriptions for the current route.
-    fn sync_sockets(&mut self, ctx: &Context<Self>) {
+    fn sync_sockets(&mut self) {
         let Some((team, _)) = self.team.clone() else { return };
         if self.socket.borrow().is_none() {
-            let link = ctx.link().clone();
-            let socket = Socket::open(Kind::Team, self.api.clone(), self.store.clone(), move |fx| {
-                link.send_message(Msg::Effects(fx))
-            });
+            let socket = Socket::open(Kind::Team, self.api.clone(), self.store.clone());
             *self.socket.borrow_mut() = Some(socket);
         }
         let mut subs = vec![Subscribe { team_id: team.clone(), driver_id: None, rate_hz: None }];
@@ -472,7 +447,7 @@ impl App {
         let engineer = matches!(self.route, Route::Engineer)
             && self.session.as_ref().is_some_and(|s| s.user.role.is_engineer());
         if engineer && self.tree_socket.is_none() {
-            self.tree_socket = Some(Socket::open(Kind::Tree, self.api.clone(), self.store.clone(), |_| {}));
+            self.tree_socket = Some(Socket::open(Kind::Tree, self.api.clone(), self.store.clone()));
         } else if !engineer {
             self.tree_socket = None;
         }

@@ -90,7 +90,7 @@ pub fn track_map(props: &MapProps) -> Html {
 }
 
 fn draw_map(ctx: &Ctx, c: &CanvasRenderingContext2d, w: f64, h: f64, focus: Option<&str>) {
-    let store = ctx.store.borrow();
+    let store = ctx.store.read();
     let fallback = TrackOutline::default();
     let (track_of, outline) = store.outline(focus).unwrap_or(("", &fallback));
     let to_px = fit(outline.bounds(), w, h, 18.0);
@@ -188,7 +188,7 @@ pub fn trace_chart(props: &TraceProps) -> Html {
         let (node, driver, window) = (node.clone(), props.driver_id.clone(), props.window);
         use_effect(move || {
             if let (Some(ctx), Some((c, w, h))) = (ctx, context(&node)) {
-                if let Some(car) = ctx.store.borrow().cars.get(&driver) {
+                if let Some(car) = ctx.store.read().cars.get(&driver) {
                     draw_trace(&c, w, h, &car.trace, window);
                 }
             }
@@ -241,7 +241,7 @@ pub fn compare_chart(props: &CompareProps) -> Html {
         let (node, a, b) = (node.clone(), props.a.clone(), props.b.clone());
         use_effect(move || {
             if let (Some(ctx), Some((c, w, h))) = (ctx, context(&node)) {
-                let store = ctx.store.borrow();
+                let store = ctx.store.read();
                 let get = |id: &Option<String>| id.as_ref().and_then(|id| store.lap_traces.get(id));
                 draw_compare(&c, w, h, get(&a), get(&b));
             }

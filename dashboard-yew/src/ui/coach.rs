@@ -7,6 +7,7 @@ use schema::wire::{AiCoaching, LapCorners};
 use yew::prelude::*;
 
 use super::Ctx;
+use crate::model::store::Action;
 
 fn secs(v: Option<f64>) -> String {
     v.map_or("–".into(), |s| format!("{s:+.2} s"))
@@ -56,7 +57,7 @@ pub struct FeedProps {
 #[function_component(CoachingFeed)]
 pub fn coaching_feed(props: &FeedProps) -> Html {
     let Some(ctx) = use_context::<Ctx>() else { return html! {} };
-    let store = ctx.store.borrow();
+    let store = ctx.store.read();
     let list: Html = store
         .coaching_of(props.driver_id.as_deref())
         .take(if props.driver_id.is_some() { 10 } else { 15 })
@@ -82,7 +83,7 @@ pub fn coaching_feed(props: &FeedProps) -> Html {
 #[function_component(StrategyPanel)]
 pub fn strategy_panel() -> Html {
     let Some(ctx) = use_context::<Ctx>() else { return html! {} };
-    let store = ctx.store.borrow();
+    let store = ctx.store.read();
     if store.strategies.is_empty() {
         return html! { <p class="empty">{ "Fuel and pit windows appear after each car's first laps." }</p> };
     }
@@ -130,13 +131,12 @@ pub fn corner_table(props: &CornerProps) -> Html {
         let ctx = ctx.clone();
         use_effect_with(props.lap_id.clone(), move |lap| {
             if let (Some(ctx), Some(lap)) = (ctx, lap.clone()) {
-                if !ctx.store.borrow().corner_tables.contains_key(&lap) {
-                    let (api, store) = (ctx.api.clone(), ctx.store.clone());
+                if !ctx.store.read().corner_tables.contains_key(&lap) {
                     wasm_bindgen_futures::spawn_local(async move {
-                        match api.get::<LapCorners>(&format!("/api/laps/{lap}/corners")).await {
-                            Ok(t) => store.borrow_mut().set_corner_table(t),
+                        match ctx.api.get::<LapCorners>(&format!("/api/laps/{lap}/corners")).await {
+                            Ok(t) => ctx.dispatch(Action::CornerTable(t)),
                             // A lap without a reference yet (the first clean lap) has no table.
-                            Err(e) => store.borrow_mut().notice(format!("corners: {e}")),
+                            Err(e) => ctx.notice(format!("corners: {e}")),
                         }
                     });
                 }
@@ -144,7 +144,7 @@ pub fn corner_table(props: &CornerProps) -> Html {
         });
     }
     let Some(ctx) = ctx else { return html! {} };
-    let store = ctx.store.borrow();
+    let store = ctx.store.read();
     let Some(t) = props.lap_id.as_ref().and_then(|l| store.corner_tables.get(l)) else {
         return html! { <p class="empty">{ "Pick a lap (A) to see its corners against the reference." }</p> };
     };

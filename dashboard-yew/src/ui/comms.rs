@@ -10,6 +10,7 @@ use schema::wire::{
 use yew::prelude::*;
 
 use super::{value_of, Ctx};
+use crate::model::store::Action;
 use crate::model::{format, handoff};
 
 #[function_component(Comms)]
@@ -21,7 +22,7 @@ pub fn comms() -> Html {
     let reason = use_state(String::new);
     let urgency = use_state(|| HandoffUrgency::Normal);
     let Some(ctx) = use_context::<Ctx>() else { return html! {} };
-    let store = ctx.store.borrow();
+    let store = ctx.store.read();
 
     let send_msg = {
         let (ctx, text, priority) = (ctx.clone(), text.clone(), priority.clone());
@@ -53,7 +54,7 @@ pub fn comms() -> Html {
                     if !unread {
                         return;
                     }
-                    ctx.store.borrow_mut().mark_read(&id);
+                    ctx.dispatch(Action::MarkRead(id.clone()));
                     let (api, id) = (ctx.api.clone(), id.clone());
                     wasm_bindgen_futures::spawn_local(async move {
                         let _ = api.post::<_, Success>(&format!("/api/messages/{id}/read"), &()).await;

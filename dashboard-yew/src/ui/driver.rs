@@ -11,6 +11,7 @@ use super::coach::{CoachingFeed, CornerTable};
 use super::{value_of, Ctx, Route};
 use crate::model::format;
 use crate::model::laps::{LapTrace, TRACE_CHANNELS};
+use crate::model::store::Action;
 
 #[derive(Properties, PartialEq)]
 pub struct Props {
@@ -49,7 +50,7 @@ pub fn driver_view(props: &Props) -> Html {
     let (default_a, default_b) = ctx
         .as_ref()
         .and_then(|c| {
-            let store = c.store.borrow();
+            let store = c.store.read();
             let car = store.cars.get(&props.driver_id)?;
             let best = car.best_lap().map(|l| l.id.clone());
             // B: the latest valid lap that is not A (comparing a lap with itself shows nothing).
@@ -67,20 +68,21 @@ pub fn driver_view(props: &Props) -> Html {
         use_effect_with(wanted, move |wanted| {
             if let Some(ctx) = ctx {
                 for id in wanted.iter().flatten() {
-                    if ctx.store.borrow().lap_traces.contains_key(id) {
+                    if ctx.store.read().lap_traces.contains_key(id) {
                         continue;
                     }
-                    let (api, store, id) = (ctx.api.clone(), ctx.store.clone(), id.clone());
+                    let (ctx, id) = (ctx.clone(), id.clone());
                     wasm_bindgen_futures::spawn_local(async move {
-                        match api
+                        match ctx
+                            .api
                             .get::<LapChannels>(&format!("/api/laps/{id}?channels={TRACE_CHANNELS}"))
                             .await
                         {
                             Ok(ch) => match LapTrace::from_channels(&ch) {
-                                Some(t) => store.borrow_mut().set_lap_trace(t),
-                                None => store.borrow_mut().notice("that lap has too few samples to draw"),
+                                Some(t) => ctx.dispatch(Action::LapTrace(t)),
+                                None => ctx.notice("that lap has too few samples to draw"),
                             },
-                            Err(e) => store.borrow_mut().notice(format!("lap {id}: {e}")),
+                            Err(e) => ctx.notice(format!("lap {id}: {e}")),
                         }
                     });
                 }
@@ -88,7 +90,7 @@ pub fn driver_view(props: &Props) -> Html {
         });
     }
     let Some(ctx) = ctx else { return html! {} };
-    let store = ctx.store.borrow();
+    let store = ctx.store.read();
     let Some(car) = store.cars.get(&props.driver_id) else {
         let back = {
             let nav = ctx.navigate.clone();

@@ -7,24 +7,20 @@ use schema::wire::ActorStatus;
 use yew::prelude::*;
 
 use super::Ctx;
-use crate::model::store::{short_id, Conn};
+use crate::model::store::{short_id, Action, Conn};
 
 #[function_component(Engineer)]
 pub fn engineer() -> Html {
     let Some(ctx) = use_context::<Ctx>() else { return html! {} };
-    let store = ctx.store.borrow();
+    let store = ctx.store.read();
     let tree = &store.tree;
     let conn = store.tree_conn.clone().unwrap_or(Conn::Connecting);
     let rows: Html = tree
         .visible()
         .map(|r| {
             let toggle = {
-                let (store, path) = (ctx.store.clone(), r.path.clone());
-                Callback::from(move |_| {
-                    let mut s = store.borrow_mut();
-                    s.tree.toggle(&path);
-                    s.touch();
-                })
+                let (ctx, path) = (ctx.clone(), r.path.clone());
+                Callback::from(move |_| ctx.dispatch(Action::ToggleActor(path.clone())))
             };
             let status = match r.status {
                 ActorStatus::Running => "running",

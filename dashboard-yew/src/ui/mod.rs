@@ -1,7 +1,8 @@
 //! The Yew app: the root component (`App`) owns the store, the REST client and the sockets, runs
 //! the animation-frame loop and routes (`#/`, `#/driver/{id}`, `#/engineer`); views read the store
-//! through [`Ctx`]. Pushes only mark the store changed; the page re-renders at most once per
-//! animation frame, and only when something changed. Reads no env vars.
+//! through [`Ctx`] and change it only by dispatching actions. Pushes only mark the store changed;
+//! the page re-renders at most once per animation frame, and only when something changed. Reads no
+//! env vars.
 
 mod app;
 mod canvas;
@@ -20,7 +21,7 @@ use std::rc::Rc;
 use schema::wire::{Message, UserInfo};
 use yew::prelude::*;
 
-use crate::model::store::Store;
+use crate::model::store::{Action, StoreHandle};
 use crate::net::api::Api;
 use crate::net::socket::Socket;
 
@@ -59,10 +60,11 @@ impl Route {
     }
 }
 
-/// What every view gets: the store (read at render time), the clients, and the render version.
+/// What every view gets: the store (read at render time, changed by dispatching), the clients, and
+/// the render version.
 #[derive(Clone)]
 pub struct Ctx {
-    pub store: Rc<RefCell<Store>>,
+    pub store: StoreHandle,
     pub api: Api,
     pub socket: Rc<RefCell<Option<Socket>>>,
     pub version: u64,
@@ -90,8 +92,12 @@ impl Ctx {
         }
     }
 
+    pub fn dispatch(&self, action: Action) {
+        self.store.dispatch(action);
+    }
+
     pub fn notice(&self, text: impl Into<String>) {
-        self.store.borrow_mut().notice(text);
+        self.dispatch(Action::Notice(text.into()));
     }
 
     /// Sees the engineer view (`Role::is_engineer`, the rule the runtime's admin routes apply).

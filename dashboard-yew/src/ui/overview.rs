@@ -14,7 +14,7 @@ use crate::net::now_ms;
 #[function_component(Overview)]
 pub fn overview() -> Html {
     let Some(ctx) = use_context::<Ctx>() else { return html! {} };
-    let store = ctx.store.borrow();
+    let store = ctx.store.read();
     let now = now_ms();
     let rows: Html = store
         .cars

@@ -5,6 +5,7 @@
 use yew::prelude::*;
 
 use super::Ctx;
+use crate::model::store::Action;
 use crate::model::voice::confidence;
 
 #[derive(Properties, PartialEq)]
@@ -15,7 +16,7 @@ pub struct PanelProps {
 #[function_component(VoicePanel)]
 pub fn voice_panel(props: &PanelProps) -> Html {
     let Some(ctx) = use_context::<Ctx>() else { return html! {} };
-    let store = ctx.store.borrow();
+    let store = ctx.store.read();
     let rows: Html = store
         .voice
         .of(&props.driver_id)
@@ -45,7 +46,7 @@ pub fn voice_panel(props: &PanelProps) -> Html {
 pub fn box_banner() -> Html {
     let Some(ctx) = use_context::<Ctx>() else { return html! {} };
     let now = chrono::DateTime::from_timestamp_millis(js_sys::Date::now() as i64).unwrap_or_default();
-    let store = ctx.store.borrow();
+    let store = ctx.store.read();
     let calls: Html = store
         .voice
         .box_calls(&store.messages, now)
@@ -53,11 +54,7 @@ pub fn box_banner() -> Html {
         .map(|m| {
             let dismiss = {
                 let (ctx, id) = (ctx.clone(), m.id.clone());
-                Callback::from(move |_| {
-                    let mut s = ctx.store.borrow_mut();
-                    s.voice.dismiss(&id);
-                    s.touch();
-                })
+                Callback::from(move |_| ctx.dispatch(Action::DismissBoxCall(id.clone())))
             };
             html! {
                 <div class="box-call" role="alert" data-id={m.id.clone()}>
