@@ -4,6 +4,8 @@
 //! of its own (no PITBOX_* or DATABASE_URL from outside); `migrate` on SQLite shows which data
 //! directory won, by where the database file appears.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 
