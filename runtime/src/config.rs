@@ -672,6 +672,8 @@ mod tests {
             parse(cmd(), ["pitbox-runtime", cfg.as_str(), "migrate", "--rate-limit-login=70"]).unwrap();
         assert_eq!(cli.settings.auth.rate_limit_login, 70);
         assert!(matches!(cli.command, crate::cli::Command::Migrate));
+        let cli: crate::cli::Cli = parse(cmd(), ["pitbox-runtime", "migrate", cfg.as_str()]).unwrap();
+        assert_eq!(cli.settings.auth.rate_limit_login, 40, "--config after the subcommand");
     }
 
     #[test]
