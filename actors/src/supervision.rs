@@ -20,9 +20,15 @@ pub struct RestartPolicy {
     pub period: Duration,
 }
 
+impl RestartPolicy {
+    /// At most 5 restarts within 10 s; the runtime's `--restart-intensity` and
+    /// `--restart-period-secs` default to it.
+    pub const DEFAULT: RestartPolicy = RestartPolicy { intensity: 5, period: Duration::from_secs(10) };
+}
+
 impl Default for RestartPolicy {
     fn default() -> Self {
-        Self { intensity: 5, period: Duration::from_secs(10) }
+        Self::DEFAULT
     }
 }
 

@@ -49,13 +49,20 @@ impl std::fmt::Debug for SystemOptions {
     }
 }
 
+impl SystemOptions {
+    /// The runtime's `--idle-timeout-secs` defaults to it.
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+    /// The runtime's `--session-threads` defaults to it.
+    pub const DEFAULT_SESSION_THREADS: usize = 2;
+}
+
 impl Default for SystemOptions {
     fn default() -> Self {
         Self {
             server_id: "pitbox".into(),
-            policy: RestartPolicy::default(),
-            idle_timeout: Duration::from_secs(300),
-            session_threads: 2,
+            policy: RestartPolicy::DEFAULT,
+            idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
+            session_threads: Self::DEFAULT_SESSION_THREADS,
             phrasing: None,
             speech: None,
         }

@@ -1,13 +1,14 @@
 //! The `pitbox-runtime` command line (clap): `serve`, `migrate`, `user add|list|passwd`,
-//! `team add|list`, `demo`. Settings are global options backed by env vars (see [`crate::config`]).
+//! `team add|list`, `demo`. Settings are global options backed by env vars and the TOML file
+//! (see [`crate::config`]).
 //! Reads `PITBOX_PASSWORD` (password for `user add|passwd` when not prompted or piped).
 
 use std::io::{BufRead, IsTerminal};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use schema::wire::{NewDriver, NewUser, Role};
 
-use crate::config::{Config, LogFormat, Mode, Settings};
+use crate::config::{Config, ConfigError, LogFormat, Mode, Settings};
 use crate::db::Db;
 use crate::routes::users::{change_password, create_user};
 use crate::server::{self, State};
@@ -20,6 +21,13 @@ pub struct Cli {
     pub settings: Settings,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Parses `args` (program name first): options, env vars, the TOML file, defaults.
+    pub fn load(args: impl IntoIterator<Item = impl Into<std::ffi::OsString>>) -> Result<Cli, ConfigError> {
+        crate::config::parse(Cli::command(), args)
+    }
 }
 
 #[derive(Debug, Subcommand)]

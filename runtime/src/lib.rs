@@ -19,6 +19,7 @@ pub mod openapi;
 pub mod proxy;
 pub mod ratelimit;
 pub mod routes;
+pub mod secret;
 pub mod server;
 pub mod store;
 pub mod tls;

@@ -1,9 +1,17 @@
 //! `pitbox-runtime`: the PitBox cloud runtime. See `pitbox-runtime --help` and [`runtime::cli`].
 
-use clap::Parser;
+use runtime::config::ConfigError;
 
 fn main() -> std::process::ExitCode {
-    let cli = runtime::cli::Cli::parse();
+    let cli = match runtime::cli::Cli::load(std::env::args_os()) {
+        Ok(cli) => cli,
+        // Usage errors, `--help` and `--version`, printed by clap with its exit code.
+        Err(ConfigError::Args(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("pitbox-runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     match runtime::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

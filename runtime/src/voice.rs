@@ -32,12 +32,18 @@ use futures_util::StreamExt;
 use pitbox_actors::voice_channel::{Clip, Speech};
 use serde::{Deserialize, Serialize};
 
+use crate::secret::Secret;
+
 /// ElevenLabs' API address.
 pub const ELEVENLABS_BASE_URL: &str = "https://api.elevenlabs.io";
 /// ElevenLabs' "George" voice, from its documentation.
 pub const ELEVENLABS_VOICE: &str = "JBFqnCBsd6RMkjVDRZzb";
 /// ElevenLabs' low-latency model.
 pub const ELEVENLABS_MODEL: &str = "eleven_flash_v2_5";
+/// The espeak-ng voice when none is configured.
+pub const ESPEAK_VOICE: &str = "en-gb";
+/// The espeak-ng speed (words per minute) when none is configured.
+pub const ESPEAK_SPEED: u32 = 175;
 /// The PCM format asked of ElevenLabs.
 pub const ELEVENLABS_RATE: u32 = 16_000;
 /// Clip bytes the cache keeps (about 12 minutes of speech at 22 kHz).
@@ -47,24 +53,13 @@ pub const ELEVENLABS_TIMEOUT: Duration = Duration::from_secs(8);
 /// Longest clip accepted from ElevenLabs (bytes of PCM: about a minute at 16 kHz).
 const MAX_CLIP_BYTES: usize = 2 * 1024 * 1024;
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ElevenLabsConfig {
     /// Without `/v1`, no trailing slash.
     pub base_url: String,
-    pub api_key: String,
+    pub api_key: Secret<String>,
     pub voice_id: String,
     pub model: String,
-}
-
-impl std::fmt::Debug for ElevenLabsConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ElevenLabsConfig")
-            .field("base_url", &self.base_url)
-            .field("api_key", &"***")
-            .field("voice_id", &self.voice_id)
-            .field("model", &self.model)
-            .finish()
-    }
 }
 
 /// The voice settings, resolved by [`crate::config`].
@@ -79,7 +74,7 @@ pub struct VoiceConfig {
 
 impl Default for VoiceConfig {
     fn default() -> Self {
-        Self { elevenlabs: None, espeak_voice: "en-gb".into(), espeak_speed: 175 }
+        Self { elevenlabs: None, espeak_voice: ESPEAK_VOICE.into(), espeak_speed: ESPEAK_SPEED }
     }
 }
 
@@ -216,7 +211,7 @@ impl ElevenLabs {
         let deadline = Instant::now() + ELEVENLABS_TIMEOUT;
         let mut resp = client
             .post(url)
-            .insert_header(("xi-api-key", c.api_key.as_str()))
+            .insert_header(("xi-api-key", c.api_key.expose().as_str()))
             .insert_header(("accept", "audio/pcm"))
             .send_json(&body)
             .await

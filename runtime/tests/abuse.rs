@@ -1149,7 +1149,7 @@ on_both_backends!(access_tokens_end_with_logout_and_password_changes, |srv| {
 });
 
 fn db_url(srv: &TestServer) -> String {
-    srv.state.config.database_url.clone()
+    srv.state.config.database_url.as_str().to_owned()
 }
 
 // ---------------------------------------------------------------- refresh reuse and races

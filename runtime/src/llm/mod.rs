@@ -34,6 +34,8 @@ use actix_web::http::StatusCode;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
+use crate::secret::Secret;
+
 pub use numbers::NumberMismatch;
 
 /// Defaults for the settings that are not set.
@@ -60,7 +62,7 @@ pub struct LlmConfig {
     /// is appended.
     pub base_url: String,
     /// Sent as `Authorization: Bearer …`; none for local servers that need none.
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret<String>>,
     pub model: String,
     /// The whole phrasing, retries and waits included, must end within this.
     pub timeout: Duration,
@@ -84,7 +86,7 @@ impl LlmConfig {
     pub fn new(base_url: impl Into<String>, api_key: Option<String>, model: impl Into<String>) -> LlmConfig {
         LlmConfig {
             base_url: base_url.into().trim_end_matches('/').to_owned(),
-            api_key,
+            api_key: api_key.map(Secret::new),
             model: model.into(),
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: Duration::from_secs(5),
@@ -103,11 +105,11 @@ impl LlmConfig {
 }
 
 impl std::fmt::Debug for LlmConfig {
-    // By hand so that the API key never reaches a log line.
+    // By hand for the base URL's password (the key is a `Secret`).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LlmConfig")
-            .field("base_url", &crate::config::redact_url(&self.base_url))
-            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .field("base_url", &crate::secret::redact_url(&self.base_url))
+            .field("api_key", &self.api_key)
             .field("model", &self.model)
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
@@ -516,7 +518,7 @@ impl Inner {
             .post(self.config.endpoint())
             .insert_header(("Accept", if request.stream { "text/event-stream" } else { "application/json" }));
         if let Some(key) = &self.config.api_key {
-            builder = builder.bearer_auth(key);
+            builder = builder.bearer_auth(key.expose());
         }
         let mut response = builder.send_json(request).await.map_err(|e| {
             Attempt::Failed(match e {
