@@ -512,13 +512,8 @@ on_both_backends!(team_things_by_id_answer_alike, |srv| {
     let session = session.body["id"].as_str().unwrap().to_owned();
     let msg = srv.post(&format!("/api/teams/{blue}/messages"), &bluechief, json!({"content": "box"})).await;
     let msg = msg.body["id"].as_str().unwrap().to_owned();
-    let h = srv
-        .post(
-            &format!("/api/teams/{blue}/handoffs"),
-            &bluechief,
-            json!({"targetDriverId": blue_driver, "reason": "stint"}),
-        )
-        .await;
+    let handoff = json!({"targetDriverId": blue_driver, "reason": "stint"});
+    let h = srv.post(&format!("/api/teams/{blue}/handoffs"), &bluechief, handoff).await;
     assert_eq!(h.status, StatusCode::CREATED, "{}", h.body);
     let h = h.body["id"].as_str().unwrap().to_owned();
 
