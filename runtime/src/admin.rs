@@ -18,6 +18,7 @@ use crate::auth::{AuthUser, Keys};
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
+use crate::routes::scope::EngineerView;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/actors", web::get().to(tree))
@@ -38,9 +39,8 @@ fn visible_tree(system: &ActorSystem, user: &AuthUser) -> ActorTree {
     tree
 }
 
-pub async fn tree(user: AuthUser, system: web::Data<ActorSystem>) -> ApiResult<web::Json<ActorTree>> {
-    user.require_engineer_role()?;
-    Ok(web::Json(visible_tree(&system, &user)))
+pub async fn tree(engineer: EngineerView, system: web::Data<ActorSystem>) -> web::Json<ActorTree> {
+    web::Json(visible_tree(&system, &engineer.user))
 }
 
 #[derive(Debug, Deserialize)]

@@ -302,6 +302,15 @@ impl AuthUser {
         }
     }
 
+    /// The driver `driver_id` acting for themself, or staff of `team_id` acting for them.
+    pub fn require_self_or_staff(&self, driver_id: &str, team_id: &str) -> Result<(), ApiError> {
+        if self.driver_id.as_deref() == Some(driver_id) {
+            Ok(())
+        } else {
+            self.require_staff(team_id)
+        }
+    }
+
     /// Engineers (`Role::is_engineer`) of the team, or admins.
     pub fn require_engineer(&self, team_id: &str) -> Result<(), ApiError> {
         self.require_team(team_id)?;

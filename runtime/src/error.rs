@@ -34,16 +34,6 @@ impl ApiError {
     pub fn not_found(what: &str, id: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("{what} {id:?} not found"))
     }
-    /// An id in a request *body* that names nothing: `422` naming the field (ids in the path
-    /// that name nothing are `404`).
-    pub fn unknown_ref(field: &str, result: Result<(), ApiError>) -> Result<(), ApiError> {
-        match result {
-            Err(e) if e.status == StatusCode::NOT_FOUND => {
-                Err(Self::invalid(format!("{field}: refers to something that does not exist")))
-            }
-            other => other,
-        }
-    }
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, ErrorCode::Conflict, message)
     }
@@ -126,3 +116,37 @@ impl From<actix_web::error::BlockingError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Find-or-404, written once: a lookup of one thing by id that came back empty becomes `404`
+/// naming what was looked for (`team "x" not found`).
+pub trait Found<T> {
+    fn found(self, what: &str, id: &str) -> ApiResult<T>;
+}
+
+impl<T> Found<T> for Option<T> {
+    fn found(self, what: &str, id: &str) -> ApiResult<T> {
+        self.ok_or_else(|| ApiError::not_found(what, id))
+    }
+}
+
+/// A diesel query for one row: no row is `404` naming it, any other failure as `From` says.
+impl<T> Found<T> for diesel::QueryResult<T> {
+    fn found(self, what: &str, id: &str) -> ApiResult<T> {
+        match self {
+            Err(diesel::result::Error::NotFound) => Err(ApiError::not_found(what, id)),
+            other => other.map_err(ApiError::from),
+        }
+    }
+}
+
+/// An id in a request *body* that names nothing is the body's fault: `422` with a message naming
+/// the field, where the same id in the path would be `404`.
+pub trait BodyRef<T> {
+    fn body_ref(self, message: impl Into<String>) -> ApiResult<T>;
+}
+
+impl<T> BodyRef<T> for ApiResult<T> {
+    fn body_ref(self, message: impl Into<String>) -> ApiResult<T> {
+        self.map_err(|e| if e.status == StatusCode::NOT_FOUND { ApiError::invalid(message) } else { e })
+    }
+}

@@ -8,7 +8,10 @@ use schema::db::schema::*;
 use schema::db::DbConnection;
 use schema::wire::{self, HandoffStatus, Role};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, BodyRef, Found};
+
+/// A `userId` in a body that names no user.
+const UNKNOWN_USER: &str = "userId: refers to something that does not exist";
 
 pub fn now() -> NaiveDateTime {
     Utc::now().naive_utc()
@@ -49,12 +52,7 @@ pub fn find_user_by_name(conn: &mut DbConnection, username: &str) -> ApiResult<O
 }
 
 pub fn get_user(conn: &mut DbConnection, id: &str) -> ApiResult<User> {
-    users::table
-        .find(id)
-        .select(User::as_select())
-        .first(conn)
-        .optional()?
-        .ok_or_else(|| ApiError::not_found("user", id))
+    users::table.find(id).select(User::as_select()).first(conn).found("user", id)
 }
 
 pub fn list_users(conn: &mut DbConnection) -> ApiResult<Vec<User>> {
@@ -278,12 +276,7 @@ pub fn create_team(conn: &mut DbConnection, name: &str) -> ApiResult<Team> {
 }
 
 pub fn get_team(conn: &mut DbConnection, id: &str) -> ApiResult<Team> {
-    teams::table
-        .find(id)
-        .select(Team::as_select())
-        .first(conn)
-        .optional()?
-        .ok_or_else(|| ApiError::not_found("team", id))
+    teams::table.find(id).select(Team::as_select()).first(conn).found("team", id)
 }
 
 /// A team by id or by name (the CLI takes either).
@@ -292,8 +285,7 @@ pub fn find_team(conn: &mut DbConnection, id_or_name: &str) -> ApiResult<Team> {
         .filter(teams::id.eq(id_or_name).or(teams::name.eq(id_or_name)))
         .select(Team::as_select())
         .first(conn)
-        .optional()?
-        .ok_or_else(|| ApiError::not_found("team", id_or_name))
+        .found("team", id_or_name)
 }
 
 /// All teams (`None`) or those with the given ids.
@@ -307,7 +299,7 @@ pub fn list_teams(conn: &mut DbConnection, only: Option<&[String]>) -> ApiResult
 
 pub fn add_member(conn: &mut DbConnection, team_id: &str, user_id: &str) -> ApiResult<()> {
     get_team(conn, team_id)?;
-    ApiError::unknown_ref("userId", get_user(conn, user_id).map(drop))?;
+    get_user(conn, user_id).body_ref(UNKNOWN_USER)?;
     let exists = team_members::table
         .find((team_id, user_id))
         .select(team_members::user_id)
@@ -327,7 +319,7 @@ pub fn add_member(conn: &mut DbConnection, team_id: &str, user_id: &str) -> ApiR
 pub fn create_driver(conn: &mut DbConnection, team_id: &str, d: &wire::NewDriver) -> ApiResult<Driver> {
     get_team(conn, team_id)?;
     if let Some(uid) = &d.user_id {
-        ApiError::unknown_ref("userId", get_user(conn, uid).map(drop))?;
+        get_user(conn, uid).body_ref(UNKNOWN_USER)?;
     }
     let row = Driver {
         id: new_id(),
@@ -354,12 +346,7 @@ pub fn create_driver(conn: &mut DbConnection, team_id: &str, d: &wire::NewDriver
 }
 
 pub fn get_driver(conn: &mut DbConnection, id: &str) -> ApiResult<Driver> {
-    drivers::table
-        .find(id)
-        .select(Driver::as_select())
-        .first(conn)
-        .optional()?
-        .ok_or_else(|| ApiError::not_found("driver", id))
+    drivers::table.find(id).select(Driver::as_select()).first(conn).found("driver", id)
 }
 
 pub fn list_drivers(conn: &mut DbConnection, team_id: &str) -> ApiResult<Vec<Driver>> {
@@ -462,12 +449,7 @@ pub fn open_session(conn: &mut DbConnection, driver_id: &str) -> ApiResult<Optio
 }
 
 pub fn get_session(conn: &mut DbConnection, id: &str) -> ApiResult<RacingSession> {
-    racing_sessions::table
-        .find(id)
-        .select(RacingSession::as_select())
-        .first(conn)
-        .optional()?
-        .ok_or_else(|| ApiError::not_found("session", id))
+    racing_sessions::table.find(id).select(RacingSession::as_select()).first(conn).found("session", id)
 }
 
 pub fn end_session(conn: &mut DbConnection, id: &str) -> ApiResult<RacingSession> {
@@ -545,12 +527,7 @@ pub fn list_laps(conn: &mut DbConnection, f: &LapFilter<'_>) -> ApiResult<Vec<La
 
 /// One lap's summary, its team, and its compressed telemetry.
 pub fn get_lap(conn: &mut DbConnection, id: &str) -> ApiResult<(LapRow, Vec<u8>)> {
-    let row = laps::table
-        .find(id)
-        .select(LapRow::as_select())
-        .first(conn)
-        .optional()?
-        .ok_or_else(|| ApiError::not_found("lap", id))?;
+    let row = laps::table.find(id).select(LapRow::as_select()).first(conn).found("lap", id)?;
     let blob = laps::table.find(id).select(laps::telemetry).first::<Vec<u8>>(conn)?;
     Ok((row, blob))
 }
@@ -587,12 +564,7 @@ pub fn list_messages(
 }
 
 pub fn get_message(conn: &mut DbConnection, id: &str) -> ApiResult<TeamMessage> {
-    team_messages::table
-        .find(id)
-        .select(TeamMessage::as_select())
-        .first(conn)
-        .optional()?
-        .ok_or_else(|| ApiError::not_found("message", id))
+    team_messages::table.find(id).select(TeamMessage::as_select()).first(conn).found("message", id)
 }
 
 pub fn mark_read(conn: &mut DbConnection, message_id: &str, user_id: &str) -> ApiResult<()> {
@@ -626,8 +598,7 @@ pub fn get_handoff(conn: &mut DbConnection, id: &str) -> ApiResult<HandoffReques
         .find(id)
         .select(HandoffRequest::as_select())
         .first(conn)
-        .optional()?
-        .ok_or_else(|| ApiError::not_found("handoff request", id))
+        .found("handoff request", id)
 }
 
 pub fn handoff_to_wire(conn: &mut DbConnection, h: &HandoffRequest) -> ApiResult<wire::HandoffRequest> {

@@ -491,3 +491,80 @@ on_both_backends!(seed_telemetry_without_session_time_completes_laps, |srv| {
         assert_eq!(lap["kind"], "flying", "{lap}");
     }
 });
+
+// Every route about one thing of a team (a row named by its id, or the team itself) answers the
+// same way: another team's thing is 403 with the membership message (nothing about it leaks, not
+// even whether it exists beyond the id), a missing one is 404 naming it, the own team's is
+// readable. The checks live once (`routes::scope`); this walks every route that uses them.
+on_both_backends!(team_things_by_id_answer_alike, |srv| {
+    let red = srv.create_team("Red");
+    let blue = srv.create_team("Blue");
+    let (_, blue_driver) = srv.create_driver("bdrv", &blue, 2);
+    srv.create_user("bluechief", Role::Team, &[&blue]);
+    srv.create_user("redchief", Role::Team, &[&red]);
+    srv.create_user("root", Role::Admin, &[]);
+    let (bd, bluechief) = (srv.login("bdrv").await, srv.login("bluechief").await);
+    let (redchief, root) = (srv.login("redchief").await, srv.login("root").await);
+
+    let session =
+        srv.post("/api/sessions", &bd, json!({"driverId": blue_driver, "track": "Spa", "car": "GT3"})).await;
+    assert_eq!(session.status, StatusCode::CREATED, "{}", session.body);
+    let session = session.body["id"].as_str().unwrap().to_owned();
+    let msg = srv.post(&format!("/api/teams/{blue}/messages"), &bluechief, json!({"content": "box"})).await;
+    let msg = msg.body["id"].as_str().unwrap().to_owned();
+    let handoff = json!({"targetDriverId": blue_driver, "reason": "stint"});
+    let h = srv.post(&format!("/api/teams/{blue}/handoffs"), &bluechief, handoff).await;
+    assert_eq!(h.status, StatusCode::CREATED, "{}", h.body);
+    let h = h.body["id"].as_str().unwrap().to_owned();
+
+    // (method, path of blue's thing, path of a missing one, what the 404 names)
+    let routes = [
+        ("GET", format!("/api/teams/{blue}"), "/api/teams/nope".to_owned(), "team"),
+        ("GET", format!("/api/teams/{blue}/drivers"), "/api/teams/nope/drivers".into(), "team"),
+        ("GET", format!("/api/teams/{blue}/sessions"), "/api/teams/nope/sessions".into(), "team"),
+        ("GET", format!("/api/teams/{blue}/laps"), "/api/teams/nope/laps".into(), "team"),
+        ("GET", format!("/api/teams/{blue}/messages"), "/api/teams/nope/messages".into(), "team"),
+        ("GET", format!("/api/teams/{blue}/handoffs"), "/api/teams/nope/handoffs".into(), "team"),
+        ("GET", format!("/api/teams/{blue}/strategy"), "/api/teams/nope/strategy".into(), "team"),
+        ("GET", format!("/api/drivers/{blue_driver}"), "/api/drivers/nope".into(), "driver"),
+        ("GET", format!("/api/drivers/{blue_driver}/live"), "/api/drivers/nope/live".into(), "driver"),
+        ("GET", format!("/api/sessions/{session}"), "/api/sessions/nope".into(), "session"),
+        ("GET", format!("/api/sessions/{session}/coaching"), "/api/sessions/nope/coaching".into(), "session"),
+        (
+            "GET",
+            format!("/api/sessions/{session}/export.csv"),
+            "/api/sessions/nope/export.csv".into(),
+            "session",
+        ),
+        ("POST", format!("/api/messages/{msg}/read"), "/api/messages/nope/read".into(), "message"),
+        ("GET", format!("/api/handoffs/{h}"), "/api/handoffs/nope".into(), "handoff request"),
+        ("POST", format!("/api/handoffs/{h}/reject"), "/api/handoffs/nope/reject".into(), "handoff request"),
+        ("POST", format!("/api/sessions/{session}/end"), "/api/sessions/nope/end".into(), "session"),
+    ];
+    let body = |m: &str| (m == "POST").then(|| json!({}));
+    for (method, own, missing, what) in &routes {
+        let foreign = srv.send(method, own, Some(&redchief), body(method)).await;
+        assert_eq!(foreign.status, StatusCode::FORBIDDEN, "{method} {own}: {}", foreign.body);
+        assert_eq!(foreign.body["code"], "forbidden");
+        assert_eq!(foreign.body["message"], "you are not a member of this team", "{method} {own}");
+        let gone = srv.send(method, missing, Some(&root), body(method)).await;
+        assert_eq!(gone.status, StatusCode::NOT_FOUND, "{method} {missing}: {}", gone.body);
+        assert_eq!(gone.body["code"], "not_found");
+        assert_eq!(gone.body["message"], format!("{what} \"nope\" not found"), "{method} {missing}");
+        let mine = srv.send(method, own, Some(&bluechief), body(method)).await;
+        assert!(mine.status.is_success(), "{method} {own} by its team: {} {}", mine.status, mine.body);
+    }
+    // The rules past membership still hold: a driver ends only their own session (staff any), and
+    // staff of the team, not a driver, set another driver's number.
+    let (_, other) = srv.create_driver("bdrv2", &blue, 3);
+    let bd2 = srv.login("bdrv2").await;
+    let patch =
+        srv.send("PATCH", &format!("/api/drivers/{other}"), Some(&bd), Some(json!({"number": 9}))).await;
+    assert_eq!(patch.status, StatusCode::FORBIDDEN);
+    let s2 = srv.post("/api/sessions", &bd2, json!({"driverId": other, "track": "Spa", "car": "GT3"})).await;
+    let s2 = s2.body["id"].as_str().unwrap().to_owned();
+    let end = srv.post(&format!("/api/sessions/{s2}/end"), &bd, json!({})).await;
+    assert_eq!(end.status, StatusCode::FORBIDDEN, "{}", end.body);
+    assert_eq!(end.body["message"], "team, engineer or admin role required");
+    srv.stop().await;
+});

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use pitbox_coach::{analyze_frames, output, CoachConfig, CornerMap, Turn};
+use schema::db::models::RacingSession;
 use schema::wire::{
     AiCoaching, AnalyzeRequest, AnalyzeResult, CarStrategy, ErrorBody, LapCorners, TrackCorner, TrackMap,
 };
@@ -21,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use crate::auth::AuthUser;
 use crate::coaching::{analyse_lap, laps_csv, CoachCache, LapAnalysis};
 use crate::db::Db;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, BodyRef, Found};
+use crate::routes::scope::{InTeam, LapWithFrames, Member, Staff, TeamRule, TeamScope};
 use crate::routes::{limits, text, Limit};
 use crate::store;
 use pitbox_actors::ActorSystem;
@@ -83,10 +85,8 @@ pub async fn analyze(
         }
     }
     let driver_id = req.driver_id.clone();
-    let driver = db.run(move |c| store::get_driver(c, &driver_id)).await.map_err(|e| match e.status {
-        actix_web::http::StatusCode::NOT_FOUND => ApiError::invalid("driverId: no such driver"),
-        _ => e,
-    })?;
+    let driver =
+        db.run(move |c| store::get_driver(c, &driver_id)).await.body_ref("driverId: no such driver")?;
     user.require_team(&driver.team_id)?;
     let frames = req.telemetry_data;
     let report = web::block(move || analyze_frames(&frames, CoachConfig::default(), None).pop()).await?;
@@ -111,16 +111,11 @@ pub async fn analyze(
     params(("id" = String, Path), Limit),
     responses((status = 200, body = [AiCoaching]), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn session_coaching(
-    user: AuthUser,
+    s: InTeam<RacingSession>,
     db: web::Data<Db>,
-    path: web::Path<String>,
     q: web::Query<Limit>,
 ) -> ApiResult<web::Json<Vec<AiCoaching>>> {
-    let id = path.into_inner();
-    let lookup = id.clone();
-    let s = db.run(move |c| store::get_session(c, &lookup)).await?;
-    user.require_team(&s.team_id)?;
-    let limit = q.get();
+    let (id, limit) = (s.item.id, q.get());
     Ok(web::Json(db.run(move |c| store::session_coaching(c, &id, limit)).await?))
 }
 
@@ -132,17 +127,14 @@ pub struct ReferenceQuery {
     pub reference: Option<String>,
 }
 
-/// A lap measured against its reference, computed once and then served from the cache.
+/// A lap (already checked readable by the caller) measured against its reference, computed once
+/// and then served from the cache.
 async fn analysis_of(
-    user: &AuthUser,
     db: &Db,
     cache: &CoachCache,
-    lap_id: String,
+    (lap, blob): LapWithFrames,
     reference: Option<String>,
 ) -> ApiResult<Arc<LapAnalysis>> {
-    let lookup = lap_id.clone();
-    let (lap, blob) = db.run(move |c| store::get_lap(c, &lookup)).await?;
-    user.require_team(&lap.team_id)?;
     let (session_id, except) = (lap.session_id.clone(), lap.id.clone());
     let reference_id = match reference {
         Some(r) if r.trim().is_empty() => return Err(ApiError::invalid("reference: must not be empty")),
@@ -158,10 +150,7 @@ async fn analysis_of(
     }
     let lookup = reference_id.clone();
     let (reference, ref_blob) =
-        db.run(move |c| store::get_lap(c, &lookup)).await.map_err(|e| match e.status {
-            actix_web::http::StatusCode::NOT_FOUND => ApiError::invalid("reference: no such lap"),
-            _ => e,
-        })?;
+        db.run(move |c| store::get_lap(c, &lookup)).await.body_ref("reference: no such lap")?;
     if reference.team_id != lap.team_id {
         return Err(ApiError::invalid("reference: not a lap of this team"));
     }
@@ -189,13 +178,12 @@ async fn analysis_of(
     responses((status = 200, body = LapCorners), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn lap_corners(
-    user: AuthUser,
+    lap: InTeam<LapWithFrames>,
     db: web::Data<Db>,
     cache: web::Data<CoachCache>,
-    path: web::Path<String>,
     q: web::Query<ReferenceQuery>,
 ) -> ApiResult<web::Json<LapCorners>> {
-    let a = analysis_of(&user, &db, &cache, path.into_inner(), q.into_inner().reference).await?;
+    let a = analysis_of(&db, &cache, lap.item, q.into_inner().reference).await?;
     Ok(web::Json(a.corners.clone()))
 }
 
@@ -220,14 +208,13 @@ pub struct LapAnalysisDoc {
     responses((status = 200, body = LapAnalysisDoc), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn lap_analysis(
-    user: AuthUser,
+    lap: InTeam<LapWithFrames>,
     db: web::Data<Db>,
     cache: web::Data<CoachCache>,
-    path: web::Path<String>,
     q: web::Query<ReferenceQuery>,
 ) -> ApiResult<web::Json<LapAnalysisDoc>> {
-    let id = path.into_inner();
-    let a = analysis_of(&user, &db, &cache, id.clone(), q.into_inner().reference).await?;
+    let id = lap.item.0.id.clone();
+    let a = analysis_of(&db, &cache, lap.item, q.into_inner().reference).await?;
     let coaching = db.run(move |c| store::lap_coaching(c, &id)).await?;
     Ok(web::Json(LapAnalysisDoc {
         corners: a.corners.clone(),
@@ -248,10 +235,8 @@ fn csv_response(name: &str, body: String) -> HttpResponse {
     params(("id" = String, Path)),
     responses((status = 200, description = "the lap's channels by lap distance", content_type = "text/csv", body = String),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn lap_csv(user: AuthUser, db: web::Data<Db>, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let id = path.into_inner();
-    let (lap, blob) = db.run(move |c| store::get_lap(c, &id)).await?;
-    user.require_team(&lap.team_id)?;
+pub async fn lap_csv(lap: InTeam<LapWithFrames>) -> ApiResult<HttpResponse> {
+    let (lap, blob) = lap.item;
     let name = format!("lap-{}.csv", lap.lap_number);
     let body = web::block(move || laps_csv(&[(lap, blob)], None)).await??;
     Ok(csv_response(&name, body))
@@ -261,16 +246,9 @@ pub async fn lap_csv(user: AuthUser, db: web::Data<Db>, path: web::Path<String>)
     params(("id" = String, Path)),
     responses((status = 200, description = "every lap's channels by lap distance", content_type = "text/csv", body = String),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn session_csv(
-    user: AuthUser,
-    db: web::Data<Db>,
-    path: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    let id = path.into_inner();
-    let lookup = id.clone();
-    let s = db.run(move |c| store::get_session(c, &lookup)).await?;
-    user.require_team(&s.team_id)?;
-    let (team, track, car) = (s.team_id.clone(), s.track.clone(), s.car.clone());
+pub async fn session_csv(s: InTeam<RacingSession>, db: web::Data<Db>) -> ApiResult<HttpResponse> {
+    let s = s.item;
+    let (id, team, track, car) = (s.id.clone(), s.team_id.clone(), s.track.clone(), s.car.clone());
     let (laps, map) = db
         .run(move |c| {
             Ok((
@@ -288,17 +266,13 @@ pub async fn session_csv(
     params(("id" = String, Path)),
     responses((status = 200, body = [CarStrategy]), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn strategy(
-    user: AuthUser,
+    team: TeamScope,
     db: web::Data<Db>,
     system: web::Data<ActorSystem>,
-    path: web::Path<String>,
 ) -> ApiResult<web::Json<Vec<CarStrategy>>> {
-    let team = path.into_inner();
-    user.require_team(&team)?;
-    let lookup = team.clone();
-    db.run(move |c| store::get_team(c, &lookup)).await?;
+    team.run(&db, |_, _| Ok(())).await?;
     // What the coaches worked out after each lap: nothing is computed here.
-    Ok(web::Json(system.env.board.team(&team)))
+    Ok(web::Json(system.env.board.team(&team.team_id)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -311,14 +285,16 @@ pub struct TrackQuery {
     pub car: Option<String>,
 }
 
-fn team_of(user: &AuthUser, team: Option<String>) -> ApiResult<String> {
-    match team {
-        Some(t) => Ok(t),
+/// The team a track route is about: `teamId`, or the caller's only team.
+fn team_of<R: TeamRule>(user: AuthUser, team: Option<String>) -> ApiResult<TeamScope<R>> {
+    let id = match team {
+        Some(t) => t,
         None => match user.teams.as_slice() {
-            [only] => Ok(only.clone()),
-            _ => Err(ApiError::invalid("teamId: required (you are in more than one team, or none)")),
+            [only] => only.clone(),
+            _ => return Err(ApiError::invalid("teamId: required (you are in more than one team, or none)")),
         },
-    }
+    };
+    TeamScope::new(user, id)
 }
 
 fn track_name(raw: String) -> ApiResult<String> {
@@ -337,15 +313,13 @@ pub async fn track_map(
 ) -> ApiResult<web::Json<TrackMap>> {
     let track = track_name(path.into_inner())?;
     let q = q.into_inner();
-    let team = team_of(&user, q.team_id)?;
-    user.require_team(&team)?;
+    let team = team_of::<Member>(user, q.team_id)?;
     let lookup = track.clone();
-    let (row, turns) = db
-        .run(move |c| {
-            store::get_team(c, &team)?;
+    let (row, turns) = team
+        .run(&db, move |c, team| {
             Ok((
-                store::track_map(c, &team, &lookup, q.car.as_deref())?,
-                store::track_turns(c, &team, &lookup)?,
+                store::track_map(c, &team.id, &lookup, q.car.as_deref())?,
+                store::track_turns(c, &team.id, &lookup)?,
             ))
         })
         .await?;
@@ -365,7 +339,7 @@ pub async fn track_map(
         None if !turns.is_empty() => Some(CornerMap::from_turns(&turns, length.unwrap_or(0.0))),
         None => None,
     };
-    let Some(map) = map else { return Err(ApiError::not_found("map of track", &track)) };
+    let map = map.found("map of track", &track)?;
     Ok(web::Json(TrackMap {
         track,
         length_m: length,
@@ -440,14 +414,9 @@ pub async fn put_turns(
     };
     let turns = check_turns(turns)?;
     let track = track_name(path.into_inner())?;
-    let team = team_of(&user, q.into_inner().team_id)?;
-    user.require_staff(&team)?;
+    let team = team_of::<Staff>(user, q.into_inner().team_id)?;
     let saved = turns.clone();
-    db.run(move |c| {
-        store::get_team(c, &team)?;
-        store::save_track_turns(c, &team, &track, &saved)
-    })
-    .await?;
+    team.run(&db, move |c, team| store::save_track_turns(c, &team.id, &track, &saved)).await?;
     cache.clear();
     Ok(web::Json(TrackTurns {
         turns: turns.into_iter().map(|t| TrackCorner { name: t.name, start: t.start, end: t.end }).collect(),

@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use schema::db::models;
 use schema::wire::{
     may_answer_handoff, ActorPath, ErrorBody, HandoffParties, HandoffRequest, HandoffStatus, NewHandoff,
-    NewTeamMessage, Role, Success, TeamMessage,
+    NewTeamMessage, Success, TeamMessage,
 };
 use serde::Deserialize;
 
@@ -14,7 +14,8 @@ use schema::wire::{Envelope, Message as Wire};
 
 use crate::auth::AuthUser;
 use crate::db::Db;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, BodyRef};
+use crate::routes::scope::{find_in_team, InTeam, Member, TeamScope};
 use crate::routes::{limits, text, Limit};
 use crate::store;
 
@@ -32,22 +33,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     params(("id" = String, Path), Limit),
     responses((status = 200, body = [TeamMessage]), (status = 403, body = ErrorBody)))]
 pub async fn list_messages(
-    user: AuthUser,
+    team: TeamScope,
     db: web::Data<Db>,
-    path: web::Path<String>,
     q: web::Query<Limit>,
 ) -> ApiResult<web::Json<Vec<TeamMessage>>> {
-    let team = path.into_inner();
-    user.require_team(&team)?;
-    let limit = q.get();
-    let reader = user.id.clone();
-    Ok(web::Json(
-        db.run(move |c| {
-            store::get_team(c, &team)?;
-            store::list_messages(c, &team, &reader, limit)
-        })
-        .await?,
-    ))
+    let (limit, reader) = (q.get(), team.user.id.clone());
+    Ok(web::Json(team.run(&db, move |c, team| store::list_messages(c, &team.id, &reader, limit)).await?))
 }
 
 /// Pushes an event to the team's dashboards, from the team's hub.
@@ -66,7 +57,7 @@ pub async fn send(
     team: String,
     new: NewTeamMessage,
 ) -> ApiResult<TeamMessage> {
-    user.require_team(&team)?;
+    let scope = TeamScope::<Member>::new(user.clone(), team)?;
     let content = text("content", &new.content, limits::CONTENT)?;
     if let Some(a) = &new.attachment {
         text("attachment.name", &a.name, limits::ATTACHMENT_NAME)?;
@@ -74,7 +65,7 @@ pub async fn send(
     }
     let row = models::TeamMessage {
         id: store::new_id(),
-        team_id: team,
+        team_id: scope.team_id.clone(),
         sender_id: user.id.clone(),
         sender_name: user.username.clone(),
         content,
@@ -88,14 +79,9 @@ pub async fn send(
         sent_at: store::now(),
     };
     let wire = row.to_wire(true);
-    let team = row.team_id.clone();
-    db.run(move |c| {
-        store::get_team(c, &row.team_id)?;
-        store::insert_message(c, &row)
-    })
-    .await?;
+    scope.run(db, move |c, _| store::insert_message(c, &row)).await?;
     // Recipients have not read it yet.
-    push(system, &team, Wire::TeamMessage(TeamMessage { read: false, ..wire.clone() })).await;
+    push(system, &scope.team_id, Wire::TeamMessage(TeamMessage { read: false, ..wire.clone() })).await;
     Ok(wire)
 }
 
@@ -116,17 +102,9 @@ pub async fn send_message(
 #[utoipa::path(post, path = "/api/messages/{id}/read", tag = "messages", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = Success), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn mark_read(
-    user: AuthUser,
-    db: web::Data<Db>,
-    path: web::Path<String>,
-) -> ApiResult<web::Json<Success>> {
-    let id = path.into_inner();
-    let lookup = id.clone();
-    let msg = db.run(move |c| store::get_message(c, &lookup)).await?;
-    user.require_team(&msg.team_id)?;
-    let reader = user.id.clone();
-    db.run(move |c| store::mark_read(c, &id, &reader)).await?;
+pub async fn mark_read(msg: InTeam<models::TeamMessage>, db: web::Data<Db>) -> ApiResult<web::Json<Success>> {
+    let InTeam { user, item: msg } = msg;
+    db.run(move |c| store::mark_read(c, &msg.id, &user.id)).await?;
     Ok(web::Json(Success { success: true }))
 }
 
@@ -141,22 +119,12 @@ pub struct HandoffQuery {
     params(("id" = String, Path), HandoffQuery),
     responses((status = 200, body = [HandoffRequest]), (status = 403, body = ErrorBody)))]
 pub async fn list_handoffs(
-    user: AuthUser,
+    team: TeamScope,
     db: web::Data<Db>,
-    path: web::Path<String>,
     q: web::Query<HandoffQuery>,
 ) -> ApiResult<web::Json<Vec<HandoffRequest>>> {
-    let team = path.into_inner();
-    user.require_team(&team)?;
-    let q = q.into_inner();
-    let limit = Limit { limit: q.limit }.get();
-    Ok(web::Json(
-        db.run(move |c| {
-            store::get_team(c, &team)?;
-            store::list_handoffs(c, &team, q.status, limit)
-        })
-        .await?,
-    ))
+    let (status, limit) = (q.status, Limit::of(q.limit));
+    Ok(web::Json(team.run(&db, move |c, team| store::list_handoffs(c, &team.id, status, limit)).await?))
 }
 
 /// Stores a handoff request with the handing-over car's latest sample attached.
@@ -172,25 +140,19 @@ pub async fn request_handoff(
     let from = new
         .from_driver_id
         .clone()
-        .or_else(|| (user.role == Role::Driver).then(|| user.driver_id.clone()).flatten());
+        // Staff act for the team and name the car; anyone else hands over their own.
+        .or_else(|| (!user.role.is_staff()).then(|| user.driver_id.clone()).flatten());
     let (requester_id, requester_name) = (user.id.clone(), user.username.clone());
     let h = db
         .run(move |c| {
-            let target = store::get_driver(c, &new.target_driver_id).map_err(|e| match e.status {
-                actix_web::http::StatusCode::NOT_FOUND => ApiError::invalid("targetDriverId: no such driver"),
-                _ => e,
-            })?;
+            let target =
+                store::get_driver(c, &new.target_driver_id).body_ref("targetDriverId: no such driver")?;
             if target.team_id != team {
                 return Err(ApiError::invalid("targetDriverId: driver is not in this team"));
             }
             let snapshot = match &from {
                 Some(f) => {
-                    let d = store::get_driver(c, f).map_err(|e| match e.status {
-                        actix_web::http::StatusCode::NOT_FOUND => {
-                            ApiError::invalid("fromDriverId: no such driver")
-                        }
-                        _ => e,
-                    })?;
+                    let d = store::get_driver(c, f).body_ref("fromDriverId: no such driver")?;
                     if d.team_id != team {
                         return Err(ApiError::invalid("fromDriverId: driver is not in this team"));
                     }
@@ -256,20 +218,8 @@ pub async fn create_handoff(
 #[utoipa::path(get, path = "/api/handoffs/{id}", tag = "handoffs", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = HandoffRequest), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_handoff(
-    user: AuthUser,
-    db: web::Data<Db>,
-    path: web::Path<String>,
-) -> ApiResult<web::Json<HandoffRequest>> {
-    let id = path.into_inner();
-    let h = db
-        .run(move |c| {
-            let h = store::get_handoff(c, &id)?;
-            store::handoff_to_wire(c, &h)
-        })
-        .await?;
-    user.require_team(&h.team_id)?;
-    Ok(web::Json(h))
+pub async fn get_handoff(h: InTeam<HandoffRequest>) -> web::Json<HandoffRequest> {
+    web::Json(h.item)
 }
 
 /// Accepts, rejects or completes a handoff: team staff, or the drivers involved.
@@ -280,9 +230,7 @@ pub async fn answer(
     id: String,
     to: HandoffStatus,
 ) -> ApiResult<HandoffRequest> {
-    let lookup = id.clone();
-    let h = db.run(move |c| store::get_handoff(c, &lookup)).await?;
-    user.require_team(&h.team_id)?;
+    let h: models::HandoffRequest = find_in_team(user, db, id).await?;
     let parties =
         HandoffParties { target_driver_id: &h.target_driver_id, from_driver_id: h.from_driver_id.as_deref() };
     if !may_answer_handoff(user.role, user.driver_id.as_deref(), parties, to) {
@@ -291,7 +239,7 @@ pub async fn answer(
     let responder = user.id.clone();
     let h = db
         .run(move |c| {
-            let h = store::transition_handoff(c, &id, to, &responder)?;
+            let h = store::transition_handoff(c, &h.id, to, &responder)?;
             store::handoff_to_wire(c, &h)
         })
         .await?;

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod coaching;
 pub mod health;
 pub mod messages;
+pub mod scope;
 pub mod teams;
 pub mod telemetry;
 pub mod users;
@@ -112,7 +113,13 @@ pub struct Limit {
 
 impl Limit {
     pub fn get(&self) -> i64 {
-        self.limit.unwrap_or(100).clamp(1, 1000)
+        Self::of(self.limit)
+    }
+
+    /// The same rule for list queries that carry `limit` among their own fields (flattening
+    /// [`Limit`] into them would break number parsing in query strings).
+    pub fn of(limit: Option<i64>) -> i64 {
+        limit.unwrap_or(100).clamp(1, 1000)
     }
 }
 

@@ -2,11 +2,13 @@
 //! profiles and their status.
 
 use actix_web::{web, HttpResponse};
-use schema::wire::{DriverProfile, DriverUpdate, ErrorBody, NewDriver, NewTeam, Role, Team, TeamMember};
+use schema::db::models::Driver;
+use schema::wire::{DriverProfile, DriverUpdate, ErrorBody, NewDriver, NewTeam, Team, TeamMember};
 
 use crate::auth::AuthUser;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
+use crate::routes::scope::{Admin, Engineer, InTeam, TeamScope};
 use crate::routes::{limits, text};
 use crate::store;
 
@@ -32,12 +34,7 @@ pub async fn list_teams(user: AuthUser, db: web::Data<Db>) -> ApiResult<web::Jso
 #[utoipa::path(post, path = "/api/teams", tag = "teams", security(("bearer" = [])),
     request_body = NewTeam,
     responses((status = 201, body = Team), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn create_team(
-    user: AuthUser,
-    db: web::Data<Db>,
-    body: web::Json<NewTeam>,
-) -> ApiResult<HttpResponse> {
-    user.require_admin()?;
+pub async fn create_team(_: Admin, db: web::Data<Db>, body: web::Json<NewTeam>) -> ApiResult<HttpResponse> {
     let name = text("name", &body.name, limits::NAME)?;
     let team = db.run(move |c| store::create_team(c, &name)).await?;
     Ok(HttpResponse::Created().json(Team::from(team)))
@@ -46,15 +43,8 @@ pub async fn create_team(
 #[utoipa::path(get, path = "/api/teams/{id}", tag = "teams", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = Team), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_team(
-    user: AuthUser,
-    db: web::Data<Db>,
-    path: web::Path<String>,
-) -> ApiResult<web::Json<Team>> {
-    let id = path.into_inner();
-    user.require_team(&id)?;
-    let team = db.run(move |c| store::get_team(c, &id)).await?;
-    Ok(web::Json(team.into()))
+pub async fn get_team(team: TeamScope, db: web::Data<Db>) -> ApiResult<web::Json<Team>> {
+    Ok(web::Json(team.run(&db, |_, team| Ok(team.into())).await?))
 }
 
 #[utoipa::path(post, path = "/api/teams/{id}/members", tag = "teams", security(("bearer" = [])),
@@ -62,12 +52,11 @@ pub async fn get_team(
     responses((status = 200, body = schema::wire::Success), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody)))]
 pub async fn add_member(
-    user: AuthUser,
+    _: Admin,
     db: web::Data<Db>,
     path: web::Path<String>,
     body: web::Json<TeamMember>,
 ) -> ApiResult<web::Json<schema::wire::Success>> {
-    user.require_admin()?;
     let team = path.into_inner();
     let member = body.into_inner().user_id;
     db.run(move |c| store::add_member(c, &team, &member)).await?;
@@ -77,19 +66,8 @@ pub async fn add_member(
 #[utoipa::path(get, path = "/api/teams/{id}/drivers", tag = "drivers", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = [DriverProfile]), (status = 403, body = ErrorBody)))]
-pub async fn list_drivers(
-    user: AuthUser,
-    db: web::Data<Db>,
-    path: web::Path<String>,
-) -> ApiResult<web::Json<Vec<DriverProfile>>> {
-    let team = path.into_inner();
-    user.require_team(&team)?;
-    let rows = db
-        .run(move |c| {
-            store::get_team(c, &team)?;
-            store::list_drivers(c, &team)
-        })
-        .await?;
+pub async fn list_drivers(team: TeamScope, db: web::Data<Db>) -> ApiResult<web::Json<Vec<DriverProfile>>> {
+    let rows = team.run(&db, |c, team| store::list_drivers(c, &team.id)).await?;
     Ok(web::Json(rows.iter().map(|d| d.to_wire(false)).collect()))
 }
 
@@ -99,13 +77,10 @@ pub async fn list_drivers(
               (status = 409, body = ErrorBody, description = "that user already has a driver profile"),
               (status = 422, body = ErrorBody)))]
 pub async fn create_driver(
-    user: AuthUser,
+    team: TeamScope<Engineer>,
     db: web::Data<Db>,
-    path: web::Path<String>,
     body: web::Json<NewDriver>,
 ) -> ApiResult<HttpResponse> {
-    let team = path.into_inner();
-    user.require_engineer(&team)?;
     let mut new = body.into_inner();
     new.name = text("name", &new.name, limits::NAME)?;
     check_number(new.number)?;
@@ -114,17 +89,17 @@ pub async fn create_driver(
     // (membership, telemetry as its driver) by the engineer's word alone. Admins may attach any
     // user, which also makes them a member. Unknown and foreign users get the same answer, so
     // the check tells nothing about other teams.
-    let admin = user.is_admin();
-    let driver = db
-        .run(move |c| {
+    let admin = team.user.is_admin();
+    let driver = team
+        .run(&db, move |c, team| {
             if let Some(uid) = new.user_id.as_deref().filter(|_| !admin) {
-                if !store::is_member(c, &team, uid)? {
+                if !store::is_member(c, &team.id, uid)? {
                     return Err(ApiError::forbidden(
                         "userId: only users who are members of this team can be given a driver profile here",
                     ));
                 }
             }
-            store::create_driver(c, &team, &new)
+            store::create_driver(c, &team.id, &new)
         })
         .await?;
     Ok(HttpResponse::Created().json(driver.to_wire(false)))
@@ -154,15 +129,8 @@ fn check_avatar(url: Option<&str>) -> Result<(), ApiError> {
 #[utoipa::path(get, path = "/api/drivers/{id}", tag = "drivers", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = DriverProfile), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_driver(
-    user: AuthUser,
-    db: web::Data<Db>,
-    path: web::Path<String>,
-) -> ApiResult<web::Json<DriverProfile>> {
-    let id = path.into_inner();
-    let driver = db.run(move |c| store::get_driver(c, &id)).await?;
-    user.require_team(&driver.team_id)?;
-    Ok(web::Json(driver.to_wire(false)))
+pub async fn get_driver(driver: InTeam<Driver>) -> web::Json<DriverProfile> {
+    web::Json(driver.item.to_wire(false))
 }
 
 #[utoipa::path(patch, path = "/api/drivers/{id}", tag = "drivers", security(("bearer" = [])),
@@ -170,12 +138,11 @@ pub async fn get_driver(
     responses((status = 200, body = DriverProfile), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update_driver(
-    user: AuthUser,
+    driver: InTeam<Driver>,
     db: web::Data<Db>,
-    path: web::Path<String>,
     body: web::Json<DriverUpdate>,
 ) -> ApiResult<web::Json<DriverProfile>> {
-    let id = path.into_inner();
+    let InTeam { user, item: driver } = driver;
     let mut update = body.into_inner();
     if let Some(n) = &update.name {
         update.name = Some(text("name", n, limits::NAME)?);
@@ -184,12 +151,9 @@ pub async fn update_driver(
         check_number(n)?;
     }
     check_avatar(update.avatar_url.as_deref())?;
-    let lookup = id.clone();
-    let driver = db.run(move |c| store::get_driver(c, &lookup)).await?;
-    user.require_team(&driver.team_id)?;
     // Staff edit any profile of their team; a driver may set only their own status.
     let own = user.driver_id.as_deref() == Some(driver.id.as_str());
-    let staff = matches!(user.role, Role::Team | Role::Engineer | Role::Admin);
+    let staff = user.role.is_staff();
     let status_only = update.role.is_none()
         && update.name.is_none()
         && update.number.is_none()
@@ -197,6 +161,6 @@ pub async fn update_driver(
     if !(staff || own && status_only) {
         return Err(ApiError::forbidden("drivers may change only their own status"));
     }
-    let driver = db.run(move |c| store::update_driver(c, &id, &update)).await?;
+    let driver = db.run(move |c| store::update_driver(c, &driver.id, &update)).await?;
     Ok(web::Json(driver.to_wire(false)))
 }

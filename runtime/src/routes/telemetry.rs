@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use actix_web::{web, HttpResponse};
+use schema::db::models::{self, Driver};
 use schema::wire::{
     DriverLive, ErrorBody, LapChannels, LapSummary, NewSession, RacingSession, TelemetryFrame, TelemetryPost,
     TelemetryPostResult,
@@ -12,8 +13,9 @@ use serde::Deserialize;
 
 use crate::auth::AuthUser;
 use crate::db::Db;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, BodyRef, Found};
 use crate::metrics::Metrics;
+use crate::routes::scope::{InTeam, LapWithFrames, TeamScope};
 use crate::routes::{limits, text, Limit};
 use crate::store::{self, LapFilter};
 use pitbox_actors::driver_session::{Frames, GetLive, IngestError};
@@ -32,13 +34,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/laps/{id}", web::get().to(get_lap));
 }
 
-/// `driverId` in a body that names no driver: 422 (an id in the path would be 404).
-fn body_ref(e: ApiError) -> ApiError {
-    match e.status {
-        actix_web::http::StatusCode::NOT_FOUND => ApiError::invalid("driverId: no such driver"),
-        _ => e,
-    }
-}
+/// A `driverId` in a body that names no driver.
+const NO_SUCH_DRIVER: &str = "driverId: no such driver";
 
 /// Loads a driver and checks that the caller may publish as it: its own user, or an admin.
 async fn publishing_driver(
@@ -46,7 +43,7 @@ async fn publishing_driver(
     db: &Db,
     driver_id: String,
 ) -> ApiResult<schema::db::models::Driver> {
-    let driver = db.run(move |c| store::get_driver(c, &driver_id)).await.map_err(body_ref)?;
+    let driver = db.run(move |c| store::get_driver(c, &driver_id)).await.body_ref(NO_SUCH_DRIVER)?;
     let own = user.driver_id.as_deref() == Some(driver.id.as_str());
     if !(own || user.is_admin()) {
         return Err(ApiError::forbidden("drivers may publish only their own telemetry"));
@@ -110,35 +107,21 @@ pub fn ingest_error(e: IngestError) -> ApiError {
 #[utoipa::path(get, path = "/api/drivers/{id}/telemetry/latest", tag = "telemetry",
     security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, body = TelemetryFrame), (status = 404, body = ErrorBody)))]
-pub async fn latest(
-    user: AuthUser,
-    db: web::Data<Db>,
-    path: web::Path<String>,
-) -> ApiResult<web::Json<TelemetryFrame>> {
-    let id = path.into_inner();
-    let (driver, frame) = db
-        .run(move |c| {
-            let d = store::get_driver(c, &id)?;
-            let f = store::latest_sample(c, &d.id)?;
-            Ok((d, f))
-        })
-        .await?;
-    user.require_team(&driver.team_id)?;
-    frame.map(web::Json).ok_or_else(|| ApiError::not_found("telemetry of driver", &driver.id))
+pub async fn latest(driver: InTeam<Driver>, db: web::Data<Db>) -> ApiResult<web::Json<TelemetryFrame>> {
+    let id = driver.item.id;
+    let lookup = id.clone();
+    let frame = db.run(move |c| store::latest_sample(c, &lookup)).await?;
+    frame.map(web::Json).found("telemetry of driver", &id)
 }
 
 #[utoipa::path(get, path = "/api/drivers/{id}/live", tag = "telemetry",
     security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, body = DriverLive), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn live(
-    user: AuthUser,
-    db: web::Data<Db>,
+    driver: InTeam<Driver>,
     system: web::Data<ActorSystem>,
-    path: web::Path<String>,
 ) -> ApiResult<web::Json<DriverLive>> {
-    let id = path.into_inner();
-    let driver = db.run(move |c| store::get_driver(c, &id)).await?;
-    user.require_team(&driver.team_id)?;
+    let driver = driver.item;
     let session =
         system.driver(&driver.team_id, &driver.id).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
     let s = session.send(GetLive).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
@@ -165,11 +148,8 @@ pub async fn create_session(
     let new = body.into_inner();
     let track = text("track", &new.track, limits::TRACK)?;
     let car = text("car", &new.car, limits::TRACK)?;
-    let driver = db.run(move |c| store::get_driver(c, &new.driver_id)).await.map_err(body_ref)?;
-    let own = user.driver_id.as_deref() == Some(driver.id.as_str());
-    if !own {
-        user.require_staff(&driver.team_id)?;
-    }
+    let driver = db.run(move |c| store::get_driver(c, &new.driver_id)).await.body_ref(NO_SUCH_DRIVER)?;
+    user.require_self_or_staff(&driver.id, &driver.team_id)?;
     let s = db.run(move |c| store::create_session(c, &driver, &track, &car)).await?;
     system.session_changed(&s.driver_id);
     Ok(HttpResponse::Created().json(RacingSession::from(s)))
@@ -178,33 +158,21 @@ pub async fn create_session(
 #[utoipa::path(get, path = "/api/sessions/{id}", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = RacingSession), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_session(
-    user: AuthUser,
-    db: web::Data<Db>,
-    path: web::Path<String>,
-) -> ApiResult<web::Json<RacingSession>> {
-    let id = path.into_inner();
-    let s = db.run(move |c| store::get_session(c, &id)).await?;
-    user.require_team(&s.team_id)?;
-    Ok(web::Json(s.into()))
+pub async fn get_session(s: InTeam<models::RacingSession>) -> web::Json<RacingSession> {
+    web::Json(s.item.into())
 }
 
 #[utoipa::path(post, path = "/api/sessions/{id}/end", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = RacingSession), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn end_session(
-    user: AuthUser,
+    s: InTeam<models::RacingSession>,
     db: web::Data<Db>,
     system: web::Data<ActorSystem>,
-    path: web::Path<String>,
 ) -> ApiResult<web::Json<RacingSession>> {
-    let id = path.into_inner();
-    let lookup = id.clone();
-    let s = db.run(move |c| store::get_session(c, &lookup)).await?;
-    if user.driver_id.as_deref() != Some(s.driver_id.as_str()) {
-        user.require_staff(&s.team_id)?;
-    }
-    let s = db.run(move |c| store::end_session(c, &id)).await?;
+    let InTeam { user, item: s } = s;
+    user.require_self_or_staff(&s.driver_id, &s.team_id)?;
+    let s = db.run(move |c| store::end_session(c, &s.id)).await?;
     system.session_changed(&s.driver_id);
     Ok(web::Json(s.into()))
 }
@@ -221,20 +189,14 @@ pub struct SessionQuery {
     params(("id" = String, Path), SessionQuery),
     responses((status = 200, body = [RacingSession]), (status = 403, body = ErrorBody)))]
 pub async fn list_sessions(
-    user: AuthUser,
+    team: TeamScope,
     db: web::Data<Db>,
-    path: web::Path<String>,
     q: web::Query<SessionQuery>,
 ) -> ApiResult<web::Json<Vec<RacingSession>>> {
-    let team = path.into_inner();
-    user.require_team(&team)?;
     let q = q.into_inner();
-    let limit = Limit { limit: q.limit }.get();
-    let rows = db
-        .run(move |c| {
-            store::get_team(c, &team)?;
-            store::list_sessions(c, &team, q.driver_id.as_deref(), limit)
-        })
+    let limit = Limit::of(q.limit);
+    let rows = team
+        .run(&db, move |c, team| store::list_sessions(c, &team.id, q.driver_id.as_deref(), limit))
         .await?;
     Ok(web::Json(rows.into_iter().map(Into::into).collect()))
 }
@@ -252,20 +214,16 @@ pub struct LapQuery {
     params(("id" = String, Path), LapQuery),
     responses((status = 200, body = [LapSummary]), (status = 403, body = ErrorBody)))]
 pub async fn list_laps(
-    user: AuthUser,
+    team: TeamScope,
     db: web::Data<Db>,
-    path: web::Path<String>,
     q: web::Query<LapQuery>,
 ) -> ApiResult<web::Json<Vec<LapSummary>>> {
-    let team = path.into_inner();
-    user.require_team(&team)?;
     let q = q.into_inner();
-    let limit = Limit { limit: q.limit }.get();
-    let rows = db
-        .run(move |c| {
-            store::get_team(c, &team)?;
+    let limit = Limit::of(q.limit);
+    let rows = team
+        .run(&db, move |c, team| {
             let f = LapFilter {
-                team_id: &team,
+                team_id: &team.id,
                 driver_id: q.driver_id.as_deref(),
                 session_id: q.session_id.as_deref(),
                 limit,
@@ -288,14 +246,10 @@ pub struct ChannelQuery {
     responses((status = 200, body = LapChannels), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn get_lap(
-    user: AuthUser,
-    db: web::Data<Db>,
-    path: web::Path<String>,
+    lap: InTeam<LapWithFrames>,
     q: web::Query<ChannelQuery>,
 ) -> ApiResult<web::Json<LapChannels>> {
-    let id = path.into_inner();
-    let (row, blob) = db.run(move |c| store::get_lap(c, &id)).await?;
-    user.require_team(&row.team_id)?;
+    let (row, blob) = lap.item;
     let wanted: Option<Vec<String>> = q
         .channels
         .as_deref()

@@ -13,8 +13,9 @@ use serde::Deserialize;
 
 use crate::auth::{self, AuthUser, Keys};
 use crate::db::Db;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, BodyRef};
 use crate::ratelimit::RateLimits;
+use crate::routes::scope::Admin;
 use crate::store;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -41,12 +42,7 @@ pub fn create_user(conn: &mut DbConnection, new: &NewUser) -> ApiResult<UserInfo
     diesel::Connection::transaction(conn, |c| {
         let user = store::create_user(c, &new.username, hash, new.role)?;
         for team in &new.teams {
-            let t = store::find_team(c, team).map_err(|e| match e.status {
-                actix_web::http::StatusCode::NOT_FOUND => {
-                    ApiError::invalid(format!("teams: no team {team:?}"))
-                }
-                _ => e,
-            })?;
+            let t = store::find_team(c, team).body_ref(format!("teams: no team {team:?}"))?;
             store::add_member(c, &t.id, &user.id)?;
         }
         store::user_info(c, &user)
@@ -61,8 +57,7 @@ pub fn change_password(conn: &mut DbConnection, user_id: &str, password: &str) -
 
 #[utoipa::path(get, path = "/api/users", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = [UserInfo]), (status = 403, body = ErrorBody)))]
-pub async fn list(user: AuthUser, db: web::Data<Db>) -> ApiResult<web::Json<Vec<UserInfo>>> {
-    user.require_admin()?;
+pub async fn list(_: Admin, db: web::Data<Db>) -> ApiResult<web::Json<Vec<UserInfo>>> {
     let users = db
         .run(|c| {
             let rows = store::list_users(c)?;
@@ -77,11 +72,10 @@ pub async fn list(user: AuthUser, db: web::Data<Db>) -> ApiResult<web::Json<Vec<
     responses((status = 201, body = UserInfo), (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
 pub async fn create(
-    user: AuthUser,
+    _: Admin,
     db: web::Data<Db>,
     body: web::Json<NewUser>,
 ) -> ApiResult<actix_web::HttpResponse> {
-    user.require_admin()?;
     let new = body.into_inner();
     let info = db.run(move |c| create_user(c, &new)).await?;
     Ok(actix_web::HttpResponse::Created().json(info))
