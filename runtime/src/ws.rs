@@ -44,6 +44,7 @@ use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use pitbox_actors::driver_session::{DriverSession, Frames, IngestError, Latest, NodeConnection};
+use pitbox_actors::mailbox::Mailbox;
 use pitbox_actors::store_writer::{AckTo, Stored};
 use pitbox_actors::team_hub::{
     Push, Subscribe as HubSubscribe, SubscribeNode, TeamHub, Unsubscribe as HubUnsubscribe,
@@ -142,7 +143,7 @@ fn node_place(track: Option<&str>, car: Option<&str>) -> Option<(String, String)
 struct NodeLink {
     team_id: String,
     driver_id: String,
-    session: Option<Addr<DriverSession>>,
+    session: Option<Mailbox<DriverSession>>,
     resolving: bool,
     /// A batch starting at this seq was refused (its session restarted, storage was busy): later
     /// batches already on their way are refused too until the node resends from there, so frames
@@ -238,11 +239,11 @@ pub struct WsSession {
     subs: BTreeMap<SubKey, Sub>,
     generations: u64,
     /// Hubs whose events this connection receives.
-    hubs: BTreeMap<String, Addr<TeamHub>>,
+    hubs: BTreeMap<String, Mailbox<TeamHub>>,
     /// A node's team hub: it delivers what is addressed to this driver's node (the coach's tip).
-    node_hub: Option<Addr<TeamHub>>,
+    node_hub: Option<Mailbox<TeamHub>>,
     /// A node's video relay (its own driver's), once resolved.
-    video_relay: Option<Addr<VideoRelay>>,
+    video_relay: Option<Mailbox<VideoRelay>>,
     video_resolving: bool,
     /// A frame of the node's video was dropped: later ones wait for a keyframe.
     video_gap: bool,
@@ -254,7 +255,7 @@ pub struct WsSession {
 /// One driver's video a dashboard watches.
 struct Watching {
     stream: u32,
-    relay: Addr<VideoRelay>,
+    relay: Mailbox<VideoRelay>,
 }
 
 /// `{"type": "telemetry_update", "data": <shared JSON>, "from": …, "seq": …}` without
@@ -562,7 +563,11 @@ impl WsSession {
                 // The node hears its driver's coach through the team hub, addressed to it alone.
                 let hub = system.hub(&driver.team_id).await.ok();
                 if let Some(hub) = &hub {
-                    hub.do_send(SubscribeNode { id: conn_id, driver_id: driver.id.clone(), events: me });
+                    hub.do_send(SubscribeNode {
+                        id: conn_id,
+                        driver_id: driver.id.clone(),
+                        events: me.into(),
+                    });
                 }
                 Ok::<_, ApiError>((driver.team_id, session, hub))
             };
@@ -740,7 +745,7 @@ impl WsSession {
                 None => system.hub(&team).await.map_err(|e| ApiError::unavailable(e.to_string()))?,
             };
             let drivers = hub
-                .send(HubSubscribe { id: conn_id, events: me })
+                .send(HubSubscribe { id: conn_id, events: me.into() })
                 .await
                 .map_err(|e| ApiError::unavailable(e.to_string()))?;
             Ok::<_, ApiError>((hub, drivers))

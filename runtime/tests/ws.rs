@@ -510,3 +510,35 @@ on_both_backends!(
         srv.stop().await;
     }
 );
+
+on_both_backends!(the_admin_mailbox_is_the_queue_of_a_slow_actor, |srv| {
+    let (team, driver, node_token, _) = setup_team(&srv).await;
+    srv.create_user("root", Role::Admin, &[]);
+    let root = srv.login("root").await;
+    let path = format!("/teams/{team}/drivers/{driver}");
+    let mut node = WsClient::login(&srv, &node_token, "driver_node").await;
+    stream(&mut node, &driver, 0, 10, 1.5, 5, false).await;
+    await_ack(&mut node, 9).await;
+    let idle = wait_for(&srv, &root, &path, |n| n["mailbox"] == 0).await;
+    let received_before = idle["counters"]["received"].as_u64().unwrap();
+
+    // The session's handler is held up; the node keeps sending, 40 batches.
+    let hold = pitbox_actors::supervision::Control::Block(Duration::from_millis(1500));
+    assert!(srv.state.system.control(&path, hold));
+    stream(&mut node, &driver, 10, 80, 1.5, 2, false).await;
+    let busy = wait_for(&srv, &root, &path, |n| n["mailbox"].as_u64().unwrap() >= 20).await;
+    assert!(busy["counters"]["received"].as_u64().unwrap() >= received_before + 20, "{busy}");
+
+    // Once the handler is free again the queue drains to nothing, every batch handled.
+    let errors = await_ack(&mut node, 89).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    let drained = wait_for(&srv, &root, &path, |n| n["mailbox"] == 0).await;
+    let c = &drained["counters"];
+    assert_eq!(
+        c["received"].as_u64().unwrap(),
+        c["handled"].as_u64().unwrap() + c["failed"].as_u64().unwrap(),
+        "{drained}"
+    );
+    assert!(c["received"].as_u64().unwrap() >= received_before + 41);
+    srv.stop().await;
+});
