@@ -88,6 +88,8 @@ pub struct Checkpoint {
     /// Highest sequence number seen per node stream.
     pub streams: HashMap<String, u64>,
     pub samples: u64,
+    /// Nodes connected (they stay connected through a restart of the session).
+    pub nodes: u32,
 }
 
 /// Why frames were refused.
@@ -182,6 +184,7 @@ impl DriverSession {
         let path = driver_path(&a.team_id, &a.driver_id);
         let stats = a.env.registry.register(&path, "driver_session");
         let ckpt = a.slot.checkpoint.lock().map(|c| c.clone()).unwrap_or_default();
+        let nodes = ckpt.nodes;
         let children = Supervisor::new(
             a.env.registry.clone(),
             stats.clone(),
@@ -201,7 +204,7 @@ impl DriverSession {
             idle_to: a.idle_to,
             slot: a.slot,
             hub: a.hub,
-            nodes: 0,
+            nodes,
             last_activity: Instant::now(),
             children,
             coach: Handle::default(),
@@ -443,6 +446,8 @@ impl Handler<NodeConnection> for DriverSession {
             } else {
                 s.nodes = s.nodes.saturating_sub(1);
             }
+            s.ckpt.nodes = s.nodes;
+            s.save();
             s.last_activity = Instant::now();
             s.status_push();
             Ok(())

@@ -68,7 +68,7 @@ impl Handler<GetTeam> for RuntimeSupervisor {
         }
         let (me, path) = (self.me(ctx), team_path(&msg.team_id));
         // A team given up on is started afresh when asked for again.
-        if !self.children.revive(&path, &me) || !handle.connected() {
+        if !self.children.revive(&path, &me) {
             let (env, team_id) = (self.env.clone(), msg.team_id);
             let spec = ChildSpec::new(path, &handle, move |parent| {
                 TeamSupervisor::new(env.clone(), team_id.clone(), parent)

@@ -250,6 +250,11 @@ impl<A: Actor> Handle<A> {
         self.get().is_some()
     }
 
+    /// Whether both are the same child's handle.
+    pub fn same(&self, other: &Handle<A>) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// Queues `msg` for the current incarnation; dropped while there is none.
     pub fn do_send<M>(&self, msg: M)
     where
@@ -437,15 +442,16 @@ impl Supervisor {
         self.children.push(e);
     }
 
-    /// Starts a known child again that is not running (given up on more than `period` ago, or
-    /// stopped); `false` if there is no such child or it was given up on within the period.
+    /// Starts a known child again that is stopped (given up on more than `period` ago); `false` if
+    /// there is no such child or it was given up on within the period. A child that stopped by
+    /// failing is left alone: its report is on the way and the restart follows it.
     pub fn revive(&mut self, path: &str, me: &Counted<ChildFailed>) -> bool {
         let period = self.policy.period;
         let Some(e) = self.find(path).and_then(|i| self.children.get_mut(i)) else { return false };
         if e.given_up_at.is_some_and(|t| t.elapsed() < period) {
             return false;
         }
-        if e.control.as_ref().is_none_or(|c| !c.connected()) {
+        if e.control.is_none() {
             e.given_up_at = None;
             e.control = Some((e.spec.start)(me.clone()));
         }

@@ -17,7 +17,7 @@ use crate::mailbox::Mailbox;
 use crate::registry::Registry;
 use crate::runtime_supervisor::{GetTeam, RuntimeSupervisor};
 use crate::store_writer::{Backlog, SessionChanged, StoreWriter};
-use crate::supervision::{Control, RestartPolicy};
+use crate::supervision::{Control, Handle, RestartPolicy};
 use crate::team_hub::{Broadcast, TeamHub};
 use crate::team_supervisor::{GetDriver, GetHub, TeamSupervisor};
 use crate::video_relay::VideoRelay;
@@ -153,11 +153,25 @@ impl ActorSystem {
             .ok_or_else(|| SystemError::Unavailable(format!("team {team_id} is restarting")))
     }
 
+    /// The driver's session as it is now (starting it if needed).
     pub async fn driver(
         &self,
         team_id: &str,
         driver_id: &str,
     ) -> Result<Mailbox<DriverSession>, SystemError> {
+        self.driver_handle(team_id, driver_id)
+            .await?
+            .get()
+            .ok_or_else(|| SystemError::Unavailable(format!("driver session {driver_id} is restarting")))
+    }
+
+    /// The driver's session across its restarts (starting it if needed): hold it, never look the
+    /// session up again. An error while it is stopped after repeated failures.
+    pub async fn driver_handle(
+        &self,
+        team_id: &str,
+        driver_id: &str,
+    ) -> Result<Handle<DriverSession>, SystemError> {
         let team = self.team(team_id).await?;
         team.send(GetDriver { driver_id: driver_id.to_owned() }).await?.map_err(SystemError::Unavailable)
     }

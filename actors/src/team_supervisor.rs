@@ -20,7 +20,7 @@ use crate::team_hub::{HubRef, HubSlot, RegisterDriver, TeamHub};
 
 /// The driver's session, started if needed.
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<Mailbox<DriverSession>, String>")]
+#[rtype(result = "Result<Handle<DriverSession>, String>")]
 pub struct GetDriver {
     pub driver_id: String,
 }
@@ -88,7 +88,7 @@ impl TeamSupervisor {
             return Some(h);
         }
         let me = self.me(ctx).recipient();
-        if !self.children.revive(&self.hub_path(), &me) || !self.hub.connected() {
+        if !self.children.revive(&self.hub_path(), &me) {
             let spec = self.hub_spec();
             self.children.start_child(spec, &me);
         }
@@ -131,7 +131,7 @@ impl TeamSupervisor {
         )
     }
 
-    fn driver(&mut self, driver_id: &str, ctx: &mut Context<Self>) -> Result<Mailbox<DriverSession>, String> {
+    fn driver(&mut self, driver_id: &str, ctx: &mut Context<Self>) -> Result<Handle<DriverSession>, String> {
         let path = driver_path(&self.team_id, driver_id);
         if self.children.given_up(&path) {
             return Err(format!(
@@ -143,16 +143,20 @@ impl TeamSupervisor {
             .entry(driver_id.to_owned())
             .or_insert_with(|| (Handle::default(), Arc::new(DriverSlot::default())))
             .clone();
-        if let Some(m) = handle.get() {
-            return Ok(m);
+        if handle.connected() {
+            return Ok(handle);
         }
         self.hub(ctx);
         let me = self.me(ctx).recipient();
-        if !self.children.revive(&path, &me) || !handle.connected() {
+        if !self.children.revive(&path, &me) {
             let spec = self.driver_spec(ctx, driver_id, &handle, &slot);
             self.children.start_child(spec, &me);
         }
-        handle.get().ok_or_else(|| format!("driver session {driver_id} did not start"))
+        if handle.connected() {
+            Ok(handle)
+        } else {
+            Err(format!("driver session {driver_id} is restarting"))
+        }
     }
 }
 
@@ -181,7 +185,7 @@ impl Supervised for TeamSupervisor {
 crate::supervised_control!(TeamSupervisor);
 
 impl Handler<GetDriver> for TeamSupervisor {
-    type Result = Result<Mailbox<DriverSession>, String>;
+    type Result = Result<Handle<DriverSession>, String>;
 
     fn handle(&mut self, msg: GetDriver, ctx: &mut Context<Self>) -> Self::Result {
         // A failure here answers an error and the team goes on: failing would restart the team
