@@ -56,7 +56,8 @@ pub enum Control {
     Panic,
     /// Stop for good (idle, or the parent is going away).
     Stop,
-    /// Block the handler's thread this long: a slow handler, to see the mailbox grow.
+    /// Block the handler's thread this long: a slow handler, to see the mailbox grow (tests; the
+    /// admin endpoint injects only `Panic`).
     Block(Duration),
     /// Stop on the supervisor's word (a sibling failed, the parent stops): the supervisor sets the
     /// status itself, as a new incarnation may already be starting.
@@ -124,8 +125,10 @@ where
     parent.do_send(ChildFailed { path: stats.path.clone(), reason });
 }
 
-/// How every supervised leaf handles an operator control: `Stop` stops it for good; anything
-/// else is a fault injection (a panic inside a guarded handler, so the supervisor sees a failure).
+/// How every supervised actor handles an operator control: `Stop` stops it for good, `Retire` on
+/// its supervisor's word (which sets the status itself), `Block` holds the handler (and the
+/// arbiter thread it runs on) up, `Panic` is a fault injection (a panic inside a guarded handler,
+/// so the supervisor sees a failure).
 pub fn obey<A>(msg: Control, ctx: &mut A::Context, stats: &Stats, parent: &Counted<ChildFailed>)
 where
     A: Actor<Context = Context<A>>,
