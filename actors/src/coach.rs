@@ -31,9 +31,10 @@ use schema::wire::{
 };
 
 use crate::coach_store::{self, StoredAnalysis};
+use crate::mailbox::Counted;
 use crate::registry::Stats;
 use crate::store_writer::decompress_frames;
-use crate::supervision::{fail, guarded, ChildFailed, Control};
+use crate::supervision::{ChildFailed, Supervised};
 use crate::system::Env;
 use crate::team_hub::HubRef;
 use crate::voice_channel::{Speak, VoiceRef};
@@ -275,7 +276,7 @@ pub fn car_strategy(driver_id: &str, s: &Strategy, stint_laps_done: Option<u32>)
 pub struct CoachArgs {
     pub env: Env,
     pub path: String,
-    pub parent: Recipient<ChildFailed>,
+    pub parent: Counted<ChildFailed>,
     pub team_id: String,
     pub driver_id: String,
     pub hub: HubRef,
@@ -287,7 +288,7 @@ pub struct Coach {
     env: Env,
     path: String,
     stats: Arc<Stats>,
-    parent: Recipient<ChildFailed>,
+    parent: Counted<ChildFailed>,
     team_id: String,
     driver_id: String,
     hub: HubRef,
@@ -518,7 +519,6 @@ impl Handler<LapSeen> for Coach {
     type Result = ();
 
     fn handle(&mut self, msg: LapSeen, ctx: &mut Context<Self>) {
-        self.stats.received();
         // A session still without a track (telemetry came before the node named it) is read
         // again: its track and car decide the map.
         let same = self
@@ -526,14 +526,10 @@ impl Handler<LapSeen> for Coach {
             .as_ref()
             .is_some_and(|s| s.id == msg.summary.session_id && (s.track != "unknown" || s.car != "unknown"));
         if same {
-            let stats = self.stats.clone();
-            let r = guarded(&stats, || {
-                self.analyse(msg.summary, &msg.frames, ctx);
+            let _ = self.guard(ctx, |act, ctx| {
+                act.analyse(msg.summary, &msg.frames, ctx);
                 Ok(())
             });
-            if let Err(reason) = r {
-                fail::<Self>(ctx, &self.stats, &self.parent, reason);
-            }
             return;
         }
         // A new session (or the first): its track and car decide the map. Later laps wait.
@@ -565,14 +561,10 @@ impl Handler<LapSeen> for Coach {
                 Ok(Err(e)) => tracing::error!(driver = %act.driver_id, error = %e, "session not loaded"),
                 Err(e) => tracing::error!(driver = %act.driver_id, error = %e, "session not loaded"),
             }
-            let stats = act.stats.clone();
-            let r = guarded(&stats, || {
+            let _ = act.guard(ctx, |act, ctx| {
                 act.analyse(msg.summary, &msg.frames, ctx);
                 Ok(())
             });
-            if let Err(reason) = r {
-                fail::<Self>(ctx, &act.stats, &act.parent, reason);
-            }
         }));
     }
 }
@@ -581,6 +573,7 @@ impl Handler<GetCoachState> for Coach {
     type Result = MessageResult<GetCoachState>;
 
     fn handle(&mut self, _: GetCoachState, _: &mut Context<Self>) -> Self::Result {
+        self.handled();
         let mut s = self.state.clone();
         s.engine_laps = self.engine.laps().len();
         s.reference_lap = self.engine.reference().map(|r| r.lap);
@@ -592,11 +585,14 @@ impl Handler<GetCoachState> for Coach {
     }
 }
 
-impl Handler<Control> for Coach {
-    type Result = ();
+crate::supervised_control!(Coach);
 
-    fn handle(&mut self, msg: Control, ctx: &mut Context<Self>) {
-        crate::supervision::obey::<Self>(msg, ctx, &self.stats, &self.parent);
+impl Supervised for Coach {
+    fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+    fn parent(&self) -> &Counted<ChildFailed> {
+        &self.parent
     }
 }
 

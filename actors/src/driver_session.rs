@@ -18,9 +18,12 @@ use tokio::sync::watch;
 
 use crate::coach::{AskCoach, Coach, CoachArgs, CoachState, GetCoachState, LapSeen};
 use crate::lap::LapAssembler;
+use crate::mailbox::{Counted, Mailbox};
 use crate::registry::Stats;
 use crate::store_writer::{AckTo, LapIn, LapStored, Recover, Recovered, SampleIn, Write, WriteRequest};
-use crate::supervision::{fail, guarded, ChildFailed, Control, Fatal, RestartTracker};
+use crate::supervision::{
+    ChildFailed, ChildSpec, Escalation, Fatal, Handle, Outcome, Strategy, Supervised, Supervisor,
+};
 use crate::system::Env;
 use crate::team_hub::HubRef;
 use crate::video_relay::{VideoRelay, VideoSlot};
@@ -85,6 +88,8 @@ pub struct Checkpoint {
     /// Highest sequence number seen per node stream.
     pub streams: HashMap<String, u64>,
     pub samples: u64,
+    /// Nodes connected (they stay connected through a restart of the session).
+    pub nodes: u32,
 }
 
 /// Why frames were refused.
@@ -128,7 +133,7 @@ pub struct LiveState {
 
 /// The driver's video relay (none while it restarts or after it was given up on).
 #[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "Option<Addr<VideoRelay>>")]
+#[rtype(result = "Option<Mailbox<VideoRelay>>")]
 pub struct GetVideo;
 
 /// The session asks its supervisor to stop it: no node and no data for the idle time.
@@ -138,42 +143,33 @@ pub struct ChildIdle {
     pub driver_id: String,
 }
 
-pub(crate) struct Leaf<A: Actor> {
-    pub(crate) addr: Option<Addr<A>>,
-    tracker: RestartTracker,
-}
-
-impl<A: Actor> Default for Leaf<A> {
-    fn default() -> Self {
-        Self { addr: None, tracker: RestartTracker::default() }
-    }
-}
-
 pub struct DriverSession {
     env: Env,
     pub team_id: String,
     pub driver_id: String,
     path: String,
     stats: Arc<Stats>,
-    parent: Recipient<ChildFailed>,
-    idle_to: Recipient<ChildIdle>,
+    parent: Counted<ChildFailed>,
+    idle_to: Counted<ChildIdle>,
     slot: Arc<DriverSlot>,
     hub: HubRef,
     assembler: LapAssembler,
     ckpt: Checkpoint,
     nodes: u32,
     last_activity: Instant,
-    pub(crate) coach: Leaf<Coach>,
-    voice: Leaf<VoiceChannel>,
-    video: Leaf<VideoRelay>,
+    /// Its coach, voice channel and video relay: independent of each other, so one-for-one; one
+    /// that keeps failing fails the session, which its supervisor restarts with all three.
+    children: Supervisor,
+    coach: Handle<Coach>,
+    video: Handle<VideoRelay>,
 }
 
 pub struct DriverSessionArgs {
     pub env: Env,
     pub team_id: String,
     pub driver_id: String,
-    pub parent: Recipient<ChildFailed>,
-    pub idle_to: Recipient<ChildIdle>,
+    pub parent: Counted<ChildFailed>,
+    pub idle_to: Counted<ChildIdle>,
     pub slot: Arc<DriverSlot>,
     pub hub: HubRef,
 }
@@ -188,6 +184,14 @@ impl DriverSession {
         let path = driver_path(&a.team_id, &a.driver_id);
         let stats = a.env.registry.register(&path, "driver_session");
         let ckpt = a.slot.checkpoint.lock().map(|c| c.clone()).unwrap_or_default();
+        let nodes = ckpt.nodes;
+        let children = Supervisor::new(
+            a.env.registry.clone(),
+            stats.clone(),
+            Strategy::OneForOne,
+            Escalation::Fail,
+            a.env.policy,
+        );
         Self {
             assembler: LapAssembler::restore(ckpt.laps_completed, ckpt.best_lap),
             ckpt,
@@ -200,11 +204,11 @@ impl DriverSession {
             idle_to: a.idle_to,
             slot: a.slot,
             hub: a.hub,
-            nodes: 0,
+            nodes,
             last_activity: Instant::now(),
-            coach: Leaf::default(),
-            voice: Leaf::default(),
-            video: Leaf::default(),
+            children,
+            coach: Handle::default(),
+            video: Handle::default(),
         }
     }
 
@@ -227,47 +231,57 @@ impl DriverSession {
         self.hub.broadcast(env);
     }
 
-    fn start_coach(&mut self, ctx: &mut Context<Self>) {
-        let args = CoachArgs {
-            env: self.env.clone(),
-            path: format!("{}/coach", self.path),
-            parent: ctx.address().recipient(),
-            team_id: self.team_id.clone(),
-            driver_id: self.driver_id.clone(),
-            hub: self.hub.clone(),
-            voice: self.slot.voice_ref.clone(),
-        };
-        self.coach.addr = Some(Coach::new(args).start());
+    fn coach_spec(&self) -> ChildSpec {
+        let (env, path, hub, voice) =
+            (self.env.clone(), format!("{}/coach", self.path), self.hub.clone(), self.slot.voice_ref.clone());
+        let (team_id, driver_id) = (self.team_id.clone(), self.driver_id.clone());
+        ChildSpec::new(path.clone(), &self.coach, move |parent| {
+            Coach::new(CoachArgs {
+                env: env.clone(),
+                path: path.clone(),
+                parent,
+                team_id: team_id.clone(),
+                driver_id: driver_id.clone(),
+                hub: hub.clone(),
+                voice: voice.clone(),
+            })
+        })
     }
-    fn start_voice(&mut self, ctx: &mut Context<Self>) {
-        let slot = self.slot.clone();
-        let args = VoiceChannelArgs {
-            env: self.env.clone(),
-            path: format!("{}/voice", self.path),
-            parent: ctx.address().recipient(),
-            team_id: self.team_id.clone(),
-            driver_id: self.driver_id.clone(),
-            hub: self.hub.clone(),
-            latest: self.slot.latest.subscribe(),
-            laps: Arc::new(move || {
-                slot.checkpoint.lock().map(|c| (c.last_lap, c.best_lap)).unwrap_or_default()
-            }),
-            shared: self.slot.voice.clone(),
-            me: self.slot.voice_ref.clone(),
-        };
-        self.voice.addr = Some(VoiceChannel::new(args).start());
+
+    fn voice_spec(&self) -> ChildSpec {
+        let (env, path, hub, slot) =
+            (self.env.clone(), format!("{}/voice", self.path), self.hub.clone(), self.slot.clone());
+        let (team_id, driver_id) = (self.team_id.clone(), self.driver_id.clone());
+        ChildSpec::new(path.clone(), &self.slot.voice_ref, move |parent| {
+            let laps = slot.clone();
+            VoiceChannel::new(VoiceChannelArgs {
+                env: env.clone(),
+                path: path.clone(),
+                parent,
+                team_id: team_id.clone(),
+                driver_id: driver_id.clone(),
+                hub: hub.clone(),
+                latest: slot.latest.subscribe(),
+                laps: Arc::new(move || {
+                    laps.checkpoint.lock().map(|c| (c.last_lap, c.best_lap)).unwrap_or_default()
+                }),
+                shared: slot.voice.clone(),
+            })
+        })
     }
-    fn start_video(&mut self, ctx: &mut Context<Self>) {
-        let (env, path, parent) =
-            (self.env.clone(), format!("{}/video", self.path), ctx.address().recipient());
-        self.video.addr = Some(VideoRelay::new(env, path, parent, self.slot.video.clone()).start());
+
+    fn video_spec(&self) -> ChildSpec {
+        let (env, path, slot) = (self.env.clone(), format!("{}/video", self.path), self.slot.clone());
+        ChildSpec::new(path.clone(), &self.video, move |parent| {
+            VideoRelay::new(env.clone(), path.clone(), parent, slot.video.clone())
+        })
     }
 
     /// Rebuilds the lap in progress from what the store holds (see [`Recovered`]): after an
     /// actor restart, a runtime restart or on another runtime later, the lap that was being
     /// driven is completed and stored once, with its whole data and the right time. Laps whose
     /// line was crossed before the restart but whose time came after it are stored now.
-    fn rebuild(&mut self, r: Recovered, me: Recipient<LapStored>) {
+    fn rebuild(&mut self, r: Recovered, me: Counted<LapStored>) {
         if self.ckpt.samples == 0 && self.ckpt.laps_completed == 0 {
             // A new runtime: the counters come from the database.
             self.ckpt.laps_completed = r.laps_completed;
@@ -302,7 +316,7 @@ impl DriverSession {
         }
     }
 
-    fn ingest(&mut self, msg: Frames, me: Recipient<LapStored>) -> Result<Result<usize, IngestError>, Fatal> {
+    fn ingest(&mut self, msg: Frames, me: Counted<LapStored>) -> Result<Result<usize, IngestError>, Fatal> {
         for (i, f) in msg.frames.iter().enumerate() {
             if let Err(e) = f.sample.validate() {
                 return Ok(Err(IngestError::Invalid(format!("frames[{i}].{e}"))));
@@ -368,20 +382,24 @@ impl Actor for DriverSession {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         // Children hold this session's address (their parent), so they are stopped explicitly.
-        self.stop_children();
+        self.children.stop_all();
     }
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.stats.started();
         self.stats.set_control(ctx.address().recipient());
-        self.start_coach(ctx);
-        self.start_voice(ctx);
-        self.start_video(ctx);
+        let me = self.me(ctx).recipient();
+        for spec in [self.coach_spec(), self.voice_spec(), self.video_spec()] {
+            self.children.start_child(spec, &me);
+        }
         // Nothing is handled until the lap in progress is rebuilt from storage.
         let (store, driver_id) = (self.env.store.clone(), self.driver_id.clone());
         ctx.wait(async move { store.send(Recover { driver_id }).await }.into_actor(self).map(
             |res, act, ctx| match res {
-                Ok(Ok(r)) => act.rebuild(r, ctx.address().recipient()),
+                Ok(Ok(r)) => {
+                    let me = act.me(ctx).recipient();
+                    act.rebuild(r, me)
+                }
                 Ok(Err(e)) => {
                     tracing::error!(driver = %act.driver_id, error = %e, "lap in progress not rebuilt")
                 }
@@ -399,19 +417,12 @@ impl Actor for DriverSession {
     }
 }
 
-impl DriverSession {
-    fn stop_children(&mut self) {
-        for c in [
-            self.coach.addr.take().map(|a| a.recipient()),
-            self.voice.addr.take().map(|a| a.recipient()),
-            self.video.addr.take().map(|a| a.recipient()),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let r: Recipient<Control> = c;
-            r.do_send(Control::Stop);
-        }
+impl Supervised for DriverSession {
+    fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+    fn parent(&self) -> &Counted<ChildFailed> {
+        &self.parent
     }
 }
 
@@ -419,16 +430,9 @@ impl Handler<Frames> for DriverSession {
     type Result = Result<usize, IngestError>;
 
     fn handle(&mut self, msg: Frames, ctx: &mut Context<Self>) -> Self::Result {
-        self.stats.received();
-        let me = ctx.address().recipient();
-        let stats = self.stats.clone();
-        match guarded(&stats, || self.ingest(msg, me)) {
-            Ok(r) => r,
-            Err(reason) => {
-                fail::<Self>(ctx, &self.stats, &self.parent, reason.clone());
-                Err(IngestError::Unavailable(reason))
-            }
-        }
+        let me = self.me(ctx).recipient();
+        self.guard(ctx, |s, _| s.ingest(msg, me))
+            .unwrap_or_else(|reason| Err(IngestError::Unavailable(reason)))
     }
 }
 
@@ -436,21 +440,18 @@ impl Handler<NodeConnection> for DriverSession {
     type Result = ();
 
     fn handle(&mut self, msg: NodeConnection, ctx: &mut Context<Self>) {
-        self.stats.received();
-        let stats = self.stats.clone();
-        let r = guarded(&stats, || {
+        let _ = self.guard(ctx, |s, _| {
             if msg.0 {
-                self.nodes += 1;
+                s.nodes += 1;
             } else {
-                self.nodes = self.nodes.saturating_sub(1);
+                s.nodes = s.nodes.saturating_sub(1);
             }
-            self.last_activity = Instant::now();
-            self.status_push();
+            s.ckpt.nodes = s.nodes;
+            s.save();
+            s.last_activity = Instant::now();
+            s.status_push();
             Ok(())
         });
-        if let Err(reason) = r {
-            fail::<Self>(ctx, &self.stats, &self.parent, reason);
-        }
     }
 }
 
@@ -458,20 +459,13 @@ impl Handler<LapStored> for DriverSession {
     type Result = ();
 
     fn handle(&mut self, msg: LapStored, ctx: &mut Context<Self>) {
-        self.stats.received();
-        let stats = self.stats.clone();
-        let r = guarded(&stats, || {
+        let _ = self.guard(ctx, |s, _| {
             let LapStored(lap, frames) = msg;
-            if let Some(c) = &self.coach.addr {
-                c.do_send(LapSeen { summary: lap.clone(), frames });
-            }
-            let env = Envelope { from: Some(self.path.clone()), ..Envelope::new(Wire::LapCompleted(lap)) };
-            self.hub.broadcast(env);
+            s.coach.do_send(LapSeen { summary: lap.clone(), frames });
+            let env = Envelope { from: Some(s.path.clone()), ..Envelope::new(Wire::LapCompleted(lap)) };
+            s.hub.broadcast(env);
             Ok(())
         });
-        if let Err(reason) = r {
-            fail::<Self>(ctx, &self.stats, &self.parent, reason);
-        }
     }
 }
 
@@ -479,8 +473,7 @@ impl Handler<GetLive> for DriverSession {
     type Result = MessageResult<GetLive>;
 
     fn handle(&mut self, _: GetLive, _: &mut Context<Self>) -> Self::Result {
-        self.stats.received();
-        self.stats.handled();
+        self.handled();
         MessageResult(LiveState {
             laps_completed: self.ckpt.laps_completed,
             best_lap: self.ckpt.best_lap,
@@ -495,18 +488,18 @@ impl Handler<AskCoach> for DriverSession {
     type Result = ResponseFuture<Option<CoachState>>;
 
     fn handle(&mut self, _: AskCoach, _: &mut Context<Self>) -> Self::Result {
-        let coach = self.coach.addr.clone();
-        Box::pin(async move { coach?.send(GetCoachState).await.ok() })
+        self.handled();
+        let ask = self.coach.send(GetCoachState);
+        Box::pin(async move { ask.await.ok() })
     }
 }
 
 impl Handler<GetVideo> for DriverSession {
-    type Result = Option<Addr<VideoRelay>>;
+    type Result = MessageResult<GetVideo>;
 
     fn handle(&mut self, _: GetVideo, _: &mut Context<Self>) -> Self::Result {
-        self.stats.received();
-        self.stats.handled();
-        self.video.addr.clone().filter(|a| a.connected())
+        self.handled();
+        MessageResult(self.video.get())
     }
 }
 
@@ -515,54 +508,27 @@ impl Handler<VoiceIn> for DriverSession {
     type Result = Result<(), String>;
 
     fn handle(&mut self, msg: VoiceIn, _: &mut Context<Self>) -> Self::Result {
-        self.stats.received();
-        self.stats.handled();
+        self.handled();
         self.last_activity = Instant::now();
-        match self.voice.addr.as_ref().filter(|a| a.connected()) {
+        match self.slot.voice_ref.get() {
             Some(v) => v.try_send(msg).map_err(|e| format!("voice channel busy: {e}")),
             None => Err(format!("voice channel of {} is restarting; say it again", self.driver_id)),
         }
     }
 }
 
-impl Handler<Control> for DriverSession {
-    type Result = ();
+crate::supervised_control!(DriverSession);
 
-    fn handle(&mut self, msg: Control, ctx: &mut Context<Self>) {
-        crate::supervision::obey::<Self>(msg, ctx, &self.stats, &self.parent);
-    }
-}
-
-/// A child (coach, voice, video) failed: restart it within the policy, or give up and escalate.
+/// A child (coach, voice, video) failed: its supervisor restarts it within the policy, or gives up
+/// and fails this session too.
 impl Handler<ChildFailed> for DriverSession {
     type Result = ();
 
     fn handle(&mut self, msg: ChildFailed, ctx: &mut Context<Self>) {
-        let policy = self.env.policy;
-        let which = msg.path.rsplit('/').next().unwrap_or_default().to_owned();
-        let allowed = match which.as_str() {
-            "coach" => self.coach.tracker.allow(&policy),
-            "voice" => self.voice.tracker.allow(&policy),
-            "video" => self.video.tracker.allow(&policy),
-            _ => return,
-        };
-        let child_stats = self.env.registry.register(&msg.path, "child");
-        if allowed {
-            child_stats.record_restart(&msg.reason);
-            match which.as_str() {
-                "coach" => self.start_coach(ctx),
-                "voice" => self.start_voice(ctx),
-                _ => self.start_video(ctx),
-            }
-        } else {
-            child_stats.set_status(schema::wire::ActorStatus::Stopped);
-            self.stats.record_escalation(format!("{}: {}", msg.path, msg.reason));
-            tracing::error!(path = %msg.path, reason = %msg.reason, "child exceeded its restart intensity; stopped");
-            match which.as_str() {
-                "coach" => self.coach.addr = None,
-                "voice" => self.voice.addr = None,
-                _ => self.video.addr = None,
-            }
+        self.handled();
+        let me = self.me(ctx).recipient();
+        if let Outcome::Escalate(reason) = self.children.child_failed(&msg, &me) {
+            Supervisor::escalate(self, ctx, reason);
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The registry of live actors: every actor by path, with kind, status, parent, counters (received,
-//! handled, failed), restarts and escalations. Actors update their own entry through a cheap
+//! handled, failed), the messages queued now (counted by [`crate::mailbox`] when sent), restarts and
+//! escalations. Actors update their own entry through a cheap
 //! [`Stats`] handle (atomics); the admin endpoint reads [`Registry::tree`]. An entry outlives restarts
 //! of its actor, so restart counts accumulate in one place. Reads no env vars.
 
@@ -20,6 +21,8 @@ pub struct Stats {
     received: AtomicU64,
     handled: AtomicU64,
     failed: AtomicU64,
+    /// Messages queued for the current incarnation and not yet handled.
+    queued: AtomicU64,
     status: AtomicU8,
     started_at: Mutex<DateTime<Utc>>,
     supervision: Mutex<Supervision>,
@@ -51,6 +54,7 @@ impl Stats {
             received: AtomicU64::new(0),
             handled: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
             status: AtomicU8::new(0),
             started_at: Mutex::new(Utc::now()),
             supervision: Mutex::new(Supervision::default()),
@@ -59,19 +63,40 @@ impl Stats {
         }
     }
 
-    /// A message was put in the mailbox.
+    /// A message was put in the mailbox (counted by the sender, see [`crate::mailbox`]).
     pub fn received(&self) {
         self.received.fetch_add(1, Ordering::Relaxed);
+        self.queued.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A message counted by [`Stats::received`] could not be queued after all (mailbox full).
+    pub fn unreceived(&self) {
+        self.received.fetch_sub(1, Ordering::Relaxed);
+        self.dequeued();
     }
     pub fn handled(&self) {
         self.handled.fetch_add(1, Ordering::Relaxed);
+        self.dequeued();
     }
     pub fn failed(&self) {
         self.failed.fetch_add(1, Ordering::Relaxed);
+        self.dequeued();
     }
-    /// A message that was counted as received will never be handled (the actor was gone).
-    pub fn dropped(&self) {
-        self.handled.fetch_add(1, Ordering::Relaxed);
+
+    fn dequeued(&self) {
+        // Saturating: a message that reached the actor without a counting sender (none should)
+        // must not wrap the queue length around.
+        let _ = self.queued.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| q.checked_sub(1));
+    }
+
+    /// Messages waiting in the mailbox of the current incarnation (the one being handled included).
+    pub fn mailbox(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// A new incarnation is about to start: what was left in the old one's mailbox went with it.
+    /// Called before the new actor's address exists, so nothing sent to it is forgotten.
+    pub fn new_incarnation(&self) {
+        self.queued.store(0, Ordering::Relaxed);
     }
 
     pub fn set_status(&self, s: ActorStatus) {
@@ -101,7 +126,14 @@ impl Stats {
     pub fn control(&self, msg: Control) -> bool {
         let r = self.control.lock().ok().and_then(|c| c.clone());
         match r {
-            Some(r) if self.status() == ActorStatus::Running => r.try_send(msg).is_ok(),
+            Some(r) if self.status() == ActorStatus::Running => {
+                self.received();
+                let sent = r.try_send(msg).is_ok();
+                if !sent {
+                    self.unreceived();
+                }
+                sent
+            }
             _ => false,
         }
     }
@@ -123,6 +155,14 @@ impl Stats {
 
     pub fn restarts(&self) -> u32 {
         self.supervision.lock().map(|s| s.restarts).unwrap_or(0)
+    }
+
+    pub fn last_reason(&self) -> Option<String> {
+        self.supervision.lock().ok().and_then(|s| s.last_reason.clone())
+    }
+
+    pub fn last_escalation(&self) -> Option<String> {
+        self.supervision.lock().ok().and_then(|s| s.last_escalation.clone())
     }
 
     pub fn escalations(&self) -> u32 {
@@ -161,7 +201,7 @@ impl Stats {
             path: self.path.clone(),
             kind: self.kind.to_owned(),
             status: self.status(),
-            mailbox: counters.received.saturating_sub(counters.handled + counters.failed),
+            mailbox: self.mailbox(),
             counters,
             supervision: self.supervision.lock().map(|s| s.clone()).unwrap_or_default(),
             started_at: self.started_at.lock().map(|t| *t).unwrap_or_else(|_| Utc::now()),

@@ -1,17 +1,21 @@
-//! RuntimeSupervisor: the root of the actor tree. Starts a `TeamSupervisor` per team, lazily, and
-//! hands out their addresses. Reads no env vars.
+//! RuntimeSupervisor: the root of the actor tree. Starts a `TeamSupervisor` per team, lazily, hands
+//! out their addresses and supervises them with the one [`Supervisor`] (one-for-one; a team that
+//! keeps failing is recorded here, the top of every escalation). Reads no env vars.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
 
+use crate::mailbox::{Counted, Mailbox};
 use crate::registry::Stats;
+use crate::supervision::{ChildFailed, ChildSpec, Escalation, Handle, Strategy, Supervisor};
 use crate::system::Env;
-use crate::team_supervisor::TeamSupervisor;
+use crate::team_supervisor::{team_path, TeamSupervisor};
 
+/// The team's supervisor, started if needed.
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "Addr<TeamSupervisor>")]
+#[rtype(result = "Option<Mailbox<TeamSupervisor>>")]
 pub struct GetTeam {
     pub team_id: String,
 }
@@ -19,13 +23,25 @@ pub struct GetTeam {
 pub struct RuntimeSupervisor {
     env: Env,
     stats: Arc<Stats>,
-    teams: HashMap<String, Addr<TeamSupervisor>>,
+    children: Supervisor,
+    teams: HashMap<String, Handle<TeamSupervisor>>,
 }
 
 impl RuntimeSupervisor {
     pub fn new(env: Env) -> Self {
         let stats = env.registry.register("/runtime", "runtime_supervisor");
-        Self { env, stats, teams: HashMap::new() }
+        let children = Supervisor::new(
+            env.registry.clone(),
+            stats.clone(),
+            Strategy::OneForOne,
+            Escalation::Record,
+            env.policy,
+        );
+        Self { env, stats, children, teams: HashMap::new() }
+    }
+
+    fn me(&self, ctx: &Context<Self>) -> Counted<ChildFailed> {
+        Mailbox::new(ctx.address(), self.stats.clone()).recipient()
     }
 }
 
@@ -35,19 +51,40 @@ impl Actor for RuntimeSupervisor {
     fn started(&mut self, _: &mut Context<Self>) {
         self.stats.started();
     }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.children.stop_all();
+    }
 }
 
 impl Handler<GetTeam> for RuntimeSupervisor {
-    type Result = Addr<TeamSupervisor>;
+    type Result = Option<Mailbox<TeamSupervisor>>;
 
-    fn handle(&mut self, msg: GetTeam, _: &mut Context<Self>) -> Self::Result {
-        self.stats.received();
+    fn handle(&mut self, msg: GetTeam, ctx: &mut Context<Self>) -> Self::Result {
         self.stats.handled();
-        if let Some(t) = self.teams.get(&msg.team_id).filter(|a| a.connected()) {
-            return t.clone();
+        let handle = self.teams.entry(msg.team_id.clone()).or_default().clone();
+        if let Some(t) = handle.get() {
+            return Some(t);
         }
-        let addr = TeamSupervisor::new(self.env.clone(), msg.team_id.clone()).start();
-        self.teams.insert(msg.team_id, addr.clone());
-        addr
+        let (me, path) = (self.me(ctx), team_path(&msg.team_id));
+        // A team given up on is started afresh when asked for again.
+        if !self.children.revive(&path, &me) {
+            let (env, team_id) = (self.env.clone(), msg.team_id);
+            let spec = ChildSpec::new(path, &handle, move |parent| {
+                TeamSupervisor::new(env.clone(), team_id.clone(), parent)
+            });
+            self.children.start_child(spec, &me);
+        }
+        handle.get()
+    }
+}
+
+impl Handler<ChildFailed> for RuntimeSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ChildFailed, ctx: &mut Context<Self>) {
+        self.stats.handled();
+        let me = self.me(ctx);
+        self.children.child_failed(&msg, &me);
     }
 }

@@ -88,7 +88,7 @@ pub struct WriteRequest {
     pub samples: Vec<SampleIn>,
     pub laps: Vec<LapIn>,
     pub ack: Option<AckTo>,
-    pub on_lap: Option<Recipient<LapStored>>,
+    pub on_lap: Option<crate::mailbox::Counted<LapStored>>,
 }
 
 #[derive(Message)]
@@ -333,7 +333,6 @@ impl Handler<Write> for StoreWriter {
 
     /// Senders check [`Backlog::is_full`] first. Until flushed, a request counts as in the mailbox.
     fn handle(&mut self, msg: Write, ctx: &mut Context<Self>) {
-        self.stats.received();
         let rows = msg.0.samples.len() + msg.0.laps.len();
         self.queued_rows += rows;
         self.backlog.add(rows);
@@ -348,6 +347,7 @@ impl Handler<Recover> for StoreWriter {
     type Result = ResponseFuture<Result<Recovered, String>>;
 
     fn handle(&mut self, msg: Recover, ctx: &mut Context<Self>) -> Self::Result {
+        self.stats.handled();
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.recoveries.push((msg.driver_id, tx));
         // Queued writes of this driver go out first.
@@ -361,6 +361,7 @@ impl Handler<SessionChanged> for StoreWriter {
     type Result = ();
 
     fn handle(&mut self, msg: SessionChanged, _: &mut Context<Self>) {
+        self.stats.handled();
         match self.caches.as_mut() {
             Some(c) => {
                 c.sessions.remove(&msg.driver_id);

@@ -13,10 +13,11 @@ use schema::wire::Envelope;
 
 use crate::coach::{CoachBoard, Phrasing};
 use crate::driver_session::{DriverSession, GetVideo};
+use crate::mailbox::Mailbox;
 use crate::registry::Registry;
 use crate::runtime_supervisor::{GetTeam, RuntimeSupervisor};
 use crate::store_writer::{Backlog, SessionChanged, StoreWriter};
-use crate::supervision::{Control, RestartPolicy};
+use crate::supervision::{Control, Handle, RestartPolicy};
 use crate::team_hub::{Broadcast, TeamHub};
 use crate::team_supervisor::{GetDriver, GetHub, TeamSupervisor};
 use crate::video_relay::VideoRelay;
@@ -73,7 +74,7 @@ impl Default for SystemOptions {
 #[derive(Clone)]
 pub struct Env {
     pub registry: Registry,
-    pub store: Addr<StoreWriter>,
+    pub store: Mailbox<StoreWriter>,
     pub backlog: Backlog,
     pub policy: RestartPolicy,
     pub idle_timeout: Duration,
@@ -116,7 +117,7 @@ impl From<MailboxError> for SystemError {
 #[derive(Clone)]
 pub struct ActorSystem {
     pub env: Env,
-    root: Addr<RuntimeSupervisor>,
+    root: Mailbox<RuntimeSupervisor>,
 }
 
 impl ActorSystem {
@@ -125,7 +126,10 @@ impl ActorSystem {
         let registry = Registry::new(&options.server_id);
         let backlog = Backlog::default();
         let store_stats = registry.register("/runtime/store", "store_writer");
-        let store = StoreWriter::new(pool.clone(), store_stats, backlog.clone()).start();
+        let store = Mailbox::new(
+            StoreWriter::new(pool.clone(), store_stats.clone(), backlog.clone()).start(),
+            store_stats,
+        );
         let arbiters = (0..options.session_threads.max(1)).map(|_| Arbiter::new().handle()).collect();
         let env = Env {
             registry,
@@ -140,7 +144,8 @@ impl ActorSystem {
             arbiters: Arc::new(arbiters),
             next: Arc::default(),
         };
-        let root = RuntimeSupervisor::new(env.clone()).start();
+        let root_stats = env.registry.register("/runtime", "runtime_supervisor");
+        let root = Mailbox::new(RuntimeSupervisor::new(env.clone()).start(), root_stats);
         ActorSystem { env, root }
     }
 
@@ -148,17 +153,38 @@ impl ActorSystem {
         &self.env.registry
     }
 
-    pub async fn team(&self, team_id: &str) -> Result<Addr<TeamSupervisor>, SystemError> {
-        Ok(self.root.send(GetTeam { team_id: team_id.to_owned() }).await?)
+    pub async fn team(&self, team_id: &str) -> Result<Mailbox<TeamSupervisor>, SystemError> {
+        self.root
+            .send(GetTeam { team_id: team_id.to_owned() })
+            .await?
+            .ok_or_else(|| SystemError::Unavailable(format!("team {team_id} is restarting")))
     }
 
-    pub async fn driver(&self, team_id: &str, driver_id: &str) -> Result<Addr<DriverSession>, SystemError> {
+    /// The driver's session as it is now (starting it if needed).
+    pub async fn driver(
+        &self,
+        team_id: &str,
+        driver_id: &str,
+    ) -> Result<Mailbox<DriverSession>, SystemError> {
+        self.driver_handle(team_id, driver_id)
+            .await?
+            .get()
+            .ok_or_else(|| SystemError::Unavailable(format!("driver session {driver_id} is restarting")))
+    }
+
+    /// The driver's session across its restarts (starting it if needed): hold it, never look the
+    /// session up again. An error while it is stopped after repeated failures.
+    pub async fn driver_handle(
+        &self,
+        team_id: &str,
+        driver_id: &str,
+    ) -> Result<Handle<DriverSession>, SystemError> {
         let team = self.team(team_id).await?;
         team.send(GetDriver { driver_id: driver_id.to_owned() }).await?.map_err(SystemError::Unavailable)
     }
 
     /// The driver's video relay (starting its session if needed).
-    pub async fn video(&self, team_id: &str, driver_id: &str) -> Result<Addr<VideoRelay>, SystemError> {
+    pub async fn video(&self, team_id: &str, driver_id: &str) -> Result<Mailbox<VideoRelay>, SystemError> {
         let session = self.driver(team_id, driver_id).await?;
         session
             .send(GetVideo)
@@ -177,8 +203,12 @@ impl ActorSystem {
         session.send(cmd).await?.map_err(SystemError::Unavailable)
     }
 
-    pub async fn hub(&self, team_id: &str) -> Result<Addr<TeamHub>, SystemError> {
-        Ok(self.team(team_id).await?.send(GetHub).await?)
+    pub async fn hub(&self, team_id: &str) -> Result<Mailbox<TeamHub>, SystemError> {
+        self.team(team_id)
+            .await?
+            .send(GetHub)
+            .await?
+            .ok_or_else(|| SystemError::Unavailable(format!("the hub of team {team_id} is restarting")))
     }
 
     /// Pushes an event to every dashboard of the team.

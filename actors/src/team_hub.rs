@@ -16,8 +16,9 @@ use schema::wire::Envelope;
 use tokio::sync::watch;
 
 use crate::driver_session::Latest;
+use crate::mailbox::Counted;
 use crate::registry::Stats;
-use crate::supervision::{fail, guarded, ChildFailed, Control, Fatal};
+use crate::supervision::{ChildFailed, Fatal, Handle, Supervised};
 use crate::system::Env;
 
 /// What a subscriber receives from the hub.
@@ -36,7 +37,7 @@ pub enum Push {
 #[rtype(result = "Vec<(String, watch::Receiver<Latest>)>")]
 pub struct Subscribe {
     pub id: u64,
-    pub events: Recipient<Push>,
+    pub events: Counted<Push>,
 }
 
 /// A driver node's socket subscribes for what is addressed to its driver's node.
@@ -45,7 +46,7 @@ pub struct Subscribe {
 pub struct SubscribeNode {
     pub id: u64,
     pub driver_id: String,
-    pub events: Recipient<Push>,
+    pub events: Counted<Push>,
 }
 
 /// Pushes an event to the node sockets of one driver only.
@@ -78,9 +79,9 @@ pub struct RegisterDriver {
 
 #[derive(Default)]
 pub struct HubShared {
-    subscribers: HashMap<u64, Recipient<Push>>,
+    subscribers: HashMap<u64, Counted<Push>>,
     /// Node sockets, by connection id: the driver each speaks for.
-    nodes: HashMap<u64, (String, Recipient<Push>)>,
+    nodes: HashMap<u64, (String, Counted<Push>)>,
     drivers: BTreeMap<String, watch::Receiver<Latest>>,
     /// Events a full subscriber mailbox could not take.
     pub dropped: u64,
@@ -89,21 +90,9 @@ pub struct HubShared {
 pub type HubSlot = Arc<Mutex<HubShared>>;
 
 /// The team's current hub, shared with the driver sessions so that they follow a hub restart.
-#[derive(Clone, Default)]
-pub struct HubRef(Arc<std::sync::RwLock<Option<Addr<TeamHub>>>>);
+pub type HubRef = Handle<TeamHub>;
 
-impl HubRef {
-    pub fn set(&self, hub: Option<Addr<TeamHub>>) {
-        if let Ok(mut h) = self.0.write() {
-            *h = hub;
-        }
-    }
-
-    /// The live hub, if there is one.
-    pub fn get(&self) -> Option<Addr<TeamHub>> {
-        self.0.read().ok().and_then(|h| h.clone()).filter(|h| h.connected())
-    }
-
+impl Handle<TeamHub> {
     pub fn broadcast(&self, env: Envelope) {
         if let Some(h) = self.get() {
             h.do_send(Broadcast(Arc::new(env)));
@@ -127,12 +116,12 @@ impl HubRef {
 
 pub struct TeamHub {
     stats: Arc<Stats>,
-    parent: Recipient<ChildFailed>,
+    parent: Counted<ChildFailed>,
     shared: HubSlot,
 }
 
 impl TeamHub {
-    pub fn new(env: &Env, team_id: &str, parent: Recipient<ChildFailed>, shared: HubSlot) -> Self {
+    pub fn new(env: &Env, team_id: &str, parent: Counted<ChildFailed>, shared: HubSlot) -> Self {
         let stats = env.registry.register(&format!("/teams/{team_id}/hub"), "team_hub");
         Self { stats, parent, shared }
     }
@@ -161,14 +150,16 @@ impl TeamHub {
         ctx: &mut Context<Self>,
         f: impl FnOnce(&mut Self) -> Result<R, Fatal>,
     ) -> Option<R> {
-        self.stats.received();
-        match guarded(&self.stats.clone(), || f(self)) {
-            Ok(r) => Some(r),
-            Err(reason) => {
-                fail::<Self>(ctx, &self.stats, &self.parent, reason);
-                None
-            }
-        }
+        self.guard(ctx, |hub, _| f(hub)).ok()
+    }
+}
+
+impl Supervised for TeamHub {
+    fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+    fn parent(&self) -> &Counted<ChildFailed> {
+        &self.parent
     }
 }
 
@@ -271,14 +262,4 @@ impl Handler<RegisterDriver> for TeamHub {
     }
 }
 
-impl Handler<Control> for TeamHub {
-    type Result = ();
-
-    fn handle(&mut self, msg: Control, ctx: &mut Context<Self>) {
-        if msg == Control::Stop {
-            ctx.stop();
-            return;
-        }
-        self.run(ctx, |hub| -> Result<(), Fatal> { panic!("fault injected into {}", hub.stats.path) });
-    }
-}
+crate::supervised_control!(TeamHub);

@@ -1,103 +1,162 @@
 //! TeamSupervisor: one per team. Starts the team's `TeamHub` and a `DriverSession` per driver,
-//! lazily when a driver first appears, spread over the session arbiters; restarts a failed child
-//! from its slot (one-for-one) within the restart policy, otherwise stops it, keeps it stopped for
-//! the policy's period and records the escalation; stops idle driver sessions. Reads no env vars.
+//! lazily when a driver first appears, spread over the session arbiters, and supervises them with
+//! the one [`Supervisor`] (one-for-one: drivers are independent). A child past its restart intensity
+//! is stopped, kept stopped for the policy's period and the escalation recorded; the team goes on
+//! with its other drivers. Stops idle driver sessions. Reads no env vars.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use actix::prelude::*;
-use schema::wire::ActorStatus;
 
 use crate::driver_session::{driver_path, ChildIdle, DriverSession, DriverSessionArgs, DriverSlot};
+use crate::mailbox::{Counted, Mailbox};
 use crate::registry::Stats;
-use crate::supervision::{guarded, ChildFailed, RestartTracker};
+use crate::supervision::{
+    guarded, ChildFailed, ChildSpec, Escalation, Handle, Strategy, Supervised, Supervisor,
+};
 use crate::system::Env;
 use crate::team_hub::{HubRef, HubSlot, RegisterDriver, TeamHub};
 
 /// The driver's session, started if needed.
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<Addr<DriverSession>, String>")]
+#[rtype(result = "Result<Handle<DriverSession>, String>")]
 pub struct GetDriver {
     pub driver_id: String,
 }
 
+/// The team's hub, started if needed.
 #[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "Addr<TeamHub>")]
+#[rtype(result = "Option<Mailbox<TeamHub>>")]
 pub struct GetHub;
-
-struct DriverChild {
-    addr: Option<Addr<DriverSession>>,
-    slot: Arc<DriverSlot>,
-    tracker: RestartTracker,
-    stopped_at: Option<Instant>,
-}
 
 pub struct TeamSupervisor {
     env: Env,
     team_id: String,
     stats: Arc<Stats>,
+    parent: Counted<ChildFailed>,
+    /// What survives restarts of the hub (its subscribers and drivers).
     hub_slot: HubSlot,
     hub: HubRef,
-    hub_tracker: RestartTracker,
-    drivers: HashMap<String, DriverChild>,
+    children: Supervisor,
+    /// Each driver's session handle and what survives its restarts.
+    drivers: HashMap<String, (Handle<DriverSession>, Arc<DriverSlot>)>,
+}
+
+pub fn team_path(team_id: &str) -> String {
+    format!("/teams/{team_id}")
 }
 
 impl TeamSupervisor {
-    pub fn new(env: Env, team_id: String) -> Self {
-        let stats = env.registry.register(&format!("/teams/{team_id}"), "team_supervisor");
+    pub fn new(env: Env, team_id: String, parent: Counted<ChildFailed>) -> Self {
+        let stats = env.registry.register(&team_path(&team_id), "team_supervisor");
+        let children = Supervisor::new(
+            env.registry.clone(),
+            stats.clone(),
+            Strategy::OneForOne,
+            Escalation::Record,
+            env.policy,
+        );
         Self {
             env,
             team_id,
             stats,
+            parent,
             hub_slot: HubSlot::default(),
             hub: HubRef::default(),
-            hub_tracker: RestartTracker::default(),
+            children,
             drivers: HashMap::new(),
         }
     }
 
-    fn start_hub(&mut self, ctx: &mut Context<Self>) -> Addr<TeamHub> {
-        let hub =
-            TeamHub::new(&self.env, &self.team_id, ctx.address().recipient(), self.hub_slot.clone()).start();
-        self.hub.set(Some(hub.clone()));
-        hub
+    fn hub_path(&self) -> String {
+        format!("{}/hub", team_path(&self.team_id))
     }
 
-    fn hub(&mut self, ctx: &mut Context<Self>) -> Addr<TeamHub> {
-        match self.hub.get() {
-            Some(h) => h,
-            None => self.start_hub(ctx),
+    fn hub_spec(&self) -> ChildSpec {
+        let (env, team_id, slot) = (self.env.clone(), self.team_id.clone(), self.hub_slot.clone());
+        // Subscribers and drivers live in the hub's slot, and sessions reach the hub through the
+        // shared handle, so a restart loses nothing but the events in its mailbox.
+        ChildSpec::new(self.hub_path(), &self.hub, move |parent| {
+            TeamHub::new(&env, &team_id, parent, slot.clone())
+        })
+    }
+
+    /// The running hub, started again if it stopped (even after it was given up on).
+    fn hub(&mut self, ctx: &mut Context<Self>) -> Option<Mailbox<TeamHub>> {
+        if let Some(h) = self.hub.get() {
+            return Some(h);
         }
+        let me = self.me(ctx).recipient();
+        if !self.children.revive(&self.hub_path(), &me) {
+            let spec = self.hub_spec();
+            self.children.start_child(spec, &me);
+        }
+        self.hub.get()
     }
 
-    fn start_driver(&mut self, driver_id: &str, ctx: &mut Context<Self>) -> Addr<DriverSession> {
-        let hub = self.hub(ctx);
-        let child = self.drivers.entry(driver_id.to_owned()).or_insert_with(|| DriverChild {
-            addr: None,
-            slot: Arc::new(DriverSlot::default()),
-            tracker: RestartTracker::default(),
-            stopped_at: None,
-        });
-        let args = DriverSessionArgs {
-            env: self.env.clone(),
-            team_id: self.team_id.clone(),
-            driver_id: driver_id.to_owned(),
-            parent: ctx.address().recipient(),
-            idle_to: ctx.address().recipient(),
-            slot: child.slot.clone(),
-            hub: self.hub.clone(),
-        };
-        let arbiter = self.env.next_arbiter();
-        let addr = DriverSession::start_in_arbiter(&arbiter, move |_| DriverSession::new(args));
-        child.addr = Some(addr.clone());
-        child.stopped_at = None;
-        hub.do_send(RegisterDriver {
-            driver_id: driver_id.to_owned(),
-            latest: child.slot.latest.subscribe(),
-        });
-        addr
+    fn driver_spec(
+        &self,
+        ctx: &Context<Self>,
+        driver_id: &str,
+        handle: &Handle<DriverSession>,
+        slot: &Arc<DriverSlot>,
+    ) -> ChildSpec {
+        let path = driver_path(&self.team_id, driver_id);
+        let stats = self.env.registry.register(&path, "driver_session");
+        let (env, team_id, driver_id, hub, slot) =
+            (self.env.clone(), self.team_id.clone(), driver_id.to_owned(), self.hub.clone(), slot.clone());
+        let idle_to: Counted<ChildIdle> = self.me(ctx).recipient();
+        let arbiters = self.env.clone();
+        ChildSpec::in_arbiter(
+            path,
+            handle,
+            stats,
+            move || arbiters.next_arbiter(),
+            move |parent| {
+                // Every incarnation is announced: dashboards read its samples from the slot's channel.
+                hub.do_send(RegisterDriver { driver_id: driver_id.clone(), latest: slot.latest.subscribe() });
+                let args = DriverSessionArgs {
+                    env: env.clone(),
+                    team_id: team_id.clone(),
+                    driver_id: driver_id.clone(),
+                    parent,
+                    idle_to: idle_to.clone(),
+                    slot: slot.clone(),
+                    hub: hub.clone(),
+                };
+                // Made on its arbiter, restored from the slot's checkpoint.
+                move || DriverSession::new(args)
+            },
+        )
+    }
+
+    fn driver(&mut self, driver_id: &str, ctx: &mut Context<Self>) -> Result<Handle<DriverSession>, String> {
+        let path = driver_path(&self.team_id, driver_id);
+        if self.children.given_up(&path) {
+            return Err(format!(
+                "driver session {driver_id} was stopped after repeated failures; retry later"
+            ));
+        }
+        let (handle, slot) = self
+            .drivers
+            .entry(driver_id.to_owned())
+            .or_insert_with(|| (Handle::default(), Arc::new(DriverSlot::default())))
+            .clone();
+        if handle.connected() {
+            return Ok(handle);
+        }
+        self.hub(ctx);
+        let me = self.me(ctx).recipient();
+        if !self.children.revive(&path, &me) {
+            let spec = self.driver_spec(ctx, driver_id, &handle, &slot);
+            self.children.start_child(spec, &me);
+        }
+        if handle.connected() {
+            Ok(handle)
+        } else {
+            Err(format!("driver session {driver_id} is restarting"))
+        }
     }
 }
 
@@ -106,43 +165,41 @@ impl Actor for TeamSupervisor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.stats.started();
-        self.start_hub(ctx);
+        self.hub(ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.children.stop_all();
     }
 }
 
+impl Supervised for TeamSupervisor {
+    fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+    fn parent(&self) -> &Counted<ChildFailed> {
+        &self.parent
+    }
+}
+
+crate::supervised_control!(TeamSupervisor);
+
 impl Handler<GetDriver> for TeamSupervisor {
-    type Result = Result<Addr<DriverSession>, String>;
+    type Result = Result<Handle<DriverSession>, String>;
 
     fn handle(&mut self, msg: GetDriver, ctx: &mut Context<Self>) -> Self::Result {
-        self.stats.received();
-        let period = self.env.policy.period;
+        // A failure here answers an error and the team goes on: failing would restart the team
+        // and lose every driver's slot.
         let stats = self.stats.clone();
-        guarded(&stats, || {
-            if let Some(child) = self.drivers.get(&msg.driver_id) {
-                if let Some(t) = child.stopped_at {
-                    if t.elapsed() < period {
-                        return Ok(Err(format!(
-                            "driver session {} was stopped after repeated failures; retry later",
-                            msg.driver_id
-                        )));
-                    }
-                }
-                if let Some(addr) = child.addr.as_ref().filter(|a| a.connected()) {
-                    return Ok(Ok(addr.clone()));
-                }
-            }
-            Ok(Ok(self.start_driver(&msg.driver_id, ctx)))
-        })
-        .unwrap_or_else(Err)
+        guarded(&stats, || Ok(self.driver(&msg.driver_id, ctx))).unwrap_or_else(Err)
     }
 }
 
 impl Handler<GetHub> for TeamSupervisor {
-    type Result = Addr<TeamHub>;
+    type Result = Option<Mailbox<TeamHub>>;
 
     fn handle(&mut self, _: GetHub, ctx: &mut Context<Self>) -> Self::Result {
-        self.stats.received();
-        self.stats.handled();
+        self.handled();
         self.hub(ctx)
     }
 }
@@ -151,40 +208,10 @@ impl Handler<ChildFailed> for TeamSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: ChildFailed, ctx: &mut Context<Self>) {
-        self.stats.received();
-        self.stats.handled();
-        let policy = self.env.policy;
-        let child_stats = self.env.registry.register(&msg.path, "child");
-        if msg.path.ends_with("/hub") {
-            if self.hub_tracker.allow(&policy) {
-                // Subscribers and drivers live in the hub's slot, and sessions reach the hub through
-                // the shared reference, so a restart loses nothing but the events in its mailbox.
-                child_stats.record_restart(&msg.reason);
-                self.start_hub(ctx);
-            } else {
-                child_stats.set_status(ActorStatus::Stopped);
-                self.stats.record_escalation(format!("{}: {}", msg.path, msg.reason));
-                self.hub.set(None);
-            }
-            return;
-        }
-        let Some((driver_id, child)) =
-            self.drivers.iter_mut().find(|(id, _)| driver_path(&self.team_id, id) == msg.path)
-        else {
-            return;
-        };
-        let driver_id = driver_id.clone();
-        if child.tracker.allow(&policy) {
-            child_stats.record_restart(&msg.reason);
-            tracing::info!(path = %msg.path, restarts = child_stats.restarts(), "restarting driver session");
-            self.start_driver(&driver_id, ctx);
-        } else {
-            child.addr = None;
-            child.stopped_at = Some(Instant::now());
-            child_stats.set_status(ActorStatus::Stopped);
-            self.stats.record_escalation(format!("{}: {}", msg.path, msg.reason));
-            tracing::error!(path = %msg.path, reason = %msg.reason, "driver session exceeded its restart intensity; stopped");
-        }
+        self.handled();
+        let me = self.me(ctx).recipient();
+        // Escalation::Record: a child given up on stays stopped; the team goes on.
+        self.children.child_failed(&msg, &me);
     }
 }
 
@@ -192,15 +219,11 @@ impl Handler<ChildIdle> for TeamSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: ChildIdle, _: &mut Context<Self>) {
-        self.stats.received();
-        self.stats.handled();
-        if let Some(child) = self.drivers.remove(&msg.driver_id) {
-            if let Some(addr) = child.addr {
-                addr.do_send(crate::supervision::Control::Stop);
-            }
+        self.handled();
+        if self.drivers.remove(&msg.driver_id).is_some() {
             let path = driver_path(&self.team_id, &msg.driver_id);
             tracing::info!(%path, "driver session idle; stopped");
-            self.env.registry.remove_subtree(&path);
+            self.children.stop_child(&path);
         }
     }
 }

@@ -24,8 +24,9 @@ use bytes::Bytes;
 use schema::wire::media::MediaHeader;
 use schema::wire::VideoAction;
 
+use crate::mailbox::Counted;
 use crate::registry::Stats;
-use crate::supervision::{fail, guarded, ChildFailed, Control, Fatal};
+use crate::supervision::{ChildFailed, Fatal, Supervised};
 use crate::system::Env;
 
 /// Frames a viewer may have waiting, beyond the group of pictures it joined with, before it skips
@@ -254,16 +255,21 @@ impl VideoShared {
 
 pub struct VideoRelay {
     stats: Arc<Stats>,
-    parent: Recipient<ChildFailed>,
+    parent: Counted<ChildFailed>,
     driver_id: Arc<str>,
     shared: VideoSlot,
 }
 
 impl VideoRelay {
-    pub fn new(env: Env, path: String, parent: Recipient<ChildFailed>, shared: VideoSlot) -> Self {
+    pub fn new(env: Env, path: String, parent: Counted<ChildFailed>, shared: VideoSlot) -> Self {
         let stats = env.registry.register(&path, "video_relay");
         let driver_id: Arc<str> = Arc::from(path.rsplit('/').nth(1).unwrap_or_default());
         Self { stats, parent, driver_id, shared }
+    }
+
+    /// Its counters (the same across restarts).
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
     }
 
     /// Runs a handler body on the shared state, guarded (a panic restarts the relay), and shows
@@ -273,13 +279,11 @@ impl VideoRelay {
         ctx: &mut Context<Self>,
         f: impl FnOnce(&mut VideoShared, &Arc<str>) -> R,
     ) -> Option<R> {
-        self.stats.received();
-        let (shared, driver) = (self.shared.clone(), self.driver_id.clone());
-        let r = guarded(&self.stats.clone(), || {
-            let mut g = shared.lock().map_err(|_| Fatal("video relay state poisoned".into()))?;
-            let r = f(&mut g, &driver);
+        self.guard(ctx, |relay, _| {
+            let mut g = relay.shared.lock().map_err(|_| Fatal("video relay state poisoned".into()))?;
+            let r = f(&mut g, &relay.driver_id);
             let c = g.counts;
-            self.stats.set_gauges([
+            relay.stats.set_gauges([
                 ("viewers", c.viewers),
                 ("frames", c.frames),
                 ("bytes", c.bytes),
@@ -288,14 +292,17 @@ impl VideoRelay {
                 ("paused", u64::from(c.paused)),
             ]);
             Ok(r)
-        });
-        match r {
-            Ok(r) => Some(r),
-            Err(reason) => {
-                fail::<Self>(ctx, &self.stats, &self.parent, reason);
-                None
-            }
-        }
+        })
+        .ok()
+    }
+}
+
+impl Supervised for VideoRelay {
+    fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+    fn parent(&self) -> &Counted<ChildFailed> {
+        &self.parent
     }
 }
 
@@ -371,10 +378,4 @@ impl Handler<GetCounts> for VideoRelay {
     }
 }
 
-impl Handler<Control> for VideoRelay {
-    type Result = ();
-
-    fn handle(&mut self, msg: Control, ctx: &mut Context<Self>) {
-        crate::supervision::obey::<Self>(msg, ctx, &self.stats, &self.parent);
-    }
-}
+crate::supervised_control!(VideoRelay);

@@ -27,7 +27,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -43,8 +43,9 @@ use schema::wire::{
 use tokio::sync::watch;
 
 use crate::driver_session::Latest;
+use crate::mailbox::Counted;
 use crate::registry::Stats;
-use crate::supervision::{fail, guarded, ChildFailed, Control, Fatal};
+use crate::supervision::{ChildFailed, Fatal, Handle, Supervised};
 use crate::system::Env;
 use crate::team_hub::{HubRef, Push, Subscribe};
 
@@ -219,32 +220,15 @@ pub struct VoiceShared {
 pub type VoiceSlot = Arc<Mutex<VoiceShared>>;
 
 /// The driver's current voice channel, shared with its coach so that tips follow a restart.
-#[derive(Clone, Default)]
-pub struct VoiceRef(Arc<RwLock<Option<Addr<VoiceChannel>>>>);
+pub type VoiceRef = Handle<VoiceChannel>;
 
-impl VoiceRef {
-    pub fn set(&self, addr: Option<Addr<VoiceChannel>>) {
-        if let Ok(mut v) = self.0.write() {
-            *v = addr;
-        }
-    }
-
-    pub fn get(&self) -> Option<Addr<VoiceChannel>> {
-        self.0.read().ok().and_then(|v| v.clone()).filter(|a| a.connected())
-    }
-
+impl Handle<VoiceChannel> {
     /// Sends something to say; lost (logged at debug) while the channel restarts.
     pub fn speak(&self, msg: Speak) {
         match self.get() {
             Some(a) => a.do_send(msg),
             None => tracing::debug!("voice channel down; not spoken"),
         }
-    }
-}
-
-impl std::fmt::Debug for VoiceRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VoiceRef").field("live", &self.get().is_some()).finish()
     }
 }
 
@@ -393,7 +377,7 @@ static NEXT_SUB: AtomicU64 = AtomicU64::new(1 << 62);
 pub struct VoiceChannelArgs {
     pub env: Env,
     pub path: String,
-    pub parent: Recipient<ChildFailed>,
+    pub parent: Counted<ChildFailed>,
     pub team_id: String,
     pub driver_id: String,
     pub hub: HubRef,
@@ -401,7 +385,6 @@ pub struct VoiceChannelArgs {
     /// The session's last and best lap (read at answer time).
     pub laps: Arc<dyn Fn() -> (Option<f64>, Option<f64>) + Send + Sync>,
     pub shared: VoiceSlot,
-    pub me: VoiceRef,
 }
 
 pub struct VoiceChannel {
@@ -431,17 +414,9 @@ impl VoiceChannel {
         ctx: &mut Context<Self>,
         f: impl FnOnce(&mut Self, &mut Context<Self>) -> Result<R, Fatal>,
     ) -> Option<R> {
-        self.stats.received();
-        let stats = self.stats.clone();
-        let r = guarded(&stats, || f(self, ctx));
+        let r = self.guard(ctx, f);
         self.gauges();
-        match r {
-            Ok(r) => Some(r),
-            Err(reason) => {
-                fail::<Self>(ctx, &self.stats, &self.a.parent, reason);
-                None
-            }
-        }
+        r.ok()
     }
 
     fn gauges(&self) {
@@ -704,7 +679,7 @@ impl VoiceChannel {
             ctx.run_later(Duration::from_millis(200), |act, ctx| act.subscribe(ctx));
             return;
         };
-        hub.do_send(Subscribe { id: self.sub_id, events: ctx.address().recipient() });
+        hub.do_send(Subscribe { id: self.sub_id, events: self.me(ctx).recipient() });
     }
 }
 
@@ -715,7 +690,6 @@ impl Actor for VoiceChannel {
         ctx.set_mailbox_capacity(256);
         self.stats.started();
         self.stats.set_control(ctx.address().recipient());
-        self.a.me.set(Some(ctx.address()));
         self.gauges();
         self.subscribe(ctx);
         // The driver's name and user for team messages (before any command is handled).
@@ -780,8 +754,12 @@ impl Handler<Push> for VoiceChannel {
     type Result = ();
 
     fn handle(&mut self, msg: Push, ctx: &mut Context<Self>) {
-        if let Push::Event(env) = msg {
-            self.run(ctx, |act, ctx| act.event(&env, ctx));
+        match msg {
+            Push::Event(env) => {
+                self.run(ctx, |act, ctx| act.event(&env, ctx));
+            }
+            // Only the team's events concern the channel.
+            _ => self.handled(),
         }
     }
 }
@@ -790,6 +768,7 @@ impl Handler<GetVoiceCounts> for VoiceChannel {
     type Result = VoiceCounts;
 
     fn handle(&mut self, _: GetVoiceCounts, _: &mut Context<Self>) -> VoiceCounts {
+        self.handled();
         self.with(|s| VoiceCounts {
             commands: s.commands,
             spoken: s.spoken,
@@ -801,11 +780,14 @@ impl Handler<GetVoiceCounts> for VoiceChannel {
     }
 }
 
-impl Handler<Control> for VoiceChannel {
-    type Result = ();
+crate::supervised_control!(VoiceChannel);
 
-    fn handle(&mut self, msg: Control, ctx: &mut Context<Self>) {
-        crate::supervision::obey::<Self>(msg, ctx, &self.stats, &self.a.parent);
+impl Supervised for VoiceChannel {
+    fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+    fn parent(&self) -> &Counted<ChildFailed> {
+        &self.a.parent
     }
 }
 

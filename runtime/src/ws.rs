@@ -44,7 +44,9 @@ use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use pitbox_actors::driver_session::{DriverSession, Frames, IngestError, Latest, NodeConnection};
+use pitbox_actors::mailbox::Mailbox;
 use pitbox_actors::store_writer::{AckTo, Stored};
+use pitbox_actors::supervision::Handle;
 use pitbox_actors::team_hub::{
     Push, Subscribe as HubSubscribe, SubscribeNode, TeamHub, Unsubscribe as HubUnsubscribe,
 };
@@ -142,7 +144,8 @@ fn node_place(track: Option<&str>, car: Option<&str>) -> Option<(String, String)
 struct NodeLink {
     team_id: String,
     driver_id: String,
-    session: Option<Addr<DriverSession>>,
+    /// The driver's session across its restarts.
+    session: Option<Handle<DriverSession>>,
     resolving: bool,
     /// A batch starting at this seq was refused (its session restarted, storage was busy): later
     /// batches already on their way are refused too until the node resends from there, so frames
@@ -238,11 +241,11 @@ pub struct WsSession {
     subs: BTreeMap<SubKey, Sub>,
     generations: u64,
     /// Hubs whose events this connection receives.
-    hubs: BTreeMap<String, Addr<TeamHub>>,
+    hubs: BTreeMap<String, Mailbox<TeamHub>>,
     /// A node's team hub: it delivers what is addressed to this driver's node (the coach's tip).
-    node_hub: Option<Addr<TeamHub>>,
+    node_hub: Option<Mailbox<TeamHub>>,
     /// A node's video relay (its own driver's), once resolved.
-    video_relay: Option<Addr<VideoRelay>>,
+    video_relay: Option<Mailbox<VideoRelay>>,
     video_resolving: bool,
     /// A frame of the node's video was dropped: later ones wait for a keyframe.
     video_gap: bool,
@@ -254,7 +257,7 @@ pub struct WsSession {
 /// One driver's video a dashboard watches.
 struct Watching {
     stream: u32,
-    relay: Addr<VideoRelay>,
+    relay: Mailbox<VideoRelay>,
 }
 
 /// `{"type": "telemetry_update", "data": <shared JSON>, "from": …, "seq": …}` without
@@ -556,13 +559,17 @@ impl WsSession {
                     }
                 }
                 let session = system
-                    .driver(&driver.team_id, &driver.id)
+                    .driver_handle(&driver.team_id, &driver.id)
                     .await
                     .map_err(|e| ApiError::unavailable(e.to_string()))?;
                 // The node hears its driver's coach through the team hub, addressed to it alone.
                 let hub = system.hub(&driver.team_id).await.ok();
                 if let Some(hub) = &hub {
-                    hub.do_send(SubscribeNode { id: conn_id, driver_id: driver.id.clone(), events: me });
+                    hub.do_send(SubscribeNode {
+                        id: conn_id,
+                        driver_id: driver.id.clone(),
+                        events: me.into(),
+                    });
                 }
                 Ok::<_, ApiError>((driver.team_id, session, hub))
             };
@@ -684,29 +691,34 @@ impl WsSession {
         node.rewind = Some((from, Instant::now()));
     }
 
-    /// The node's session stopped (restarted by its supervisor): look up the new one.
+    /// The node's session is down. Its handle follows a restart by itself; a session stopped
+    /// after repeated failures comes back when asked for after the restart period.
     fn reresolve(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         let Some(node) = self.node.as_mut() else { return };
         if node.resolving {
             return;
         }
         node.resolving = true;
-        node.session = None;
         let (system, team, driver) = (self.system.clone(), node.team_id.clone(), node.driver_id.clone());
-        ctx.spawn(async move { system.driver(&team, &driver).await }.into_actor(self).map(|r, act, ctx| {
-            let Some(node) = act.node.as_mut() else { return };
-            node.resolving = false;
-            match r {
-                Ok(session) => {
-                    session.do_send(NodeConnection(true));
-                    node.session = Some(session);
+        ctx.spawn(async move { system.driver_handle(&team, &driver).await }.into_actor(self).map(
+            |r, act, ctx| {
+                let Some(node) = act.node.as_mut() else { return };
+                node.resolving = false;
+                match r {
+                    Ok(session) => {
+                        // The session keeps its nodes through restarts; a new one must be told.
+                        if !node.session.as_ref().is_some_and(|s| s.same(&session)) {
+                            session.do_send(NodeConnection(true));
+                        }
+                        node.session = Some(session);
+                    }
+                    // Stopped for now by its supervisor: try again; the node keeps its frames meanwhile.
+                    Err(_) => {
+                        ctx.run_later(Duration::from_millis(500), |act, ctx| act.reresolve(ctx));
+                    }
                 }
-                // Stopped for now by its supervisor: try again; the node keeps its frames meanwhile.
-                Err(_) => {
-                    ctx.run_later(Duration::from_millis(500), |act, ctx| act.reresolve(ctx));
-                }
-            }
-        }));
+            },
+        ));
     }
 
     /// Subscribes as asked, or (`default`) to a team's view at authentication: that one is not
@@ -740,7 +752,7 @@ impl WsSession {
                 None => system.hub(&team).await.map_err(|e| ApiError::unavailable(e.to_string()))?,
             };
             let drivers = hub
-                .send(HubSubscribe { id: conn_id, events: me })
+                .send(HubSubscribe { id: conn_id, events: me.into() })
                 .await
                 .map_err(|e| ApiError::unavailable(e.to_string()))?;
             Ok::<_, ApiError>((hub, drivers))

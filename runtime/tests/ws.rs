@@ -510,3 +510,78 @@ on_both_backends!(
         srv.stop().await;
     }
 );
+
+on_both_backends!(the_admin_mailbox_is_the_queue_of_a_slow_actor, |srv| {
+    let (team, driver, node_token, _) = setup_team(&srv).await;
+    srv.create_user("root", Role::Admin, &[]);
+    let root = srv.login("root").await;
+    let path = format!("/teams/{team}/drivers/{driver}");
+    let mut node = WsClient::login(&srv, &node_token, "driver_node").await;
+    stream(&mut node, &driver, 0, 10, 1.5, 5, false).await;
+    await_ack(&mut node, 9).await;
+    let idle = wait_for(&srv, &root, &path, |n| n["mailbox"] == 0).await;
+    let received_before = idle["counters"]["received"].as_u64().unwrap();
+
+    // The session's handler is held up; the node keeps sending, 40 batches.
+    let hold = pitbox_actors::supervision::Control::Block(Duration::from_millis(1500));
+    assert!(srv.state.system.control(&path, hold));
+    stream(&mut node, &driver, 10, 80, 1.5, 2, false).await;
+    let busy = wait_for(&srv, &root, &path, |n| n["mailbox"].as_u64().unwrap() >= 20).await;
+    assert!(busy["counters"]["received"].as_u64().unwrap() >= received_before + 20, "{busy}");
+
+    // Once the handler is free again the queue drains to nothing, every batch handled.
+    let errors = await_ack(&mut node, 89).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    let drained = wait_for(&srv, &root, &path, |n| n["mailbox"] == 0).await;
+    let c = &drained["counters"];
+    assert_eq!(
+        c["received"].as_u64().unwrap(),
+        c["handled"].as_u64().unwrap() + c["failed"].as_u64().unwrap(),
+        "{drained}"
+    );
+    assert!(c["received"].as_u64().unwrap() >= received_before + 41);
+    srv.stop().await;
+});
+
+on_both_backends!(
+    a_child_past_its_intensity_fails_its_session_which_the_team_restarts,
+    |c| {
+        c.restart_intensity = 1;
+        c.restart_period = Duration::from_secs(60);
+    },
+    |srv| {
+        let (team, driver, node_token, watcher) = setup_team(&srv).await;
+        srv.create_user("root", Role::Admin, &[]);
+        let root = srv.login("root").await;
+        let session = format!("/teams/{team}/drivers/{driver}");
+        let coach = format!("{session}/coach");
+        let mut node = WsClient::login(&srv, &node_token, "driver_node").await;
+        stream(&mut node, &driver, 0, 10, 1.5, 5, false).await;
+        await_ack(&mut node, 9).await;
+        wait_for(&srv, &root, &coach, |n| n["status"] == "running").await;
+
+        // Once: the session restarts its coach.
+        assert!(srv.state.system.control(&coach, pitbox_actors::supervision::Control::Panic));
+        wait_for(&srv, &root, &coach, |n| n["supervision"]["restarts"] == 1 && n["status"] == "running")
+            .await;
+        // Twice, past the intensity of 1: the session gives its coach up and fails; the team
+        // restarts the session, and with it a new coach. The tree shows each step.
+        assert!(srv.state.system.control(&coach, pitbox_actors::supervision::Control::Panic));
+        let s = wait_for(&srv, &root, &session, |n| {
+            n["supervision"]["restarts"] == 1 && n["status"] == "running"
+        })
+        .await;
+        assert_eq!(s["supervision"]["escalations"], 1, "{s}");
+        assert!(s["supervision"]["lastEscalation"].as_str().unwrap().contains("/coach"), "{s}");
+        assert!(s["supervision"]["lastReason"].as_str().unwrap().contains("restart intensity"), "{s}");
+        wait_for(&srv, &root, &coach, |n| n["status"] == "running").await;
+        let t = wait_for(&srv, &root, &format!("/teams/{team}"), |_| true).await;
+        assert_eq!(t["supervision"]["escalations"], 0, "the team restarted its session: {t}");
+
+        // The session came back from its checkpoint and still counts its node.
+        let live = srv.get(&format!("/api/drivers/{driver}/live"), &watcher).await;
+        assert_eq!(live.status, StatusCode::OK, "{}", live.body);
+        assert_eq!(live.body["nodes"], 1, "{}", live.body);
+        srv.stop().await;
+    }
+);
