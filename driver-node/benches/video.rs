@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use driver_node::video::capture::{self, SourceSpec};
-use driver_node::video::convert::{bgra_to_i420, I420};
+use driver_node::video::convert::{Converter, I420};
 use driver_node::video::encode::{EncodeSettings, H264Decoder, H264Encoder};
 use driver_node::video::{self, VideoOptions};
 use schema::wire::media::MediaHeader;
@@ -31,6 +31,7 @@ fn per_frame(source: &SourceSpec, w: usize, h: usize, frames: u32) -> Option<Tim
     let mut enc =
         H264Encoder::new(EncodeSettings { fps: 30, bitrate_bps: 2_500_000, keyframe_secs: 2.0 }).unwrap();
     let mut pic = I420::new(w, h);
+    let mut converter = Converter::new();
     let (mut t_cap, mut t_conv, mut t_enc) = (0.0, 0.0, 0.0);
     let mut out = vec![];
     for _ in 0..frames {
@@ -38,7 +39,7 @@ fn per_frame(source: &SourceSpec, w: usize, h: usize, frames: u32) -> Option<Tim
         let f = cap.grab().unwrap();
         t_cap += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        bgra_to_i420(f, &mut pic).unwrap();
+        converter.convert(f, &mut pic).unwrap();
         t_conv += t.elapsed().as_secs_f64();
         let t = Instant::now();
         if let Some(e) = enc.encode(&pic).unwrap() {
@@ -67,10 +68,17 @@ fn main() {
             Some(c)
         });
     println!("video benchmark (OpenH264 built from source, one encoder thread, screen content, 2.5 Mbit/s):");
-    for (w, h) in [(1280, 720), (1920, 1080)] {
-        let mut sources = vec![(SourceSpec::Pattern { width: w, height: h }, "pattern")];
+    // (capture size, encoded size): same size, and a 1080p screen sent at 720p (scaled on the node).
+    for ((cw, ch), (w, h)) in
+        [((1280, 720), (1280, 720)), ((1920, 1080), (1920, 1080)), ((1920, 1080), (1280, 720))]
+    {
+        let scaled = if (cw, ch) == (w, h) { "" } else { " from 1920x1080" };
+        let mut sources = vec![(SourceSpec::Pattern { width: cw, height: ch }, format!("pattern{scaled}"))];
         if xvfb.is_some() {
-            sources.push((SourceSpec::Region { x: 0, y: 0, width: w as u16, height: h as u16 }, "Xvfb"));
+            sources.push((
+                SourceSpec::Region { x: 0, y: 0, width: cw as u16, height: ch as u16 },
+                format!("Xvfb{scaled}"),
+            ));
         }
         for (src, name) in sources {
             let Some((cap, conv, enc, bytes, frames)) = per_frame(&src, w, h, 60) else { continue };
@@ -82,7 +90,7 @@ fn main() {
             }
             let decode = t.elapsed().as_secs_f64() * 1000.0 / frames.len().max(1) as f64;
             println!(
-                "  {w}x{h} {name:<7}: capture {cap:.2} ms + convert {conv:.2} ms + encode {enc:.2} ms = {total:.2} ms/frame ({:.0} fps max); {bytes:.0} B/frame; decode {decode:.2} ms/frame",
+                "  {w}x{h} {name:<22}: capture {cap:.2} ms + convert {conv:.2} ms + encode {enc:.2} ms = {total:.2} ms/frame ({:.0} fps max); {bytes:.0} B/frame; decode {decode:.2} ms/frame",
                 1000.0 / total
             );
         }
