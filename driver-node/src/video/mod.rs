@@ -212,6 +212,7 @@ fn run(
 ) -> Result<(), String> {
     let interval = Duration::from_secs_f64(1.0 / f64::from(options.fps.max(1)));
     let mut picture = I420::new(options.width, options.height);
+    let mut converter = convert::Converter::new();
     let mut next = Instant::now();
     let mut seq = 0u32;
     let mut need_key = true;
@@ -235,7 +236,7 @@ fn run(
         let started = Instant::now();
         let capture_us = now_us();
         let grabbed = match capture.grab() {
-            Ok(frame) => convert::bgra_to_i420(frame, &mut picture).map_err(|e| e.to_string()),
+            Ok(frame) => converter.convert(frame, &mut picture).map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         if let Err(e) = grabbed {
@@ -312,10 +313,11 @@ pub fn measure(options: &VideoOptions, frames: u32) -> Result<(String, f64, f64)
     let settings = EncodeSettings { fps: options.fps, bitrate_bps: options.bitrate_bps, keyframe_secs: 2.0 };
     let mut encoder = H264Encoder::new(settings).map_err(|e| e.to_string())?;
     let mut picture = I420::new(options.width, options.height);
+    let mut converter = convert::Converter::new();
     let (mut bytes, started) = (0usize, Instant::now());
     for _ in 0..frames {
         let f = capture.grab().map_err(|e| e.to_string())?;
-        convert::bgra_to_i420(f, &mut picture).map_err(|e| e.to_string())?;
+        converter.convert(f, &mut picture).map_err(|e| e.to_string())?;
         if let Some(e) = encoder.encode(&picture).map_err(|e| e.to_string())? {
             bytes += e.data.len();
         }
