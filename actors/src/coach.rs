@@ -24,8 +24,8 @@ use std::sync::{Arc, RwLock};
 use actix::prelude::*;
 use chrono::Utc;
 use pitbox_coach::{output, Coach as Engine, CoachConfig, CornerMap, Strategy};
-use schema::db::models::{CoachingFeedback, TrackMapRow};
-use schema::wire::{
+use pitbox_schema::db::models::{CoachingFeedback, TrackMapRow};
+use pitbox_schema::wire::{
     AiCoaching, CarStrategy, CoachingItem, Envelope, LapKind, LapSummary, Message as Wire, MessagePriority,
     SayKind, TelemetryAnalysis, TelemetryFrame,
 };
@@ -210,14 +210,14 @@ fn fresh_engine(map: Option<CornerMap>, turns: &[pitbox_coach::Turn]) -> (Engine
 }
 
 fn load(
-    pool: &schema::db::DbPool,
+    pool: &pitbox_schema::db::DbPool,
     driver_id: &str,
     team_id: &str,
     session_id: Option<&str>,
     replay: bool,
 ) -> Result<Rebuilt, String> {
     let mut conn = pool.get().map_err(|e| e.to_string())?;
-    let c: &mut schema::db::DbConnection = &mut conn;
+    let c: &mut pitbox_schema::db::DbConnection = &mut conn;
     let s = match session_id {
         Some(id) => coach_store::get_session(c, id),
         None => coach_store::current_session(c, driver_id),

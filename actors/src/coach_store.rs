@@ -6,10 +6,10 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use pitbox_coach::{CornerMap, Turn};
-use schema::db::models::{CoachingFeedback, LapRow, RacingSession, TrackMapRow, TrackTurnsRow};
-use schema::db::schema::{coaching_feedback, laps, racing_sessions, track_maps, track_turns};
-use schema::db::DbConnection;
-use schema::wire::{AiCoaching, CoachingItem, MessagePriority, TelemetryAnalysis, TelemetryFrame};
+use pitbox_schema::db::models::{CoachingFeedback, LapRow, RacingSession, TrackMapRow, TrackTurnsRow};
+use pitbox_schema::db::schema::{coaching_feedback, laps, racing_sessions, track_maps, track_turns};
+use pitbox_schema::db::DbConnection;
+use pitbox_schema::wire::{AiCoaching, CoachingItem, MessagePriority, TelemetryAnalysis, TelemetryFrame};
 use serde::{Deserialize, Serialize};
 
 /// Points of a stored outline at most (one every 0.25 % of the lap is plenty for a drawing).

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use actix::prelude::*;
-use schema::wire::{
+use pitbox_schema::wire::{
     DriverStatus, DriverStatusKind, Envelope, Message as Wire, TelemetryFrame, TelemetryUpdate,
 };
 use serde_json::value::RawValue;

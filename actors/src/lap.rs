@@ -1,16 +1,16 @@
 //! Lap assembly: turns a driver's stream of telemetry frames into completed laps with all their
 //! channels, lap time, sector times, fuel used, kind (flying, out-lap, in-lap) and validity with
 //! its reasons. Where a lap starts and ends is decided by the shared lap timer
-//! (`schema::timing`), the same code the driver node's `inspect` uses, so both agree to the
+//! (`pitbox_schema::timing`), the same code the driver node's `inspect` uses, so both agree to the
 //! millisecond. Pure logic with no I/O, owned by the driver's live state. Reads no env vars.
 //!
 //! Frames from the seed protocol carry no `sessionTime`; their laps are timed on the frames'
 //! `timestamp` instead (a switch between the two clocks restarts timing).
 
-use schema::timing::{Boundary, LapTimer, LapTiming, TimingPoint};
-use schema::wire::{LapFlaw, LapKind, TelemetryFrame};
+use pitbox_schema::timing::{Boundary, LapTimer, LapTiming, TimingPoint};
+use pitbox_schema::wire::{LapFlaw, LapKind, TelemetryFrame};
 
-pub use schema::timing::SECTORS as DEFAULT_SECTORS;
+pub use pitbox_schema::timing::SECTORS as DEFAULT_SECTORS;
 
 /// A gap in the data longer than this (seconds) makes the lap invalid.
 const MAX_GAP_SECS: f64 = 0.5;
@@ -232,7 +232,7 @@ impl LapAssembler {
 mod tests {
     use super::*;
     use chrono::{TimeZone, Utc};
-    use schema::wire::TelemetrySample;
+    use pitbox_schema::wire::TelemetrySample;
 
     fn frame(t: f64, lap: i32, pos: f32, fuel: f32) -> TelemetryFrame {
         TelemetryFrame {

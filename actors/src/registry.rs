@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use crate::supervision::Control;
 use chrono::{DateTime, Utc};
-use schema::wire::{ActorCounters, ActorSnapshot, ActorStatus, ActorTree, Supervision};
+use pitbox_schema::wire::{ActorCounters, ActorSnapshot, ActorStatus, ActorTree, Supervision};
 
 /// Counters and state of one actor path.
 #[derive(Debug)]

@@ -15,10 +15,10 @@ use std::time::Duration;
 use actix::prelude::*;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use schema::db::models::{NewLap, RacingSession, TelemetrySampleRow};
-use schema::db::schema::{drivers, racing_sessions, telemetry_samples};
-use schema::db::{DbConnection, DbPool};
-use schema::wire::{LapSummary, LapTelemetry, TelemetryFrame};
+use pitbox_schema::db::models::{NewLap, RacingSession, TelemetrySampleRow};
+use pitbox_schema::db::schema::{drivers, racing_sessions, telemetry_samples};
+use pitbox_schema::db::{DbConnection, DbPool};
+use pitbox_schema::wire::{LapSummary, LapTelemetry, TelemetryFrame};
 
 use crate::registry::Stats;
 
@@ -402,7 +402,7 @@ pub fn open_or_start_session(conn: &mut DbConnection, driver_id: &str, team_id: 
 
 /// Reads a driver's [`Recovered`] state (see there).
 pub fn recover(conn: &mut DbConnection, driver_id: &str) -> QueryResult<Recovered> {
-    use schema::db::schema::laps;
+    use pitbox_schema::db::schema::laps;
     let session = open_session(conn, driver_id)?;
     let mut out = Recovered::default();
     if let Some(session) = &session {
@@ -609,10 +609,10 @@ fn write_one(
     let mut laps = Vec::with_capacity(p.laps.len());
     for LapIn { id: lap_id, lap } in &p.laps {
         // A lap already stored (its frames were resent after a restart) is not stored twice.
-        let exists = schema::db::schema::laps::table
-            .filter(schema::db::schema::laps::session_id.eq(&session_id))
-            .filter(schema::db::schema::laps::lap_number.eq(lap.lap_number))
-            .select(schema::db::schema::laps::id)
+        let exists = pitbox_schema::db::schema::laps::table
+            .filter(pitbox_schema::db::schema::laps::session_id.eq(&session_id))
+            .filter(pitbox_schema::db::schema::laps::lap_number.eq(lap.lap_number))
+            .select(pitbox_schema::db::schema::laps::id)
             .first::<String>(conn)
             .optional()?
             .is_some();
@@ -637,7 +637,7 @@ fn write_one(
             kind: lap.kind.as_str().to_owned(),
             invalid_reasons: serde_json::to_string(&lap.flaws).unwrap_or_else(|_| "[]".into()),
         };
-        diesel::insert_into(schema::db::schema::laps::table).values(&row).execute(conn)?;
+        diesel::insert_into(pitbox_schema::db::schema::laps::table).values(&row).execute(conn)?;
         laps.push(LapSummary {
             id: row.id,
             session_id: row.session_id,

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use actix::dev::ToEnvelope;
 use actix::prelude::*;
-use schema::wire::ActorStatus;
+use pitbox_schema::wire::ActorStatus;
 
 use crate::mailbox::{Counted, Mailbox};
 use crate::registry::{Registry, Stats};
@@ -126,7 +126,7 @@ where
     A: Actor<Context = Context<A>>,
 {
     tracing::warn!(path = %stats.path, %reason, "actor failed; asking its supervisor to restart it");
-    stats.set_status(schema::wire::ActorStatus::Restarting);
+    stats.set_status(pitbox_schema::wire::ActorStatus::Restarting);
     ctx.stop();
     parent.do_send(ChildFailed { path: stats.path.clone(), reason });
 }
@@ -142,7 +142,7 @@ where
     match msg {
         Control::Stop => {
             stats.handled();
-            stats.set_status(schema::wire::ActorStatus::Stopped);
+            stats.set_status(pitbox_schema::wire::ActorStatus::Stopped);
             ctx.stop();
             return;
         }

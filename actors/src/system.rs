@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use schema::db::DbPool;
-use schema::wire::Envelope;
+use pitbox_schema::db::DbPool;
+use pitbox_schema::wire::Envelope;
 
 use crate::coach::{CoachBoard, Phrasing};
 use crate::driver_session::{DriverSession, GetVideo};

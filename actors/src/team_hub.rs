@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
 use bytes::Bytes;
-use schema::wire::Envelope;
+use pitbox_schema::wire::Envelope;
 use tokio::sync::watch;
 
 use crate::driver_session::Latest;

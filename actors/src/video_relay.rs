@@ -1,5 +1,5 @@
 //! VideoRelay: relays a driver's onboard video (H.264 media frames from the driver's node, see
-//! `schema::wire::media`) to the dashboards of the team that watch it.
+//! `pitbox_schema::wire::media`) to the dashboards of the team that watch it.
 //!
 //! - It keeps the latest keyframe and the frames since (one group of pictures, bounded), so a new
 //!   viewer starts at once from the last keyframe.
@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
 use bytes::Bytes;
-use schema::wire::media::MediaHeader;
-use schema::wire::VideoAction;
+use pitbox_schema::wire::media::MediaHeader;
+use pitbox_schema::wire::VideoAction;
 
 use crate::mailbox::Counted;
 use crate::registry::Stats;

@@ -1,7 +1,7 @@
 //! VoiceChannel: a driver's voice channel. Spoken commands come in from the driver's node
 //! (`voice_command`, recognised on the node); answers, coaching tips and urgent alerts go out to
 //! that driver's node only, as `voice_say` followed by one binary media frame of 16-bit mono PCM
-//! (`schema::wire::voice`). Every command is shown to the team's dashboards as `voice_exchange`.
+//! (`pitbox_schema::wire::voice`). Every command is shown to the team's dashboards as `voice_exchange`.
 //!
 //! - Answers come from the driver's live state: the session's latest telemetry sample (fuel,
 //!   position, lap times, tyres, the per-car arrays for gaps) and the coach's strategy
@@ -34,9 +34,9 @@ use actix::prelude::*;
 use bytes::Bytes;
 use chrono::Utc;
 use diesel::prelude::*;
-use schema::db::models::TeamMessage as TeamMessageRow;
-use schema::wire::media::{Codec, MediaHeader};
-use schema::wire::{
+use pitbox_schema::db::models::TeamMessage as TeamMessageRow;
+use pitbox_schema::wire::media::{Codec, MediaHeader};
+use pitbox_schema::wire::{
     CarStrategy, Envelope, HandoffStatus, Message as Wire, MessagePriority, SayAudio, SayKind, TeamMessage,
     TelemetrySample, VoiceCommand, VoiceExchange, VoiceIntent, VoiceSay, VOICE_STREAM,
 };
@@ -636,7 +636,7 @@ impl VoiceChannel {
         actix::spawn(async move {
             let stored = row.clone();
             let r = actix_rt::task::spawn_blocking(move || {
-                use schema::db::schema::team_messages;
+                use pitbox_schema::db::schema::team_messages;
                 let mut c = pool.get().map_err(|e| e.to_string())?;
                 diesel::insert_into(team_messages::table)
                     .values(&stored)
@@ -696,7 +696,7 @@ impl Actor for VoiceChannel {
         let (pool, driver) = (self.a.env.pool.clone(), self.a.driver_id.clone());
         let job = async move {
             actix_rt::task::spawn_blocking(move || {
-                use schema::db::schema::drivers;
+                use pitbox_schema::db::schema::drivers;
                 let mut c = pool.get().map_err(|e| e.to_string())?;
                 drivers::table
                     .find(&driver)
@@ -794,7 +794,7 @@ impl Supervised for VoiceChannel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use schema::wire::{CarArrays, TireSet};
+    use pitbox_schema::wire::{CarArrays, TireSet};
 
     fn item(text: &str, kind: SayKind, p: MessagePriority, ttl_ms: u64, now: Instant) -> QueuedSay {
         QueuedSay {

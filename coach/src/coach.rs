@@ -3,7 +3,7 @@
 //! consistency, costly corners, strategy, confidence and priority). Its whole state is serde, so
 //! an actor can checkpoint it and survive a restart. Reads no env vars.
 
-use schema::wire::{LapFlaw, LapKind, LapSummary, MessagePriority, TelemetryFrame, TireSet};
+use pitbox_schema::wire::{LapFlaw, LapKind, LapSummary, MessagePriority, TelemetryFrame, TireSet};
 use serde::{Deserialize, Serialize};
 
 use crate::compare::{compare, LapComparison, MetricOptions};

@@ -3,7 +3,7 @@
 //! `T3: −0.21 s, braked 14 m early (4 of the last 6 laps)`. Corner faults are classified here
 //! from a [`CornerComparison`]. Reads no env vars.
 
-use schema::wire::{LapFlaw, MessagePriority};
+use pitbox_schema::wire::{LapFlaw, MessagePriority};
 use serde::{Deserialize, Serialize};
 
 use crate::compare::CornerComparison;

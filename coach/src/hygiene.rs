@@ -3,7 +3,7 @@
 //! so a corner lost behind another car is marked rather than blamed on the driver. Reads no env
 //! vars.
 
-use schema::wire::{LapFlaw, LapKind, LapSummary, TelemetryFrame};
+use pitbox_schema::wire::{LapFlaw, LapKind, LapSummary, TelemetryFrame};
 use serde::{Deserialize, Serialize};
 
 /// Frames further apart than this (seconds) are a gap in the data (as the lap assembler's).

@@ -5,7 +5,7 @@
 //! the engine's. Reads no env vars.
 
 use chrono::{DateTime, Utc};
-use schema::wire::{AiCoaching, CoachingItem, LapFlaw, TelemetryAnalysis, TelemetryFrame};
+use pitbox_schema::wire::{AiCoaching, CoachingItem, LapFlaw, TelemetryAnalysis, TelemetryFrame};
 use serde::{Deserialize, Serialize};
 
 use crate::coach::{Coach, CoachConfig, LapReport};

@@ -3,7 +3,7 @@
 //! fuel-use alarm (leak or damage), and the tyres' wear and temperature trend where the channels
 //! exist. Inputs are plain numbers; the session's length comes from the caller. Reads no env vars.
 
-use schema::wire::TireSet;
+use pitbox_schema::wire::TireSet;
 use serde::{Deserialize, Serialize};
 
 /// One lap's fuel and tyres.

@@ -8,7 +8,7 @@
 //! points outside them are dropped. Positions are made non-decreasing (a car rolling back a few
 //! centimetres in the pits must not make time-at-distance ambiguous).
 
-use schema::wire::TelemetryFrame;
+use pitbox_schema::wire::TelemetryFrame;
 use serde::{Deserialize, Serialize};
 
 /// A gap this large (lap fraction) between the first (last) frame and the line is extrapolated;

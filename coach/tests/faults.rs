@@ -11,7 +11,7 @@ use pitbox_coach::{
     compare, Coach, CoachConfig, CornerFault, CornerMap, Issue, LapReport, LapTrace, LearnOptions,
     MetricOptions, Remaining, SegmentId, Subject,
 };
-use schema::wire::MessagePriority;
+use pitbox_schema::wire::MessagePriority;
 
 fn traces(plans: &[LapPlan]) -> Vec<LapTrace> {
     let track = test_track();
@@ -377,7 +377,7 @@ fn a_team_chosen_reference_stays() {
 
 #[test]
 fn the_lap_assemblers_verdict_is_taken_over() {
-    use schema::wire::{LapFlaw, LapKind, LapSummary};
+    use pitbox_schema::wire::{LapFlaw, LapKind, LapSummary};
     let track = test_track();
     let frames = drive(&track, &[clean(), clean()], 60.0, 0.0);
     let summary = |lap: i32, reasons: Vec<LapFlaw>| LapSummary {

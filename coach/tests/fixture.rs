@@ -4,13 +4,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{TimeZone, Utc};
-use driver_node::ibt::{laps, Ibt, SampleConverter};
 use pitbox_coach::{
     ai_coaching, analyze_frames, analyze_response, compare, Coach, CoachConfig, CornerMap, LapTrace,
     LearnOptions, MetricOptions, SegmentId,
 };
-use schema::wire::LapKind;
-use schema::wire::TelemetryFrame;
+use pitbox_driver::ibt::{laps, Ibt, SampleConverter};
+use pitbox_schema::wire::LapKind;
+use pitbox_schema::wire::TelemetryFrame;
 
 const FIXTURE: &str = "../../shared/fixtures/ibt/tsukuba_formulavee_3laps.ibt";
 

@@ -9,7 +9,7 @@ use pitbox_coach::{
     ai_coaching, analyze_response, parse_turns, spoken_tip, Coach, CoachConfig, CornerFault, CornerMap,
     Finding, Issue, Pattern, Subject,
 };
-use schema::wire::MessagePriority;
+use pitbox_schema::wire::MessagePriority;
 
 #[test]
 fn the_seed_example_reads_as_written() {

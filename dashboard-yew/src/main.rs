@@ -3,5 +3,5 @@
 //! the crate. Reads no env vars.
 
 fn main() {
-    dashboard::ui::start();
+    pitbox_dashboard::ui::start();
 }

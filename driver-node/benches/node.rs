@@ -29,7 +29,7 @@ fn parse_ours(path: &str, rounds: u32) -> (f64, usize, u64) {
     let started = Instant::now();
     let mut rows = 0;
     for _ in 0..rounds {
-        let report = driver_node::ibt::verify(driver_node::ibt::FileSource::open(path).unwrap()).unwrap();
+        let report = pitbox_driver::ibt::verify(pitbox_driver::ibt::FileSource::open(path).unwrap()).unwrap();
         rows = report.records;
     }
     let secs = started.elapsed().as_secs_f64() / f64::from(rounds);

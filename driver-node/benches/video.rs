@@ -17,12 +17,12 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use driver_node::video::capture::{self, SourceSpec};
-use driver_node::video::convert::{Converter, I420};
-use driver_node::video::encode::{EncodeSettings, H264Decoder, H264Encoder};
-use driver_node::video::{self, VideoOptions};
-use schema::wire::media::MediaHeader;
-use schema::wire::VideoAction;
+use pitbox_driver::video::capture::{self, SourceSpec};
+use pitbox_driver::video::convert::{Converter, I420};
+use pitbox_driver::video::encode::{EncodeSettings, H264Decoder, H264Encoder};
+use pitbox_driver::video::{self, VideoOptions};
+use pitbox_schema::wire::media::MediaHeader;
+use pitbox_schema::wire::VideoAction;
 
 /// Capture, convert and encode ms per frame, bytes per frame, and the encoded frames.
 type Timed = (f64, f64, f64, f64, Vec<Vec<u8>>);

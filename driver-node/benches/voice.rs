@@ -13,8 +13,8 @@ use std::time::Instant;
 
 #[cfg(feature = "stt")]
 fn main() {
-    use driver_node::voice::recognise::{recognise, CONFIDENT};
-    use driver_node::voice::stt::{model_path_default, SttSettings, Transcriber};
+    use pitbox_driver::voice::recognise::{recognise, CONFIDENT};
+    use pitbox_driver::voice::stt::{model_path_default, SttSettings, Transcriber};
 
     const SAID: &[&str] = &[
         "how's my fuel",

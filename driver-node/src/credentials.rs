@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use schema::wire::{LoginResponse, RefreshRequest};
+use pitbox_schema::wire::{LoginResponse, RefreshRequest};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
@@ -141,7 +141,8 @@ pub async fn login(
     password: &str,
 ) -> Result<Credentials, CredentialError> {
     let server = server.trim_end_matches('/');
-    let body = schema::wire::LoginRequest { username: username.to_owned(), password: password.to_owned() };
+    let body =
+        pitbox_schema::wire::LoginRequest { username: username.to_owned(), password: password.to_owned() };
     let mut res = client
         .post(format!("{server}/api/auth/login"))
         .send_json(&body)

@@ -20,7 +20,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use cpal::traits::{DeviceTrait, HostTrait};
-use schema::wire::{ValidationResult, ValidationStatus};
+use pitbox_schema::wire::{ValidationResult, ValidationStatus};
 use serde::Serialize;
 use serde_json::json;
 

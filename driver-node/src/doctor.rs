@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use schema::wire::{ValidationResult, ValidationStatus};
+use pitbox_schema::wire::{ValidationResult, ValidationStatus};
 use serde_json::json;
 
 use crate::credentials::{self, Credentials};

@@ -2,7 +2,7 @@
 //! tests and fuzz targets can drive them directly.
 //!
 //! - [`ibt`]: our own reader of iRacing telemetry, for `.ibt` recordings and the live shared-memory
-//!   layout, with the session-info YAML, lap timing and conversion to [`schema::wire`] samples.
+//!   layout, with the session-info YAML, lap timing and conversion to [`pitbox_schema::wire`] samples.
 //! - [`cli`]: the command line (`pitbox-driver inspect …`), and [`inspect`] behind it.
 //! - `platform`: the only place with operating-system specific code.
 //! - [`source`]: telemetry sources behind one trait (`.ibt` replay, [`synthetic`] driver, the live sim).

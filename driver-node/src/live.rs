@@ -15,9 +15,9 @@
 //!   a dump, or any [`Source`] the sim writes into. This is how the logic is tested on Linux.
 //!
 //! ```no_run
-//! use driver_node::source::TelemetrySource;
-//! # fn main() -> Result<(), driver_node::source::SourceError> {
-//! let mut live = driver_node::live::iracing_source()?; // Err on Linux and macOS
+//! use pitbox_driver::source::TelemetrySource;
+//! # fn main() -> Result<(), pitbox_driver::source::SourceError> {
+//! let mut live = pitbox_driver::live::iracing_source()?; // Err on Linux and macOS
 //! while let Some(frame) = live.next_frame()? {
 //!     println!("{:.3} s {:.0} km/h", frame.sample.session_time, frame.sample.speed);
 //! }
@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use schema::wire::TelemetryFrame;
+use pitbox_schema::wire::TelemetryFrame;
 
 use crate::ibt::{Header, Ibt, IbtError, Layout, Row, SampleConverter, SessionInfo, Source, HEADER_LEN};
 use crate::source::{SourceError, SourceInfo, TelemetrySource};

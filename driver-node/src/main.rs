@@ -1,5 +1,5 @@
 //! `pitbox-driver`: the PitBox driver node binary. See `pitbox-driver --help` and
-//! [`driver_node::cli`]. Reads `RUST_LOG` (log filter for the stderr log, default `warn`).
+//! [`pitbox_driver::cli`]. Reads `RUST_LOG` (log filter for the stderr log, default `warn`).
 
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
@@ -8,13 +8,13 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = driver_node::cli::Cli::parse();
+    let cli = pitbox_driver::cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
         .with_writer(io::stderr)
         .init();
     let mut out = BufWriter::new(io::stdout().lock());
-    let result = driver_node::cli::run(cli, &mut out).and_then(|()| Ok(out.flush()?));
+    let result = pitbox_driver::cli::run(cli, &mut out).and_then(|()| Ok(out.flush()?));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // `pitbox-driver inspect x.ibt --csv Speed | head` is not a failure

@@ -56,24 +56,25 @@ pub fn record(
     let mut last_flush = Instant::now();
     let mut clock: Option<(Instant, f64)> = None;
     let mut last_t: Option<f64> = None;
-    let flush = |batch: &mut Vec<schema::wire::TelemetryFrame>, done: u64| -> Result<(), RecordError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let progress = options.progress_key.as_deref().map(|k| (k, done.to_string()));
-        let seqs = spool.append(batch, progress.as_ref().map(|(k, v)| (*k, v.as_str())))?;
-        if let (Some(f), Some(newest)) = (batch.last(), seqs.last()) {
-            status.recorded(f, batch.len() as u64, *newest);
-        }
-        batch.clear();
-        Ok(())
-    };
+    let flush =
+        |batch: &mut Vec<pitbox_schema::wire::TelemetryFrame>, done: u64| -> Result<(), RecordError> {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let progress = options.progress_key.as_deref().map(|k| (k, done.to_string()));
+            let seqs = spool.append(batch, progress.as_ref().map(|(k, v)| (*k, v.as_str())))?;
+            if let (Some(f), Some(newest)) = (batch.last(), seqs.last()) {
+                status.recorded(f, batch.len() as u64, *newest);
+            }
+            batch.clear();
+            Ok(())
+        };
     while !stop.load(Ordering::Relaxed) && options.limit.is_none_or(|l| done < l) {
         let Some(frame) = source.next_frame()? else { break };
         if let Some(speed) = paced {
             let t = frame.sample.session_time;
             let (start, t0) = *clock.get_or_insert((Instant::now(), t));
-            let jumped = last_t.is_some_and(|l| t - l > schema::timing::MAX_GAP_SECS);
+            let jumped = last_t.is_some_and(|l| t - l > pitbox_schema::timing::MAX_GAP_SECS);
             last_t = Some(t);
             if t < t0 || jumped {
                 // A new session, or a jump ahead: start the clock again from this frame.
@@ -116,7 +117,7 @@ mod tests {
     struct Jumpy(u32);
 
     impl TelemetrySource for Jumpy {
-        fn next_frame(&mut self) -> Result<Option<schema::wire::TelemetryFrame>, SourceError> {
+        fn next_frame(&mut self) -> Result<Option<pitbox_schema::wire::TelemetryFrame>, SourceError> {
             self.0 += 1;
             let mut f = crate::synthetic::Synthetic::new(1).next_frame();
             f.sample.session_time = f64::from(self.0) / 60.0 + if self.0 > 30 { 60.0 } else { 0.0 };

@@ -2,7 +2,7 @@
 //! synthetic driver. Sources are untimed — each frame carries its session time — and the recorder
 //! paces them; a live source blocks until its next sample instead. Reads no env vars.
 
-use schema::wire::TelemetryFrame;
+use pitbox_schema::wire::TelemetryFrame;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -81,10 +81,10 @@ pub struct IbtSource {
 }
 
 /// Session seconds between one pass of a looping replay and the next: longer than the lap timer
-/// times across ([`schema::timing::MAX_GAP_SECS`]), so the lap cut by the seam is dropped rather
+/// times across ([`pitbox_schema::timing::MAX_GAP_SECS`]), so the lap cut by the seam is dropped rather
 /// than timed from the end of one pass to the start of the next (the car is, in effect, towed back
 /// to where the recording starts).
-pub const LOOP_SEAM_SECS: f64 = schema::timing::MAX_GAP_SECS + 1.0;
+pub const LOOP_SEAM_SECS: f64 = pitbox_schema::timing::MAX_GAP_SECS + 1.0;
 
 impl IbtSource {
     pub fn open(path: &std::path::Path, laps: Option<u32>) -> Result<IbtSource, SourceError> {

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
-use schema::wire::TelemetryFrame;
+use pitbox_schema::wire::TelemetryFrame;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {

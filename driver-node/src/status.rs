@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use schema::wire::TelemetryFrame;
+use pitbox_schema::wire::TelemetryFrame;
 
 #[derive(Default)]
 pub struct Status {

@@ -15,9 +15,9 @@
 //! of track ([`Synthetic::corners`] says where each one is).
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use pitbox_schema::wire::{CarArrays, TelemetryFrame, TelemetrySample, TireSet};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use schema::wire::{CarArrays, TelemetryFrame, TelemetrySample, TireSet};
 
 const DT: f64 = 1.0 / 60.0;
 const G: f64 = 9.81;

@@ -17,12 +17,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use rand::Rng;
-use schema::wire::media::{Codec, MediaHeader};
-use schema::wire::{
+use pitbox_schema::wire::media::{Codec, MediaHeader};
+use pitbox_schema::wire::{
     Authenticate, ClientType, Envelope, ErrorCode, Message as Wire, TelemetryBatch, VoiceCommand,
     VOICE_STREAM,
 };
+use rand::Rng;
 use tokio::sync::watch;
 
 use crate::credentials::{self, CredentialError, Credentials};

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use clap::Parser;
-use driver_node::cli::{run, Cli};
+use pitbox_driver::cli::{run, Cli};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/ibt/");
 

@@ -7,10 +7,10 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use driver_node::cli::{synthetic_config, Cli, Command};
-use driver_node::source::{IbtSource, TelemetrySource, LOOP_SEAM_SECS};
-use driver_node::synthetic::{Fault, Synthetic};
-use schema::timing::{LapTimer, LapTiming, TimingPoint};
+use pitbox_driver::cli::{synthetic_config, Cli, Command};
+use pitbox_driver::source::{IbtSource, TelemetrySource, LOOP_SEAM_SECS};
+use pitbox_driver::synthetic::{Fault, Synthetic};
+use pitbox_schema::timing::{LapTimer, LapTiming, TimingPoint};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/ibt/");
 
@@ -79,7 +79,7 @@ fn a_replay_without_loop_still_ends() {
 
 #[test]
 fn synthetic_drivers_spread_round_the_lap_and_their_laps_are_timed() {
-    use driver_node::synthetic::SyntheticConfig;
+    use pitbox_driver::synthetic::SyntheticConfig;
     let mut cars = [
         Synthetic::new(1),
         Synthetic::with_config(SyntheticConfig { start_at: 0.4, pace: 1.012, ..SyntheticConfig::new(2) }),
@@ -118,7 +118,7 @@ fn synthetic_drivers_spread_round_the_lap_and_their_laps_are_timed() {
     assert!(mean(&laps[0]) < mean(&laps[1]) && mean(&laps[1]) < mean(&laps[2]), "different pace");
 }
 
-fn run_args(args: &[&str]) -> driver_node::cli::RunArgs {
+fn run_args(args: &[&str]) -> pitbox_driver::cli::RunArgs {
     let cli = Cli::try_parse_from(["pitbox-driver", "run"].iter().chain(args)).unwrap();
     match cli.command {
         Command::Run(a) => *a,
@@ -129,7 +129,7 @@ fn run_args(args: &[&str]) -> driver_node::cli::RunArgs {
 #[test]
 fn run_flags_make_a_synthetic_driver() {
     let plain = synthetic_config(&run_args(&["--seed", "3"])).unwrap();
-    assert_eq!(plain, driver_node::synthetic::SyntheticConfig::new(3), "no flags: today's driver");
+    assert_eq!(plain, pitbox_driver::synthetic::SyntheticConfig::new(3), "no flags: today's driver");
     let c = synthetic_config(&run_args(&[
         "--seed",
         "2",
@@ -177,6 +177,6 @@ fn run_flags_make_a_synthetic_driver() {
 #[test]
 fn loop_is_only_for_recordings() {
     let cli = Cli::try_parse_from(["pitbox-driver", "run", "--source", "synthetic", "--loop"]).unwrap();
-    let err = driver_node::cli::run(cli, &mut Vec::new()).unwrap_err();
+    let err = pitbox_driver::cli::run(cli, &mut Vec::new()).unwrap_err();
     assert!(err.to_string().contains("--loop"), "{err}");
 }

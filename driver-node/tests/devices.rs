@@ -12,8 +12,8 @@
 mod common;
 
 use common::{missing, start_pulse, start_xvfb};
-use driver_node::devices;
-use schema::wire::ValidationStatus;
+use pitbox_driver::devices;
+use pitbox_schema::wire::ValidationStatus;
 
 /// Whether a missing tool was skipped rather than failed (`common::missing` allowed it).
 fn skip_allowed() -> bool {

@@ -8,9 +8,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use driver_node::ibt::laps::{laps_from_points, LapPoint};
-use driver_node::ibt::session::{decode, fix_quirks};
-use driver_node::ibt::{
+use pitbox_driver::ibt::laps::{laps_from_points, LapPoint};
+use pitbox_driver::ibt::session::{decode, fix_quirks};
+use pitbox_driver::ibt::{
     laps, verify, Ibt, IbtError, Layout, SampleConverter, SessionInfo, Value, VarType, HEADER_LEN,
 };
 
@@ -427,7 +427,7 @@ fn samples_are_in_pitbox_units() {
     // a row with no channels at all converts to defaults and still validates
     let w13 = Ibt::open(fixture(W13)).unwrap();
     let empty = SampleConverter::default().sample(&w13.row(0).unwrap());
-    assert_eq!(empty, schema::wire::TelemetrySample::default());
+    assert_eq!(empty, pitbox_schema::wire::TelemetrySample::default());
     empty.validate().unwrap();
 }
 
@@ -518,7 +518,7 @@ fn value_matches(ours: Option<Value>, theirs: &serde_json::Value) -> bool {
     }
 }
 
-fn elements(ours: &driver_node::ibt::Row<'_>, name: &str) -> Vec<Option<Value>> {
+fn elements(ours: &pitbox_driver::ibt::Row<'_>, name: &str) -> Vec<Option<Value>> {
     let var = ours.vars().get(name).unwrap();
     (0..var.count).map(|i| ours.value(var, i)).collect()
 }

@@ -1,7 +1,7 @@
 //! A stable-Rust stand-in for the cargo-fuzz target (`../fuzz/fuzz_targets/ibt_parse.rs`): a few
 //! thousand deterministic mutations of the real fixtures in `../shared/fixtures/ibt/` (bit flips,
 //! truncations, header and variable-header fields overwritten with edge values, garbage YAML) go
-//! through the same code path, [`driver_node::ibt::verify`], which must answer `Ok` or `Err` and
+//! through the same code path, [`pitbox_driver::ibt::verify`], which must answer `Ok` or `Err` and
 //! never panic; an accepted input must convert every row to a valid sample. Reads no env vars.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -9,7 +9,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
-use driver_node::ibt::{verify, Ibt, SessionInfo};
+use pitbox_driver::ibt::{verify, Ibt, SessionInfo};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/ibt/");
 

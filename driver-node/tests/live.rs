@@ -12,9 +12,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use driver_node::ibt::{Ibt, Layout, SampleConverter, Source};
-use driver_node::live::{LiveSource, LiveState, MapFeed};
-use driver_node::source::TelemetrySource;
+use pitbox_driver::ibt::{Ibt, Layout, SampleConverter, Source};
+use pitbox_driver::live::{LiveSource, LiveState, MapFeed};
+use pitbox_driver::source::TelemetrySource;
 
 const DUMP: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/ibt/live-memmap-monza_w13.bin");
@@ -274,7 +274,7 @@ fn next_frame_blocks_until_the_sim_writes() {
 
 #[test]
 fn the_map_source_reads_a_dump_file_too() {
-    let source = driver_node::ibt::FileSource::open(DUMP).unwrap();
+    let source = pitbox_driver::ibt::FileSource::open(DUMP).unwrap();
     let mut live = LiveSource::from_map(source);
     let frame = live.next_frame().unwrap().unwrap();
     frame.sample.validate().unwrap();
@@ -284,7 +284,7 @@ fn the_map_source_reads_a_dump_file_too() {
 #[cfg(not(windows))]
 #[test]
 fn the_iracing_source_says_it_runs_on_windows_only() {
-    let err = driver_node::live::iracing_source().err().expect("no iRacing source off Windows");
+    let err = pitbox_driver::live::iracing_source().err().expect("no iRacing source off Windows");
     assert!(err.to_string().contains("the live iRacing source runs on Windows only"), "{err}");
 }
 

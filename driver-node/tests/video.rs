@@ -14,9 +14,9 @@ mod common;
 
 use std::time::Instant;
 
-use driver_node::video::capture::{self, bars_of, read_bars, SourceSpec};
-use driver_node::video::convert::{bgra_to_i420, psnr, I420};
-use driver_node::video::encode::{EncodeSettings, H264Decoder, H264Encoder};
+use pitbox_driver::video::capture::{self, bars_of, read_bars, SourceSpec};
+use pitbox_driver::video::convert::{bgra_to_i420, psnr, I420};
+use pitbox_driver::video::encode::{EncodeSettings, H264Decoder, H264Encoder};
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
     ConnectionExt as _, CreateGCAux, CreateWindowAux, EventMask, Rectangle, WindowClass,

@@ -3,15 +3,15 @@
 //! Env: `PITBOX_WHISPER_MODEL` (set here).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use schema::wire::ValidationStatus;
+use pitbox_schema::wire::ValidationStatus;
 
 #[test]
 fn a_missing_model_is_a_warning_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("ggml-missing.bin");
     std::env::set_var("PITBOX_WHISPER_MODEL", &model);
-    assert_eq!(driver_node::voice::model_path(), model);
-    let row = driver_node::voice::doctor_row();
+    assert_eq!(pitbox_driver::voice::model_path(), model);
+    let row = pitbox_driver::voice::doctor_row();
     assert_eq!(row.component_name, "voice");
     assert_eq!(row.status, ValidationStatus::Warning, "{row:?}");
     assert!(row.message.contains("ggml-missing.bin"), "{}", row.message);

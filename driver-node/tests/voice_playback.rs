@@ -23,10 +23,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{start_pulse, Killed};
-use driver_node::voice::capture::{self, MicSpec};
-use driver_node::voice::playback::{self, SpeakerSpec};
-use driver_node::voice::segment::{Segmenter, WebRtc};
-use schema::wire::{MessagePriority, SayAudio, SayKind, VoiceSay};
+use pitbox_driver::voice::capture::{self, MicSpec};
+use pitbox_driver::voice::playback::{self, SpeakerSpec};
+use pitbox_driver::voice::segment::{Segmenter, WebRtc};
+use pitbox_schema::wire::{MessagePriority, SayAudio, SayKind, VoiceSay};
 
 /// Fails, or (allowed outside CI) skips with a note.
 fn missing(why: &str) -> bool {
@@ -203,7 +203,7 @@ fn playback_and_the_microphone_on_a_real_sound_server() {
     let utterance = loop {
         assert!(Instant::now() < deadline, "no utterance from the microphone within 20 s ({frames} frames)");
         let Ok(f) = cap.frames.recv_timeout(Duration::from_secs(5)) else { panic!("the microphone stopped") };
-        assert_eq!(f.len(), driver_node::voice::capture::FRAME);
+        assert_eq!(f.len(), pitbox_driver::voice::capture::FRAME);
         frames += 1;
         if frames == 30 {
             play = Some(Killed(Command::new("paplay").args(["-d", "mic_feed"]).arg(&wav).spawn().unwrap()));

@@ -12,8 +12,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use driver_node::voice::ptt::{self, PttButton, PttInput};
-use driver_node::voice::segment::{Gate, PttMode};
+use pitbox_driver::voice::ptt::{self, PttButton, PttInput};
+use pitbox_driver::voice::segment::{Gate, PttMode};
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::ConnectionExt as _;
 use x11rb::protocol::xtest::ConnectionExt as _;

@@ -20,9 +20,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use driver_node::voice::recognise::{recognise, CONFIDENT};
-use driver_node::voice::stt::{is_speech, SttSettings, Transcriber};
-use schema::wire::VoiceIntent;
+use pitbox_driver::voice::recognise::{recognise, CONFIDENT};
+use pitbox_driver::voice::stt::{is_speech, SttSettings, Transcriber};
+use pitbox_schema::wire::VoiceIntent;
 
 const RATE: u32 = 16_000;
 

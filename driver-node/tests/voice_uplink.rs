@@ -20,13 +20,13 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use futures_util::StreamExt;
-use schema::wire::media::{Codec, MediaHeader};
-use schema::wire::{
+use pitbox_schema::wire::media::{Codec, MediaHeader};
+use pitbox_schema::wire::{
     AuthenticationResult, Envelope, Message as Wire, MessagePriority, SayAudio, SayKind, VoiceCommand,
     VoiceIntent, VoiceSay, VOICE_STREAM,
 };
 
-use driver_node::voice::{self, MicSpec, PttMode, SpeakerSpec, Transcribe};
+use pitbox_driver::voice::{self, MicSpec, PttMode, SpeakerSpec, Transcribe};
 
 const SPOKEN: &str = "box this lap";
 const ANSWER: &str = "copy, box this lap";
@@ -123,7 +123,7 @@ async fn ws(
                 }
                 Wire::TelemetryBatch(b) => {
                     if let Some(seq) = b.frames.last().and_then(|f| f.seq) {
-                        let ack = Envelope::new(Wire::Ack(schema::wire::Ack {
+                        let ack = Envelope::new(Wire::Ack(pitbox_schema::wire::Ack {
                             driver_id: b.driver_id,
                             stream_id: b.stream_id,
                             seq,
@@ -180,7 +180,7 @@ struct Harness {
     started: Instant,
     heard: Arc<Mutex<Vec<usize>>>,
     real: bool,
-    status: Arc<driver_node::status::Status>,
+    status: Arc<pitbox_driver::status::Status>,
     stop_tx: tokio::sync::watch::Sender<bool>,
     uplink: actix_rt::task::JoinHandle<()>,
     threads: voice::VoiceThreads,
@@ -239,12 +239,12 @@ impl Harness {
             transcriber,
         )
         .unwrap();
-        let spool = Arc::new(driver_node::spool::Spool::open(&dir.path().join("spool"), 1000).unwrap());
-        let status = Arc::new(driver_node::status::Status::default());
+        let spool = Arc::new(pitbox_driver::spool::Spool::open(&dir.path().join("spool"), 1000).unwrap());
+        let status = Arc::new(pitbox_driver::status::Status::default());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let tls = driver_node::tls::NodeTls::new(None).unwrap();
-        let uplink = actix_rt::spawn(driver_node::uplink::run(
-            driver_node::uplink::UplinkOptions::new(home, tls),
+        let tls = pitbox_driver::tls::NodeTls::new(None).unwrap();
+        let uplink = actix_rt::spawn(pitbox_driver::uplink::run(
+            pitbox_driver::uplink::UplinkOptions::new(home, tls),
             spool,
             status.clone(),
             stop_rx,
@@ -404,9 +404,9 @@ fn the_node_plays_what_the_runtime_says() {
     let home = logged_in_home(dir.path(), port);
     let speaker = dir.path().join("speaker.wav");
     let frames = 240; // 4 s at 60 Hz: the alert (about 1.3 s) plays within it
-    let n = driver_node::node::run(
-        Box::new(driver_node::synthetic::Synthetic::new(1)),
-        driver_node::node::NodeOptions {
+    let n = pitbox_driver::node::run(
+        Box::new(pitbox_driver::synthetic::Synthetic::new(1)),
+        pitbox_driver::node::NodeOptions {
             home,
             speed: Some(1.0),
             progress_key: None,
@@ -450,7 +450,7 @@ fn the_node_plays_what_the_runtime_says() {
 fn logged_in_home(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
     let home = dir.join("home");
     std::fs::create_dir_all(&home).unwrap();
-    driver_node::credentials::Credentials {
+    pitbox_driver::credentials::Credentials {
         server: format!("http://127.0.0.1:{port}"),
         token: "t".into(),
         refresh_token: "r".into(),

@@ -7,7 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(report) = driver_node::ibt::verify(data) {
+    if let Ok(report) = pitbox_driver::ibt::verify(data) {
         assert!(report.invalid_samples.is_empty(), "{:?}", report.invalid_samples);
     }
 });

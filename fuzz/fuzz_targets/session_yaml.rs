@@ -5,7 +5,7 @@
 //! Reads no env vars.
 #![no_main]
 
-use driver_node::ibt::{SampleConverter, SessionInfo};
+use pitbox_driver::ibt::{SampleConverter, SessionInfo};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

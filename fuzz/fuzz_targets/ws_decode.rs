@@ -1,5 +1,5 @@
 //! Fuzz target: arbitrary bytes as one WebSocket text message from a client, through the runtime's
-//! decoding path (`schema::wire::decode_client`: the envelope, then the seed protocol's shapes).
+//! decoding path (`pitbox_schema::wire::decode_client`: the envelope, then the seed protocol's shapes).
 //! Bytes that are not UTF-8 are what the socket closes with 1007 before decoding. Decoding must
 //! answer `Ok` or a typed error, never panic or overflow the stack; and what the server acts on (a
 //! client message type; telemetry once its samples validate, as the driver session requires) must
@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use schema::wire::{decode_client, Envelope, Inbound, Message};
+use pitbox_schema::wire::{decode_client, Envelope, Inbound, Message};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };

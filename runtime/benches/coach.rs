@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use clap::Parser;
-use driver_node::synthetic::{Fault, Synthetic, SyntheticConfig};
 use futures_util::{SinkExt, StreamExt};
-use runtime::config::Config;
-use runtime::llm::LlmConfig;
-use runtime::server::{self, State};
-use schema::wire::{DriverRole, NewDriver, NewUser, Role};
+use pitbox_driver::synthetic::{Fault, Synthetic, SyntheticConfig};
+use pitbox_runtime::config::Config;
+use pitbox_runtime::llm::LlmConfig;
+use pitbox_runtime::server::{self, State};
+use pitbox_schema::wire::{DriverRole, NewDriver, NewUser, Role};
 use serde_json::{json, Value};
 
 #[derive(Debug, Parser)]
@@ -42,7 +42,7 @@ fn user(state: &State, username: &str, role: Role, team: &str) -> String {
         role,
         teams: vec![team.to_owned()],
     };
-    state.db.run_blocking(|c| runtime::routes::users::create_user(c, &new)).unwrap().id
+    state.db.run_blocking(|c| pitbox_runtime::routes::users::create_user(c, &new)).unwrap().id
 }
 
 async fn login(base: &str, username: &str) -> String {
@@ -127,7 +127,7 @@ async fn run(laps: i32, llm: Option<LlmConfig>) -> Vec<f64> {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     actix_rt::spawn(server::start(state.clone(), listener).unwrap());
-    let team = state.db.run_blocking(|c| runtime::store::create_team(c, "Bench Racing")).unwrap().id;
+    let team = state.db.run_blocking(|c| pitbox_runtime::store::create_team(c, "Bench Racing")).unwrap().id;
     user(&state, "engineer", Role::Engineer, &team);
     let uid = user(&state, "driver", Role::Driver, &team);
     let nd = NewDriver {
@@ -137,7 +137,7 @@ async fn run(laps: i32, llm: Option<LlmConfig>) -> Vec<f64> {
         avatar_url: None,
         user_id: Some(uid),
     };
-    let driver = state.db.run_blocking(|c| runtime::store::create_driver(c, &team, &nd)).unwrap().id;
+    let driver = state.db.run_blocking(|c| pitbox_runtime::store::create_driver(c, &team, &nd)).unwrap().id;
     let mut dash = connect(&base, &login(&base, "engineer").await, "dashboard").await;
     let mut node = connect(&base, &login(&base, "driver").await, "driver_node").await;
 

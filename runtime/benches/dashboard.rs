@@ -16,9 +16,9 @@ mod support;
 use std::net::TcpListener;
 
 use clap::Parser;
-use runtime::config::Config;
-use runtime::server::{self, State};
-use schema::wire::{DriverRole, NewDriver, NewUser, Role};
+use pitbox_runtime::config::Config;
+use pitbox_runtime::server::{self, State};
+use pitbox_schema::wire::{DriverRole, NewDriver, NewUser, Role};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -40,7 +40,7 @@ fn user(state: &State, username: &str, role: Role, team: &str) -> String {
         role,
         teams: vec![team.to_owned()],
     };
-    state.db.run_blocking(|c| runtime::routes::users::create_user(c, &new)).unwrap().id
+    state.db.run_blocking(|c| pitbox_runtime::routes::users::create_user(c, &new)).unwrap().id
 }
 
 fn main() {
@@ -62,7 +62,8 @@ fn main() {
         let base = format!("http://{}", listener.local_addr().unwrap());
         actix_rt::spawn(server::start(state.clone(), listener).unwrap());
 
-        let team = state.db.run_blocking(|c| runtime::store::create_team(c, "Bench Racing")).unwrap().id;
+        let team =
+            state.db.run_blocking(|c| pitbox_runtime::store::create_team(c, "Bench Racing")).unwrap().id;
         user(&state, "engineer", Role::Engineer, &team);
         let mut drivers = Vec::new();
         let mut nodes = Vec::new();
@@ -76,7 +77,7 @@ fn main() {
                 avatar_url: None,
                 user_id: Some(uid),
             };
-            let d = state.db.run_blocking(|c| runtime::store::create_driver(c, &team, &nd)).unwrap();
+            let d = state.db.run_blocking(|c| pitbox_runtime::store::create_driver(c, &team, &nd)).unwrap();
             drivers.push(d.id);
             nodes.push(support::node(&base, &name, "synthetic", &["--seed", &i.to_string()]).await);
         }

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use actix::Arbiter;
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
-use runtime::config::Config;
-use runtime::server::{self, State};
-use schema::wire::{Role, UserInfo};
+use pitbox_runtime::config::Config;
+use pitbox_runtime::server::{self, State};
+use pitbox_schema::wire::{Role, UserInfo};
 use serde_json::json;
 
 #[derive(Debug, Parser)]
@@ -124,7 +124,7 @@ async fn connect(
     kind: &str,
 ) -> actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec> {
     // The driver node's own client: Nagle off, as a real node has it.
-    let client = driver_node::uplink::client(&driver_node::tls::NodeTls::new(None).expect("TLS roots"));
+    let client = pitbox_driver::uplink::client(&pitbox_driver::tls::NodeTls::new(None).expect("TLS roots"));
     let (_, mut conn) =
         client.ws(format!("{base}/ws")).max_frame_size(1 << 24).connect().await.expect("ws connect");
     conn.next().await; // connection_established
@@ -334,16 +334,16 @@ fn run_server(args: &Args) {
         let mut team_ids = vec![];
         let mut drivers = vec![];
         for t in 0..teams {
-            let team = state.db.run_blocking(|c| runtime::store::create_team(c, &format!("Team {t}"))).unwrap().id;
+            let team = state.db.run_blocking(|c| pitbox_runtime::store::create_team(c, &format!("Team {t}"))).unwrap().id;
             for d in 0..args.team_size.min(args.drivers - t * args.team_size) {
-                let nd = schema::wire::NewDriver {
+                let nd = pitbox_schema::wire::NewDriver {
                     name: format!("Driver {t}-{d}"),
                     number: d as i32,
-                    role: schema::wire::DriverRole::Primary,
+                    role: pitbox_schema::wire::DriverRole::Primary,
                     avatar_url: None,
                     user_id: None,
                 };
-                let driver = state.db.run_blocking(|c| runtime::store::create_driver(c, &team, &nd)).unwrap();
+                let driver = state.db.run_blocking(|c| pitbox_runtime::store::create_driver(c, &team, &nd)).unwrap();
                 let info = UserInfo {
                     id: format!("u-{}", driver.id),
                     username: format!("d{t}-{d}"),

@@ -11,7 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use pitbox_actors::supervision::Control;
 use pitbox_actors::ActorSystem;
-use schema::wire::{ActorPath, ActorTree, Envelope, Message as Wire, Success};
+use pitbox_schema::wire::{ActorPath, ActorTree, Envelope, Message as Wire, Success};
 use serde::Deserialize;
 
 use crate::auth::{AuthUser, Keys};

@@ -20,7 +20,7 @@ use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, Salt
 use argon2::{Argon2, PasswordVerifier};
 use base64::Engine;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use schema::wire::{ErrorCode, Role, UserInfo};
+use pitbox_schema::wire::{ErrorCode, Role, UserInfo};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

@@ -6,7 +6,7 @@
 use std::io::{BufRead, IsTerminal};
 
 use clap::{CommandFactory, Parser, Subcommand};
-use schema::wire::{NewDriver, NewUser, Role};
+use pitbox_schema::wire::{NewDriver, NewUser, Role};
 
 use crate::config::{Config, ConfigError, LogFormat, Mode, Settings};
 use crate::db::Db;
@@ -77,7 +77,7 @@ pub enum TeamCommand {
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
-    s.parse().map_err(|e: schema::wire::UnknownVariant| e.to_string())
+    s.parse().map_err(|e: pitbox_schema::wire::UnknownVariant| e.to_string())
 }
 
 pub fn init_logging(format: LogFormat) {
@@ -156,7 +156,7 @@ fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
                     let d = NewDriver {
                         name: username.clone(),
                         number,
-                        role: schema::wire::DriverRole::Primary,
+                        role: pitbox_schema::wire::DriverRole::Primary,
                         avatar_url: None,
                         user_id: Some(info.id.clone()),
                     };

@@ -12,8 +12,8 @@ use pitbox_actors::store_writer::decompress_frames;
 use pitbox_coach::{
     compare, CornerMap, LapComparison, LapTrace, LearnOptions, MetricOptions, SegmentId, Turn,
 };
-use schema::db::models::{LapRow, TrackMapRow};
-use schema::wire::{CornerRow, LapCorners, TelemetryFrame};
+use pitbox_schema::db::models::{LapRow, TrackMapRow};
+use pitbox_schema::wire::{CornerRow, LapCorners, TelemetryFrame};
 use serde::Serialize;
 
 use crate::error::{ApiError, ApiResult};

@@ -2,8 +2,8 @@
 //! moves blocking diesel work onto actix's blocking thread pool so it never stalls the async
 //! executor threads.
 
-use schema::db::pool::{build_pool, run_migrations};
-use schema::db::{Backend, DbConnection, DbError, DbPool, PoolOptions};
+use pitbox_schema::db::pool::{build_pool, run_migrations};
+use pitbox_schema::db::{Backend, DbConnection, DbError, DbPool, PoolOptions};
 
 use crate::config::Config;
 use crate::error::ApiError;

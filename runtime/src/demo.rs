@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use schema::wire::{DriverRole, DriverStatusKind, DriverUpdate, NewDriver, NewUser, Role};
+use pitbox_schema::wire::{DriverRole, DriverStatusKind, DriverUpdate, NewDriver, NewUser, Role};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{random_password, verify_password};
@@ -181,7 +181,7 @@ pub fn allowed(config: &Config) -> anyhow::Result<()> {
 
 /// The user `username` with `role`, in `team`, whose password is `password`: created, or put back.
 fn user(
-    c: &mut schema::db::DbConnection,
+    c: &mut pitbox_schema::db::DbConnection,
     team: &str,
     username: &str,
     role: Role,

@@ -4,7 +4,7 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use schema::wire::{ErrorBody, ErrorCode};
+use pitbox_schema::wire::{ErrorBody, ErrorCode};
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -96,11 +96,11 @@ impl From<diesel::result::Error> for ApiError {
     }
 }
 
-impl From<schema::db::DbError> for ApiError {
-    fn from(e: schema::db::DbError) -> Self {
+impl From<pitbox_schema::db::DbError> for ApiError {
+    fn from(e: pitbox_schema::db::DbError) -> Self {
         match e {
-            schema::db::DbError::Query(q) => q.into(),
-            schema::db::DbError::Pool(p) => {
+            pitbox_schema::db::DbError::Query(q) => q.into(),
+            pitbox_schema::db::DbError::Pool(p) => {
                 tracing::error!(error = %p, "database pool exhausted or unreachable");
                 Self::unavailable("database unavailable")
             }

@@ -14,7 +14,7 @@ use actix_web::middleware::Next;
 use actix_web::web::{self, BytesMut};
 use actix_web::HttpMessage;
 use futures_util::StreamExt;
-use schema::wire::ErrorCode;
+use pitbox_schema::wire::ErrorCode;
 
 use crate::config::Config;
 use crate::error::ApiError;

@@ -1,9 +1,9 @@
-//! `pitbox-runtime`: the PitBox cloud runtime. See `pitbox-runtime --help` and [`runtime::cli`].
+//! `pitbox-runtime`: the PitBox cloud runtime. See `pitbox-runtime --help` and [`pitbox_runtime::cli`].
 
-use runtime::config::ConfigError;
+use pitbox_runtime::config::ConfigError;
 
 fn main() -> std::process::ExitCode {
-    let cli = match runtime::cli::Cli::load(std::env::args_os()) {
+    let cli = match pitbox_runtime::cli::Cli::load(std::env::args_os()) {
         Ok(cli) => cli,
         // Usage errors, `--help` and `--version`, printed by clap with its exit code.
         Err(ConfigError::Args(e)) => e.exit(),
@@ -12,7 +12,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime::cli::run(cli) {
+    match pitbox_runtime::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pitbox-runtime: {e:#}");

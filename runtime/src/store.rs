@@ -3,10 +3,10 @@
 
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
-use schema::db::models::*;
-use schema::db::schema::*;
-use schema::db::DbConnection;
-use schema::wire::{self, HandoffStatus, Role};
+use pitbox_schema::db::models::*;
+use pitbox_schema::db::schema::*;
+use pitbox_schema::db::DbConnection;
+use pitbox_schema::wire::{self, HandoffStatus, Role};
 
 use crate::error::{ApiError, ApiResult, BodyRef, Found};
 

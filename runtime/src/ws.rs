@@ -13,7 +13,7 @@
 //!   `team_message` / `handoff_request`) reach the same code as REST, under the same per-user rate
 //!   limit (`error {code: rate_limited}` past it). Telemetry is not rate limited: its ack-based
 //!   flow control bounds it.
-//! - onboard video: a driver node sends binary media frames (`schema::wire::media`: a 24-byte
+//! - onboard video: a driver node sends binary media frames (`pitbox_schema::wire::media`: a 24-byte
 //!   header, then H.264) for its own driver only; they go to the driver's `VideoRelay`, never
 //!   queued (a frame the relay cannot take at once is dropped and the stream resumes at the next
 //!   keyframe). The relay's `video_control {pause|resume|keyframe}` is passed on to the node. A
@@ -55,8 +55,8 @@ use pitbox_actors::video_relay::{
 };
 use pitbox_actors::voice_channel::VoiceIn;
 use pitbox_actors::ActorSystem;
-use schema::wire::media::{MediaHeader, NODE_VIDEO_STREAM};
-use schema::wire::{
+use pitbox_schema::wire::media::{MediaHeader, NODE_VIDEO_STREAM};
+use pitbox_schema::wire::{
     decode_client, Ack, Authenticate, AuthenticationResult, ClientType, ConnectionEstablished, Envelope,
     ErrorBody, ErrorCode, HandoffStatus, Inbound, Message as Wire, NewHandoff, NewTeamMessage, Posted,
     Subscribe, Subscribed, TelemetryFrame, VideoControl, VideoWatching, VoiceCommand, VoiceIntent,

@@ -14,7 +14,7 @@ mod common;
 use actix_web::http::StatusCode;
 use base64::Engine;
 use common::*;
-use schema::wire::Role;
+use pitbox_schema::wire::Role;
 use serde_json::{json, Value};
 
 /// What a row must get back.
@@ -1270,7 +1270,7 @@ on_both_backends!(unknown_methods_share_one_metrics_label, |srv| {
 on_both_backends!(
     metrics_behind_a_token,
     |c| {
-        c.metrics = runtime::config::MetricsAccess::Token;
+        c.metrics = pitbox_runtime::config::MetricsAccess::Token;
         c.metrics_token = Some("scrape-token-0123456789".into());
     },
     |srv| {
@@ -1293,7 +1293,7 @@ on_both_backends!(
 on_both_backends!(
     metrics_off,
     |c| {
-        c.metrics = runtime::config::MetricsAccess::Off;
+        c.metrics = pitbox_runtime::config::MetricsAccess::Off;
     },
     |srv| {
         let r = srv.send("GET", "/metrics", None, None).await;

@@ -17,7 +17,7 @@ use actix_http::ws::OpCode;
 use actix_web::http::StatusCode;
 use base64::Engine;
 use common::*;
-use schema::wire::Role;
+use pitbox_schema::wire::Role;
 use serde_json::{json, Value};
 
 /// What the server did, as a row observes it.
@@ -411,7 +411,8 @@ async fn team_message_flood(fx: Fx) -> Outcome {
 
 async fn telemetry_flood(fx: Fx) -> Outcome {
     let count = |driver: String| {
-        fx.srv.state.db.run_blocking(move |c| runtime::store::count_samples(c, &driver)).unwrap() as u64
+        fx.srv.state.db.run_blocking(move |c| pitbox_runtime::store::count_samples(c, &driver)).unwrap()
+            as u64
     };
     let before = count(fx.driver.clone());
     let mut c = WsClient::login(&fx.srv, &fx.node, "driver_node").await;

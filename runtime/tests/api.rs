@@ -8,7 +8,7 @@ mod common;
 
 use actix_web::http::StatusCode;
 use common::*;
-use schema::wire::Role;
+use pitbox_schema::wire::Role;
 use serde_json::{json, Value};
 
 fn forge(secret: &str, claims: Value) -> String {
@@ -361,7 +361,7 @@ on_both_backends!(handoff_lifecycle, |srv| {
         .await;
     assert_eq!(same.status, StatusCode::UNPROCESSABLE_ENTITY);
 
-    // The shared rule (`schema::wire::may_answer_handoff`, which the dashboard's buttons follow):
+    // The shared rule (`pitbox_schema::wire::may_answer_handoff`, which the dashboard's buttons follow):
     // the `team` role answers any handoff, an uninvolved driver none, the asking driver completes.
     let (_, _third) = srv.create_driver("third", &team, 3);
     let third = srv.login("third").await;

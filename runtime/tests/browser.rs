@@ -18,7 +18,7 @@ mod common;
 mod support;
 
 use common::{Backend, TestServer};
-use schema::wire::Role;
+use pitbox_schema::wire::Role;
 use support::{chromium, dashboard_or_skip, node, root, run_script, target_dir};
 
 #[actix_rt::test]

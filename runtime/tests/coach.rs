@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use common::*;
-use driver_node::synthetic::{Fault, Synthetic, SyntheticConfig};
 use pitbox_actors::coach::AskCoach;
 use pitbox_actors::supervision::Control;
-use schema::wire::Role;
+use pitbox_driver::synthetic::{Fault, Synthetic, SyntheticConfig};
+use pitbox_schema::wire::Role;
 use serde_json::{json, Value};
 
 const TRACK: &str = "PitBox Ring";

@@ -9,7 +9,7 @@ mod common;
 
 use actix_web::http::StatusCode;
 use common::*;
-use schema::wire::Role;
+use pitbox_schema::wire::Role;
 use serde_json::{json, Value};
 
 /// (method, path, a valid body) for every JSON route; `{team}`, `{driver}`, … are filled in.
@@ -202,7 +202,7 @@ async fn openapi_document_is_committed_and_matches_the_routes() {
     let srv = TestServer::start(Backend::Sqlite, |_| {}).await.unwrap();
     let served = srv.send("GET", "/api/openapi.json", None, None).await;
     assert_eq!(served.status, StatusCode::OK);
-    let doc = runtime::openapi::document();
+    let doc = pitbox_runtime::openapi::document();
     let committed_path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
     if std::env::var("UPDATE_OPENAPI").is_ok() {
         std::fs::write(committed_path, format!("{doc}\n")).unwrap();

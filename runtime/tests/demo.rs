@@ -9,10 +9,10 @@
 mod common;
 
 use common::{Backend, TestDb};
-use runtime::config::{Config, Mode};
-use runtime::db::Db;
-use runtime::demo::{self, Demo};
-use schema::wire::Role;
+use pitbox_runtime::config::{Config, Mode};
+use pitbox_runtime::db::Db;
+use pitbox_runtime::demo::{self, Demo};
+use pitbox_schema::wire::Role;
 
 fn setup(db: &TestDb, data_dir: &std::path::Path) -> (Db, Config) {
     let mut config = Config::for_database(db.url.clone()).unwrap();
@@ -23,19 +23,19 @@ fn setup(db: &TestDb, data_dir: &std::path::Path) -> (Db, Config) {
 }
 
 fn logs_in(db: &Db, username: &str, password: &str) -> bool {
-    let user = db.run_blocking(|c| runtime::store::find_user_by_name(c, username)).unwrap().unwrap();
-    runtime::auth::verify_password(password, &user.password_hash)
+    let user = db.run_blocking(|c| pitbox_runtime::store::find_user_by_name(c, username)).unwrap().unwrap();
+    pitbox_runtime::auth::verify_password(password, &user.password_hash)
 }
 
 fn check(db: &Db, d: &Demo) {
     let (teams, users, drivers) = db
         .run_blocking(|c| {
-            let teams = runtime::store::list_teams(c, None)?;
-            let users = runtime::store::list_users(c)?
+            let teams = pitbox_runtime::store::list_teams(c, None)?;
+            let users = pitbox_runtime::store::list_users(c)?
                 .iter()
-                .map(|u| runtime::store::user_info(c, u))
+                .map(|u| pitbox_runtime::store::user_info(c, u))
                 .collect::<Result<Vec<_>, _>>()?;
-            let drivers = runtime::store::list_drivers(c, &d.team.id)?;
+            let drivers = pitbox_runtime::store::list_drivers(c, &d.team.id)?;
             Ok((teams, users, drivers))
         })
         .unwrap();
@@ -95,14 +95,16 @@ fn demo_is_idempotent_and_keeps_its_passwords() {
 
         // A demo password changed behind its back is set back to the file's.
         let uid = &second.drivers[0].user_id;
-        db.run_blocking(|c| runtime::routes::users::change_password(c, uid, "changed-by-hand")).unwrap();
+        db.run_blocking(|c| pitbox_runtime::routes::users::change_password(c, uid, "changed-by-hand"))
+            .unwrap();
         let third = demo::ensure(&db, &config).unwrap();
         assert_eq!(third.drivers[0].password, first.drivers[0].password);
         assert!(logs_in(&db, "demo-driver-1", &first.drivers[0].password));
         // An admin who changed theirs is not reported with the old one (nor reset).
         let admin_id =
-            db.run_blocking(|c| runtime::store::find_user_by_name(c, "admin")).unwrap().unwrap().id;
-        db.run_blocking(|c| runtime::routes::users::change_password(c, &admin_id, "admins-own-pw")).unwrap();
+            db.run_blocking(|c| pitbox_runtime::store::find_user_by_name(c, "admin")).unwrap().unwrap().id;
+        db.run_blocking(|c| pitbox_runtime::routes::users::change_password(c, &admin_id, "admins-own-pw"))
+            .unwrap();
         let fourth = demo::ensure(&db, &config).unwrap();
         assert_eq!(fourth.admin.password, None);
         assert!(logs_in(&db, "admin", "admins-own-pw"));
@@ -128,13 +130,13 @@ fn a_demo_user_with_another_role_is_an_error_not_a_promotion() {
     let tdb = TestDb::new(Backend::Sqlite).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (db, config) = setup(&tdb, dir.path());
-    let new = schema::wire::NewUser {
+    let new = pitbox_schema::wire::NewUser {
         username: "demo".into(),
         password: "someone-elses".into(),
         role: Role::Team,
         teams: vec![],
     };
-    db.run_blocking(|c| runtime::routes::users::create_user(c, &new)).unwrap();
+    db.run_blocking(|c| pitbox_runtime::routes::users::create_user(c, &new)).unwrap();
     let err = demo::ensure(&db, &config).unwrap_err().to_string();
     assert!(err.contains("role"), "{err}");
     assert!(logs_in(&db, "demo", "someone-elses"));

@@ -12,7 +12,7 @@ mod processes;
 use std::time::Duration;
 
 use common::Backend;
-use driver_node::ibt::Ibt;
+use pitbox_driver::ibt::Ibt;
 use processes::*;
 
 const RECORDING: &str = "tsukuba_formulavee_3laps.ibt";

@@ -17,9 +17,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::Backend;
-use driver_node::ibt::{laps, Ibt, SampleConverter};
+use pitbox_driver::ibt::{laps, Ibt, SampleConverter};
+use pitbox_schema::wire::TelemetrySample;
 use processes::*;
-use schema::wire::TelemetrySample;
 
 const TSUKUBA: &str = "tsukuba_formulavee_3laps.ibt";
 const FIXTURES: [&str; 3] = [TSUKUBA, "redbullring_amg-gt4.ibt", "redbullring_w13_short.ibt"];

@@ -1,4 +1,4 @@
-//! The LLM phrasing client (`runtime::llm`) against a local stand-in for an OpenAI-compatible
+//! The LLM phrasing client (`pitbox_runtime::llm`) against a local stand-in for an OpenAI-compatible
 //! chat-completions server: a real actix-web server on `127.0.0.1:0` that checks the documented
 //! request shape and answers from a script (JSON, server-sent events paced chunk by chunk, the
 //! documented error body, `Retry-After`, a connection reset mid-stream, no answer at all). It counts
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use actix_web::dev::ServerHandle;
 use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
-use runtime::llm::{LlmConfig, LlmError, Phrased, Phraser, Source};
+use pitbox_runtime::llm::{LlmConfig, LlmError, Phrased, Phraser, Source};
 use serde_json::{json, Value};
 
 const KEY: &str = "sk-test-key";

@@ -220,7 +220,7 @@ async fn dev_admin_password_goes_to_an_owner_only_file_not_the_log() {
     let db = dir.path().join("pitbox.db");
     // Dev mode, no secret, empty database: the server makes the first admin.
     let server = serve(runtime(&db.to_string_lossy(), dir.path()));
-    let file = dir.path().join(runtime::cli::ADMIN_PASSWORD_FILE);
+    let file = dir.path().join(pitbox_runtime::cli::ADMIN_PASSWORD_FILE);
     let password = std::fs::read_to_string(&file).unwrap().trim().to_owned();
     assert!(password.len() >= 12, "{password:?}");
     #[cfg(unix)]

@@ -24,10 +24,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Backend, TestServer, WsClient};
-use driver_node::tls::NodeTls;
+use pitbox_driver::tls::NodeTls;
+use pitbox_runtime::tls::{CertResolver, TlsFiles};
 use processes::*;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-use runtime::tls::{CertResolver, TlsFiles};
 use rustls::pki_types::CertificateDer;
 use serde_json::json;
 
@@ -230,11 +230,12 @@ async fn bad_certificates_are_refused_with_a_clear_error() {
         std::fs::create_dir_all(&sub).unwrap();
         let (cert, key) = write_pair(&sub, &pair);
         let resolver = CertResolver::new(TlsFiles { cert, key, watch: None }).unwrap();
-        let srv = TestServer::start_tls(Backend::Sqlite, |_| {}, resolver, driver_node::uplink::client(&tls))
-            .await
-            .unwrap();
-        srv.create_user("steady", schema::wire::Role::Driver, &[]);
-        let err = driver_node::credentials::login(&srv.client, &srv.base, "steady", "steady-password")
+        let srv =
+            TestServer::start_tls(Backend::Sqlite, |_| {}, resolver, pitbox_driver::uplink::client(&tls))
+                .await
+                .unwrap();
+        srv.create_user("steady", pitbox_schema::wire::Role::Driver, &[]);
+        let err = pitbox_driver::credentials::login(&srv.client, &srv.base, "steady", "steady-password")
             .await
             .unwrap_err()
             .to_string();
@@ -242,8 +243,8 @@ async fn bad_certificates_are_refused_with_a_clear_error() {
         for e in expected {
             assert!(err.contains(e), "{what}: {err:?} should say {e:?}");
         }
-        let row = driver_node::doctor::tls_row(&srv.base, &tls).await;
-        assert_eq!(row.status, schema::wire::ValidationStatus::Error, "{what}: {row:?}");
+        let row = pitbox_driver::doctor::tls_row(&srv.base, &tls).await;
+        assert_eq!(row.status, pitbox_schema::wire::ValidationStatus::Error, "{what}: {row:?}");
         for e in expected {
             assert!(row.message.contains(e), "{what}: doctor said {:?}, should say {e:?}", row.message);
         }
@@ -255,17 +256,17 @@ async fn bad_certificates_are_refused_with_a_clear_error() {
     let resolver = CertResolver::new(TlsFiles { cert, key, watch: None }).unwrap();
     let system_only = NodeTls::new(None).unwrap();
     let srv =
-        TestServer::start_tls(Backend::Sqlite, |_| {}, resolver, driver_node::uplink::client(&system_only))
+        TestServer::start_tls(Backend::Sqlite, |_| {}, resolver, pitbox_driver::uplink::client(&system_only))
             .await
             .unwrap();
     let err =
-        driver_node::credentials::login(&srv.client, &srv.base, "x", "y").await.unwrap_err().to_string();
+        pitbox_driver::credentials::login(&srv.client, &srv.base, "x", "y").await.unwrap_err().to_string();
     assert!(err.contains("not signed by an authority this PC trusts") && err.contains("--ca-file"), "{err}");
     // With the CA it passes: a login (wrong password) gets an answer from the server.
-    let err = driver_node::credentials::login(&driver_node::uplink::client(&tls), &srv.base, "x", "y")
+    let err = pitbox_driver::credentials::login(&pitbox_driver::uplink::client(&tls), &srv.base, "x", "y")
         .await
         .unwrap_err();
-    assert!(matches!(err, driver_node::credentials::CredentialError::Refused(_)), "{err}");
+    assert!(matches!(err, pitbox_driver::credentials::CredentialError::Refused(_)), "{err}");
     srv.stop().await;
 }
 
@@ -285,12 +286,12 @@ async fn a_renewed_certificate_is_picked_up_without_dropping_connections() {
     })
     .unwrap();
     let srv =
-        TestServer::start_tls(Backend::Sqlite, |_| {}, resolver.clone(), driver_node::uplink::client(&tls))
+        TestServer::start_tls(Backend::Sqlite, |_| {}, resolver.clone(), pitbox_driver::uplink::client(&tls))
             .await
             .unwrap();
     let port: u16 = srv.base.rsplit(':').next().unwrap().parse().unwrap();
     let team = srv.create_team("Reload");
-    srv.create_user("eng", schema::wire::Role::Engineer, &[&team]);
+    srv.create_user("eng", pitbox_schema::wire::Role::Engineer, &[&team]);
     let token = srv.login("eng").await;
     let mut ws = WsClient::connect(&srv).await;
     let pem = ca.pem.clone();

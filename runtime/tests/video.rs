@@ -19,11 +19,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use driver_node::video::capture::{read_bars, SourceSpec};
-use driver_node::video::encode::H264Decoder;
-use driver_node::video::{self, VideoOptions};
-use schema::wire::media::{Codec, MediaHeader, NODE_VIDEO_STREAM};
-use schema::wire::{Role, VideoAction};
+use pitbox_driver::video::capture::{read_bars, SourceSpec};
+use pitbox_driver::video::encode::H264Decoder;
+use pitbox_driver::video::{self, VideoOptions};
+use pitbox_schema::wire::media::{Codec, MediaHeader, NODE_VIDEO_STREAM};
+use pitbox_schema::wire::{Role, VideoAction};
 use serde_json::json;
 
 const W: usize = 320;

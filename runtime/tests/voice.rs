@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use common::*;
-use runtime::voice::{espeak, ElevenLabs, ElevenLabsConfig, Tts, TtsError, VoiceConfig};
-use schema::wire::media::{Codec, MediaHeader};
-use schema::wire::{Role, VOICE_STREAM};
+use pitbox_runtime::voice::{espeak, ElevenLabs, ElevenLabsConfig, Tts, TtsError, VoiceConfig};
+use pitbox_schema::wire::media::{Codec, MediaHeader};
+use pitbox_schema::wire::{Role, VOICE_STREAM};
 use serde_json::{json, Value};
 
 const LAP: f64 = 90.0;
@@ -287,7 +287,7 @@ async fn synthesized_clips_are_for_the_team_only() {
     assert_eq!(got.headers().get("content-type").unwrap(), "audio/wav");
     let wav = got.body().await.unwrap();
     assert_eq!(&wav[..4], b"RIFF");
-    let (pcm, rate) = runtime::voice::wav_to_pcm16(&wav).unwrap();
+    let (pcm, rate) = pitbox_runtime::voice::wav_to_pcm16(&wav).unwrap();
     let secs = pcm.len() as f64 / 2.0 / f64::from(rate);
     assert!((secs - r.body["duration"].as_f64().unwrap()).abs() < 0.01);
     assert_eq!(srv.get(&url, &stranger).await.status, 404);

@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Backend;
-use driver_node::voice::stt::{model_path_default, SttSettings, Transcriber};
+use pitbox_driver::voice::stt::{model_path_default, SttSettings, Transcriber};
 use processes::*;
 
 /// The whisper model and the audio tools, or `None` (skip) outside CI.

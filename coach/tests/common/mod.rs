@@ -5,7 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{TimeZone, Utc};
-use schema::wire::{CarArrays, TelemetryFrame, TelemetrySample, TireSet};
+use pitbox_schema::wire::{CarArrays, TelemetryFrame, TelemetrySample, TireSet};
 
 pub const GRID: f64 = 0.25;
 const TOP: f64 = 230.0 / 3.6;

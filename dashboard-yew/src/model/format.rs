@@ -15,16 +15,16 @@ pub fn lap_time(secs: Option<f64>) -> String {
 }
 
 /// A lap's number, with `out` / `in` for out-laps and in-laps.
-pub fn lap_label(lap: &schema::wire::LapSummary) -> String {
+pub fn lap_label(lap: &pitbox_schema::wire::LapSummary) -> String {
     match lap.kind {
-        schema::wire::LapKind::Flying => lap.lap_number.to_string(),
-        schema::wire::LapKind::OutLap => format!("{} out", lap.lap_number),
-        schema::wire::LapKind::InLap => format!("{} in", lap.lap_number),
+        pitbox_schema::wire::LapKind::Flying => lap.lap_number.to_string(),
+        pitbox_schema::wire::LapKind::OutLap => format!("{} out", lap.lap_number),
+        pitbox_schema::wire::LapKind::InLap => format!("{} in", lap.lap_number),
     }
 }
 
 /// Whether a lap counts: `✓`, or `✗` with the reasons found in its data.
-pub fn lap_validity(lap: &schema::wire::LapSummary) -> String {
+pub fn lap_validity(lap: &pitbox_schema::wire::LapSummary) -> String {
     if lap.valid {
         return "✓".to_owned();
     }
@@ -114,7 +114,7 @@ mod tests {
 
     #[test]
     fn lap_labels_and_validity() {
-        let mut lap: schema::wire::LapSummary = serde_json::from_value(serde_json::json!({
+        let mut lap: pitbox_schema::wire::LapSummary = serde_json::from_value(serde_json::json!({
             "id": "l", "sessionId": "s", "driverId": "d", "lapNumber": 7, "lapTime": 25.914499282836914,
             "valid": false, "kind": "outLap", "invalidReasons": ["pitRoad", "offTrack"],
             "sectorTimes": [], "sampleCount": 1, "completedAt": "2026-01-01T00:00:00Z"
@@ -124,7 +124,7 @@ mod tests {
         assert_eq!(lap_validity(&lap), "✗ pit road, off track");
         assert_eq!(lap_time(Some(lap.lap_time)), "0:25.914");
         lap.valid = true;
-        lap.kind = schema::wire::LapKind::Flying;
+        lap.kind = pitbox_schema::wire::LapKind::Flying;
         assert_eq!((lap_label(&lap).as_str(), lap_validity(&lap).as_str()), ("7", "✓"));
     }
 

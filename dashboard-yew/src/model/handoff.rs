@@ -1,8 +1,8 @@
-//! Which answers the pit wall offers on a handoff: the shared rule of `schema::wire`
+//! Which answers the pit wall offers on a handoff: the shared rule of `pitbox_schema::wire`
 //! (`may_answer_handoff`, the one the runtime enforces) applied to each next status, so the buttons
 //! shown are exactly the requests the runtime would accept. Reads no env vars.
 
-use schema::wire::{may_answer_handoff, HandoffParties, HandoffRequest, HandoffStatus, Role};
+use pitbox_schema::wire::{may_answer_handoff, HandoffParties, HandoffRequest, HandoffStatus, Role};
 
 /// The statuses this user may move `h` to, in button order.
 pub fn answers(role: Role, driver_id: Option<&str>, h: &HandoffRequest) -> Vec<HandoffStatus> {

@@ -2,8 +2,8 @@
 //! delta of one lap to another along the track, the live lap's delta to the reference lap, and fuel
 //! per lap. Pure logic, unit-tested natively. Reads no env vars.
 
-use schema::timing::{Boundary, LapTimer, TimingPoint};
-use schema::wire::{LapChannels, LapSummary, TelemetrySample};
+use pitbox_schema::timing::{Boundary, LapTimer, TimingPoint};
+use pitbox_schema::wire::{LapChannels, LapSummary, TelemetrySample};
 
 use super::chart::interpolate;
 
@@ -79,7 +79,7 @@ pub fn delta_series(reference: &LapTrace, lap: &LapTrace) -> Vec<(f64, f64)> {
 }
 
 /// The lap being driven now, for the live delta. Where it started comes from the shared lap timer
-/// (`schema::timing`), the same code that times the stored laps, so the live delta and the lap table
+/// (`pitbox_schema::timing`), the same code that times the stored laps, so the live delta and the lap table
 /// agree.
 #[derive(Debug, Clone, Default)]
 pub struct CurrentLap {

@@ -10,7 +10,7 @@ use std::cell::{Ref, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 
-use schema::wire::{
+use pitbox_schema::wire::{
     AiCoaching, CarStrategy, DriverProfile, DriverStatusKind, Envelope, ErrorBody, HandoffRequest,
     LapCorners, LapSummary, Message, TeamMessage, TelemetryFrame, TrackMap,
 };

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use schema::wire::{ActorSnapshot, ActorStatus, ActorTree};
+use pitbox_schema::wire::{ActorSnapshot, ActorStatus, ActorTree};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use chrono::{DateTime, Utc};
-use schema::wire::{MessagePriority, TeamMessage, VoiceExchange};
+use pitbox_schema::wire::{MessagePriority, TeamMessage, VoiceExchange};
 
 /// Exchanges kept per driver.
 pub const KEPT: usize = 50;
@@ -71,7 +71,7 @@ pub fn confidence(c: f32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use schema::wire::VoiceIntent;
+    use pitbox_schema::wire::VoiceIntent;
 
     /// A fixed "now" (the dashboard has no clock of its own outside the browser).
     fn now() -> DateTime<Utc> {

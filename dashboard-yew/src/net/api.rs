@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use futures::lock::Mutex;
 use gloo_net::http::{Request, RequestBuilder, Response};
-use schema::wire::{ErrorBody, LoginRequest, LoginResponse, RefreshRequest, UserInfo};
+use pitbox_schema::wire::{ErrorBody, LoginRequest, LoginResponse, RefreshRequest, UserInfo};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 

@@ -1,5 +1,5 @@
 //! Media frames from the team socket (binary WebSocket frames with the header of
-//! `schema::wire::media`): the socket maps each frame's stream number to the driver it was told in
+//! `pitbox_schema::wire::media`): the socket maps each frame's stream number to the driver it was told in
 //! `video_watching`, and hands the frame to the video panel registered for that driver. The
 //! registry is per page (thread-local: the browser's one thread). Reads no env vars.
 
@@ -36,7 +36,7 @@ pub fn stream_is(stream: u32, driver: &str) {
 
 /// A binary frame arrived: to its driver's panel, if one is open.
 pub fn deliver(frame: &[u8]) {
-    let Ok((header, _)) = schema::wire::media::MediaHeader::decode(frame) else { return };
+    let Ok((header, _)) = pitbox_schema::wire::media::MediaHeader::decode(frame) else { return };
     let sink = REGISTRY.with(|r| {
         let r = r.borrow();
         r.streams.get(&header.stream).and_then(|d| r.sinks.get(d)).cloned()

@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use gloo_timers::callback::Timeout;
-use schema::wire::{Authenticate, ClientType, Envelope, Message, Subscribe, WatchVideo};
+use pitbox_schema::wire::{Authenticate, ClientType, Envelope, Message, Subscribe, WatchVideo};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};

@@ -7,7 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use gloo_timers::callback::{Interval, Timeout};
-use schema::wire::{
+use pitbox_schema::wire::{
     CarStrategy, DriverProfile, HandoffRequest, LapChannels, LapSummary, RacingSession, Subscribe, Team,
     TeamMessage, TrackMap,
 };

@@ -3,7 +3,7 @@
 //! (fuel, laps of fuel, to the finish, pit window, stint per car, live after every lap); and a
 //! lap's corner table against its reference. Reads no env vars.
 
-use schema::wire::{AiCoaching, LapCorners};
+use pitbox_schema::wire::{AiCoaching, LapCorners};
 use yew::prelude::*;
 
 use super::Ctx;

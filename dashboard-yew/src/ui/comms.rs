@@ -3,7 +3,7 @@
 //! attached is shown). Both go over the team socket, so the answer arrives as a push like everyone
 //! else's. Reads no env vars.
 
-use schema::wire::{
+use pitbox_schema::wire::{
     AnswerHandoff, HandoffStatus, HandoffUrgency, Message, MessagePriority, NewHandoff, NewTeamMessage,
     RequestHandoff, SendTeamMessage, Success,
 };

@@ -3,7 +3,7 @@
 //! coach's feed and a lap's corner table; a comparison of two chosen laps over lap distance; the
 //! onboard video. Reads no env vars.
 
-use schema::wire::{LapChannels, TireSet};
+use pitbox_schema::wire::{LapChannels, TireSet};
 use yew::prelude::*;
 
 use super::canvas::{CompareChart, TraceChart, TrackMap};

@@ -3,7 +3,7 @@
 //! highlighted, and each actor's own gauges (a video relay's viewers, frames/s, bitrate, drops).
 //! Reads no env vars.
 
-use schema::wire::ActorStatus;
+use pitbox_schema::wire::ActorStatus;
 use yew::prelude::*;
 
 use super::Ctx;

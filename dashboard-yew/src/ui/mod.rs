@@ -18,7 +18,7 @@ mod voice;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use schema::wire::{Message, UserInfo};
+use pitbox_schema::wire::{Message, UserInfo};
 use yew::prelude::*;
 
 use crate::model::store::{Action, StoreHandle};

@@ -2,7 +2,7 @@
 //! fuel and laps of fuel left, pit status, live speed; the track map with all cars; the strategy
 //! panel per car and the team's coaching feed. Reads no env vars.
 
-use schema::wire::DriverStatusKind;
+use pitbox_schema::wire::DriverStatusKind;
 use yew::prelude::*;
 
 use super::canvas::TrackMap;

@@ -13,8 +13,8 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use js_sys::{Object, Reflect};
-use schema::wire::media::{Codec, MediaHeader};
-use schema::wire::WatchVideo;
+use pitbox_schema::wire::media::{Codec, MediaHeader};
+use pitbox_schema::wire::WatchVideo;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use yew::prelude::*;

@@ -1,12 +1,12 @@
 //! Lap timing of a recording: the rows are grouped by their `Lap` value, and each lap's start,
-//! end and time come from the shared lap timer (`schema::timing`), the same code the runtime
+//! end and time come from the shared lap timer (`pitbox_schema::timing`), the same code the runtime
 //! times live laps with: the line crossing interpolated from `LapDistPct` (unwrapped across the
 //! line, never clamped), and iRacing's own `LapLastLapTime` when it is published for the lap.
 //! The uninterpolated row time and iRacing's figure are kept beside it. Reads no env vars.
 
 use std::collections::HashMap;
 
-use schema::timing::{LapTimer, LapTiming, TimingPoint};
+use pitbox_schema::timing::{LapTimer, LapTiming, TimingPoint};
 
 use super::error::IbtError;
 use super::source::Source;

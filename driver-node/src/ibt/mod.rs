@@ -10,8 +10,8 @@
 //! ([`Ibt::open`]), or any byte buffer. Reads no env vars.
 //!
 //! ```no_run
-//! # fn main() -> Result<(), driver_node::ibt::IbtError> {
-//! use driver_node::ibt::Ibt;
+//! # fn main() -> Result<(), pitbox_driver::ibt::IbtError> {
+//! use pitbox_driver::ibt::Ibt;
 //! let ibt = Ibt::open("lap.ibt")?;
 //! let speed = ibt.var("Speed").map(|v| v.unit.clone());
 //! for row in ibt.rows() {
@@ -439,7 +439,7 @@ pub struct Verification {
 }
 
 /// Reads everything an input holds, as a consumer would: every element of every channel of
-/// every row, each row converted to a [`schema::wire::TelemetrySample`] and validated, the
+/// every row, each row converted to a [`pitbox_schema::wire::TelemetrySample`] and validated, the
 /// session info, and the lap table. The fuzz target and the robustness tests run this.
 pub fn verify<S: Source>(source: S) -> Result<Verification, IbtError> {
     let ibt = Ibt::parse(source)?;

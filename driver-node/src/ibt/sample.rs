@@ -20,7 +20,7 @@
 //! session in `platform/windows/`). Reads no env vars.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use schema::wire::{CarArrays, TelemetryFrame, TelemetrySample, TireSet};
+use pitbox_schema::wire::{CarArrays, TelemetryFrame, TelemetrySample, TireSet};
 
 use super::row::Row;
 use super::session::SessionInfo;

@@ -1,7 +1,7 @@
 //! Onboard video on the driver node: a capture thread paced to the frame rate grabs the screen
 //! ([`capture`]), scales and converts it to I420 ([`convert`]) and encodes it to H.264
 //! ([`encode`]); each encoded picture becomes one binary WebSocket frame with the media header of
-//! `schema::wire::media`, handed to the uplink through a channel of [`QUEUE`] frames. The uplink
+//! `pitbox_schema::wire::media`, handed to the uplink through a channel of [`QUEUE`] frames. The uplink
 //! sends telemetry and acknowledgements first; when it cannot keep up the channel is full and the
 //! thread drops frames up to the next keyframe (nothing queues) and lowers the bitrate, raising it
 //! again step by step once the uplink has kept up for [`RAISE_AFTER`].
@@ -19,8 +19,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use schema::wire::media::{Codec, MediaHeader, NODE_VIDEO_STREAM};
-use schema::wire::VideoAction;
+use pitbox_schema::wire::media::{Codec, MediaHeader, NODE_VIDEO_STREAM};
+use pitbox_schema::wire::VideoAction;
 
 use capture::{Capture, CaptureError, SourceSpec};
 use convert::I420;

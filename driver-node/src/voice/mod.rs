@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use schema::wire::VoiceCommand;
+use pitbox_schema::wire::VoiceCommand;
 
 pub use capture::MicSpec;
 pub use playback::{PedalSource, Player, SpeakerSpec, Tone};
@@ -83,9 +83,9 @@ pub fn model_path() -> std::path::PathBuf {
 /// The doctor's `voice` row: the speech model (with one timed transcription of a generated
 /// second of audio when it is there) and a microphone. Warning when either is missing: voice is
 /// optional; error when the model is there but does not load or transcribe.
-pub fn doctor_row() -> schema::wire::ValidationResult {
+pub fn doctor_row() -> pitbox_schema::wire::ValidationResult {
     use cpal::traits::{DeviceTrait, HostTrait};
-    use schema::wire::ValidationStatus::{Error, Success, Warning};
+    use pitbox_schema::wire::ValidationStatus::{Error, Success, Warning};
     let model = model_path();
     let mic = cpal::default_host().default_input_device().map(|d| d.name().unwrap_or_else(|_| "?".into()));
     let mut problems = vec![];
@@ -141,7 +141,7 @@ pub fn doctor_row() -> schema::wire::ValidationResult {
             .collect::<Vec<_>>()
             .join("; ");
     }
-    schema::wire::ValidationResult {
+    pitbox_schema::wire::ValidationResult {
         component_name: "voice".into(),
         status,
         message,

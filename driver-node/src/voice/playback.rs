@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use schema::wire::{MessagePriority, VoiceSay};
+use pitbox_schema::wire::{MessagePriority, VoiceSay};
 
 use super::queue::{Attention, Clip, Item, Pedals, Pushed, SayQueue};
 
@@ -439,12 +439,12 @@ mod tests {
         .unwrap();
         player.say(VoiceSay {
             id: "t".into(),
-            kind: schema::wire::SayKind::Coaching,
+            kind: pitbox_schema::wire::SayKind::Coaching,
             text: "brake later into turn one".into(),
             priority: MessagePriority::Normal,
             reply_to: None,
             expires_at: None,
-            audio: Some(schema::wire::SayAudio {
+            audio: Some(pitbox_schema::wire::SayAudio {
                 sequence: 7,
                 sample_rate: 16_000,
                 duration_ms: 200,

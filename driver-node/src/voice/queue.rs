@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use schema::wire::MessagePriority;
+use pitbox_schema::wire::MessagePriority;
 
 /// Mono 16-bit PCM at `rate`.
 #[derive(Debug, Clone, PartialEq)]

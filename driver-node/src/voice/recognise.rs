@@ -12,7 +12,7 @@
 //! This module does not depend on the `stt` feature: it works on text from any recogniser.
 //! Reads no env vars.
 
-use schema::wire::VoiceIntent;
+use pitbox_schema::wire::VoiceIntent;
 
 /// At or above this confidence the node acts on a command; below it, it asks the driver to say it
 /// again. Chosen from the measured spread: misheard commands still score ≥ 0.8, unrelated radio

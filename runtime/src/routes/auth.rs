@@ -1,8 +1,10 @@
 //! `/api/auth`: login, refresh-token rotation (reuse revokes the family), logout, and `me`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use schema::db::models::User;
-use schema::wire::{ErrorBody, ErrorCode, LoginRequest, LoginResponse, RefreshRequest, Success, UserInfo};
+use pitbox_schema::db::models::User;
+use pitbox_schema::wire::{
+    ErrorBody, ErrorCode, LoginRequest, LoginResponse, RefreshRequest, Success, UserInfo,
+};
 
 use crate::auth::{self, AuthUser, Keys};
 use crate::db::Db;

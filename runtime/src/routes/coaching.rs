@@ -13,8 +13,8 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use pitbox_coach::{analyze_frames, output, CoachConfig, CornerMap, Turn};
-use schema::db::models::RacingSession;
-use schema::wire::{
+use pitbox_schema::db::models::RacingSession;
+use pitbox_schema::wire::{
     AiCoaching, AnalyzeRequest, AnalyzeResult, CarStrategy, ErrorBody, LapCorners, TrackCorner, TrackMap,
 };
 use serde::{Deserialize, Serialize};
@@ -398,9 +398,12 @@ pub async fn put_turns(
         // The same answers as the JSON extractor's (`crate::routes::json_config`).
         let t: TrackTurns = serde_json::from_str(body).map_err(|e| match e.classify() {
             serde_json::error::Category::Data => {
-                ApiError::bad_request(schema::wire::ErrorCode::InvalidField, e.to_string())
+                ApiError::bad_request(pitbox_schema::wire::ErrorCode::InvalidField, e.to_string())
             }
-            _ => ApiError::bad_request(schema::wire::ErrorCode::InvalidJson, format!("malformed JSON: {e}")),
+            _ => ApiError::bad_request(
+                pitbox_schema::wire::ErrorCode::InvalidJson,
+                format!("malformed JSON: {e}"),
+            ),
         })?;
         t.turns.into_iter().map(|c| Turn { name: c.name, start: c.start, end: c.end }).collect()
     } else if kind.contains("toml") || kind.starts_with("text/plain") {
@@ -408,7 +411,7 @@ pub async fn put_turns(
     } else {
         return Err(ApiError::new(
             actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            schema::wire::ErrorCode::UnsupportedMediaType,
+            pitbox_schema::wire::ErrorCode::UnsupportedMediaType,
             "Content-Type must be application/json or application/toml",
         ));
     };

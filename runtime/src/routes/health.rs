@@ -3,7 +3,7 @@
 //! public; the token is `PITBOX_METRICS_TOKEN`, compared in constant time).
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use schema::wire::{ErrorBody, ErrorCode};
+use pitbox_schema::wire::{ErrorBody, ErrorCode};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;

@@ -2,15 +2,15 @@
 //! (`/api/teams/{id}/handoffs`, accept/reject/complete), in the seed shapes.
 
 use actix_web::{web, HttpResponse};
-use schema::db::models;
-use schema::wire::{
+use pitbox_schema::db::models;
+use pitbox_schema::wire::{
     may_answer_handoff, ActorPath, ErrorBody, HandoffParties, HandoffRequest, HandoffStatus, NewHandoff,
     NewTeamMessage, Success, TeamMessage,
 };
 use serde::Deserialize;
 
 use pitbox_actors::ActorSystem;
-use schema::wire::{Envelope, Message as Wire};
+use pitbox_schema::wire::{Envelope, Message as Wire};
 
 use crate::auth::AuthUser;
 use crate::db::Db;

@@ -14,7 +14,7 @@ pub mod voice;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{web, HttpRequest};
-use schema::wire::ErrorCode;
+use pitbox_schema::wire::ErrorCode;
 use serde::Deserialize;
 
 use crate::error::ApiError;
@@ -87,7 +87,7 @@ pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiE
         .filter(|allowed| !allowed.contains(&req.method().as_str()));
     if let Some(allowed) = allowed {
         let allow = allowed.join(", ");
-        let body = schema::wire::ErrorBody {
+        let body = pitbox_schema::wire::ErrorBody {
             code: ErrorCode::MethodNotAllowed,
             message: format!("{} is not allowed on {}; allowed: {allow}", req.method(), req.path()),
             request_id: None,

@@ -11,16 +11,16 @@
 //!
 //! Each authenticates through [`AuthUser`]'s extractor exactly once, so the per-user rate limit
 //! still counts a request once, and the rules themselves stay in [`AuthUser`] (which applies the
-//! `Role` rules of `schema::wire`). Reads no env vars.
+//! `Role` rules of `pitbox_schema::wire`). Reads no env vars.
 
 use std::marker::PhantomData;
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
-use schema::db::models::{self, LapRow, Team};
-use schema::db::DbConnection;
-use schema::wire;
+use pitbox_schema::db::models::{self, LapRow, Team};
+use pitbox_schema::db::DbConnection;
+use pitbox_schema::wire;
 use serde::Deserialize;
 
 use crate::auth::AuthUser;

@@ -2,8 +2,8 @@
 //! profiles and their status.
 
 use actix_web::{web, HttpResponse};
-use schema::db::models::Driver;
-use schema::wire::{DriverProfile, DriverUpdate, ErrorBody, NewDriver, NewTeam, Team, TeamMember};
+use pitbox_schema::db::models::Driver;
+use pitbox_schema::wire::{DriverProfile, DriverUpdate, ErrorBody, NewDriver, NewTeam, Team, TeamMember};
 
 use crate::auth::AuthUser;
 use crate::db::Db;
@@ -49,18 +49,18 @@ pub async fn get_team(team: TeamScope, db: web::Data<Db>) -> ApiResult<web::Json
 
 #[utoipa::path(post, path = "/api/teams/{id}/members", tag = "teams", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = TeamMember,
-    responses((status = 200, body = schema::wire::Success), (status = 403, body = ErrorBody),
+    responses((status = 200, body = pitbox_schema::wire::Success), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody)))]
 pub async fn add_member(
     _: Admin,
     db: web::Data<Db>,
     path: web::Path<String>,
     body: web::Json<TeamMember>,
-) -> ApiResult<web::Json<schema::wire::Success>> {
+) -> ApiResult<web::Json<pitbox_schema::wire::Success>> {
     let team = path.into_inner();
     let member = body.into_inner().user_id;
     db.run(move |c| store::add_member(c, &team, &member)).await?;
-    Ok(web::Json(schema::wire::Success { success: true }))
+    Ok(web::Json(pitbox_schema::wire::Success { success: true }))
 }
 
 #[utoipa::path(get, path = "/api/teams/{id}/drivers", tag = "drivers", security(("bearer" = [])),

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use actix_web::{web, HttpResponse};
-use schema::db::models::{self, Driver};
-use schema::wire::{
+use pitbox_schema::db::models::{self, Driver};
+use pitbox_schema::wire::{
     DriverLive, ErrorBody, LapChannels, LapSummary, NewSession, RacingSession, TelemetryFrame, TelemetryPost,
     TelemetryPostResult,
 };
@@ -42,7 +42,7 @@ async fn publishing_driver(
     user: &AuthUser,
     db: &Db,
     driver_id: String,
-) -> ApiResult<schema::db::models::Driver> {
+) -> ApiResult<pitbox_schema::db::models::Driver> {
     let driver = db.run(move |c| store::get_driver(c, &driver_id)).await.body_ref(NO_SUCH_DRIVER)?;
     let own = user.driver_id.as_deref() == Some(driver.id.as_str());
     if !(own || user.is_admin()) {

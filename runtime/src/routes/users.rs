@@ -7,8 +7,8 @@
 //! session of that user ends: refresh tokens are revoked and access tokens stop working.
 
 use actix_web::{web, HttpRequest};
-use schema::db::DbConnection;
-use schema::wire::{ErrorBody, NewUser, UserInfo};
+use pitbox_schema::db::DbConnection;
+use pitbox_schema::wire::{ErrorBody, NewUser, UserInfo};
 use serde::Deserialize;
 
 use crate::auth::{self, AuthUser, Keys};
@@ -101,7 +101,7 @@ impl std::fmt::Debug for PasswordChange {
 
 #[utoipa::path(put, path = "/api/users/{id}/password", tag = "users", security(("bearer" = [])),
     params(("id" = String, Path, description = "user id")), request_body = PasswordChange,
-    responses((status = 200, body = schema::wire::Success),
+    responses((status = 200, body = pitbox_schema::wire::Success),
               (status = 403, body = ErrorBody, description = "not your account, or currentPassword missing or wrong"),
               (status = 404, body = ErrorBody),
               (status = 422, body = ErrorBody, description = "the new password is too short or too long")))]
@@ -113,7 +113,7 @@ pub async fn password(
     limits: web::Data<RateLimits>,
     path: web::Path<String>,
     body: web::Json<PasswordChange>,
-) -> ApiResult<web::Json<schema::wire::Success>> {
+) -> ApiResult<web::Json<pitbox_schema::wire::Success>> {
     let id = path.into_inner();
     if !user.is_admin() && user.id != id {
         return Err(ApiError::forbidden("you may change only your own password"));
@@ -138,13 +138,13 @@ pub async fn password(
     let target = id.clone();
     db.run(move |c| change_password(c, &target, &password)).await?;
     keys.forget(&id);
-    Ok(web::Json(schema::wire::Success { success: true }))
+    Ok(web::Json(pitbox_schema::wire::Success { success: true }))
 }
 
 fn wrong_current(message: &str) -> ApiError {
     ApiError::new(
         actix_web::http::StatusCode::FORBIDDEN,
-        schema::wire::ErrorCode::InvalidCredentials,
+        pitbox_schema::wire::ErrorCode::InvalidCredentials,
         message,
     )
 }

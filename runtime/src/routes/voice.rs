@@ -6,7 +6,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use bytes::Bytes;
-use schema::wire::{ErrorBody, SynthesizeRequest, SynthesizeResult};
+use pitbox_schema::wire::{ErrorBody, SynthesizeRequest, SynthesizeResult};
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use diesel::connection::SimpleConnection;
-use runtime::config::Config;
-use runtime::server::{self, State};
-use schema::wire::{NewUser, Role};
+use pitbox_runtime::config::Config;
+use pitbox_runtime::server::{self, State};
+use pitbox_schema::wire::{NewUser, Role};
 use serde_json::{json, Value};
 
 pub const TEST_SECRET: &str = "pitbox-test-secret-0123456789abcdef";
@@ -43,7 +43,8 @@ impl TestDb {
             Backend::Postgres => {
                 let base = std::env::var("PITBOX_TEST_DATABASE_URL").ok()?;
                 let name = format!("pitbox_t_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = schema::db::pool::connect(&base).expect("connect to PITBOX_TEST_DATABASE_URL");
+                let mut conn =
+                    pitbox_schema::db::pool::connect(&base).expect("connect to PITBOX_TEST_DATABASE_URL");
                 conn.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
                 let url = match base.rfind('/') {
                     Some(i) if base[..i].contains("://") && i > base.find("://").unwrap() + 2 => {
@@ -60,7 +61,7 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let (Some(base), Some(name)) = (&self.admin_url, &self.name) {
-            if let Ok(mut conn) = schema::db::pool::connect(base) {
+            if let Ok(mut conn) = pitbox_schema::db::pool::connect(base) {
                 let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
             }
         }
@@ -108,7 +109,7 @@ impl TestServer {
     pub async fn start_tls(
         backend: Backend,
         tweak: impl FnOnce(&mut Config),
-        tls: std::sync::Arc<runtime::tls::CertResolver>,
+        tls: std::sync::Arc<pitbox_runtime::tls::CertResolver>,
         client: awc::Client,
     ) -> Option<TestServer> {
         let db = TestDb::new(backend)?;
@@ -136,24 +137,25 @@ impl TestServer {
             role,
             teams: teams.iter().map(|t| t.to_string()).collect(),
         };
-        self.state.db.run_blocking(|c| runtime::routes::users::create_user(c, &new)).unwrap().id
+        self.state.db.run_blocking(|c| pitbox_runtime::routes::users::create_user(c, &new)).unwrap().id
     }
 
     pub fn create_team(&self, name: &str) -> String {
-        self.state.db.run_blocking(|c| runtime::store::create_team(c, name)).unwrap().id
+        self.state.db.run_blocking(|c| pitbox_runtime::store::create_team(c, name)).unwrap().id
     }
 
     /// A driver user with a driver profile in `team`; returns (user id, driver id).
     pub fn create_driver(&self, username: &str, team: &str, number: i32) -> (String, String) {
         let uid = self.create_user(username, Role::Driver, &[team]);
-        let d = schema::wire::NewDriver {
+        let d = pitbox_schema::wire::NewDriver {
             name: username.into(),
             number,
-            role: schema::wire::DriverRole::Primary,
+            role: pitbox_schema::wire::DriverRole::Primary,
             avatar_url: None,
             user_id: Some(uid.clone()),
         };
-        let driver = self.state.db.run_blocking(|c| runtime::store::create_driver(c, team, &d)).unwrap();
+        let driver =
+            self.state.db.run_blocking(|c| pitbox_runtime::store::create_driver(c, team, &d)).unwrap();
         (uid, driver.id)
     }
 

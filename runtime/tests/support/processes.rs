@@ -13,8 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use schema::db::schema::{laps, telemetry_samples};
-use schema::db::DbConnection;
+use pitbox_schema::db::schema::{laps, telemetry_samples};
+use pitbox_schema::db::DbConnection;
 use serde_json::Value;
 
 use crate::common::{Backend, TestDb};
@@ -75,9 +75,9 @@ impl World {
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         w.team_id = w.conn_query(|c| {
-            schema::db::schema::drivers::table
+            pitbox_schema::db::schema::drivers::table
                 .find(&w.driver_id)
-                .select(schema::db::schema::drivers::team_id)
+                .select(pitbox_schema::db::schema::drivers::team_id)
                 .first::<String>(c)
         });
         Some(w)
@@ -152,7 +152,7 @@ impl World {
     }
 
     pub fn conn(&self) -> DbConnection {
-        schema::db::pool::connect(&self.db.url).unwrap()
+        pitbox_schema::db::pool::connect(&self.db.url).unwrap()
     }
 
     fn conn_query<T>(&self, f: impl FnOnce(&mut DbConnection) -> QueryResult<T>) -> T {
