@@ -61,11 +61,16 @@ pub fn sparkline(values: impl Iterator<Item = (f64, f64)>, now: f64) -> Spark {
     }
     let max = buckets.iter().flatten().fold(0.0_f64, |m, v| m.max(*v));
     let scale = max.max(1.0);
+    let step = SPARK_W / SPARK_BUCKETS as f64;
+    let xy: Vec<(f64, f64)> = buckets
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| Some(((i as f64 + 0.5) * step, SPARK_H - (*v)? / scale * (SPARK_H - 1.0) - 0.5)))
+        .collect();
     let mut points = String::new();
-    for (i, v) in buckets.iter().enumerate() {
-        let Some(v) = v else { continue };
-        let x = (i as f64 + 0.5) * SPARK_W / SPARK_BUCKETS as f64;
-        let y = SPARK_H - v / scale * (SPARK_H - 1.0) - 0.5;
+    // A line needs two points: a lone one (the first seconds of an actor) is drawn one bucket wide.
+    let lone = (xy.len() == 1).then(|| (xy[0].0 - step, xy[0].1));
+    for (x, y) in lone.into_iter().chain(xy) {
         if !points.is_empty() {
             points.push(' ');
         }
@@ -527,9 +532,12 @@ mod tests {
         assert_eq!(pts[0].1, SPARK_H - 0.5, "0 at the bottom");
         assert_eq!(pts[1].1, 0.5, "the max at the top");
         assert!(sparkline([(-1.0, 5.0)].into_iter(), 300.0).points.is_empty(), "outside the window");
-        // A quiet actor: a flat line at the bottom, not noise scaled up.
+        // A quiet actor: a flat line at the bottom, not noise scaled up; a lone point still a line.
         let q = sparkline([(10.0, 0.2)].into_iter(), 300.0);
-        assert!(q.points.ends_with(&format!(",{:.1}", SPARK_H - 0.2 * (SPARK_H - 1.0) - 0.5)));
+        let y = format!("{:.1}", SPARK_H - 0.2 * (SPARK_H - 1.0) - 0.5);
+        let qs: Vec<&str> = q.points.split(' ').collect();
+        assert_eq!(qs.len(), 2, "{}", q.points);
+        assert!(qs.iter().all(|p| p.ends_with(&format!(",{y}"))), "{}", q.points);
     }
 
     #[test]
