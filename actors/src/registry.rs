@@ -11,7 +11,9 @@ use std::time::Instant;
 
 use crate::supervision::Control;
 use chrono::{DateTime, Utc};
-use pitbox_schema::wire::{ActorCounters, ActorSnapshot, ActorStatus, ActorTree, Supervision};
+use pitbox_schema::wire::{
+    ActorCounters, ActorSnapshot, ActorStatus, ActorTree, Supervision, SupervisionEvent, SupervisionEventKind,
+};
 
 /// Counters and state of one actor path.
 #[derive(Debug)]
@@ -44,6 +46,14 @@ fn status_of(code: u8) -> ActorStatus {
         1 => ActorStatus::Restarting,
         _ => ActorStatus::Stopped,
     }
+}
+
+/// Adds `event` to the restart history, dropping the oldest beyond [`Supervision::HISTORY`] (an
+/// actor that keeps failing must not grow the admin tree without bound).
+fn remember(s: &mut Supervision, event: SupervisionEvent) {
+    s.history.push(event);
+    let excess = s.history.len().saturating_sub(Supervision::HISTORY);
+    s.history.drain(..excess);
 }
 
 impl Stats {
@@ -140,16 +150,24 @@ impl Stats {
 
     pub fn record_restart(&self, reason: &str) {
         if let Ok(mut s) = self.supervision.lock() {
+            let at = Utc::now();
             s.restarts += 1;
-            s.last_restart_at = Some(Utc::now());
+            s.last_restart_at = Some(at);
             s.last_reason = Some(reason.to_owned());
+            remember(
+                &mut s,
+                SupervisionEvent { at, kind: SupervisionEventKind::Restart, reason: reason.to_owned() },
+            );
         }
     }
 
     pub fn record_escalation(&self, what: String) {
         if let Ok(mut s) = self.supervision.lock() {
             s.escalations += 1;
-            s.last_escalation = Some(what);
+            s.last_escalation = Some(what.clone());
+            let event =
+                SupervisionEvent { at: Utc::now(), kind: SupervisionEventKind::Escalation, reason: what };
+            remember(&mut s, event);
         }
     }
 
@@ -349,5 +367,30 @@ mod tests {
         assert_eq!(r.tree().seq, t.seq + 1);
         r.remove_subtree("/teams/a/drivers/x");
         assert_eq!(r.len(), 3);
+    }
+
+    #[test]
+    fn restart_history_keeps_reasons_and_is_bounded() {
+        let r = Registry::new("test");
+        let s = r.register("/teams/a", "team_supervisor");
+        s.record_restart("panic: first");
+        s.record_escalation("gave up on /teams/a/hub".into());
+        let history = |r: &Registry| r.tree().root[0].supervision.history.clone();
+        let h = history(&r);
+        assert_eq!(h.len(), 2);
+        assert_eq!((h[0].kind, h[0].reason.as_str()), (SupervisionEventKind::Restart, "panic: first"));
+        assert_eq!(h[1].kind, SupervisionEventKind::Escalation);
+        assert_eq!(h[1].reason, "gave up on /teams/a/hub");
+        assert!(h[0].at <= h[1].at);
+        for i in 0..25 {
+            s.record_restart(&format!("panic: {i}"));
+        }
+        let h = history(&r);
+        assert_eq!(h.len(), Supervision::HISTORY, "bounded");
+        assert_eq!(h.last().map(|e| e.reason.as_str()), Some("panic: 24"), "newest last");
+        assert_eq!(h[0].reason, "panic: 15", "the oldest dropped first");
+        let sup = &r.tree().root[0].supervision;
+        assert_eq!((sup.restarts, sup.escalations), (26, 1), "counts cover the whole life");
+        assert_eq!(sup.last_reason.as_deref(), Some("panic: 24"));
     }
 }

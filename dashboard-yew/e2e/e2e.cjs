@@ -208,7 +208,26 @@ async function login(page, who, user) {
     await a.waitForFunction((n) => document.querySelectorAll("#tree tr.actor").length < n, { timeout: T }, rowsBefore);
     await a.click('#tree tr.actor[data-kind="team_supervisor"] .toggle');
     await a.waitForFunction((n) => document.querySelectorAll("#tree tr.actor").length >= n, { timeout: T }, rowsBefore);
+    // An operator's tool: teams and drivers by name, sparklines per actor, a selected actor's detail.
+    step = "actor names and sparklines";
+    await a.waitForFunction(() => [...document.querySelectorAll('#tree tr.actor[data-kind="driver_session"] .tree-name span')]
+      .map((e) => e.textContent).sort().join() === "replay,synth", { timeout: T });
+    figures.teamActorLabel = await a.$eval('#tree tr.actor[data-kind="team_supervisor"] .tree-name span', (e) => e.textContent);
+    if (figures.teamActorLabel !== "E2E Racing") throw new Error("team shown as " + figures.teamActorLabel);
+    await a.waitForSelector('#tree tr.actor svg.spark.rate polyline[points*=","]', { timeout: T });
+    step = "actor detail";
+    await a.click('#tree tr.actor[data-kind="driver_session"] .tree-name span');
+    await a.waitForSelector('#actor-detail[data-path*="/drivers/"]', { timeout: T });
+    figures.actorDetail = await a.$eval("#actor-detail h3", (e) => e.textContent);
+    const child = await a.$eval("#actor-detail .children a", (e) => e.dataset.path);
+    await a.click("#actor-detail .children a");
+    await a.waitForFunction((p) => {
+      const d = document.querySelector("#actor-detail");
+      return d && d.dataset.path === p && document.querySelector(`#tree tr.actor.selected[data-path="${p}"]`);
+    }, { timeout: T }, child);
     await a.screenshot({ path: path.join(cfg.shots, "6-engineer.png") });
+    await a.click("#actor-detail .close");
+    await a.waitForFunction(() => !document.querySelector("#actor-detail"), { timeout: T });
 
     // A driver user does not get the engineer view.
     step = "role-aware navigation";

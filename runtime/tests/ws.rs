@@ -145,6 +145,12 @@ on_both_backends!(
             wait_for(&srv, &root, &path_a, |n| n["supervision"]["restarts"] == 1 && n["status"] == "running")
                 .await;
         assert!(a["supervision"]["lastReason"].as_str().unwrap().contains("fault injected"));
+        // The restart history (the engineer view's detail pane) holds it with its time.
+        let history = a["supervision"]["history"].as_array().unwrap();
+        assert_eq!(history.len(), 1, "{history:?}");
+        assert_eq!(history[0]["kind"], "restart");
+        assert!(history[0]["reason"].as_str().unwrap().contains("fault injected"));
+        assert!(history[0]["at"].as_str().is_some());
         assert_eq!(a["counters"]["failed"], 1);
 
         // State restored from the checkpoint; the node's next frames reach the new session.
@@ -170,6 +176,13 @@ on_both_backends!(
         let team_node =
             wait_for(&srv, &root, &format!("/teams/{team}"), |n| n["supervision"]["escalations"] == 1).await;
         assert!(team_node["supervision"]["lastEscalation"].as_str().unwrap().contains(&driver_a));
+        let events = team_node["supervision"]["history"].as_array().unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|e| e["kind"] == "escalation" && e["reason"].as_str().unwrap().contains(&driver_a)),
+            "{events:?}"
+        );
         let gone = srv.get(&format!("/api/drivers/{driver_a}/live"), &watcher).await;
         assert_eq!(gone.status, StatusCode::SERVICE_UNAVAILABLE);
         // Everything else still serves.

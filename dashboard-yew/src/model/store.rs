@@ -12,12 +12,12 @@ use std::rc::Rc;
 
 use pitbox_schema::wire::{
     AiCoaching, CarStrategy, DriverProfile, DriverStatusKind, Envelope, ErrorBody, HandoffRequest,
-    LapCorners, LapSummary, Message, TeamMessage, TelemetryFrame, TrackMap,
+    LapCorners, LapSummary, Message, Team, TeamMessage, TelemetryFrame, TrackMap,
 };
 
 use super::laps::{fuel_per_lap, laps_of_fuel, CurrentLap, LapTrace};
 use super::track::TrackOutline;
-use super::tree::TreeView;
+use super::tree::{Names, TreeView};
 
 /// Seconds of rolling trace kept per car (the driver view shows the last 20 s).
 pub const TRACE_SECS: f64 = 30.0;
@@ -133,6 +133,8 @@ pub enum Effect {
     ReloadDrivers,
     /// The coach analysed a lap of a session whose track map is not here yet: fetch it.
     FetchTrackMap { driver_id: String, session_id: String },
+    /// The actor tree shows a team whose drivers are not known by name yet: fetch them.
+    FetchTeamDrivers(String),
 }
 
 /// Everything that changes the store. The socket, the REST tasks and the views send these; only
@@ -147,8 +149,12 @@ pub enum Action {
     TreeConn(Conn),
     /// A server error or a notice for the user.
     Notice(String),
-    /// `GET /api/teams/{id}/drivers`: keeps live data, replaces profiles.
+    /// `GET /api/teams/{id}/drivers` of the open team: keeps live data, replaces profiles.
     Drivers(Vec<DriverProfile>),
+    /// `GET /api/teams`: the teams the user can see, for their names.
+    Teams(Vec<Team>),
+    /// `GET /api/teams/{id}/drivers` of any team in the actor tree, for the drivers' names.
+    TeamDrivers { team_id: String, drivers: Vec<DriverProfile> },
     /// `GET /api/teams/{id}/laps`: merged with what pushes already brought.
     Laps(Vec<LapSummary>),
     /// `GET /api/teams/{id}/strategy`.
@@ -171,6 +177,8 @@ pub enum Action {
     MarkRead(String),
     /// The user folded or unfolded an actor in the engineer view.
     ToggleActor(String),
+    /// The user selected an actor for the detail pane (`None`: closed it).
+    SelectActor(Option<String>),
     /// The user dismissed a box call banner.
     DismissBoxCall(String),
     /// Once a second: ages and "stale" badges move with time even when no data arrives.
@@ -205,6 +213,8 @@ pub struct Store {
     /// Traces of laps opened for comparison, by lap id.
     pub lap_traces: HashMap<String, LapTrace>,
     pub tree: TreeView,
+    /// Team and driver names, for actor paths (kept when another team is opened).
+    pub names: Names,
     /// The AI coach's feedback, newest last.
     pub coaching: VecDeque<AiCoaching>,
     /// Each car's fuel picture, from the coach (after every lap) and `GET …/strategy`.
@@ -245,6 +255,14 @@ impl Store {
             }
             Action::Notice(text) => self.notice(text),
             Action::Drivers(d) => self.set_drivers(d),
+            Action::Teams(t) => {
+                self.names.set_teams(&t);
+                self.touch();
+            }
+            Action::TeamDrivers { team_id, drivers } => {
+                self.names.set_drivers(Some(&team_id), &drivers);
+                self.touch();
+            }
             Action::Laps(laps) => return self.set_laps(laps),
             Action::Strategies(st) => self.set_strategies(st),
             Action::Messages(m) => self.set_messages(m),
@@ -262,6 +280,10 @@ impl Store {
                 self.tree.toggle(&path);
                 self.touch();
             }
+            Action::SelectActor(path) => {
+                self.tree.select(path);
+                self.touch();
+            }
             Action::DismissBoxCall(id) => {
                 self.voice.dismiss(&id);
                 self.touch();
@@ -269,8 +291,10 @@ impl Store {
             Action::Tick => self.touch(),
             Action::OpenTeam(team_id) => {
                 let conn = self.conn.take();
+                let names = std::mem::take(&mut self.names);
                 self.clear();
                 self.conn = conn;
+                self.names = names;
                 self.team_id = Some(team_id);
             }
             Action::Reset => self.clear(),
@@ -318,6 +342,8 @@ impl Store {
 
     /// The team's drivers from REST: keeps live data, replaces profiles.
     fn set_drivers(&mut self, drivers: Vec<DriverProfile>) {
+        let team = self.team_id.clone();
+        self.names.set_drivers(team.as_deref(), &drivers);
         for p in drivers {
             let car = self.car_mut(&p.id);
             car.connected = p.telemetry_connected;
@@ -508,7 +534,15 @@ impl Store {
                     effects.push(Effect::ReloadDrivers);
                 }
             }
-            Message::ActorTree(t) => self.tree.update(&t),
+            Message::ActorTree(t) => {
+                self.tree.update(&t);
+                // The open team's drivers come with the team; other teams' are fetched once.
+                let mut teams = self.tree.team_ids();
+                if let Some(open) = &self.team_id {
+                    teams.remove(open);
+                }
+                effects.extend(self.names.to_ask(teams).into_iter().map(Effect::FetchTeamDrivers));
+            }
             Message::AiCoaching(c) => {
                 if let (Some(d), Some(st)) = (&c.driver_id, &c.strategy) {
                     self.strategies.insert(d.clone(), (**st).clone());
@@ -868,6 +902,68 @@ mod tests {
         let v = s.version;
         s.reduce(Action::Tick, 0.0);
         assert_eq!(s.version, v + 1, "the clock tick redraws ages");
+    }
+
+    /// An actor-tree push with two teams, each with one driver session.
+    fn actor_tree(seq: u64) -> Action {
+        let team = |t: &str, d: &str| {
+            serde_json::json!({
+                "path": format!("/teams/{t}"), "kind": "team_supervisor", "status": "running", "mailbox": 0,
+                "counters": {"received": 0, "handled": 0, "failed": 0},
+                "supervision": {"restarts": 0, "escalations": 0}, "startedAt": "2026-01-01T00:00:00Z",
+                "children": [{
+                    "path": format!("/teams/{t}/drivers/{d}"), "kind": "driver_session", "status": "running",
+                    "mailbox": 3, "counters": {"received": 3, "handled": 0, "failed": 0},
+                    "supervision": {"restarts": 0, "escalations": 0}, "startedAt": "2026-01-01T00:00:00Z"
+                }]
+            })
+        };
+        push(serde_json::json!({"type": "actor_tree", "data": {
+            "seq": seq, "capturedAt": format!("2026-01-01T00:00:{seq:02}Z"), "serverId": "n1",
+            "uptimeSecs": 1.0, "actors": 4, "root": [team("open", "d-open"), team("other", "d-other")]}}))
+    }
+
+    fn profile(id: &str, name: &str) -> DriverProfile {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "name": name, "team": "T", "number": 7, "status": "active", "role": "primary",
+            "avatarUrl": "", "telemetryConnected": false}))
+        .unwrap()
+    }
+
+    #[test]
+    fn actor_paths_read_as_team_and_driver_names() {
+        let mut s = Store::default();
+        s.reduce(Action::OpenTeam("open".into()), 0.0);
+        let teams: Vec<Team> = serde_json::from_value(serde_json::json!([
+            {"id": "open", "name": "Open Team", "createdAt": "2026-01-01T00:00:00Z"},
+            {"id": "other", "name": "Other Team", "createdAt": "2026-01-01T00:00:00Z"}]))
+        .unwrap();
+        s.reduce(Action::Teams(teams), 0.0);
+        s.reduce(Action::Drivers(vec![profile("d-open", "Alice")]), 0.0);
+        // The open team's drivers came with the team; the other team's are fetched once.
+        assert_eq!(s.reduce(actor_tree(1), 0.0), vec![Effect::FetchTeamDrivers("other".into())]);
+        assert!(s.reduce(actor_tree(2), 0.0).is_empty(), "asked once");
+        assert_eq!(s.names.label("/teams/open"), "Open Team");
+        assert_eq!(s.names.label("/teams/open/drivers/d-open"), "Alice");
+        assert_eq!(s.names.label("/teams/other/drivers/d-other"), "d-other", "a short id until loaded");
+        let v = s.version;
+        s.reduce(
+            Action::TeamDrivers { team_id: "other".into(), drivers: vec![profile("d-other", "Bob")] },
+            0.0,
+        );
+        assert!(s.version > v);
+        assert_eq!(s.names.label("/teams/other/drivers/d-other"), "Bob");
+        assert!(!s.cars.contains_key("d-other"), "another team's drivers are names only, not cars");
+        // Selecting an actor: its detail, with its children.
+        s.reduce(Action::SelectActor(Some("/teams/other".into())), 0.0);
+        let r = s.tree.selected_row().unwrap();
+        assert_eq!(r.children, ["/teams/other/drivers/d-other"]);
+        assert_eq!(s.tree.row("/teams/other/drivers/d-other").unwrap().mailbox, 3);
+        // Opening another team keeps the names; logging out forgets them.
+        s.reduce(Action::OpenTeam("other".into()), 0.0);
+        assert_eq!(s.names.label("/teams/other"), "Other Team");
+        s.reduce(Action::Reset, 0.0);
+        assert_eq!(s.names.label("/teams/other"), "other");
     }
 
     #[test]

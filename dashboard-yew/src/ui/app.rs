@@ -339,6 +339,7 @@ impl App {
                         .find(|t| s.user.teams.contains(&t.id))
                         .or_else(|| teams.first())
                         .map(|t| (t.id.clone(), t.name.clone()));
+                    store.dispatch(Action::Teams(teams.clone()));
                     link.send_message(Msg::Teams(teams.into_iter().map(|t| (t.id, t.name)).collect()));
                     match pick {
                         Some((id, name)) => link.send_message(Msg::Team(id, name)),
@@ -395,6 +396,17 @@ impl App {
                 if let Some((team, _)) = self.team.clone() {
                     self.load_drivers(&team);
                 }
+            }
+            Effect::FetchTeamDrivers(team_id) => {
+                let (api, store) = (self.api.clone(), self.store.clone());
+                wasm_bindgen_futures::spawn_local(async move {
+                    let path = format!("/api/teams/{team_id}/drivers");
+                    store.dispatch(match api.get::<Vec<DriverProfile>>(&path).await {
+                        Ok(drivers) => Action::TeamDrivers { team_id, drivers },
+                        // The names stay short ids; the tree works without them.
+                        Err(e) => Action::Notice(format!("drivers of another team: {e}")),
+                    });
+                });
             }
             Effect::FetchTrackMap { driver_id, session_id } => {
                 let Some((team, _)) = self.team.clone() else { return };

@@ -38,6 +38,32 @@ pub struct Supervision {
     pub escalations: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_escalation: Option<String>,
+    /// The most recent restarts and escalations, oldest first (the runtime keeps the last
+    /// [`Supervision::HISTORY`]); the counts above cover the actor's whole life.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<SupervisionEvent>,
+}
+
+impl Supervision {
+    /// How many events [`Supervision::history`] keeps.
+    pub const HISTORY: usize = 10;
+}
+
+/// A restart of this actor, or an escalation by it (a child it gave up on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SupervisionEventKind {
+    Restart,
+    Escalation,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SupervisionEvent {
+    pub at: DateTime<Utc>,
+    pub kind: SupervisionEventKind,
+    /// Why: the failure that caused the restart, or what was given up on.
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
