@@ -22,7 +22,7 @@ use crate::mailbox::{Counted, Mailbox};
 use crate::registry::Stats;
 use crate::store_writer::{AckTo, LapIn, LapStored, Recover, Recovered, SampleIn, Write, WriteRequest};
 use crate::supervision::{
-    ChildFailed, ChildSpec, Escalation, Fatal, Handle, Outcome, Strategy, Supervised, Supervisor,
+    ChildFailed, ChildSpec, Escalation, Fatal, Handle, Outcome, Supervised, Supervisor,
 };
 use crate::system::Env;
 use crate::team_hub::HubRef;
@@ -185,13 +185,7 @@ impl DriverSession {
         let stats = a.env.registry.register(&path, "driver_session");
         let ckpt = a.slot.checkpoint.lock().map(|c| c.clone()).unwrap_or_default();
         let nodes = ckpt.nodes;
-        let children = Supervisor::new(
-            a.env.registry.clone(),
-            stats.clone(),
-            Strategy::OneForOne,
-            Escalation::Fail,
-            a.env.policy,
-        );
+        let children = Supervisor::one_for_one(&a.env, stats.clone(), Escalation::Fail);
         Self {
             assembler: LapAssembler::restore(ckpt.laps_completed, ckpt.best_lap),
             ckpt,

@@ -56,10 +56,7 @@ impl<A: Actor> Mailbox<A> {
         A: Handler<M>,
         A::Context: ToEnvelope<A, M>,
     {
-        // A message to an actor that is gone is dropped by actix; it must not count as queued.
-        if self.addr.connected() {
-            self.stats.received();
-        }
+        count_queued(Some(&self.stats), self.addr.connected());
         self.addr.do_send(msg);
     }
 
@@ -71,13 +68,7 @@ impl<A: Actor> Mailbox<A> {
         A: Handler<M>,
         A::Context: ToEnvelope<A, M>,
     {
-        // Counted first: the handler, on another thread, may take it off before this returns.
-        self.stats.received();
-        let r = self.addr.try_send(msg);
-        if r.is_err() {
-            self.stats.unreceived();
-        }
-        r
+        try_counted(Some(&self.stats), || self.addr.try_send(msg))
     }
 
     /// Queues `msg` and waits for the answer (as [`Addr::send`]).
@@ -88,9 +79,7 @@ impl<A: Actor> Mailbox<A> {
         A: Handler<M>,
         A::Context: ToEnvelope<A, M>,
     {
-        if self.addr.connected() {
-            self.stats.received();
-        }
+        count_queued(Some(&self.stats), self.addr.connected());
         self.addr.send(msg)
     }
 
@@ -157,29 +146,39 @@ where
     }
 
     pub fn do_send(&self, msg: M) {
-        if let Some(s) = self.stats.as_ref().filter(|_| self.r.connected()) {
-            s.received();
-        }
+        count_queued(self.stats.as_deref(), self.r.connected());
         self.r.do_send(msg);
     }
 
     pub fn try_send(&self, msg: M) -> Result<(), SendError<M>> {
-        if let Some(s) = &self.stats {
-            s.received();
-        }
-        let r = self.r.try_send(msg);
-        if let (Err(_), Some(s)) = (&r, &self.stats) {
-            s.unreceived();
-        }
-        r
+        try_counted(self.stats.as_deref(), || self.r.try_send(msg))
     }
 
     pub fn send(&self, msg: M) -> impl Future<Output = Result<M::Result, MailboxError>> + 'static {
-        if let Some(s) = self.stats.as_ref().filter(|_| self.r.connected()) {
-            s.received();
-        }
+        count_queued(self.stats.as_deref(), self.r.connected());
         self.r.send(msg)
     }
+}
+
+/// Counts a message about to be queued. One to an actor that is gone is dropped by actix, so it
+/// must not count as queued.
+fn count_queued(stats: Option<&Stats>, connected: bool) {
+    if let Some(s) = stats.filter(|_| connected) {
+        s.received();
+    }
+}
+
+/// A `try_send` that is counted: first, because the handler, on another thread, may take the
+/// message off before `try_send` returns; undone when the mailbox refuses it.
+fn try_counted<E>(stats: Option<&Stats>, send: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
+    if let Some(s) = stats {
+        s.received();
+    }
+    let r = send();
+    if let (Err(_), Some(s)) = (&r, stats) {
+        s.unreceived();
+    }
+    r
 }
 
 #[cfg(test)]

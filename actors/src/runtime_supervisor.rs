@@ -9,7 +9,7 @@ use actix::prelude::*;
 
 use crate::mailbox::{Counted, Mailbox};
 use crate::registry::Stats;
-use crate::supervision::{ChildFailed, ChildSpec, Escalation, Handle, Strategy, Supervisor};
+use crate::supervision::{ChildFailed, ChildSpec, Escalation, Handle, Supervisor};
 use crate::system::Env;
 use crate::team_supervisor::{team_path, TeamSupervisor};
 
@@ -30,13 +30,7 @@ pub struct RuntimeSupervisor {
 impl RuntimeSupervisor {
     pub fn new(env: Env) -> Self {
         let stats = env.registry.register("/runtime", "runtime_supervisor");
-        let children = Supervisor::new(
-            env.registry.clone(),
-            stats.clone(),
-            Strategy::OneForOne,
-            Escalation::Record,
-            env.policy,
-        );
+        let children = Supervisor::one_for_one(&env, stats.clone(), Escalation::Record);
         Self { env, stats, children, teams: HashMap::new() }
     }
 

@@ -434,6 +434,11 @@ impl Supervisor {
         Self { registry, stats, strategy, escalation, policy, children: Vec::new() }
     }
 
+    /// One-for-one under the system's restart policy: what each parent in the tree uses.
+    pub fn one_for_one(env: &crate::system::Env, stats: Arc<Stats>, escalation: Escalation) -> Self {
+        Self::new(env.registry.clone(), stats, Strategy::OneForOne, escalation, env.policy)
+    }
+
     fn find(&self, path: &str) -> Option<usize> {
         self.children.iter().position(|e| e.spec.path == path)
     }

@@ -12,9 +12,7 @@ use actix::prelude::*;
 use crate::driver_session::{driver_path, ChildIdle, DriverSession, DriverSessionArgs, DriverSlot};
 use crate::mailbox::{Counted, Mailbox};
 use crate::registry::Stats;
-use crate::supervision::{
-    guarded, ChildFailed, ChildSpec, Escalation, Handle, Strategy, Supervised, Supervisor,
-};
+use crate::supervision::{guarded, ChildFailed, ChildSpec, Escalation, Handle, Supervised, Supervisor};
 use crate::system::Env;
 use crate::team_hub::{HubRef, HubSlot, RegisterDriver, TeamHub};
 
@@ -50,13 +48,7 @@ pub fn team_path(team_id: &str) -> String {
 impl TeamSupervisor {
     pub fn new(env: Env, team_id: String, parent: Counted<ChildFailed>) -> Self {
         let stats = env.registry.register(&team_path(&team_id), "team_supervisor");
-        let children = Supervisor::new(
-            env.registry.clone(),
-            stats.clone(),
-            Strategy::OneForOne,
-            Escalation::Record,
-            env.policy,
-        );
+        let children = Supervisor::one_for_one(&env, stats.clone(), Escalation::Record);
         Self {
             env,
             team_id,
