@@ -187,7 +187,7 @@ fn to_i420(src: Bgra<'_>, dst: &mut I420) -> Result<(), ConvertError> {
     .map_err(|e| ConvertError::Colour(e.to_string()))
 }
 
-/// Converts `src` into `dst` with a converter of its own: for a single picture (tests, `doctor`);
+/// Converts `src` into `dst` with a converter of its own, for a single picture (tests, tools);
 /// a capture loop keeps one [`Converter`] so its scratch buffers are reused.
 pub fn bgra_to_i420(src: Bgra<'_>, dst: &mut I420) -> Result<(), ConvertError> {
     Converter::new().convert(src, dst)
