@@ -152,7 +152,26 @@ struct NodeLink {
     /// are never stored out of order (the stored watermark would skip the refused ones, and the
     /// acknowledgement would cover frames never stored). Given up after [`REWIND_PATIENCE`].
     rewind: Option<(u64, Instant)>,
+    /// A batch is with the session and its verdict is not back yet. Later batches wait in
+    /// `waiting`, in order, so that a refusal is known before anything after it is forwarded:
+    /// otherwise a later batch could reach a restarted session first, be stored, and move the
+    /// writer's watermark past the refused frames, whose resend would then be dropped as seen.
+    in_flight: bool,
+    waiting: std::collections::VecDeque<Batch>,
 }
+
+/// Telemetry from a node, as it arrived.
+struct Batch {
+    driver_id: String,
+    stream_id: Option<String>,
+    frames: Vec<TelemetryFrame>,
+    to: Option<String>,
+    id: Option<String>,
+}
+
+/// Batches a node connection holds while one is with its session; past it, a batch is refused
+/// (the node resends from its last acknowledgement). The node's window bounds this anyway.
+const MAX_WAITING_BATCHES: usize = 256;
 
 /// How long refused batches wait for the node's resend before any order is accepted again (a
 /// node whose spool thinned the frames away never resends them).
@@ -347,9 +366,15 @@ impl WsSession {
             }
             Wire::TelemetryUpdate(u) => {
                 let u = *u;
-                self.telemetry(u.driver_id, None, vec![u.frame], env.to, id, ctx)
+                self.telemetry(
+                    Batch { driver_id: u.driver_id, stream_id: None, frames: vec![u.frame], to: env.to, id },
+                    ctx,
+                )
             }
-            Wire::TelemetryBatch(b) => self.telemetry(b.driver_id, b.stream_id, b.frames, env.to, id, ctx),
+            Wire::TelemetryBatch(b) => self.telemetry(
+                Batch { driver_id: b.driver_id, stream_id: b.stream_id, frames: b.frames, to: env.to, id },
+                ctx,
+            ),
             Wire::Subscribe(s) => {
                 if let Err(e) = self.check_rate() {
                     return self.api_error(ctx, e, id);
@@ -583,6 +608,8 @@ impl WsSession {
                         session: Some(session),
                         resolving: false,
                         rewind: None,
+                        in_flight: false,
+                        waiting: Default::default(),
                     });
                     act.accept(user, id, ctx);
                     act.resolve_video(ctx);
@@ -620,15 +647,42 @@ impl WsSession {
         }
     }
 
-    fn telemetry(
-        &mut self,
-        driver_id: String,
-        stream_id: Option<String>,
-        frames: Vec<TelemetryFrame>,
-        to: Option<String>,
-        id: Option<String>,
-        ctx: &mut ws::WebsocketContext<Self>,
-    ) {
+    /// Telemetry from the node: forwarded at once, or queued behind the batch still with the
+    /// session (see [`NodeLink::in_flight`]).
+    fn telemetry(&mut self, batch: Batch, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(node) = self.node.as_mut() else {
+            return self.error(
+                ctx,
+                ErrorCode::Forbidden,
+                "only driver nodes send telemetry".into(),
+                batch.id,
+            );
+        };
+        if !node.in_flight {
+            return self.forward(batch, ctx);
+        }
+        if node.waiting.len() < MAX_WAITING_BATCHES {
+            node.waiting.push_back(batch);
+            return;
+        }
+        let first = batch.frames.first().and_then(|f| f.seq);
+        self.refused(first);
+        self.error(ctx, ErrorCode::Unavailable, "too many batches waiting; resend".into(), batch.id);
+    }
+
+    /// Forwards waiting batches until one is with the session again.
+    fn next_batch(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        while let Some(node) = self.node.as_mut() {
+            if node.in_flight {
+                return;
+            }
+            let Some(batch) = node.waiting.pop_front() else { return };
+            self.forward(batch, ctx);
+        }
+    }
+
+    fn forward(&mut self, batch: Batch, ctx: &mut ws::WebsocketContext<Self>) {
+        let Batch { driver_id, stream_id, frames, to, id } = batch;
         let Some(node) = &self.node else {
             return self.error(ctx, ErrorCode::Forbidden, "only driver nodes send telemetry".into(), id);
         };
@@ -665,22 +719,29 @@ impl WsSession {
             self.reresolve(ctx);
             return self.error(ctx, ErrorCode::Unavailable, "driver session restarting; resend".into(), id);
         };
+        node.in_flight = true;
         let ack = AckTo::Actor(ctx.address().recipient::<Stored>());
         let request = session.send(Frames { stream_id, frames, ack: Some(ack) });
-        ctx.spawn(request.into_actor(self).map(move |r, act, ctx| match r {
-            Ok(Ok(fresh)) => {
-                act.metrics.telemetry_samples.inc_by(fresh as u64);
+        ctx.spawn(request.into_actor(self).map(move |r, act, ctx| {
+            match r {
+                Ok(Ok(fresh)) => {
+                    act.metrics.telemetry_samples.inc_by(fresh as u64);
+                }
+                Ok(Err(IngestError::Invalid(m))) => act.error(ctx, ErrorCode::InvalidField, m, id),
+                Ok(Err(e)) => {
+                    act.refused(first);
+                    act.error(ctx, ErrorCode::Unavailable, e.to_string(), id)
+                }
+                Err(_) => {
+                    act.refused(first);
+                    act.reresolve(ctx);
+                    act.error(ctx, ErrorCode::Unavailable, "driver session restarting; resend".into(), id);
+                }
             }
-            Ok(Err(IngestError::Invalid(m))) => act.error(ctx, ErrorCode::InvalidField, m, id),
-            Ok(Err(e)) => {
-                act.refused(first);
-                act.error(ctx, ErrorCode::Unavailable, e.to_string(), id)
+            if let Some(node) = act.node.as_mut() {
+                node.in_flight = false;
             }
-            Err(_) => {
-                act.refused(first);
-                act.reresolve(ctx);
-                act.error(ctx, ErrorCode::Unavailable, "driver session restarting; resend".into(), id);
-            }
+            act.next_batch(ctx);
         }));
     }
 
