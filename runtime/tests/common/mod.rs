@@ -40,21 +40,23 @@ impl TestDb {
                 let url = dir.path().join("pitbox.db").to_string_lossy().into_owned();
                 Some(TestDb { url, admin_url: None, name: None, _dir: Some(dir) })
             }
-            Backend::Postgres => {
-                let base = std::env::var("PITBOX_TEST_DATABASE_URL").ok()?;
-                let name = format!("pitbox_t_{}", uuid::Uuid::new_v4().simple());
-                let mut conn =
-                    pitbox_schema::db::pool::connect(&base).expect("connect to PITBOX_TEST_DATABASE_URL");
-                conn.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-                let url = match base.rfind('/') {
-                    Some(i) if base[..i].contains("://") && i > base.find("://").unwrap() + 2 => {
-                        format!("{}/{}", &base[..i], name)
-                    }
-                    _ => format!("{base}/{name}"),
-                };
-                Some(TestDb { url, admin_url: Some(base), name: Some(name), _dir: None })
-            }
+            Backend::Postgres => Some(TestDb::postgres_at(&std::env::var("PITBOX_TEST_DATABASE_URL").ok()?)),
         }
+    }
+
+    /// A database of its own on the PostgreSQL server at `base` (a URL with a database to connect to).
+    pub fn postgres_at(base: &str) -> TestDb {
+        let base = base.to_owned();
+        let name = format!("pitbox_t_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = pitbox_schema::db::pool::connect(&base).expect("connect to the test PostgreSQL");
+        conn.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        let url = match base.rfind('/') {
+            Some(i) if base[..i].contains("://") && i > base.find("://").unwrap() + 2 => {
+                format!("{}/{}", &base[..i], name)
+            }
+            _ => format!("{base}/{name}"),
+        };
+        TestDb { url, admin_url: Some(base), name: Some(name), _dir: None }
     }
 }
 

@@ -53,7 +53,11 @@ impl World {
     /// `None` when the backend is not available here (PostgreSQL without
     /// `PITBOX_TEST_DATABASE_URL`).
     pub fn new(backend: Backend) -> Option<World> {
-        let db = TestDb::new(backend)?;
+        Some(World::with_db(TestDb::new(backend)?))
+    }
+
+    /// A world over a database the test made itself (a private PostgreSQL, say).
+    pub fn with_db(db: TestDb) -> World {
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut w = World { db, dir, port, driver_id: String::new(), team_id: String::new() };
@@ -80,7 +84,7 @@ impl World {
                 .select(pitbox_schema::db::schema::drivers::team_id)
                 .first::<String>(c)
         });
-        Some(w)
+        w
     }
 
     /// The runtime's command line: `secret` `None` is dev mode (a new signing key at every start).
@@ -124,11 +128,13 @@ impl World {
     }
 
     pub fn login(&self) {
-        let out = self
-            .node_cmd()
-            .args(["login", "--server", &self.base(), "--username", "steady"])
-            .output()
-            .unwrap();
+        self.login_via(&self.base());
+    }
+
+    /// Logs the node in with `server` as its runtime (a proxy in front of it, say).
+    pub fn login_via(&self, server: &str) {
+        let out =
+            self.node_cmd().args(["login", "--server", server, "--username", "steady"]).output().unwrap();
         assert!(out.status.success(), "login: {}", String::from_utf8_lossy(&out.stderr));
     }
 
@@ -141,6 +147,10 @@ impl World {
             .stderr(log)
             .spawn()
             .unwrap()
+    }
+
+    pub fn runtime_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("runtime.log")).unwrap_or_default()
     }
 
     pub fn node_log(&self) -> String {
