@@ -513,6 +513,19 @@ mod tests {
     }
 
     #[test]
+    fn a_resubscription_stands_the_old_waits_down() {
+        let (_tx, rx) = watch::channel(batch(&[1]));
+        let mut feeds = Feeds::new(10, 60);
+        feeds.subscribe(team("t"), false, 10, vec![("d".into(), rx.clone())]);
+        let Some(old) = feeds.arm(&team("t"), "d") else { panic!("feed not armed") };
+        feeds.subscribe(team("t"), false, 20, vec![("d".into(), rx)]);
+        assert_eq!(feeds.changed(&team("t"), "d", old.generation, true), Next::Idle);
+        assert!(!feeds.due(&team("t"), "d", old.generation));
+        // The new subscription's feed is not held by the old wait.
+        assert_eq!(step(&mut feeds, &team("t"), "d"), Next::PushNow);
+    }
+
+    #[test]
     fn a_rejoining_driver_replaces_a_stale_feed_only() {
         let (old_tx, old_rx) = watch::channel(batch(&[1]));
         let mut feeds = Feeds::new(10, 60);
