@@ -1,0 +1,275 @@
+//! A driver node's side of the socket: its telemetry, handed to its `DriverSession` one batch at a
+//! time and acknowledged once durably stored (`ack {seq}`), refused batches held back until the
+//! node resends them, the session re-resolved after it restarted; and its voice commands, passed
+//! to the driver's voice channel. Reads no env vars.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web_actors::ws;
+use pitbox_actors::driver_session::{DriverSession, Frames, IngestError, NodeConnection};
+use pitbox_actors::store_writer::{AckTo, Stored};
+use pitbox_actors::supervision::Handle;
+use pitbox_actors::voice_channel::VoiceIn;
+use pitbox_schema::wire::{
+    Ack, Envelope, ErrorCode, Message as Wire, TelemetryFrame, VoiceCommand, VoiceIntent,
+};
+
+use super::WsSession;
+
+/// The driver a node connection publishes as.
+pub(super) struct NodeLink {
+    pub team_id: String,
+    pub driver_id: String,
+    /// The driver's session across its restarts.
+    pub session: Option<Handle<DriverSession>>,
+    resolving: bool,
+    /// A batch starting at this seq was refused (its session restarted, storage was busy): later
+    /// batches already on their way are refused too until the node resends from there, so frames
+    /// are never stored out of order (the stored watermark would skip the refused ones, and the
+    /// acknowledgement would cover frames never stored). Given up after [`REWIND_PATIENCE`].
+    rewind: Option<(u64, Instant)>,
+    /// A batch is with the session and its verdict is not back yet. Later batches wait in
+    /// `waiting`, in order, so that a refusal is known before anything after it is forwarded:
+    /// otherwise a later batch could reach a restarted session first, be stored, and move the
+    /// writer's watermark past the refused frames, whose resend would then be dropped as seen.
+    in_flight: bool,
+    waiting: VecDeque<Batch>,
+}
+
+impl NodeLink {
+    /// A node publishing as `driver_id` of `team_id` through `session`.
+    pub fn new(team_id: String, driver_id: String, session: Handle<DriverSession>) -> Self {
+        Self {
+            team_id,
+            driver_id,
+            session: Some(session),
+            resolving: false,
+            rewind: None,
+            in_flight: false,
+            waiting: VecDeque::new(),
+        }
+    }
+}
+
+/// Telemetry from a node, as it arrived.
+pub(super) struct Batch {
+    pub driver_id: String,
+    pub stream_id: Option<String>,
+    pub frames: Vec<TelemetryFrame>,
+    pub to: Option<String>,
+    pub id: Option<String>,
+}
+
+/// Batches a node connection holds while one is with its session; past it, a batch is refused
+/// (the node resends from its last acknowledgement). The node's window bounds this anyway.
+const MAX_WAITING_BATCHES: usize = 256;
+
+/// How long refused batches wait for the node's resend before any order is accepted again (a
+/// node whose spool thinned the frames away never resends them).
+const REWIND_PATIENCE: Duration = Duration::from_secs(5);
+
+impl WsSession {
+    /// Telemetry from the node: forwarded at once, or queued behind the batch still with the
+    /// session (see [`NodeLink::in_flight`]).
+    pub(super) fn telemetry(&mut self, batch: Batch, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(node) = self.node.as_mut() else {
+            return self.error(
+                ctx,
+                ErrorCode::Forbidden,
+                "only driver nodes send telemetry".into(),
+                batch.id,
+            );
+        };
+        if !node.in_flight {
+            return self.forward(batch, ctx);
+        }
+        if node.waiting.len() < MAX_WAITING_BATCHES {
+            node.waiting.push_back(batch);
+            return;
+        }
+        let first = batch.frames.first().and_then(|f| f.seq);
+        self.refused(first);
+        self.error(ctx, ErrorCode::Unavailable, "too many batches waiting; resend".into(), batch.id);
+    }
+
+    /// Forwards waiting batches until one is with the session again.
+    fn next_batch(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        while let Some(node) = self.node.as_mut() {
+            if node.in_flight {
+                return;
+            }
+            let Some(batch) = node.waiting.pop_front() else { return };
+            self.forward(batch, ctx);
+        }
+    }
+
+    fn forward(&mut self, batch: Batch, ctx: &mut ws::WebsocketContext<Self>) {
+        let Batch { driver_id, stream_id, frames, to, id } = batch;
+        let Some(node) = &self.node else {
+            return self.error(ctx, ErrorCode::Forbidden, "only driver nodes send telemetry".into(), id);
+        };
+        if driver_id != node.driver_id {
+            return self.error(
+                ctx,
+                ErrorCode::Forbidden,
+                "drivers may publish only their own telemetry".into(),
+                id,
+            );
+        }
+        let own_path = pitbox_actors::driver_session::driver_path(&node.team_id, &node.driver_id);
+        if to.as_ref().is_some_and(|t| *t != own_path) {
+            return self.error(
+                ctx,
+                ErrorCode::Forbidden,
+                format!("you may not address {}", to.unwrap_or_default()),
+                id,
+            );
+        }
+        if frames.is_empty() {
+            return;
+        }
+        let first = frames.first().and_then(|f| f.seq);
+        if let (Some((from, since)), Some(seq)) = (node.rewind, first) {
+            if seq > from && since.elapsed() < REWIND_PATIENCE {
+                return self.error(ctx, ErrorCode::Unavailable, format!("resend from seq {from}"), id);
+            }
+        }
+        let Some(node) = self.node.as_mut() else { return };
+        node.rewind = None;
+        let Some(session) = node.session.clone().filter(|s| s.connected()) else {
+            self.refused(first);
+            self.reresolve(ctx);
+            return self.error(ctx, ErrorCode::Unavailable, "driver session restarting; resend".into(), id);
+        };
+        node.in_flight = true;
+        let ack = AckTo::Actor(ctx.address().recipient::<Stored>());
+        let request = session.send(Frames { stream_id, frames, ack: Some(ack) });
+        ctx.spawn(request.into_actor(self).map(move |r, act, ctx| {
+            match r {
+                Ok(Ok(fresh)) => {
+                    act.metrics.telemetry_samples.inc_by(fresh as u64);
+                }
+                Ok(Err(IngestError::Invalid(m))) => act.error(ctx, ErrorCode::InvalidField, m, id),
+                Ok(Err(e)) => {
+                    act.refused(first);
+                    act.error(ctx, ErrorCode::Unavailable, e.to_string(), id)
+                }
+                Err(_) => {
+                    act.refused(first);
+                    act.reresolve(ctx);
+                    act.error(ctx, ErrorCode::Unavailable, "driver session restarting; resend".into(), id);
+                }
+            }
+            if let Some(node) = act.node.as_mut() {
+                node.in_flight = false;
+            }
+            act.next_batch(ctx);
+        }));
+    }
+
+    /// A batch starting at `first` was not stored: hold later ones until it is resent.
+    fn refused(&mut self, first: Option<u64>) {
+        let (Some(node), Some(first)) = (self.node.as_mut(), first) else { return };
+        let from = node.rewind.map_or(first, |(f, _)| f.min(first));
+        node.rewind = Some((from, Instant::now()));
+    }
+
+    /// The node's session is down. Its handle follows a restart by itself; a session stopped
+    /// after repeated failures comes back when asked for after the restart period.
+    fn reresolve(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(node) = self.node.as_mut() else { return };
+        if node.resolving {
+            return;
+        }
+        node.resolving = true;
+        let (system, team, driver) = (self.system.clone(), node.team_id.clone(), node.driver_id.clone());
+        ctx.spawn(async move { system.driver_handle(&team, &driver).await }.into_actor(self).map(
+            |r, act, ctx| {
+                let Some(node) = act.node.as_mut() else { return };
+                node.resolving = false;
+                match r {
+                    Ok(session) => {
+                        // The session keeps its nodes through restarts; a new one must be told.
+                        if !node.session.as_ref().is_some_and(|s| s.same(&session)) {
+                            session.do_send(NodeConnection(true));
+                        }
+                        node.session = Some(session);
+                    }
+                    // Stopped for now by its supervisor: try again; the node keeps its frames meanwhile.
+                    Err(_) => {
+                        ctx.run_later(Duration::from_millis(500), |act, ctx| act.reresolve(ctx));
+                    }
+                }
+            },
+        ));
+    }
+
+    /// `voice_command`: a driver node's spoken command for its own driver's voice channel. The
+    /// answer comes later as `voice_say` (with its clip); a bad command gets a typed error naming
+    /// the field, and the connection goes on.
+    pub(super) fn voice_command(
+        &mut self,
+        c: VoiceCommand,
+        id: Option<String>,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let Some(node) = &self.node else {
+            let why = "voice_command is sent by driver nodes only".into();
+            return self.error(ctx, ErrorCode::Forbidden, why, id);
+        };
+        if let Err(why) = check_voice_command(&c) {
+            return self.error(ctx, ErrorCode::InvalidField, why, id);
+        }
+        let (system, team, driver) = (self.system.clone(), node.team_id.clone(), node.driver_id.clone());
+        let msg = VoiceIn { command: c, received: Instant::now() };
+        ctx.spawn(async move { system.voice_command(&team, &driver, msg).await }.into_actor(self).map(
+            move |r, act, ctx| {
+                if let Err(e) = r {
+                    act.error(ctx, ErrorCode::Unavailable, e.to_string(), id);
+                }
+            },
+        ));
+    }
+}
+
+/// Longest `voice_command` id, transcript and text.
+const VOICE_ID_MAX: usize = 64;
+const VOICE_TEXT_MAX: usize = 500;
+
+/// What a `voice_command` must be: an id, a transcript and text of sane length, a confidence
+/// between 0 and 1, and for `tell_team` the message.
+fn check_voice_command(c: &VoiceCommand) -> Result<(), String> {
+    if c.id.trim().is_empty() || c.id.chars().count() > VOICE_ID_MAX {
+        return Err(format!("id: 1 to {VOICE_ID_MAX} characters"));
+    }
+    if c.transcript.chars().count() > VOICE_TEXT_MAX {
+        return Err(format!("transcript: at most {VOICE_TEXT_MAX} characters"));
+    }
+    if !(c.confidence.is_finite() && (0.0..=1.0).contains(&c.confidence)) {
+        return Err(format!("confidence: must be between 0 and 1, got {}", c.confidence));
+    }
+    if let Some(t) = &c.text {
+        crate::routes::text("text", t, VOICE_TEXT_MAX).map_err(|e| e.message)?;
+    }
+    if c.command == VoiceIntent::TellTeam && c.text.as_deref().is_none_or(|t| t.trim().is_empty()) {
+        return Err("text: tell_team needs the message to pass on".into());
+    }
+    if c.number.is_some_and(|n| !n.is_finite()) {
+        return Err("number: must be a finite number".into());
+    }
+    Ok(())
+}
+
+/// The store writer's word that frames are durable: the node's `ack`.
+impl Handler<Stored> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: Stored, ctx: &mut Self::Context) {
+        if let Some(seq) = msg.seq {
+            let ack = Ack { driver_id: msg.driver_id, stream_id: msg.stream_id, seq };
+            self.send(ctx, Envelope::new(Wire::Ack(ack)));
+        }
+    }
+}
