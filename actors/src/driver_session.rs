@@ -101,6 +101,10 @@ pub enum IngestError {
     Busy(usize),
     #[error("driver session unavailable: {0}")]
     Unavailable(String),
+    /// The batch continues frames this session never took (they were lost with an earlier
+    /// incarnation's mailbox, or refused): taking it would let the stored watermark pass them.
+    #[error("frames after seq {0} never arrived; resend from there")]
+    Gap(u64),
 }
 
 /// Frames from the driver's node or the API. Answers how many were new (not resends).
@@ -109,6 +113,9 @@ pub enum IngestError {
 pub struct Frames {
     pub stream_id: Option<String>,
     pub frames: Vec<TelemetryFrame>,
+    /// The sender's previous batch on this stream ended at this seq, and this one continues it:
+    /// refused ([`IngestError::Gap`]) unless the session has taken the stream up to there.
+    pub after: Option<u64>,
     pub ack: Option<AckTo>,
 }
 
@@ -313,7 +320,20 @@ impl DriverSession {
     fn ingest(&mut self, msg: Frames, me: Counted<LapStored>) -> Result<Result<usize, IngestError>, Fatal> {
         for (i, f) in msg.frames.iter().enumerate() {
             if let Err(e) = f.sample.validate() {
+                // Never stored: a later acknowledgement passes these frames, so the batch after
+                // them may continue from here.
+                if let (Some(stream), Some(last)) = (&msg.stream_id, msg.frames.last().and_then(|f| f.seq)) {
+                    let seen = self.ckpt.streams.entry(stream.clone()).or_insert(0);
+                    *seen = (*seen).max(last);
+                    self.save();
+                }
                 return Ok(Err(IngestError::Invalid(format!("frames[{i}].{e}"))));
+            }
+        }
+        if let (Some(stream), Some(after)) = (&msg.stream_id, msg.after) {
+            let have = self.ckpt.streams.get(stream).copied().unwrap_or(0);
+            if have < after {
+                return Ok(Err(IngestError::Gap(have)));
             }
         }
         if self.env.backlog.is_full() {

@@ -598,3 +598,33 @@ on_both_backends!(
         srv.stop().await;
     }
 );
+
+on_both_backends!(a_batch_after_frames_the_session_never_took_is_refused_until_they_come, |srv| {
+    use pitbox_actors::driver_session::{Frames, IngestError};
+    let (team, driver, _, _) = setup_team(&srv).await;
+    let session = srv.state.system.driver_handle(&team, &driver).await.unwrap();
+    let frames = |from: u64, n: u64| -> Vec<pitbox_schema::wire::TelemetryFrame> {
+        (from..from + n)
+            .map(|s| serde_json::from_value(frame_at(s, s as f64 / 60.0, 90.0)).unwrap())
+            .collect()
+    };
+    let send = |frames: Vec<pitbox_schema::wire::TelemetryFrame>, after: Option<u64>| {
+        session.send(Frames { stream_id: Some("stream-a".into()), frames, after, ack: None })
+    };
+    assert_eq!(send(frames(1, 10), None).await.unwrap(), Ok(10));
+    assert_eq!(send(frames(11, 10), Some(10)).await.unwrap(), Ok(10));
+    // 21..=30 never reached this session (lost with a dead incarnation's mailbox, or refused while
+    // storage was busy): the batch that continues them is refused, or the stored watermark would
+    // pass them and their resend would be dropped as already seen.
+    assert_eq!(send(frames(31, 10), Some(30)).await.unwrap(), Err(IngestError::Gap(20)));
+    assert_eq!(send(frames(41, 10), Some(40)).await.unwrap(), Err(IngestError::Gap(20)));
+    // The resend from there, and the rest after it, are taken.
+    assert_eq!(send(frames(21, 10), None).await.unwrap(), Ok(10));
+    assert_eq!(send(frames(31, 10), Some(30)).await.unwrap(), Ok(10));
+    // An invalid batch is never stored; the node moves on, and what continues it is taken.
+    let mut bad = frames(41, 10);
+    bad[3].sample.speed = f32::NAN;
+    assert!(matches!(send(bad, Some(40)).await.unwrap(), Err(IngestError::Invalid(_))));
+    assert_eq!(send(frames(51, 10), Some(50)).await.unwrap(), Ok(10));
+    srv.stop().await;
+});

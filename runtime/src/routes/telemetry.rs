@@ -86,7 +86,7 @@ pub async fn ingest(
         system.driver(team_id, driver_id).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let fresh = session
-        .send(Frames { stream_id, frames, ack: Some(AckTo::Once(tx)) })
+        .send(Frames { stream_id, frames, after: None, ack: Some(AckTo::Once(tx)) })
         .await
         .map_err(|e| ApiError::unavailable(format!("driver session: {e}")))?
         .map_err(ingest_error)?;
@@ -100,7 +100,7 @@ pub fn ingest_error(e: IngestError) -> ApiError {
     match e {
         IngestError::Invalid(m) => ApiError::invalid(m),
         IngestError::Busy(_) => ApiError { retry_after: Some(1), ..ApiError::unavailable(e.to_string()) },
-        IngestError::Unavailable(_) => ApiError::unavailable(e.to_string()),
+        IngestError::Unavailable(_) | IngestError::Gap(_) => ApiError::unavailable(e.to_string()),
     }
 }
 

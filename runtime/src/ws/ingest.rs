@@ -1,9 +1,8 @@
-//! A driver node's side of the socket: its telemetry, handed to its `DriverSession` one batch at a
-//! time and acknowledged once durably stored (`ack {seq}`), refused batches held back until the
+//! A driver node's side of the socket: its telemetry, handed to its `DriverSession` (each batch
+//! that continues the previous one says so, so nothing overtakes a lost or refused batch) and acknowledged once durably stored (`ack {seq}`), refused batches held back until the
 //! node resends them, the session re-resolved after it restarted; and its voice commands, passed
 //! to the driver's voice channel. Reads no env vars.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -30,26 +29,17 @@ pub(super) struct NodeLink {
     /// are never stored out of order (the stored watermark would skip the refused ones, and the
     /// acknowledgement would cover frames never stored). Given up after [`REWIND_PATIENCE`].
     rewind: Option<(u64, Instant)>,
-    /// A batch is with the session and its verdict is not back yet. Later batches wait in
-    /// `waiting`, in order, so that a refusal is known before anything after it is forwarded:
-    /// otherwise a later batch could reach a restarted session first, be stored, and move the
-    /// writer's watermark past the refused frames, whose resend would then be dropped as seen.
-    in_flight: bool,
-    waiting: VecDeque<Batch>,
+    /// The last seq of the node's previous batch. A batch that continues it says so
+    /// (`Frames::after`): batches are pipelined, and a restarted session, or one whose storage was
+    /// busy, must not take a later batch when an earlier one never reached it or was refused, or
+    /// the writer's watermark would pass the missing frames and drop their resend as seen.
+    previous: Option<u64>,
 }
 
 impl NodeLink {
     /// A node publishing as `driver_id` of `team_id` through `session`.
     pub fn new(team_id: String, driver_id: String, session: Handle<DriverSession>) -> Self {
-        Self {
-            team_id,
-            driver_id,
-            session: Some(session),
-            resolving: false,
-            rewind: None,
-            in_flight: false,
-            waiting: VecDeque::new(),
-        }
+        Self { team_id, driver_id, session: Some(session), resolving: false, rewind: None, previous: None }
     }
 }
 
@@ -62,50 +52,14 @@ pub(super) struct Batch {
     pub id: Option<String>,
 }
 
-/// Batches a node connection holds while one is with its session; past it, a batch is refused
-/// (the node resends from its last acknowledgement). The node's window bounds this anyway.
-const MAX_WAITING_BATCHES: usize = 256;
-
 /// How long refused batches wait for the node's resend before any order is accepted again (a
 /// node whose spool thinned the frames away never resends them).
 const REWIND_PATIENCE: Duration = Duration::from_secs(5);
 
 impl WsSession {
-    /// Telemetry from the node: forwarded at once, or queued behind the batch still with the
-    /// session (see [`NodeLink::in_flight`]).
+    /// Telemetry from the node, handed to its session (pipelined: the session's mailbox is the
+    /// queue), or refused with a typed error the node answers by resending.
     pub(super) fn telemetry(&mut self, batch: Batch, ctx: &mut ws::WebsocketContext<Self>) {
-        let Some(node) = self.node.as_mut() else {
-            return self.error(
-                ctx,
-                ErrorCode::Forbidden,
-                "only driver nodes send telemetry".into(),
-                batch.id,
-            );
-        };
-        if !node.in_flight {
-            return self.forward(batch, ctx);
-        }
-        if node.waiting.len() < MAX_WAITING_BATCHES {
-            node.waiting.push_back(batch);
-            return;
-        }
-        let first = batch.frames.first().and_then(|f| f.seq);
-        self.refused(first);
-        self.error(ctx, ErrorCode::Unavailable, "too many batches waiting; resend".into(), batch.id);
-    }
-
-    /// Forwards waiting batches until one is with the session again.
-    fn next_batch(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        while let Some(node) = self.node.as_mut() {
-            if node.in_flight {
-                return;
-            }
-            let Some(batch) = node.waiting.pop_front() else { return };
-            self.forward(batch, ctx);
-        }
-    }
-
-    fn forward(&mut self, batch: Batch, ctx: &mut ws::WebsocketContext<Self>) {
         let Batch { driver_id, stream_id, frames, to, id } = batch;
         let Some(node) = &self.node else {
             return self.error(ctx, ErrorCode::Forbidden, "only driver nodes send telemetry".into(), id);
@@ -131,41 +85,38 @@ impl WsSession {
             return;
         }
         let first = frames.first().and_then(|f| f.seq);
+        let Some(node) = self.node.as_mut() else { return };
+        // A batch that continues the node's previous one claims it, whatever became of that one;
+        // a resend (going back) or a gap the node made (its spool thinned) claims nothing.
+        let after = node.previous.filter(|l| first.is_some_and(|f| f == l + 1));
+        node.previous = frames.last().and_then(|f| f.seq);
         if let (Some((from, since)), Some(seq)) = (node.rewind, first) {
             if seq > from && since.elapsed() < REWIND_PATIENCE {
                 return self.error(ctx, ErrorCode::Unavailable, format!("resend from seq {from}"), id);
             }
         }
-        let Some(node) = self.node.as_mut() else { return };
         node.rewind = None;
         let Some(session) = node.session.clone().filter(|s| s.connected()) else {
             self.refused(first);
             self.reresolve(ctx);
             return self.error(ctx, ErrorCode::Unavailable, "driver session restarting; resend".into(), id);
         };
-        node.in_flight = true;
         let ack = AckTo::Actor(ctx.address().recipient::<Stored>());
-        let request = session.send(Frames { stream_id, frames, ack: Some(ack) });
-        ctx.spawn(request.into_actor(self).map(move |r, act, ctx| {
-            match r {
-                Ok(Ok(fresh)) => {
-                    act.metrics.telemetry_samples.inc_by(fresh as u64);
-                }
-                Ok(Err(IngestError::Invalid(m))) => act.error(ctx, ErrorCode::InvalidField, m, id),
-                Ok(Err(e)) => {
-                    act.refused(first);
-                    act.error(ctx, ErrorCode::Unavailable, e.to_string(), id)
-                }
-                Err(_) => {
-                    act.refused(first);
-                    act.reresolve(ctx);
-                    act.error(ctx, ErrorCode::Unavailable, "driver session restarting; resend".into(), id);
-                }
+        let request = session.send(Frames { stream_id, frames, after, ack: Some(ack) });
+        ctx.spawn(request.into_actor(self).map(move |r, act, ctx| match r {
+            Ok(Ok(fresh)) => {
+                act.metrics.telemetry_samples.inc_by(fresh as u64);
             }
-            if let Some(node) = act.node.as_mut() {
-                node.in_flight = false;
+            Ok(Err(IngestError::Invalid(m))) => act.error(ctx, ErrorCode::InvalidField, m, id),
+            Ok(Err(e)) => {
+                act.refused(first);
+                act.error(ctx, ErrorCode::Unavailable, e.to_string(), id)
             }
-            act.next_batch(ctx);
+            Err(_) => {
+                act.refused(first);
+                act.reresolve(ctx);
+                act.error(ctx, ErrorCode::Unavailable, "driver session restarting; resend".into(), id);
+            }
         }));
     }
 
