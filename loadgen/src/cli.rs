@@ -77,7 +77,7 @@ pub struct Args {
     #[arg(long, default_value_t = 2)]
     pub client_threads: usize,
     /// Threads that pace the nodes' sources into their spools at 60 Hz.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 2)]
     pub pacer_threads: usize,
     /// Where the nodes' spools go (default: a temporary folder in /dev/shm when there is one, so
     /// the spools' disk syncs do not measure this machine's disk).

@@ -68,6 +68,9 @@ struct Report {
     p99_ms: f64,
     max_ms: f64,
     latency_samples: u64,
+    /// The nodes spooled under 95 % of drivers × 60 Hz: the load generator could not keep up, so
+    /// the figures measure it rather than the server.
+    generator_behind: bool,
     errors: u64,
     server_cpu_percent: Option<f64>,
     server_rss_peak_mib: Option<f64>,
@@ -227,6 +230,8 @@ async fn run(args: Args) -> anyhow::Result<(Args, Report)> {
         p99_ms: p99,
         max_ms: max,
         latency_samples: n,
+        generator_behind: (totals.sent.load(Ordering::Relaxed) as f64 / wall)
+            < 0.95 * 60.0 * handles.len() as f64,
         errors: totals.errors.load(Ordering::Relaxed),
         server_cpu_percent: match (server0, server_end) {
             (Some(a), Some(b)) => Some(100.0 * (b.0 - a.0) / wall),
@@ -277,6 +282,14 @@ fn print_report((args, r): &(Args, Report)) {
         r.p50_ms, r.p99_ms, r.max_ms, r.latency_samples
     );
     println!("errors: {}", r.errors);
+    if r.generator_behind {
+        println!(
+            "warning: the nodes spooled {:.0} of {} samples/s: the load generator fell behind (too little CPU \
+             for it, or a debug build), so these figures measure it, not the server",
+            r.sent_per_sec,
+            r.drivers * 60
+        );
+    }
     if let (Some(cpu), Some(rss)) = (r.server_cpu_percent, r.server_rss_peak_mib) {
         println!("server CPU: {cpu:.0}% of one core; server RSS: peak {rss:.0} MiB");
     }

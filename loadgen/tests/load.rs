@@ -79,6 +79,7 @@ async fn every_acknowledged_sample_is_stored_and_dashboards_see_samples() {
     let r = loadgen(args).await;
 
     assert_eq!(r["drivers"], 5);
+    assert!(r["generatorBehind"].is_boolean(), "{r}");
     assert!(r["acknowledgedPerSec"].is_null(), "field names are stable");
     assert!(r["ackedPerSec"].as_f64().unwrap() > 0.0, "{r}");
     assert!(r["deliveredPerSec"].as_f64().unwrap() > 0.0, "{r}");
