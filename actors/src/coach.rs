@@ -33,7 +33,7 @@ use pitbox_schema::wire::{
 use crate::coach_store::{self, StoredAnalysis};
 use crate::mailbox::Counted;
 use crate::registry::Stats;
-use crate::store_writer::decompress_frames;
+use pitbox_schema::db::store::laps::decompress_frames;
 use crate::supervision::{ChildFailed, Supervised};
 use crate::system::Env;
 use crate::team_hub::HubRef;

@@ -46,6 +46,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use pitbox_actors::driver_session::{DriverSession, Frames, IngestError, Latest, NodeConnection};
 use pitbox_actors::mailbox::Mailbox;
 use pitbox_actors::store_writer::{AckTo, Stored};
+use pitbox_schema::db::store::sessions::{self, Place};
 use pitbox_actors::supervision::Handle;
 use pitbox_actors::team_hub::{
     Push, Subscribe as HubSubscribe, SubscribeNode, TeamHub, Unsubscribe as HubUnsubscribe,
@@ -128,15 +129,19 @@ pub async fn connect(
     ws::WsResponseBuilder::new(session, &req, stream).frame_size(config.ws_max_frame_bytes).start()
 }
 
-/// The track and car a node names at authentication, when they are usable text (anything else is
+/// The track, car and session type a node names at authentication, when they are usable text (anything else is
 /// ignored: the node is not refused over its session info).
-fn node_place(track: Option<&str>, car: Option<&str>) -> Option<(String, String)> {
+fn node_place(track: Option<&str>, car: Option<&str>, session_type: Option<&str>) -> Option<Place> {
     let ok = |v: Option<&str>| {
         v.and_then(|v| crate::routes::text("track", v.trim(), crate::routes::limits::TRACK).ok())
     };
-    match (ok(track), ok(car)) {
-        (None, None) => None,
-        (t, c) => Some((t.unwrap_or_else(|| "unknown".into()), c.unwrap_or_else(|| "unknown".into()))),
+    match (ok(track), ok(car), ok(session_type)) {
+        (None, None, None) => None,
+        (t, c, session_type) => Some(Place {
+            track: t.unwrap_or_else(|| sessions::UNKNOWN.into()),
+            car: c.unwrap_or_else(|| sessions::UNKNOWN.into()),
+            session_type,
+        }),
     }
 }
 
@@ -573,20 +578,21 @@ impl WsSession {
             let (db, system) = (self.db.clone(), self.system.clone());
             let lookup = driver_id.clone();
             let (me, conn_id) = (ctx.address().recipient::<Push>(), self.id);
-            let place = node_place(a.track.as_deref(), a.car.as_deref());
+            let place = node_place(a.track.as_deref(), a.car.as_deref(), a.session_type.as_deref());
             let fut = async move {
                 let driver = db.run(move |c| store::get_driver(c, &lookup)).await?;
-                if let Some((track, car)) = place {
-                    // The sim's track and car name the racing session the laps go into.
-                    let d = driver.clone();
-                    if db.run(move |c| store::node_session(c, &d, &track, &car)).await? {
-                        system.session_changed(&driver.id);
-                    }
-                }
                 let session = system
                     .driver_handle(&driver.team_id, &driver.id)
                     .await
                     .map_err(|e| ApiError::unavailable(e.to_string()))?;
+                if let Some(place) = place {
+                    // The sim's track, car and session type name the racing session the laps go
+                    // into; the driver's session opens it before any frame of this node.
+                    system
+                        .open_racing(&driver.team_id, &driver.id, place, true)
+                        .await
+                        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+                }
                 // The node hears its driver's coach through the team hub, addressed to it alone.
                 let hub = system.hub(&driver.team_id).await.ok();
                 if let Some(hub) = &hub {
