@@ -599,6 +599,11 @@ on_both_backends!(
     }
 );
 
+/// A driver's racing sessions, newest first.
+async fn sessions_of(srv: &TestServer, list: &str, token: &str) -> Vec<Value> {
+    srv.get(list, token).await.body.as_array().unwrap().clone()
+}
+
 /// A driver node that names its track, car and session type at authentication.
 async fn node_at(srv: &TestServer, token: &str, track: &str, car: &str, session_type: &str) -> WsClient {
     let mut c = WsClient::connect(srv).await;
@@ -614,17 +619,12 @@ async fn node_at(srv: &TestServer, token: &str, track: &str, car: &str, session_
 on_both_backends!(the_node_names_its_racing_session_and_a_new_sim_session_opens_a_new_one, |srv| {
     let (team, driver, node_token, watcher) = setup_team(&srv).await;
     let list = format!("/api/teams/{team}/sessions?driverId={driver}");
-    let sessions = |srv: &TestServer| {
-        let (list, watcher) = (list.clone(), watcher.clone());
-        let get = srv.get(&list, &watcher);
-        async move { get.await.body.as_array().unwrap().clone() }
-    };
 
     // Practice: the session has the sim's names, and the laps go into it.
     let mut node = node_at(&srv, &node_token, "Spa-Francorchamps", "Porsche 911 GT3 R", "Practice").await;
     stream(&mut node, &driver, 0, 210, 1.5, 30, false).await;
     assert!(await_ack(&mut node, 209).await.is_empty());
-    let first = sessions(&srv).await;
+    let first = sessions_of(&srv, &list, &watcher).await;
     assert_eq!(first.len(), 1, "{first:?}");
     let practice = &first[0];
     assert_eq!(
@@ -639,7 +639,7 @@ on_both_backends!(the_node_names_its_racing_session_and_a_new_sim_session_opens_
     // A reconnect in the same sim session keeps the racing session.
     drop(node);
     let node = node_at(&srv, &node_token, "Spa-Francorchamps", "Porsche 911 GT3 R", "Practice").await;
-    assert_eq!(sessions(&srv).await.len(), 1);
+    assert_eq!(sessions_of(&srv, &list, &watcher).await.len(), 1);
 
     // The sim moves on to the race: the practice session is closed, the race one opened, and what
     // the node sends from now on lands in it.
@@ -647,7 +647,7 @@ on_both_backends!(the_node_names_its_racing_session_and_a_new_sim_session_opens_
     let mut node = node_at(&srv, &node_token, "Spa-Francorchamps", "Porsche 911 GT3 R", "Race").await;
     stream(&mut node, &driver, 210, 210, 1.5, 30, false).await;
     assert!(await_ack(&mut node, 419).await.is_empty());
-    let both = sessions(&srv).await;
+    let both = sessions_of(&srv, &list, &watcher).await;
     assert_eq!(both.len(), 2, "{both:?}");
     let (race, old) = (&both[0], &both[1]);
     assert_eq!(old["id"], practice_id.as_str());
