@@ -498,7 +498,9 @@ impl Handler<NodeConnection> for DriverSession {
 /// `then` makes the outcome the session's own.
 fn racing_change(
     act: &mut DriverSession,
-    change: impl FnOnce(&mut pitbox_schema::db::DbConnection) -> diesel::QueryResult<RacingSession> + Send + 'static,
+    change: impl FnOnce(&mut pitbox_schema::db::DbConnection) -> diesel::QueryResult<RacingSession>
+        + Send
+        + 'static,
     then: fn(&mut DriverSession, &RacingSession),
 ) -> AtomicResponse<DriverSession, Result<RacingSession, String>> {
     act.handled();

@@ -158,7 +158,10 @@ impl<F: LiveFeed> Live<F> {
             kind: self.feed.kind(),
             track: self.track.clone(),
             car: self.car.clone(),
-            session_type: self.session_info.as_ref().and_then(|i| i.session_type(self.session_num.map(i64::from))),
+            session_type: self
+                .session_info
+                .as_ref()
+                .and_then(|i| i.session_type(self.session_num.map(i64::from))),
             frames: None,
         }
     }

@@ -46,7 +46,6 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use pitbox_actors::driver_session::{DriverSession, Frames, IngestError, Latest, NodeConnection};
 use pitbox_actors::mailbox::Mailbox;
 use pitbox_actors::store_writer::{AckTo, Stored};
-use pitbox_schema::db::store::sessions::{self, Place};
 use pitbox_actors::supervision::Handle;
 use pitbox_actors::team_hub::{
     Push, Subscribe as HubSubscribe, SubscribeNode, TeamHub, Unsubscribe as HubUnsubscribe,
@@ -56,6 +55,7 @@ use pitbox_actors::video_relay::{
 };
 use pitbox_actors::voice_channel::VoiceIn;
 use pitbox_actors::ActorSystem;
+use pitbox_schema::db::store::sessions::{self, Place};
 use pitbox_schema::wire::media::{MediaHeader, NODE_VIDEO_STREAM};
 use pitbox_schema::wire::{
     decode_client, Ack, Authenticate, AuthenticationResult, ClientType, ConnectionEstablished, Envelope,

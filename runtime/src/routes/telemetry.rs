@@ -20,9 +20,9 @@ use crate::routes::{limits, text, Limit};
 use crate::store::{self, LapFilter};
 use pitbox_actors::driver_session::{Frames, GetLive, IngestError};
 use pitbox_actors::store_writer::AckTo;
+use pitbox_actors::ActorSystem;
 use pitbox_schema::db::store::laps::decompress_frames;
 use pitbox_schema::db::store::sessions::Place;
-use pitbox_actors::ActorSystem;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/telemetry", web::post().to(post_telemetry))

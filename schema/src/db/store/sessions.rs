@@ -113,7 +113,8 @@ pub fn node_session(
                     racing_sessions::session_type.eq(&place.session_type),
                 ))
                 .execute(conn)?;
-            (s.track, s.car, s.session_type) = (place.track.clone(), place.car.clone(), place.session_type.clone());
+            (s.track, s.car, s.session_type) =
+                (place.track.clone(), place.car.clone(), place.session_type.clone());
             Ok(s)
         }
         _ => start_session(conn, team_id, driver_id, place),
