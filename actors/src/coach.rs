@@ -33,11 +33,11 @@ use pitbox_schema::wire::{
 use crate::coach_store::{self, StoredAnalysis};
 use crate::mailbox::Counted;
 use crate::registry::Stats;
-use crate::store_writer::decompress_frames;
 use crate::supervision::{ChildFailed, Supervised};
 use crate::system::Env;
 use crate::team_hub::HubRef;
 use crate::voice_channel::{Speak, VoiceRef};
+use pitbox_schema::db::store::laps::decompress_frames;
 
 /// Laps of the session replayed into the engine after a restart (the engine keeps 30).
 const REBUILD_LAPS: i64 = 30;

@@ -3,6 +3,11 @@
 //! driver's node (socket) or the REST API; the session validates them, assembles laps, publishes the
 //! latest sample to subscribers (a `watch` channel: latest-wins, no queue), and hands samples and
 //! laps to the StoreWriter, whose acknowledgement goes back to the sender after commit.
+//! It owns the driver's racing session: opened with the track, car and session type the node
+//! names ([`OpenRacing`]; a different one closes the old session and opens a new one), or as
+//! "unknown" when telemetry comes first; the API starts and ends sessions through it too. Every
+//! sample and lap it hands to the writer names that session; a new incarnation finds the open
+//! session again in the database.
 //! It supervises its `Coach`, `VoiceChannel` and `VideoRelay` children. Reads no env vars.
 
 use std::collections::HashMap;
@@ -10,6 +15,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use actix::prelude::*;
+use pitbox_schema::db::models::RacingSession;
+use pitbox_schema::db::store::sessions::{self, Place};
 use pitbox_schema::wire::{
     DriverStatus, DriverStatusKind, Envelope, Message as Wire, TelemetryFrame, TelemetryUpdate,
 };
@@ -143,6 +150,25 @@ pub struct LiveState {
 #[rtype(result = "Option<Mailbox<VideoRelay>>")]
 pub struct GetVideo;
 
+/// Opens the driver's racing session at `place`. From the node (`from_node`), the open session
+/// stays when it is at that place already (a reconnect), takes the names when it had none, and
+/// otherwise ends and a new one opens; from the API, a new one always opens. Answers the open
+/// session. Frames that come after it are stored in that session.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<RacingSession, String>")]
+pub struct OpenRacing {
+    pub place: Place,
+    pub from_node: bool,
+}
+
+/// Ends racing session `id` of this driver (the API); later frames open an "unknown" one unless a
+/// node names a place first. Answers the ended session.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<RacingSession, String>")]
+pub struct EndRacing {
+    pub id: String,
+}
+
 /// The session asks its supervisor to stop it: no node and no data for the idle time.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
@@ -162,6 +188,8 @@ pub struct DriverSession {
     hub: HubRef,
     assembler: LapAssembler,
     ckpt: Checkpoint,
+    /// The driver's open racing session (read from the database when an incarnation starts).
+    racing: Option<Arc<RacingSession>>,
     nodes: u32,
     last_activity: Instant,
     /// Its coach, voice channel and video relay: independent of each other, so one-for-one; one
@@ -196,6 +224,7 @@ impl DriverSession {
         Self {
             assembler: LapAssembler::restore(ckpt.laps_completed, ckpt.best_lap),
             ckpt,
+            racing: None,
             env: a.env,
             team_id: a.team_id,
             driver_id: a.driver_id,
@@ -283,6 +312,9 @@ impl DriverSession {
     /// driven is completed and stored once, with its whole data and the right time. Laps whose
     /// line was crossed before the restart but whose time came after it are stored now.
     fn rebuild(&mut self, r: Recovered, me: Counted<LapStored>) {
+        // Recovered after every write queued by the previous incarnation committed: the session
+        // it opened is in the database.
+        self.racing = r.session.map(Arc::new);
         if self.ckpt.samples == 0 && self.ckpt.laps_completed == 0 {
             // A new runtime: the counters come from the database.
             self.ckpt.laps_completed = r.laps_completed;
@@ -305,9 +337,11 @@ impl DriverSession {
         self.save();
         tracing::debug!(driver = %self.driver_id, replayed, laps = laps.len(), "lap in progress rebuilt");
         if !laps.is_empty() {
+            let session = self.racing();
             self.env.store.do_send(Write(WriteRequest {
                 driver_id: self.driver_id.clone(),
                 team_id: self.team_id.clone(),
+                session,
                 stream_id: None,
                 samples: vec![],
                 laps,
@@ -315,6 +349,13 @@ impl DriverSession {
                 on_lap: Some(me),
             }));
         }
+    }
+
+    /// The open racing session; one at an unknown place when nobody named one (the store writer
+    /// stores it with the first rows).
+    fn racing(&mut self) -> Arc<RacingSession> {
+        let (team, driver) = (&self.team_id, &self.driver_id);
+        self.racing.get_or_insert_with(|| Arc::new(Place::unknown().new_session(team, driver))).clone()
     }
 
     fn ingest(&mut self, msg: Frames, me: Counted<LapStored>) -> Result<Result<usize, IngestError>, Fatal> {
@@ -378,9 +419,11 @@ impl DriverSession {
         }
         self.ckpt.samples += fresh as u64;
         self.save();
+        let session = self.racing();
         self.env.store.do_send(Write(WriteRequest {
             driver_id: self.driver_id.clone(),
             team_id: self.team_id.clone(),
+            session,
             stream_id: msg.stream_id,
             samples,
             laps,
@@ -466,6 +509,75 @@ impl Handler<NodeConnection> for DriverSession {
             s.status_push();
             Ok(())
         });
+    }
+}
+
+/// Runs a racing-session change on the blocking pool, after the writes already queued (the
+/// writer stores a session opened by telemetry before the rows that name it), and holds every
+/// other message of the session until it is done, so frames that follow land in the right session.
+/// `then` makes the outcome the session's own.
+fn racing_change(
+    act: &mut DriverSession,
+    change: impl FnOnce(&mut pitbox_schema::db::DbConnection) -> diesel::QueryResult<RacingSession>
+        + Send
+        + 'static,
+    then: fn(&mut DriverSession, &RacingSession),
+) -> AtomicResponse<DriverSession, Result<RacingSession, String>> {
+    act.handled();
+    act.last_activity = Instant::now();
+    let (pool, store, driver_id) = (act.env.pool.clone(), act.env.store.clone(), act.driver_id.clone());
+    let fut = async move {
+        // A Recover is answered only after the driver's queued writes commit.
+        store.send(Recover { driver_id }).await.map_err(|e| e.to_string())??;
+        actix_rt::task::spawn_blocking(move || {
+            let mut c = pool.get().map_err(|e| e.to_string())?;
+            change(&mut c).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    };
+    AtomicResponse::new(Box::pin(fut.into_actor(act).map(move |r, act, _| {
+        if let Ok(s) = &r {
+            then(act, s);
+        }
+        r
+    })))
+}
+
+impl Handler<OpenRacing> for DriverSession {
+    type Result = AtomicResponse<Self, Result<RacingSession, String>>;
+
+    fn handle(&mut self, msg: OpenRacing, _: &mut Context<Self>) -> Self::Result {
+        let (team, driver) = (self.team_id.clone(), self.driver_id.clone());
+        let OpenRacing { place, from_node } = msg;
+        racing_change(
+            self,
+            move |c| {
+                if from_node {
+                    sessions::node_session(c, &team, &driver, &place)
+                } else {
+                    sessions::start_session(c, &team, &driver, &place)
+                }
+            },
+            |act, s| act.racing = Some(Arc::new(s.clone())),
+        )
+    }
+}
+
+impl Handler<EndRacing> for DriverSession {
+    type Result = AtomicResponse<Self, Result<RacingSession, String>>;
+
+    fn handle(&mut self, msg: EndRacing, _: &mut Context<Self>) -> Self::Result {
+        let id = msg.id;
+        racing_change(
+            self,
+            move |c| sessions::end_session(c, &id),
+            |act, s| {
+                if act.racing.as_ref().is_some_and(|o| o.id == s.id) {
+                    act.racing = None;
+                }
+            },
+        )
     }
 }
 

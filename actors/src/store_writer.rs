@@ -4,10 +4,11 @@
 //! is retried before anything newer. Each `(driver, stream, seq)` is stored once: a watermark per
 //! stream (the highest stored seq, loaded from the database the first time a stream is seen) drops
 //! resent frames, which are acknowledged all the same. Acknowledgements go out only after commit.
-//! Reads no env vars.
+//! It is a batching sink over the storage layer (`pitbox_schema::db::store`): every row it writes
+//! names the racing session the driver's `DriverSession` owns (stored here first if that session
+//! has no row yet); it keeps no session of its own. Reads no env vars.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +17,11 @@ use actix::prelude::*;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use pitbox_schema::db::models::{NewLap, RacingSession, TelemetrySampleRow};
-use pitbox_schema::db::schema::{drivers, racing_sessions, telemetry_samples};
+use pitbox_schema::db::schema::{drivers, telemetry_samples};
+use pitbox_schema::db::store::laps::{compress_frames, decompress_frames};
+use pitbox_schema::db::store::sessions;
 use pitbox_schema::db::{DbConnection, DbPool};
-use pitbox_schema::wire::{LapSummary, LapTelemetry, TelemetryFrame};
+use pitbox_schema::wire::{LapSummary, TelemetryFrame};
 
 use crate::registry::Stats;
 
@@ -84,6 +87,8 @@ pub struct LapStored(pub LapSummary, pub Arc<Vec<TelemetryFrame>>);
 pub struct WriteRequest {
     pub driver_id: String,
     pub team_id: String,
+    /// The racing session the rows belong to, as the driver's session owns it.
+    pub session: Arc<RacingSession>,
     pub stream_id: Option<String>,
     pub samples: Vec<SampleIn>,
     pub laps: Vec<LapIn>,
@@ -126,6 +131,8 @@ pub struct Recovered {
     /// Oldest first; the first may be the last frame of the last stored lap, so the line
     /// crossing that follows it can be interpolated.
     pub frames: Vec<(Option<String>, TelemetryFrame)>,
+    /// The driver's open racing session.
+    pub session: Option<RacingSession>,
     pub laps_completed: u32,
     pub best_lap: Option<f64>,
 }
@@ -141,18 +148,10 @@ pub struct Recover {
 /// Frames replayed into a restarted session at most (15 minutes at 60 Hz, the longest lap kept).
 pub const MAX_RECOVERED_FRAMES: i64 = 60 * 60 * 15;
 
-/// A driver's open racing session changed (started or ended through the API).
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct SessionChanged {
-    pub driver_id: String,
-}
-
 /// Store caches that travel with a flush to the blocking pool and back.
 #[derive(Default)]
 struct Caches {
     watermarks: HashMap<(String, String), i64>,
-    sessions: HashMap<String, String>,
 }
 
 pub struct StoreWriter {
@@ -165,8 +164,6 @@ pub struct StoreWriter {
     flushing: bool,
     caches: Option<Caches>,
     failures: u32,
-    /// Sessions changed while a flush was out; applied when its caches come back.
-    stale_sessions: Vec<String>,
     /// Recoveries waiting for a driver's queued writes to commit.
     recoveries: Vec<(String, tokio::sync::oneshot::Sender<Result<Recovered, String>>)>,
 }
@@ -183,7 +180,6 @@ impl StoreWriter {
             flushing: false,
             caches: Some(Caches::default()),
             failures: 0,
-            stale_sessions: vec![],
             recoveries: vec![],
         }
     }
@@ -242,6 +238,7 @@ impl StoreWriter {
             .map(|r| Plan {
                 driver_id: r.driver_id.clone(),
                 team_id: r.team_id.clone(),
+                session: r.session.clone(),
                 stream_id: r.stream_id.clone(),
                 samples: r.samples.clone(),
                 laps: r.laps.clone(),
@@ -260,10 +257,6 @@ impl StoreWriter {
                 Ok(v) => v,
                 Err(e) => (Err(format!("flush task failed: {e}")), Caches::default()),
             };
-            let mut caches = caches;
-            for d in act.stale_sessions.drain(..) {
-                caches.sessions.remove(&d);
-            }
             act.caches = Some(caches);
             match result {
                 Ok(results) => {
@@ -314,6 +307,7 @@ impl StoreWriter {
 struct Plan {
     driver_id: String,
     team_id: String,
+    session: Arc<RacingSession>,
     stream_id: Option<String>,
     samples: Vec<SampleIn>,
     laps: Vec<LapIn>,
@@ -357,54 +351,12 @@ impl Handler<Recover> for StoreWriter {
     }
 }
 
-impl Handler<SessionChanged> for StoreWriter {
-    type Result = ();
-
-    fn handle(&mut self, msg: SessionChanged, _: &mut Context<Self>) {
-        self.stats.handled();
-        match self.caches.as_mut() {
-            Some(c) => {
-                c.sessions.remove(&msg.driver_id);
-            }
-            None => self.stale_sessions.push(msg.driver_id),
-        }
-    }
-}
-
-/// The driver's open racing session, if any.
-fn open_session(conn: &mut DbConnection, driver_id: &str) -> QueryResult<Option<String>> {
-    racing_sessions::table
-        .filter(racing_sessions::driver_id.eq(driver_id))
-        .filter(racing_sessions::ended_at.is_null())
-        .order(racing_sessions::started_at.desc())
-        .select(racing_sessions::id)
-        .first::<String>(conn)
-        .optional()
-}
-
-/// The driver's open session, or a new one when telemetry arrives without one.
-pub fn open_or_start_session(conn: &mut DbConnection, driver_id: &str, team_id: &str) -> QueryResult<String> {
-    if let Some(id) = open_session(conn, driver_id)? {
-        return Ok(id);
-    }
-    let s = RacingSession {
-        id: uuid::Uuid::now_v7().to_string(),
-        team_id: team_id.to_owned(),
-        driver_id: driver_id.to_owned(),
-        track: "unknown".into(),
-        car: "unknown".into(),
-        started_at: chrono::Utc::now().naive_utc(),
-        ended_at: None,
-    };
-    diesel::insert_into(racing_sessions::table).values(&s).execute(conn)?;
-    Ok(s.id)
-}
-
 /// Reads a driver's [`Recovered`] state (see there).
 pub fn recover(conn: &mut DbConnection, driver_id: &str) -> QueryResult<Recovered> {
     use pitbox_schema::db::schema::laps;
-    let session = open_session(conn, driver_id)?;
-    let mut out = Recovered::default();
+    let open = sessions::open_session(conn, driver_id)?;
+    let session = open.as_ref().map(|s| s.id.clone());
+    let mut out = Recovered { session: open, ..Recovered::default() };
     if let Some(session) = &session {
         let n: i64 = laps::table.filter(laps::session_id.eq(session)).count().get_result(conn)?;
         out.laps_completed = u32::try_from(n).unwrap_or(u32::MAX);
@@ -464,27 +416,6 @@ pub fn recover(conn: &mut DbConnection, driver_id: &str) -> QueryResult<Recovere
     Ok(out)
 }
 
-/// Compresses a lap's frames for storage (deflate of the JSON of every frame).
-pub fn compress_frames(frames: &[TelemetryFrame]) -> std::io::Result<Vec<u8>> {
-    /// [`LapTelemetry`]'s shape, borrowing the frames.
-    #[derive(serde::Serialize)]
-    struct Frames<'a> {
-        frames: &'a [TelemetryFrame],
-    }
-    let json = serde_json::to_vec(&Frames { frames })?;
-    let mut enc = flate2::write::DeflateEncoder::new(
-        Vec::with_capacity(json.len() / 6),
-        flate2::Compression::default(),
-    );
-    enc.write_all(&json)?;
-    enc.finish()
-}
-
-/// Reverses [`compress_frames`].
-pub fn decompress_frames(blob: &[u8]) -> std::io::Result<LapTelemetry> {
-    Ok(serde_json::from_reader(flate2::read::DeflateDecoder::new(blob))?)
-}
-
 /// Writes every plan in one transaction; with `isolate` (after repeated failures), each plan in its
 /// own, so one request that can never be stored does not hold back the rest (it gets `None`).
 fn write_all(
@@ -495,14 +426,14 @@ fn write_all(
 ) -> QueryResult<Vec<Option<Stored>>> {
     if !isolate {
         // The caches are only updated when the transaction commits.
-        let mut trial = Caches { watermarks: caches.watermarks.clone(), sessions: caches.sessions.clone() };
+        let mut trial = Caches { watermarks: caches.watermarks.clone() };
         let out = conn.transaction(|c| write_batch(c, plans, &mut trial))?;
         *caches = trial;
         return Ok(out.into_iter().map(Some).collect());
     }
     let mut out = Vec::with_capacity(plans.len());
     for p in plans {
-        let mut trial = Caches { watermarks: caches.watermarks.clone(), sessions: caches.sessions.clone() };
+        let mut trial = Caches { watermarks: caches.watermarks.clone() };
         match conn.transaction(|c| write_batch(c, std::slice::from_ref(p), &mut trial)) {
             Ok(mut stored) => {
                 *caches = trial;
@@ -529,7 +460,12 @@ fn write_batch(conn: &mut DbConnection, plans: &[Plan], caches: &mut Caches) -> 
     let mut rows = Vec::new();
     let mut active = std::collections::BTreeSet::new();
     let mut out = Vec::with_capacity(plans.len());
+    // Each session is made sure of once per flush (a live node sends one frame per request).
+    let mut ensured = std::collections::HashSet::new();
     for p in plans {
+        if ensured.insert(p.session.id.as_str()) {
+            sessions::ensure_session(conn, &p.session)?;
+        }
         out.push(write_one(conn, p, caches, now, &mut rows)?);
         if !p.samples.is_empty() {
             active.insert(p.driver_id.as_str());
@@ -561,14 +497,7 @@ fn write_one(
     now: NaiveDateTime,
     rows: &mut Vec<TelemetrySampleRow>,
 ) -> QueryResult<Stored> {
-    let session_id = match caches.sessions.get(&p.driver_id) {
-        Some(s) => s.clone(),
-        None => {
-            let s = open_or_start_session(conn, &p.driver_id, &p.team_id)?;
-            caches.sessions.insert(p.driver_id.clone(), s.clone());
-            s
-        }
-    };
+    let session_id = p.session.id.clone();
     let mut watermark = None;
     if let Some(stream) = &p.stream_id {
         let key = (p.driver_id.clone(), stream.clone());

@@ -16,7 +16,7 @@ use crate::driver_session::{DriverSession, GetVideo};
 use crate::mailbox::Mailbox;
 use crate::registry::Registry;
 use crate::runtime_supervisor::{GetTeam, RuntimeSupervisor};
-use crate::store_writer::{Backlog, SessionChanged, StoreWriter};
+use crate::store_writer::{Backlog, StoreWriter};
 use crate::supervision::{Control, Handle, RestartPolicy};
 use crate::team_hub::{Broadcast, TeamHub};
 use crate::team_supervisor::{GetDriver, GetHub, TeamSupervisor};
@@ -217,9 +217,34 @@ impl ActorSystem {
         Ok(())
     }
 
-    /// A driver's racing session was started or ended outside the actors (the REST API).
-    pub fn session_changed(&self, driver_id: &str) {
-        self.env.store.do_send(SessionChanged { driver_id: driver_id.to_owned() });
+    /// Opens a driver's racing session at `place` through its `DriverSession`, which owns it (see
+    /// [`OpenRacing`](crate::driver_session::OpenRacing)).
+    pub async fn open_racing(
+        &self,
+        team_id: &str,
+        driver_id: &str,
+        place: pitbox_schema::db::store::sessions::Place,
+        from_node: bool,
+    ) -> Result<pitbox_schema::db::models::RacingSession, SystemError> {
+        let session = self.driver(team_id, driver_id).await?;
+        session
+            .send(crate::driver_session::OpenRacing { place, from_node })
+            .await?
+            .map_err(SystemError::Unavailable)
+    }
+
+    /// Ends a driver's racing session `id` through its `DriverSession`.
+    pub async fn end_racing(
+        &self,
+        team_id: &str,
+        driver_id: &str,
+        id: &str,
+    ) -> Result<pitbox_schema::db::models::RacingSession, SystemError> {
+        let session = self.driver(team_id, driver_id).await?;
+        session
+            .send(crate::driver_session::EndRacing { id: id.to_owned() })
+            .await?
+            .map_err(SystemError::Unavailable)
     }
 
     /// Sends an operator control to the actor at `path`; `false` if no live actor is there.

@@ -113,6 +113,9 @@ pub struct Live<F> {
     frames: u64,
     track: Option<String>,
     car: Option<String>,
+    /// `SessionNum` of the latest row, and the session types the YAML lists.
+    session_num: Option<i32>,
+    session_info: Option<SessionInfo>,
 }
 
 impl<F: LiveFeed> Live<F> {
@@ -129,6 +132,8 @@ impl<F: LiveFeed> Live<F> {
             frames: 0,
             track: None,
             car: None,
+            session_num: None,
+            session_info: None,
         }
     }
 
@@ -149,7 +154,16 @@ impl<F: LiveFeed> Live<F> {
     }
 
     pub fn info(&self) -> SourceInfo {
-        SourceInfo { kind: self.feed.kind(), track: self.track.clone(), car: self.car.clone(), frames: None }
+        SourceInfo {
+            kind: self.feed.kind(),
+            track: self.track.clone(),
+            car: self.car.clone(),
+            session_type: self
+                .session_info
+                .as_ref()
+                .and_then(|i| i.session_type(self.session_num.map(i64::from))),
+            frames: None,
+        }
     }
 
     /// Polls the feed once: the next frame, or `None` when the sim wrote nothing new or is not
@@ -189,6 +203,7 @@ impl<F: LiveFeed> Live<F> {
             self.converter = SampleConverter::live(None);
             self.track = None;
             self.car = None;
+            self.session_info = None;
             self.read_session_info(counter);
             tracing::info!(
                 session = self.sessions,
@@ -201,6 +216,7 @@ impl<F: LiveFeed> Live<F> {
         } else if self.info_update != Some(counter) {
             self.read_session_info(counter);
         }
+        self.session_num = session_num.or(self.session_num);
         let row = self.feed.row()?;
         let frame = self.converter.frame(&row, None, Utc::now());
         if session_time.is_some() {
@@ -224,6 +240,7 @@ impl<F: LiveFeed> Live<F> {
                 self.converter.set_sector_starts(info.sector_starts());
                 self.track = info.track().map(str::to_owned);
                 self.car = info.car();
+                self.session_info = Some(info);
                 tracing::debug!(
                     counter,
                     sectors = self.converter.sector_starts().len(),

@@ -100,6 +100,7 @@ pub fn run(source: Box<dyn TelemetrySource>, options: NodeOptions) -> anyhow::Re
             UplinkOptions {
                 track: info.track.clone(),
                 car: info.car.clone(),
+                session_type: info.session_type.clone(),
                 ..UplinkOptions::new(options.home.clone(), tls)
             },
             spool.clone(),

@@ -18,6 +18,8 @@ pub struct SourceInfo {
     pub kind: &'static str,
     pub track: Option<String>,
     pub car: Option<String>,
+    /// The sim's session type (`Practice`, `Qualify`, `Race`, …) from the session info.
+    pub session_type: Option<String>,
     /// Frames in total, when known (recordings).
     pub frames: Option<u64>,
 }
@@ -54,9 +56,19 @@ impl TelemetrySource for crate::synthetic::Synthetic {
             kind: "synthetic",
             track: Some(format!("PitBox Ring ({:.0} m)", self.track_length())),
             car: Some("GT3 (synthetic)".into()),
+            session_type: Some("Practice".into()),
             frames: None,
         }
     }
+}
+
+/// The type of the session a recording holds: the one its first row's `SessionNum` names.
+fn ibt_session_type(
+    ibt: &crate::ibt::Ibt<crate::ibt::FileSource>,
+    info: Option<&crate::ibt::SessionInfo>,
+) -> Option<String> {
+    let number = ibt.row(0).ok().and_then(|r| r.i32("SessionNum")).map(i64::from);
+    info?.session_type(number)
 }
 
 /// A `.ibt` recording as a source: its rows, converted, in order; optionally only the first
@@ -104,6 +116,7 @@ impl IbtSource {
             kind: "ibt",
             track: session.as_ref().and_then(|s| s.track().map(str::to_owned)),
             car: session.as_ref().and_then(|s| s.car()),
+            session_type: ibt_session_type(&ibt, session.as_ref()),
             frames: Some(end as u64),
         };
         Ok(IbtSource {

@@ -48,6 +48,8 @@ pub struct UplinkOptions {
     /// The session's track and car (from the source), told to the runtime at authentication.
     pub track: Option<String>,
     pub car: Option<String>,
+    /// The sim's session type (`Practice`, `Race`, …), told with track and car.
+    pub session_type: Option<String>,
 }
 
 impl UplinkOptions {
@@ -60,6 +62,7 @@ impl UplinkOptions {
             max_backoff: Duration::from_secs(30),
             track: None,
             car: None,
+            session_type: None,
         }
     }
 }
@@ -215,6 +218,7 @@ async fn session(
             version: env!("CARGO_PKG_VERSION").to_owned(),
             track: options.track.clone(),
             car: options.car.clone(),
+            session_type: options.session_type.clone(),
         }));
         serde_json::to_string(&msg).unwrap_or_default()
     };

@@ -8,11 +8,11 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use pitbox_actors::coach_store;
-use pitbox_actors::store_writer::decompress_frames;
 use pitbox_coach::{
     compare, CornerMap, LapComparison, LapTrace, LearnOptions, MetricOptions, SegmentId, Turn,
 };
 use pitbox_schema::db::models::{LapRow, TrackMapRow};
+use pitbox_schema::db::store::laps::decompress_frames;
 use pitbox_schema::wire::{CornerRow, LapCorners, TelemetryFrame};
 use serde::Serialize;
 

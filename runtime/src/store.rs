@@ -390,73 +390,8 @@ pub fn update_driver(conn: &mut DbConnection, id: &str, u: &wire::DriverUpdate) 
 
 // ---------------------------------------------------------------- sessions
 
-pub fn create_session(
-    conn: &mut DbConnection,
-    driver: &Driver,
-    track: &str,
-    car: &str,
-) -> ApiResult<RacingSession> {
-    conn.transaction(|conn| {
-        // A driver has one open session; starting another closes the previous one.
-        diesel::update(
-            racing_sessions::table
-                .filter(racing_sessions::driver_id.eq(&driver.id))
-                .filter(racing_sessions::ended_at.is_null()),
-        )
-        .set(racing_sessions::ended_at.eq(Some(now())))
-        .execute(conn)?;
-        let s = RacingSession {
-            id: new_id(),
-            team_id: driver.team_id.clone(),
-            driver_id: driver.id.clone(),
-            track: track.to_owned(),
-            car: car.to_owned(),
-            started_at: now(),
-            ended_at: None,
-        };
-        diesel::insert_into(racing_sessions::table).values(&s).execute(conn)?;
-        Ok(s)
-    })
-}
-
-/// A driver node named its track and car: the driver's open session takes them when it has none
-/// yet ("unknown", made when telemetry came first), or a new session starts when they differ.
-/// `true` when the driver's open session changed.
-pub fn node_session(conn: &mut DbConnection, driver: &Driver, track: &str, car: &str) -> ApiResult<bool> {
-    conn.transaction(|conn| match open_session(conn, &driver.id)? {
-        Some(s) if s.track == track && s.car == car => Ok(false),
-        Some(s) if s.track == "unknown" && s.car == "unknown" => {
-            diesel::update(racing_sessions::table.find(&s.id))
-                .set((racing_sessions::track.eq(track), racing_sessions::car.eq(car)))
-                .execute(conn)?;
-            Ok(true)
-        }
-        _ => {
-            create_session(conn, driver, track, car)?;
-            Ok(true)
-        }
-    })
-}
-
-pub fn open_session(conn: &mut DbConnection, driver_id: &str) -> ApiResult<Option<RacingSession>> {
-    Ok(racing_sessions::table
-        .filter(racing_sessions::driver_id.eq(driver_id))
-        .filter(racing_sessions::ended_at.is_null())
-        .order(racing_sessions::started_at.desc())
-        .select(RacingSession::as_select())
-        .first(conn)
-        .optional()?)
-}
-
 pub fn get_session(conn: &mut DbConnection, id: &str) -> ApiResult<RacingSession> {
-    racing_sessions::table.find(id).select(RacingSession::as_select()).first(conn).found("session", id)
-}
-
-pub fn end_session(conn: &mut DbConnection, id: &str) -> ApiResult<RacingSession> {
-    diesel::update(racing_sessions::table.find(id).filter(racing_sessions::ended_at.is_null()))
-        .set(racing_sessions::ended_at.eq(Some(now())))
-        .execute(conn)?;
-    get_session(conn, id)
+    pitbox_schema::db::store::sessions::get_session(conn, id).found("session", id)
 }
 
 pub fn list_sessions(
@@ -465,16 +400,7 @@ pub fn list_sessions(
     driver_id: Option<&str>,
     limit: i64,
 ) -> ApiResult<Vec<RacingSession>> {
-    let mut q = racing_sessions::table
-        .filter(racing_sessions::team_id.eq(team_id))
-        .order(racing_sessions::started_at.desc())
-        .limit(limit)
-        .select(RacingSession::as_select())
-        .into_boxed();
-    if let Some(d) = driver_id {
-        q = q.filter(racing_sessions::driver_id.eq(d.to_owned()));
-    }
-    Ok(q.load(conn)?)
+    Ok(pitbox_schema::db::store::sessions::list_sessions(conn, team_id, driver_id, limit)?)
 }
 
 // ---------------------------------------------------------------- telemetry and laps

@@ -628,3 +628,65 @@ on_both_backends!(a_batch_after_frames_the_session_never_took_is_refused_until_t
     assert_eq!(send(frames(51, 10), Some(50)).await.unwrap(), Ok(10));
     srv.stop().await;
 });
+
+/// A driver's racing sessions, newest first.
+async fn sessions_of(srv: &TestServer, list: &str, token: &str) -> Vec<Value> {
+    srv.get(list, token).await.body.as_array().unwrap().clone()
+}
+
+/// A driver node that names its track, car and session type at authentication.
+async fn node_at(srv: &TestServer, token: &str, track: &str, car: &str, session_type: &str) -> WsClient {
+    let mut c = WsClient::connect(srv).await;
+    c.send(json!({"type": "authenticate", "id": "auth", "data": {
+        "token": token, "clientType": "driver_node", "version": "test",
+        "track": track, "car": car, "sessionType": session_type}}))
+        .await;
+    let r = c.recv_type("authentication_result").await.expect("authentication_result");
+    assert_eq!(r["data"]["success"], true, "{r}");
+    c
+}
+
+on_both_backends!(the_node_names_its_racing_session_and_a_new_sim_session_opens_a_new_one, |srv| {
+    let (team, driver, node_token, watcher) = setup_team(&srv).await;
+    let list = format!("/api/teams/{team}/sessions?driverId={driver}");
+
+    // Practice: the session has the sim's names, and the laps go into it.
+    let mut node = node_at(&srv, &node_token, "Spa-Francorchamps", "Porsche 911 GT3 R", "Practice").await;
+    stream(&mut node, &driver, 0, 210, 1.5, 30, false).await;
+    assert!(await_ack(&mut node, 209).await.is_empty());
+    let first = sessions_of(&srv, &list, &watcher).await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    let practice = &first[0];
+    assert_eq!(
+        (practice["track"].as_str(), practice["car"].as_str(), practice["sessionType"].as_str()),
+        (Some("Spa-Francorchamps"), Some("Porsche 911 GT3 R"), Some("Practice"))
+    );
+    assert!(practice["endedAt"].is_null());
+    let practice_id = practice["id"].as_str().unwrap().to_owned();
+    let laps = srv.get(&format!("/api/teams/{team}/laps?sessionId={practice_id}"), &watcher).await;
+    assert_eq!(laps.body.as_array().unwrap().len(), 2, "{}", laps.body);
+
+    // A reconnect in the same sim session keeps the racing session.
+    drop(node);
+    let node = node_at(&srv, &node_token, "Spa-Francorchamps", "Porsche 911 GT3 R", "Practice").await;
+    assert_eq!(sessions_of(&srv, &list, &watcher).await.len(), 1);
+
+    // The sim moves on to the race: the practice session is closed, the race one opened, and what
+    // the node sends from now on lands in it.
+    drop(node);
+    let mut node = node_at(&srv, &node_token, "Spa-Francorchamps", "Porsche 911 GT3 R", "Race").await;
+    stream(&mut node, &driver, 210, 210, 1.5, 30, false).await;
+    assert!(await_ack(&mut node, 419).await.is_empty());
+    let both = sessions_of(&srv, &list, &watcher).await;
+    assert_eq!(both.len(), 2, "{both:?}");
+    let (race, old) = (&both[0], &both[1]);
+    assert_eq!(old["id"], practice_id.as_str());
+    assert!(!old["endedAt"].is_null(), "the practice session is closed: {old}");
+    assert_eq!(race["sessionType"], "Race");
+    assert!(race["endedAt"].is_null());
+    let race_id = race["id"].as_str().unwrap();
+    let laps = srv.get(&format!("/api/teams/{team}/laps?sessionId={race_id}"), &watcher).await;
+    assert!(!laps.body.as_array().unwrap().is_empty(), "{}", laps.body);
+    drop(node);
+    srv.stop().await;
+});

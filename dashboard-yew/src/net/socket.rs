@@ -277,6 +277,7 @@ fn on_text(rc: &Rc<RefCell<Inner>>, text: &str) {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
                 track: None,
                 car: None,
+                session_type: None,
             };
             if let (Some(ws), Ok(text)) =
                 (&inner.ws, serde_json::to_string(&Envelope::new(Message::Authenticate(auth))))

@@ -458,6 +458,14 @@ impl SessionInfo {
             .collect()
     }
 
+    /// The type (`Practice`, `Qualify`, `Race`, …) of session `number` (`SessionNum`), or of the
+    /// last session listed when the number is unknown or not listed.
+    pub fn session_type(&self, number: Option<i64>) -> Option<String> {
+        let all = self.sessions();
+        let chosen = number.and_then(|n| all.iter().find(|s| s.number == Some(n))).or(all.last());
+        chosen.map(|s| s.kind.clone()).filter(|k| !k.is_empty())
+    }
+
     /// `SplitTimeInfo.Sectors[].SectorStartPct`, ascending (0–1 around the lap).
     pub fn sector_starts(&self) -> Vec<f32> {
         let Some(list) = self.get("SplitTimeInfo.Sectors") else { return Vec::new() };

@@ -19,8 +19,10 @@ use crate::routes::scope::{InTeam, LapWithFrames, TeamScope};
 use crate::routes::{limits, text, Limit};
 use crate::store::{self, LapFilter};
 use pitbox_actors::driver_session::{Frames, GetLive, IngestError};
-use pitbox_actors::store_writer::{decompress_frames, AckTo};
+use pitbox_actors::store_writer::AckTo;
 use pitbox_actors::ActorSystem;
+use pitbox_schema::db::store::laps::decompress_frames;
+use pitbox_schema::db::store::sessions::Place;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/telemetry", web::post().to(post_telemetry))
@@ -150,8 +152,12 @@ pub async fn create_session(
     let car = text("car", &new.car, limits::TRACK)?;
     let driver = db.run(move |c| store::get_driver(c, &new.driver_id)).await.body_ref(NO_SUCH_DRIVER)?;
     user.require_self_or_staff(&driver.id, &driver.team_id)?;
-    let s = db.run(move |c| store::create_session(c, &driver, &track, &car)).await?;
-    system.session_changed(&s.driver_id);
+    // The driver's session owns its racing session: it closes the open one and opens this.
+    let place = Place { track, car, session_type: None };
+    let s = system
+        .open_racing(&driver.team_id, &driver.id, place, false)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
     Ok(HttpResponse::Created().json(RacingSession::from(s)))
 }
 
@@ -167,13 +173,14 @@ pub async fn get_session(s: InTeam<models::RacingSession>) -> web::Json<RacingSe
     responses((status = 200, body = RacingSession), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn end_session(
     s: InTeam<models::RacingSession>,
-    db: web::Data<Db>,
     system: web::Data<ActorSystem>,
 ) -> ApiResult<web::Json<RacingSession>> {
     let InTeam { user, item: s } = s;
     user.require_self_or_staff(&s.driver_id, &s.team_id)?;
-    let s = db.run(move |c| store::end_session(c, &s.id)).await?;
-    system.session_changed(&s.driver_id);
+    let s = system
+        .end_racing(&s.team_id, &s.driver_id, &s.id)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
     Ok(web::Json(s.into()))
 }
 

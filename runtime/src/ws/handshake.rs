@@ -7,6 +7,7 @@ use actix::prelude::*;
 use actix_web_actors::ws::{self, CloseCode};
 use pitbox_actors::driver_session::NodeConnection;
 use pitbox_actors::team_hub::{Push, SubscribeNode};
+use pitbox_schema::db::store::sessions::{self, Place};
 use pitbox_schema::wire::{
     Authenticate, AuthenticationResult, ClientType, Envelope, ErrorBody, ErrorCode, Message as Wire,
     Subscribe,
@@ -18,15 +19,19 @@ use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::store;
 
-/// The track and car a node names at authentication, when they are usable text (anything else is
-/// ignored: the node is not refused over its session info).
-fn node_place(track: Option<&str>, car: Option<&str>) -> Option<(String, String)> {
+/// The track, car and session type a node names at authentication, when they are usable text
+/// (anything else is ignored: the node is not refused over its session info).
+fn node_place(track: Option<&str>, car: Option<&str>, session_type: Option<&str>) -> Option<Place> {
     let ok = |v: Option<&str>| {
         v.and_then(|v| crate::routes::text("track", v.trim(), crate::routes::limits::TRACK).ok())
     };
-    match (ok(track), ok(car)) {
-        (None, None) => None,
-        (t, c) => Some((t.unwrap_or_else(|| "unknown".into()), c.unwrap_or_else(|| "unknown".into()))),
+    match (ok(track), ok(car), ok(session_type)) {
+        (None, None, None) => None,
+        (t, c, session_type) => Some(Place {
+            track: t.unwrap_or_else(|| sessions::UNKNOWN.into()),
+            car: c.unwrap_or_else(|| sessions::UNKNOWN.into()),
+            session_type,
+        }),
     }
 }
 
@@ -67,20 +72,21 @@ impl WsSession {
         let (db, system) = (self.db.clone(), self.system.clone());
         let lookup = driver_id.clone();
         let (me, conn_id) = (ctx.address().recipient::<Push>(), self.id);
-        let place = node_place(a.track.as_deref(), a.car.as_deref());
+        let place = node_place(a.track.as_deref(), a.car.as_deref(), a.session_type.as_deref());
         let fut = async move {
             let driver = db.run(move |c| store::get_driver(c, &lookup)).await?;
-            if let Some((track, car)) = place {
-                // The sim's track and car name the racing session the laps go into.
-                let d = driver.clone();
-                if db.run(move |c| store::node_session(c, &d, &track, &car)).await? {
-                    system.session_changed(&driver.id);
-                }
-            }
             let session = system
                 .driver_handle(&driver.team_id, &driver.id)
                 .await
                 .map_err(|e| ApiError::unavailable(e.to_string()))?;
+            if let Some(place) = place {
+                // The sim's track, car and session type name the racing session the laps go
+                // into; the driver's session opens it before any frame of this node.
+                system
+                    .open_racing(&driver.team_id, &driver.id, place, true)
+                    .await
+                    .map_err(|e| ApiError::unavailable(e.to_string()))?;
+            }
             // The node hears its driver's coach through the team hub, addressed to it alone.
             let hub = system.hub(&driver.team_id).await.ok();
             if let Some(hub) = &hub {

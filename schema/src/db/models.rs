@@ -82,6 +82,8 @@ pub struct RacingSession {
     pub car: String,
     pub started_at: NaiveDateTime,
     pub ended_at: Option<NaiveDateTime>,
+    /// The sim's session type (`Practice`, `Qualify`, `Race`, …) when a node named it.
+    pub session_type: Option<String>,
 }
 
 impl From<RacingSession> for wire::RacingSession {
@@ -94,6 +96,7 @@ impl From<RacingSession> for wire::RacingSession {
             car: s.car,
             started_at: s.started_at.and_utc(),
             ended_at: s.ended_at.map(|t| t.and_utc()),
+            session_type: s.session_type,
         }
     }
 }

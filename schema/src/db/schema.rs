@@ -52,6 +52,7 @@ diesel::table! {
         car -> Text,
         started_at -> Timestamp,
         ended_at -> Nullable<Timestamp>,
+        session_type -> Nullable<Text>,
     }
 }
 

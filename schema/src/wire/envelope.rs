@@ -70,6 +70,10 @@ pub struct Authenticate {
     pub track: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub car: Option<String>,
+    /// The sim's session type (`Practice`, `Qualify`, `Race`, …): with track and car, it names the
+    /// racing session; a change of any of them closes the old one and opens a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_type: Option<String>,
 }
 
 /// The token stays out of logs: a logged envelope must not hand out a session.
@@ -81,6 +85,7 @@ impl core::fmt::Debug for Authenticate {
             .field("version", &self.version)
             .field("track", &self.track)
             .field("car", &self.car)
+            .field("session_type", &self.session_type)
             .finish()
     }
 }

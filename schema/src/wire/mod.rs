@@ -40,6 +40,7 @@ mod tests {
             version: "1".into(),
             track: None,
             car: None,
+            session_type: None,
         };
         assert!(!format!("{a:?}").contains("secret-token"));
     }

@@ -1,0 +1,1 @@
+ALTER TABLE racing_sessions DROP COLUMN session_type;
