@@ -266,7 +266,8 @@ impl TelemetryUpdate {
 fn prepend_fields<H: Serialize>(head: &H, tail: &str) -> serde_json::Result<Box<RawValue>> {
     use serde::ser::Error;
     let mut out = serde_json::to_string(head)?;
-    let body = tail.trim_start().strip_prefix('{').ok_or_else(|| serde_json::Error::custom("not a JSON object"))?;
+    let body =
+        tail.trim_start().strip_prefix('{').ok_or_else(|| serde_json::Error::custom("not a JSON object"))?;
     if !out.ends_with('}') {
         return Err(serde_json::Error::custom("not a JSON object"));
     }
@@ -357,8 +358,18 @@ mod tests {
             sector: 2,
             position: 3,
             fuel_level: 41.7,
-            tire_wear: Some(TireSet { front_left: 97.5, front_right: 96.0, rear_left: 98.25, rear_right: 97.0 }),
-            tire_temps: Some(TireSet { front_left: 88.0, front_right: 91.5, rear_left: 84.0, rear_right: 86.0 }),
+            tire_wear: Some(TireSet {
+                front_left: 97.5,
+                front_right: 96.0,
+                rear_left: 98.25,
+                rear_right: 97.0,
+            }),
+            tire_temps: Some(TireSet {
+                front_left: 88.0,
+                front_right: 91.5,
+                rear_left: 84.0,
+                rear_right: 86.0,
+            }),
             latitude: Some(51.500_000_000_1),
             longitude: Some(-0.1),
             track_surface: Some(3),
@@ -409,7 +420,8 @@ mod tests {
         for (i, f) in typed.iter_mut().enumerate() {
             f.seq = Some(i as u64 + 1);
         }
-        let raw: Vec<Box<RawValue>> = typed.iter().map(|f| serde_json::value::to_raw_value(f).unwrap()).collect();
+        let raw: Vec<Box<RawValue>> =
+            typed.iter().map(|f| serde_json::value::to_raw_value(f).unwrap()).collect();
         for stream in [Some("s-1"), None] {
             let text = telemetry_batch_json("d1", stream, &raw).unwrap();
             let env = Envelope::new(Message::TelemetryBatch(TelemetryBatch {
