@@ -346,7 +346,7 @@ mod tests {
 
     fn frames() -> Vec<TelemetryFrame> {
         let full = TelemetrySample {
-            session_time: 1234.000_000_1,
+            session_time: 1234.0 + 1e-7,
             speed: 187.3,
             rpm: 7123.5,
             gear: 4,
@@ -354,7 +354,7 @@ mod tests {
             brake: 0.0,
             steering_angle: -12.25,
             lap: 7,
-            track_position: 0.123_456_79,
+            track_position: 0.123_456_8,
             sector: 2,
             position: 3,
             fuel_level: 41.7,
@@ -370,7 +370,7 @@ mod tests {
                 rear_left: 84.0,
                 rear_right: 86.0,
             }),
-            latitude: Some(51.500_000_000_1),
+            latitude: Some(51.5 + 1e-10),
             longitude: Some(-0.1),
             track_surface: Some(3),
             incidents: Some(2),
