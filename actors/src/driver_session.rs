@@ -42,23 +42,27 @@ use crate::voice_channel::{VoiceChannel, VoiceChannelArgs, VoiceIn, VoiceRef, Vo
 pub type Latest = Option<Arc<Vec<LiveSample>>>;
 
 /// A published sample; its JSON is made once, by the first subscriber that sends it, and shared
-/// by all the others.
+/// by all the others. It embeds the sample's channels as they were encoded for the database, so a
+/// sample is encoded once however many ways it leaves.
 #[derive(Debug)]
 pub struct LiveSample {
     /// Counts the driver's samples (continues across restarts), so subscribers know what they sent.
     pub n: u64,
     pub update: TelemetryUpdate,
+    /// `update.frame.sample` as JSON (what the database's `data` column holds).
+    sample_json: Box<str>,
     json: OnceLock<Option<Box<RawValue>>>,
 }
 
 impl LiveSample {
-    pub fn new(n: u64, update: TelemetryUpdate) -> Self {
-        Self { n, update, json: OnceLock::new() }
+    /// `sample_json` is `update.frame.sample` as `serde_json::to_string` writes it.
+    pub fn new(n: u64, update: TelemetryUpdate, sample_json: &str) -> Self {
+        Self { n, update, sample_json: sample_json.into(), json: OnceLock::new() }
     }
 
     /// The `telemetry_update` data as JSON.
     pub fn json(&self) -> Option<&RawValue> {
-        self.json.get_or_init(|| serde_json::value::to_raw_value(&self.update).ok()).as_deref()
+        self.json.get_or_init(|| self.update.json_with_sample(&self.sample_json).ok()).as_deref()
     }
 }
 
@@ -386,27 +390,34 @@ impl DriverSession {
         let mut fresh = 0;
         let mut live = Vec::new();
         for f in &msg.frames {
+            // The one encoding of the sample: stored as is, and embedded in the live push.
             let data = serde_json::to_string(&f.sample).map_err(|e| Fatal(e.to_string()))?;
+            // A resend of a frame this session already saw is stored (deduplicated by the writer)
+            // and acknowledged, but not assembled twice.
+            let resend = match (&msg.stream_id, f.seq) {
+                (Some(stream), Some(seq)) => {
+                    let seen = self.ckpt.streams.get(stream).is_some_and(|last| seq <= *last);
+                    if !seen {
+                        self.ckpt.streams.insert(stream.clone(), seq);
+                    }
+                    seen
+                }
+                _ => false,
+            };
+            if !resend {
+                fresh += 1;
+                let update = TelemetryUpdate { driver_id: self.driver_id.clone(), frame: f.clone() };
+                live.push(LiveSample::new(self.ckpt.samples + fresh as u64, update, &data));
+                for lap in self.assembler.push(f.clone()) {
+                    laps.push(LapIn { id: uuid::Uuid::now_v7().to_string(), lap });
+                }
+            }
             samples.push(SampleIn {
                 id: uuid::Uuid::now_v7().to_string(),
                 seq: f.seq,
                 recorded_at: f.timestamp.naive_utc(),
                 data,
             });
-            // A resend of a frame this session already saw is stored (deduplicated by the writer)
-            // and acknowledged, but not assembled twice.
-            if let (Some(stream), Some(seq)) = (&msg.stream_id, f.seq) {
-                if self.ckpt.streams.get(stream).is_some_and(|last| seq <= *last) {
-                    continue;
-                }
-                self.ckpt.streams.insert(stream.clone(), seq);
-            }
-            fresh += 1;
-            let update = TelemetryUpdate { driver_id: self.driver_id.clone(), frame: f.clone() };
-            live.push(LiveSample::new(self.ckpt.samples + fresh as u64, update));
-            for lap in self.assembler.push(f.clone()) {
-                laps.push(LapIn { id: uuid::Uuid::now_v7().to_string(), lap });
-            }
         }
         if !live.is_empty() {
             self.slot.latest.send_replace(Some(Arc::new(live)));

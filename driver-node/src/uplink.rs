@@ -19,7 +19,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use pitbox_schema::wire::media::{Codec, MediaHeader};
 use pitbox_schema::wire::{
-    Authenticate, ClientType, Envelope, ErrorCode, Message as Wire, TelemetryBatch, VoiceCommand,
+    telemetry_batch_json, Authenticate, ClientType, Envelope, ErrorCode, Message as Wire, VoiceCommand,
     VOICE_STREAM,
 };
 use rand::Rng;
@@ -430,18 +430,17 @@ impl Window {
     async fn fill(&mut self, tx: &mut WsSink, spool: &Spool) -> Result<(), SessionEnd> {
         while self.sent.saturating_sub(self.acked) < self.size {
             let room = (self.size - self.sent.saturating_sub(self.acked)).min(BATCH as u64) as usize;
-            let frames = spool.read_after(self.sent.max(self.acked), room)?;
-            let Some(last) = frames.last().and_then(|f| f.seq) else { break };
+            let rows = spool.read_raw_after(self.sent.max(self.acked), room)?;
+            let (Some((first, _)), Some((last, _))) = (rows.first(), rows.last()) else { break };
+            let (first, last) = (*first, *last);
             if self.acked == 0 && self.sent == 0 {
                 // First batch of this connection: everything before it was acknowledged.
-                self.acked = frames[0].seq.unwrap_or(1).saturating_sub(1);
+                self.acked = first.saturating_sub(1);
             }
-            let batch = Envelope::new(Wire::TelemetryBatch(TelemetryBatch {
-                driver_id: self.driver_id.clone(),
-                stream_id: Some(self.stream_id.clone()),
-                frames,
-            }));
-            let text = serde_json::to_string(&batch).map_err(|e| SessionEnd::Connection(e.to_string()))?;
+            // The spooled JSON goes as it is: no decode and encode again per send.
+            let frames: Vec<_> = rows.into_iter().map(|(_, json)| json).collect();
+            let text = telemetry_batch_json(&self.driver_id, Some(&self.stream_id), &frames)
+                .map_err(|e| SessionEnd::Connection(e.to_string()))?;
             tx.send(awc::ws::Message::Text(text.into()))
                 .await
                 .map_err(|e| SessionEnd::Connection(e.to_string()))?;

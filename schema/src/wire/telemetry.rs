@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 /// Four values, one per tyre (wear in % remaining, or temperatures in °C).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -228,6 +229,80 @@ pub struct TelemetryUpdate {
     pub frame: TelemetryFrame,
 }
 
+impl TelemetryFrame {
+    /// The frame's JSON with `seq` set, from its JSON without one (as a driver node spools it):
+    /// the same text as encoding the frame with its sequence number, without decoding it.
+    pub fn json_with_seq(seq: u64, unnumbered: &str) -> serde_json::Result<Box<RawValue>> {
+        #[derive(Serialize)]
+        struct Head {
+            seq: u64,
+        }
+        prepend_fields(&Head { seq }, unnumbered)
+    }
+}
+
+impl TelemetryUpdate {
+    /// The update's JSON, given its sample already encoded (`sample_json`, as
+    /// `serde_json::to_string(&self.frame.sample)` writes it): the same text as encoding the
+    /// update, while the sample's channels are encoded only once.
+    pub fn json_with_sample(&self, sample_json: &str) -> serde_json::Result<Box<RawValue>> {
+        // The fields `TelemetryUpdate` writes before the flattened sample, in its order.
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Head<'a> {
+            driver_id: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            seq: Option<u64>,
+            timestamp: &'a DateTime<Utc>,
+        }
+        let head = Head { driver_id: &self.driver_id, seq: self.frame.seq, timestamp: &self.frame.timestamp };
+        prepend_fields(&head, sample_json)
+    }
+}
+
+/// The JSON object holding `head`'s fields, then those of `tail` (a JSON object's text): what
+/// serde_json writes for one struct with both, in that order. `head` must hold none of `tail`'s
+/// keys. The result is checked to be JSON, so a damaged `tail` is an error here, not on the wire.
+fn prepend_fields<H: Serialize>(head: &H, tail: &str) -> serde_json::Result<Box<RawValue>> {
+    use serde::ser::Error;
+    let mut out = serde_json::to_string(head)?;
+    let body =
+        tail.trim_start().strip_prefix('{').ok_or_else(|| serde_json::Error::custom("not a JSON object"))?;
+    if !out.ends_with('}') {
+        return Err(serde_json::Error::custom("not a JSON object"));
+    }
+    out.pop();
+    if out.len() > 1 && !body.trim_start().starts_with('}') {
+        out.push(',');
+    }
+    out.push_str(body);
+    RawValue::from_string(out)
+}
+
+/// A `telemetry_batch` message (the text of `Envelope::new(Message::TelemetryBatch(..))`) written
+/// around frames already encoded as JSON, so a driver node sends its spooled frames without
+/// decoding and encoding them again.
+pub fn telemetry_batch_json(
+    driver_id: &str,
+    stream_id: Option<&str>,
+    frames: &[Box<RawValue>],
+) -> serde_json::Result<String> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Batch<'a> {
+        driver_id: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stream_id: Option<&'a str>,
+        frames: &'a [Box<RawValue>],
+    }
+    #[derive(Serialize)]
+    #[serde(tag = "type", content = "data", rename_all = "snake_case")]
+    enum Message<'a> {
+        TelemetryBatch(Batch<'a>),
+    }
+    serde_json::to_string(&Message::TelemetryBatch(Batch { driver_id, stream_id, frames }))
+}
+
 /// Several frames of one driver in one message (a node sends small batches; the runtime
 /// acknowledges the highest stored sequence number).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -262,4 +337,99 @@ pub struct TelemetryPostResult {
     /// The lap this sample completed, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lap_completed: Option<super::LapSummary>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Envelope, Message};
+
+    fn frames() -> Vec<TelemetryFrame> {
+        let full = TelemetrySample {
+            session_time: 1234.0 + 1e-7,
+            speed: 187.3,
+            rpm: 7123.5,
+            gear: 4,
+            throttle: 99.9,
+            brake: 0.0,
+            steering_angle: -12.25,
+            lap: 7,
+            track_position: 0.123_456_8,
+            sector: 2,
+            position: 3,
+            fuel_level: 41.7,
+            tire_wear: Some(TireSet {
+                front_left: 97.5,
+                front_right: 96.0,
+                rear_left: 98.25,
+                rear_right: 97.0,
+            }),
+            tire_temps: Some(TireSet {
+                front_left: 88.0,
+                front_right: 91.5,
+                rear_left: 84.0,
+                rear_right: 86.0,
+            }),
+            latitude: Some(51.5 + 1e-10),
+            longitude: Some(-0.1),
+            track_surface: Some(3),
+            incidents: Some(2),
+            last_lap_time: Some(92.345),
+            best_lap_time: Some(91.2),
+            cars: Some(CarArrays {
+                lap: vec![7, -1],
+                lap_dist_pct: vec![0.5, -1.0],
+                position: vec![3, 0],
+                on_pit_road: vec![false, true],
+            }),
+            ..TelemetrySample::default()
+        };
+        let t = "2026-03-01T12:00:00.016666Z".parse().unwrap();
+        vec![
+            TelemetryFrame { seq: None, timestamp: t, sample: full },
+            TelemetryFrame { seq: None, timestamp: t, sample: TelemetrySample::default() },
+        ]
+    }
+
+    #[test]
+    fn a_frame_numbered_by_splicing_reads_as_if_encoded_whole() {
+        for mut f in frames() {
+            let unnumbered = serde_json::to_string(&f).unwrap();
+            let spliced = TelemetryFrame::json_with_seq(42, &unnumbered).unwrap();
+            f.seq = Some(42);
+            assert_eq!(spliced.get(), serde_json::to_string(&f).unwrap());
+        }
+        assert!(TelemetryFrame::json_with_seq(1, "[1]").is_err());
+        assert!(TelemetryFrame::json_with_seq(1, "{\"speed\":").is_err(), "a torn row is refused");
+    }
+
+    #[test]
+    fn an_update_from_its_encoded_sample_is_the_update_encoded_whole() {
+        for (i, mut frame) in frames().into_iter().enumerate() {
+            frame.seq = (i == 0).then_some(9);
+            let update = TelemetryUpdate { driver_id: "driver \"1\" é".into(), frame };
+            let sample = serde_json::to_string(&update.frame.sample).unwrap();
+            let spliced = update.json_with_sample(&sample).unwrap();
+            assert_eq!(spliced.get(), serde_json::to_string(&update).unwrap());
+        }
+    }
+
+    #[test]
+    fn a_batch_around_raw_frames_is_the_typed_batch() {
+        let mut typed = frames();
+        for (i, f) in typed.iter_mut().enumerate() {
+            f.seq = Some(i as u64 + 1);
+        }
+        let raw: Vec<Box<RawValue>> =
+            typed.iter().map(|f| serde_json::value::to_raw_value(f).unwrap()).collect();
+        for stream in [Some("s-1"), None] {
+            let text = telemetry_batch_json("d1", stream, &raw).unwrap();
+            let env = Envelope::new(Message::TelemetryBatch(TelemetryBatch {
+                driver_id: "d1".into(),
+                stream_id: stream.map(str::to_owned),
+                frames: typed.clone(),
+            }));
+            assert_eq!(text, serde_json::to_string(&env).unwrap());
+        }
+    }
 }
