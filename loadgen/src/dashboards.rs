@@ -56,6 +56,7 @@ async fn session(
         version: env!("CARGO_PKG_VERSION").to_owned(),
         track: None,
         car: None,
+        session_type: None,
     }))?;
     conn.send(awc::ws::Message::Text(auth.into())).await?;
     let sub = text(Wire::Subscribe(Subscribe { team_id, driver_id: None, rate_hz: Some(rate_hz) }))?;

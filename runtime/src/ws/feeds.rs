@@ -400,7 +400,8 @@ mod tests {
             timestamp: chrono::Utc::now(),
             sample: TelemetrySample::default(),
         };
-        LiveSample::new(n, TelemetryUpdate { driver_id: "d".into(), frame })
+        let sample = serde_json::to_string(&frame.sample).unwrap();
+        LiveSample::new(n, TelemetryUpdate { driver_id: "d".into(), frame }, &sample)
     }
 
     fn batch(ns: &[u64]) -> Latest {
