@@ -1,7 +1,8 @@
 //! A driver node's side of the socket: its telemetry, handed to its `DriverSession` (each batch
-//! that continues the previous one says so, so nothing overtakes a lost or refused batch) and acknowledged once durably stored (`ack {seq}`), refused batches held back until the
-//! node resends them, the session re-resolved after it restarted; and its voice commands, passed
-//! to the driver's voice channel. Reads no env vars.
+//! that continues the previous one says so, so nothing overtakes a lost or refused batch) and
+//! acknowledged once durably stored (`ack {seq}`), refused batches held back until the node
+//! resends them, the session re-resolved after it restarted; and its voice commands, passed to
+//! the driver's voice channel. Reads no env vars.
 
 use std::time::{Duration, Instant};
 
@@ -25,9 +26,9 @@ pub(super) struct NodeLink {
     pub session: Option<Handle<DriverSession>>,
     resolving: bool,
     /// A batch starting at this seq was refused (its session restarted, storage was busy): later
-    /// batches already on their way are refused too until the node resends from there, so frames
-    /// are never stored out of order (the stored watermark would skip the refused ones, and the
-    /// acknowledgement would cover frames never stored). Given up after [`REWIND_PATIENCE`].
+    /// batches already on their way are refused here, without a trip to the session, until the
+    /// node resends from there. Order itself is kept by the session (`Frames::after`); this only
+    /// spares it batches it would refuse. Given up after [`REWIND_PATIENCE`].
     rewind: Option<(u64, Instant)>,
     /// The last seq of the node's previous batch. A batch that continues it says so
     /// (`Frames::after`): batches are pipelined, and a restarted session, or one whose storage was
