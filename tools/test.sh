@@ -19,6 +19,22 @@ step() { printf '\n== %s (%ss)\n' "$*" "$SECONDS" >&2; }
 step "setup"
 bash tools/setup.sh
 
+# The toolchains for the dashboard (wasm32) and the Windows node are mostly downloads (Debian's
+# rustc-web, mingw-w64, wine, Chromium, npm tools): fetched in the background while clippy and the
+# tests compile, instead of one after the other. wasm-toolchain.sh holds a lock, so the later
+# foreground calls wait for this one, find everything there and take seconds; if it failed, they
+# run it again and fail with its error.
+tc_log=$(mktemp)
+if [ "${PITBOX_SKIP_WASM:-0}" != 1 ] || [ "${PITBOX_SKIP_WINDOWS:-0}" != 1 ]; then
+  win=1
+  [ "${PITBOX_SKIP_WINDOWS:-0}" != 1 ] || win=0
+  mini=0
+  [ "${PITBOX_SKIP_WASM:-0}" != 1 ] || mini=1
+  WASM_TC_QUIET=1 WASM_TC_MINIMAL=$mini INSTALL_WINDOWS=$win INSTALL_WINE=$win \
+    nice bash tools/wasm-toolchain.sh >"$tc_log" 2>&1 &
+  echo "toolchains: installing in the background (log: $tc_log)" >&2
+fi
+
 if [ "${PITBOX_SKIP_PG:-0}" != 1 ]; then
   step "services"
   if url=$(bash tools/services.sh); then

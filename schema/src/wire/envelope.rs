@@ -202,8 +202,9 @@ pub enum Message {
     Error(ErrorBody),
 }
 
-/// One WebSocket text frame: the tagged message plus addressing and ordering.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One WebSocket text frame: the tagged message plus addressing and ordering. (Decoded by hand
+/// below, without serde's buffering `flatten`: see `super::flat`.)
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Envelope {
     #[serde(flatten)]
     pub message: Message,
@@ -254,6 +255,40 @@ impl Message {
         "voice_exchange",
         "error",
     ];
+}
+
+/// An envelope's own fields; `type` and `data` are its [`Message`] (adjacently tagged: with
+/// `type` first, as every PitBox sender writes it, `data` is decoded straight into its variant).
+#[derive(Default)]
+struct EnvelopeOwn {
+    v: Option<u16>,
+    id: Option<String>,
+    to: Option<String>,
+    from: Option<String>,
+    seq: Option<u64>,
+}
+
+impl<'de> super::flat::Own<'de> for EnvelopeOwn {
+    const KEYS: &'static [&'static str] = &["v", "id", "to", "from", "seq"];
+    fn take<A: serde::de::MapAccess<'de>>(&mut self, index: usize, map: &mut A) -> Result<(), A::Error> {
+        match index {
+            0 => self.v = map.next_value()?,
+            1 => self.id = map.next_value()?,
+            2 => self.to = map.next_value()?,
+            3 => self.from = map.next_value()?,
+            _ => self.seq = map.next_value()?,
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for Envelope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (own, message): (EnvelopeOwn, Message) =
+            super::flat::deserialize(d, "a message (an object with `type` and `data`)")?;
+        let EnvelopeOwn { v, id, to, from, seq } = own;
+        Ok(Self { message, v, id, to, from, seq })
+    }
 }
 
 impl Envelope {

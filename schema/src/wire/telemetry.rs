@@ -206,7 +206,8 @@ impl TelemetrySample {
 }
 
 /// A sample with its time and, from a driver node, its sequence number in the node's stream.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// (Decoded by hand below, without serde's buffering `flatten`: see `super::flat`.)
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TelemetryFrame {
@@ -219,14 +220,75 @@ pub struct TelemetryFrame {
     pub sample: TelemetrySample,
 }
 
-/// The seed protocol's `telemetry_update`: `{driverId, timestamp, speed, …}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The seed protocol's `telemetry_update`: `{driverId, timestamp, speed, …}`. (Decoded by hand
+/// below, like [`TelemetryFrame`].)
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TelemetryUpdate {
     pub driver_id: String,
     #[serde(flatten)]
     pub frame: TelemetryFrame,
+}
+
+/// A frame's own fields; the rest of the object is its [`TelemetrySample`].
+#[derive(Default)]
+struct FrameOwn {
+    seq: Option<u64>,
+    timestamp: Option<DateTime<Utc>>,
+}
+
+/// `seq` and `timestamp` as [`TelemetryFrame`] reads them (whole-number floats and the seed's
+/// timestamp forms taken).
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct LenientSeq(#[serde(deserialize_with = "super::lenient::opt_int")] Option<u64>);
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct LenientTime(#[serde(deserialize_with = "super::lenient::timestamp")] DateTime<Utc>);
+
+impl<'de> super::flat::Own<'de> for FrameOwn {
+    const KEYS: &'static [&'static str] = &["seq", "timestamp"];
+    fn take<A: serde::de::MapAccess<'de>>(&mut self, index: usize, map: &mut A) -> Result<(), A::Error> {
+        if index == 0 {
+            self.seq = map.next_value::<Option<LenientSeq>>()?.and_then(|s| s.0);
+        } else {
+            self.timestamp = Some(map.next_value::<LenientTime>()?.0);
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for TelemetryFrame {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (own, sample): (FrameOwn, TelemetrySample) =
+            super::flat::deserialize(d, "a telemetry frame (an object)")?;
+        let timestamp = own.timestamp.ok_or_else(|| serde::de::Error::missing_field("timestamp"))?;
+        Ok(Self { seq: own.seq, timestamp, sample })
+    }
+}
+
+/// An update's own field; the rest of the object is its [`TelemetryFrame`].
+#[derive(Default)]
+struct UpdateOwn {
+    driver_id: Option<String>,
+}
+
+impl<'de> super::flat::Own<'de> for UpdateOwn {
+    const KEYS: &'static [&'static str] = &["driverId"];
+    fn take<A: serde::de::MapAccess<'de>>(&mut self, _: usize, map: &mut A) -> Result<(), A::Error> {
+        self.driver_id = Some(map.next_value()?);
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for TelemetryUpdate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (own, frame): (UpdateOwn, TelemetryFrame) =
+            super::flat::deserialize(d, "a telemetry update (an object)")?;
+        let driver_id = own.driver_id.ok_or_else(|| serde::de::Error::missing_field("driverId"))?;
+        Ok(Self { driver_id, frame })
+    }
 }
 
 impl TelemetryFrame {
