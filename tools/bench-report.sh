@@ -11,7 +11,7 @@
 #        BENCH_REPORT_DIR (default bench-report/)
 # The benches themselves: runtime/benches/{fanout,dashboard}.rs, driver-node/benches/node.rs,
 # the load generator (loadgen/run.sh),
-# coach/benches/analysis.rs, and the driver node's video encode bench when built with it.
+# coach/benches/analysis.rs, schema/benches/decode.rs (a node's batch decoded), and the driver node's video encode bench when built with it.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 quick=0
@@ -32,6 +32,7 @@ for set in "${fan_sets[@]}"; do
   add "fanout-$i" "cargo bench -q -p pitbox-runtime --bench fanout --locked -- $set --secs $secs"
 done
 add "coach" "cargo bench -q -p pitbox-coach --bench analysis --locked"
+add "decode" "cargo bench -q -p pitbox-schema --bench decode --locked"
 add "node" "cargo build -q --release -p pitbox-runtime --locked && PITBOX_BENCH_STREAM_SECS=$stream PITBOX_BENCH_BACKLOG=$((stream * 1800)) cargo bench -q -p pitbox-driver --bench node --locked"
 if [ -f dashboard-yew/dist/index.html ] && command -v chromium >/dev/null; then
   add "dashboard" "cargo build -q -p pitbox-driver --locked && cargo bench -q -p pitbox-runtime --bench dashboard --locked -- --secs $secs"
@@ -67,7 +68,7 @@ out = sys.argv[1]
 rows = [l.rstrip("\n").split("\t", 3) for l in open(f"{out}/raw/index.tsv") if l.strip()]
 # A figure is a number with a unit, named by its line's label (the text before the first colon)
 # and the word just before it: "60 Hz: coach.add_lap   median 0.113 ms" → "60 Hz median", 0.113, ms.
-pair = re.compile(r"(?:([A-Za-z][\w/().-]*)\s+)?(-?\d+(?:\.\d+)?(?:e[+-]?\d+)?)\s*(ms|µs|us|s|%|MiB|KiB|GiB|MB/s|samples/s|rows/s|frames/s|fps|kbps|Mbps)(?![\w])")
+pair = re.compile(r"(?:([A-Za-z][\w/().-]*)\s+)?(-?\d+(?:\.\d+)?(?:e[+-]?\d+)?)\s*(ms|µs|us|ns|s|%|MiB|KiB|GiB|MB/s|samples/s|rows/s|frames/s|fps|kbps|Mbps)(?![\w])")
 def figures(line):
     label, sep, rest = line.partition(":")
     if not sep:
