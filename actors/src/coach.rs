@@ -37,7 +37,8 @@ use crate::supervision::{ChildFailed, Supervised};
 use crate::system::Env;
 use crate::team_hub::HubRef;
 use crate::voice_channel::{Speak, VoiceRef};
-use pitbox_schema::db::store::laps::decompress_frames;
+use pitbox_schema::db::store::laps::{self, decompress_frames};
+use pitbox_schema::db::store::{coaching, sessions, tracks};
 
 /// Laps of the session replayed into the engine after a restart (the engine keeps 30).
 const REBUILD_LAPS: i64 = 30;
@@ -219,20 +220,21 @@ fn load(
     let mut conn = pool.get().map_err(|e| e.to_string())?;
     let c: &mut pitbox_schema::db::DbConnection = &mut conn;
     let s = match session_id {
-        Some(id) => coach_store::get_session(c, id),
-        None => coach_store::current_session(c, driver_id),
+        Some(id) => diesel::OptionalExtension::optional(sessions::get_session(c, id)),
+        None => sessions::current_session(c, driver_id),
     }
     .map_err(|e| e.to_string())?;
     let Some(s) = s else { return Ok(Rebuilt::default()) };
-    let map = coach_store::track_map(c, team_id, &s.track, Some(&s.car))
+    let map = tracks::track_map(c, team_id, &s.track, Some(&s.car))
         .map_err(|e| e.to_string())?
         .as_ref()
         .and_then(coach_store::corner_map);
-    let turns = coach_store::track_turns(c, team_id, &s.track).map_err(|e| e.to_string())?;
+    let turns: Vec<pitbox_coach::Turn> =
+        tracks::track_turns(c, team_id, &s.track).map_err(|e| e.to_string())?;
     let (engine, map_stored) = fresh_engine(map, &turns);
     let mut out = Rebuilt { engine, map_stored, ..Rebuilt::default() };
     if replay {
-        for (row, blob) in coach_store::session_laps(c, &s.id, REBUILD_LAPS).map_err(|e| e.to_string())? {
+        for (row, blob) in laps::session_laps(c, &s.id, REBUILD_LAPS).map_err(|e| e.to_string())? {
             let summary: LapSummary = row.into();
             match decompress_frames(&blob) {
                 Ok(t) => {
@@ -244,8 +246,7 @@ fn load(
             }
             out.laps.push(summary);
         }
-        out.coaching =
-            coach_store::session_coaching(c, &s.id, REBUILD_COACHING).map_err(|e| e.to_string())?;
+        out.coaching = coaching::session_coaching(c, &s.id, REBUILD_COACHING).map_err(|e| e.to_string())?;
     }
     out.session = Some(SessionCtx { id: s.id, track: s.track, car: s.car });
     Ok(out)
@@ -463,7 +464,7 @@ impl Coach {
         actix::spawn(async move {
             let r = actix_rt::task::spawn_blocking(move || {
                 let mut c = pool.get().map_err(|e| e.to_string())?;
-                coach_store::insert_coaching(&mut c, &row).map_err(|e| e.to_string())
+                coaching::insert_coaching(&mut c, &row).map_err(|e| e.to_string())
             })
             .await;
             if let Ok(Err(e)) | Err(e) = r.map_err(|e| e.to_string()) {
@@ -488,7 +489,7 @@ impl Coach {
         actix::spawn(async move {
             let r = actix_rt::task::spawn_blocking(move || {
                 let mut c = pool.get().map_err(|e| e.to_string())?;
-                coach_store::save_track_map(&mut c, &row).map_err(|e| e.to_string())
+                tracks::save_track_map(&mut c, &row).map_err(|e| e.to_string())
             })
             .await;
             if let Ok(Err(e)) | Err(e) = r.map_err(|e| e.to_string()) {

@@ -27,7 +27,7 @@ use crate::coach::{AskCoach, Coach, CoachArgs, CoachState, GetCoachState, LapSee
 use crate::lap::LapAssembler;
 use crate::mailbox::{Counted, Mailbox};
 use crate::registry::Stats;
-use crate::store_writer::{AckTo, LapIn, LapStored, Recover, Recovered, SampleIn, Write, WriteRequest};
+use crate::store_writer::{AckTo, LapIn, LapStored, Plan, Recover, Recovered, SampleIn, Write, WriteRequest};
 use crate::supervision::{
     ChildFailed, ChildSpec, Escalation, Fatal, Handle, Outcome, Supervised, Supervisor,
 };
@@ -343,12 +343,14 @@ impl DriverSession {
         if !laps.is_empty() {
             let session = self.racing();
             self.env.store.do_send(Write(WriteRequest {
-                driver_id: self.driver_id.clone(),
-                team_id: self.team_id.clone(),
-                session,
-                stream_id: None,
-                samples: vec![],
-                laps,
+                plan: Plan {
+                    driver_id: self.driver_id.clone(),
+                    team_id: self.team_id.clone(),
+                    session,
+                    stream_id: None,
+                    samples: vec![],
+                    laps,
+                },
                 ack: None,
                 on_lap: Some(me),
             }));
@@ -432,12 +434,14 @@ impl DriverSession {
         self.save();
         let session = self.racing();
         self.env.store.do_send(Write(WriteRequest {
-            driver_id: self.driver_id.clone(),
-            team_id: self.team_id.clone(),
-            session,
-            stream_id: msg.stream_id,
-            samples,
-            laps,
+            plan: Plan {
+                driver_id: self.driver_id.clone(),
+                team_id: self.team_id.clone(),
+                session,
+                stream_id: msg.stream_id,
+                samples,
+                laps,
+            },
             ack: msg.ack,
             on_lap: Some(me),
         }));

@@ -22,22 +22,8 @@ const SURFACE_OFF_TRACK: i8 = 0;
 const SURFACE_PIT_STALL: i8 = 1;
 const SURFACE_PIT_LANE: i8 = 2;
 
-/// A lap that has just been completed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CompletedLap {
-    pub lap_number: i32,
-    /// Seconds, line to line.
-    pub lap_time: f64,
-    pub valid: bool,
-    pub kind: LapKind,
-    /// Why it is invalid (empty when valid).
-    pub flaws: Vec<LapFlaw>,
-    /// Litres, when the tank level fell over the lap.
-    pub fuel_used: Option<f64>,
-    pub sector_times: Vec<f64>,
-    /// Shared: the store and the coach read the same frames without copying them.
-    pub frames: std::sync::Arc<Vec<TelemetryFrame>>,
-}
+/// A lap that has just been completed (its shape is the storage layer's: the store writer stores it).
+pub use pitbox_schema::db::store::laps::CompletedLap;
 
 /// The clock a frame is timed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

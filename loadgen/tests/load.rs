@@ -67,7 +67,10 @@ async fn every_acknowledged_sample_is_stored_and_dashboards_see_samples() {
     config.rate_limit_per_user = 100_000;
     let state = State::new(config).unwrap();
     let hash = pitbox_runtime::auth::hash_password(ADMIN_PASSWORD).unwrap();
-    state.db.run_blocking(|c| pitbox_runtime::store::create_user(c, "admin", hash, Role::Admin)).unwrap();
+    state
+        .db
+        .run_blocking(|c| Ok(pitbox_schema::db::store::users::create_user(c, "admin", hash, Role::Admin)??))
+        .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let srv = server::start(state.clone(), listener).unwrap();

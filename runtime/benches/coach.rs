@@ -127,7 +127,11 @@ async fn run(laps: i32, llm: Option<LlmConfig>) -> Vec<f64> {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     actix_rt::spawn(server::start(state.clone(), listener).unwrap());
-    let team = state.db.run_blocking(|c| pitbox_runtime::store::create_team(c, "Bench Racing")).unwrap().id;
+    let team = state
+        .db
+        .run_blocking(|c| Ok(pitbox_schema::db::store::teams::create_team(c, "Bench Racing")??))
+        .unwrap()
+        .id;
     user(&state, "engineer", Role::Engineer, &team);
     let uid = user(&state, "driver", Role::Driver, &team);
     let nd = NewDriver {
@@ -137,7 +141,11 @@ async fn run(laps: i32, llm: Option<LlmConfig>) -> Vec<f64> {
         avatar_url: None,
         user_id: Some(uid),
     };
-    let driver = state.db.run_blocking(|c| pitbox_runtime::store::create_driver(c, &team, &nd)).unwrap().id;
+    let driver = state
+        .db
+        .run_blocking(|c| Ok(pitbox_schema::db::store::drivers::create_driver(c, &team, &nd)??))
+        .unwrap()
+        .id;
     let mut dash = connect(&base, &login(&base, "engineer").await, "dashboard").await;
     let mut node = connect(&base, &login(&base, "driver").await, "driver_node").await;
 

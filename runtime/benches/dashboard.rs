@@ -62,8 +62,11 @@ fn main() {
         let base = format!("http://{}", listener.local_addr().unwrap());
         actix_rt::spawn(server::start(state.clone(), listener).unwrap());
 
-        let team =
-            state.db.run_blocking(|c| pitbox_runtime::store::create_team(c, "Bench Racing")).unwrap().id;
+        let team = state
+            .db
+            .run_blocking(|c| Ok(pitbox_schema::db::store::teams::create_team(c, "Bench Racing")??))
+            .unwrap()
+            .id;
         user(&state, "engineer", Role::Engineer, &team);
         let mut drivers = Vec::new();
         let mut nodes = Vec::new();
@@ -77,7 +80,10 @@ fn main() {
                 avatar_url: None,
                 user_id: Some(uid),
             };
-            let d = state.db.run_blocking(|c| pitbox_runtime::store::create_driver(c, &team, &nd)).unwrap();
+            let d = state
+                .db
+                .run_blocking(|c| Ok(pitbox_schema::db::store::drivers::create_driver(c, &team, &nd)??))
+                .unwrap();
             drivers.push(d.id);
             nodes.push(support::node(&base, &name, "synthetic", &["--seed", &i.to_string()]).await);
         }

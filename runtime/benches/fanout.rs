@@ -334,7 +334,7 @@ fn run_server(args: &Args) {
         let mut team_ids = vec![];
         let mut drivers = vec![];
         for t in 0..teams {
-            let team = state.db.run_blocking(|c| pitbox_runtime::store::create_team(c, &format!("Team {t}"))).unwrap().id;
+            let team = state.db.run_blocking(|c| Ok(pitbox_schema::db::store::teams::create_team(c, &format!("Team {t}"))??)).unwrap().id;
             for d in 0..args.team_size.min(args.drivers - t * args.team_size) {
                 let nd = pitbox_schema::wire::NewDriver {
                     name: format!("Driver {t}-{d}"),
@@ -343,7 +343,7 @@ fn run_server(args: &Args) {
                     avatar_url: None,
                     user_id: None,
                 };
-                let driver = state.db.run_blocking(|c| pitbox_runtime::store::create_driver(c, &team, &nd)).unwrap();
+                let driver = state.db.run_blocking(|c| Ok(pitbox_schema::db::store::drivers::create_driver(c, &team, &nd)??)).unwrap();
                 let info = UserInfo {
                     id: format!("u-{}", driver.id),
                     username: format!("d{t}-{d}"),

@@ -20,6 +20,7 @@ use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, Salt
 use argon2::{Argon2, PasswordVerifier};
 use base64::Engine;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use pitbox_schema::db::store::users;
 use pitbox_schema::wire::{ErrorCode, Role, UserInfo};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -27,7 +28,6 @@ use sha2::{Digest, Sha256};
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::ratelimit::RateLimits;
-use crate::store;
 
 const ISSUER: &str = "pitbox";
 
@@ -156,7 +156,7 @@ impl Keys {
             None => {
                 let id = claims.sub.clone();
                 let before = self.forgotten.load(std::sync::atomic::Ordering::SeqCst);
-                let row = db.run(move |c| store::token_state(c, &id)).await?;
+                let row = db.run(move |c| Ok(users::token_state(c, &id)?)).await?;
                 row.map(|(generation, disabled)| {
                     let s = TokenState { generation, disabled, read_at: Instant::now() };
                     if let Ok(mut states) = self.states.lock() {

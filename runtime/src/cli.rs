@@ -6,13 +6,14 @@
 use std::io::{BufRead, IsTerminal};
 
 use clap::{CommandFactory, Parser, Subcommand};
+use pitbox_schema::db::store::{drivers, teams, users};
 use pitbox_schema::wire::{NewDriver, NewUser, Role};
 
 use crate::config::{Config, ConfigError, LogFormat, Mode, Settings};
 use crate::db::Db;
+use crate::error::Found;
 use crate::routes::users::{change_password, create_user};
 use crate::server::{self, State};
-use crate::store;
 
 #[derive(Debug, Parser)]
 #[command(name = "pitbox-runtime", version, about = "The PitBox cloud runtime")]
@@ -160,10 +161,10 @@ fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
                         avatar_url: None,
                         user_id: Some(info.id.clone()),
                     };
-                    store::create_driver(c, team, &d)?;
+                    drivers::create_driver(c, team, &d)??;
                 }
-                let user = store::get_user(c, &info.id)?;
-                store::user_info(c, &user)
+                let user = users::get_user(c, &info.id).found("user", &info.id)?;
+                Ok(users::user_info(c, &user)?)
             })?;
             println!(
                 "{}\t{}\t{}\tteams={}\tdriver={}",
@@ -176,7 +177,10 @@ fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::List => {
             let users = db.run_blocking(|c| {
-                store::list_users(c)?.iter().map(|u| store::user_info(c, u)).collect::<Result<Vec<_>, _>>()
+                Ok(users::list_users(c)?
+                    .iter()
+                    .map(|u| users::user_info(c, u))
+                    .collect::<Result<Vec<_>, _>>()?)
             })?;
             for u in users {
                 println!("{}\t{}\t{}\tteams={}", u.id, u.username, u.role, u.teams.join(","));
@@ -185,7 +189,7 @@ fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::Passwd { username } => {
             let password = read_password("new password: ")?;
             db.run_blocking(|c| {
-                let u = store::find_user_by_name(c, &username)?
+                let u = users::find_user_by_name(c, &username)?
                     .ok_or_else(|| crate::error::ApiError::not_found("user", &username))?;
                 change_password(c, &u.id, &password)
             })?;
@@ -199,12 +203,13 @@ fn team(config: Config, cmd: TeamCommand) -> anyhow::Result<()> {
     let db = open(&config)?;
     match cmd {
         TeamCommand::Add { name } => {
-            let t = db
-                .run_blocking(|c| store::create_team(c, crate::routes::text("name", &name, 100)?.as_str()))?;
+            let t = db.run_blocking(|c| {
+                Ok(teams::create_team(c, crate::routes::text("name", &name, 100)?.as_str())??)
+            })?;
             println!("{}\t{}", t.id, t.name);
         }
         TeamCommand::List => {
-            for t in db.run_blocking(|c| store::list_teams(c, None))? {
+            for t in db.run_blocking(|c| Ok(teams::list_teams(c, None)?))? {
                 println!("{}\t{}", t.id, t.name);
             }
         }
@@ -219,7 +224,7 @@ pub(crate) fn first_admin(db: &Db, config: &Config, password: &str) -> anyhow::R
         return Ok(false);
     }
     let created = db.run_blocking(|c| {
-        if !store::list_users(c)?.is_empty() {
+        if !users::list_users(c)?.is_empty() {
             return Ok(false);
         }
         create_user(

@@ -11,15 +11,16 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use diesel::OptionalExtension;
+use pitbox_schema::db::store::{drivers, teams, users};
 use pitbox_schema::wire::{DriverRole, DriverStatusKind, DriverUpdate, NewDriver, NewUser, Role};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{random_password, verify_password};
 use crate::config::{Config, Mode};
 use crate::db::Db;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Found};
 use crate::routes::users::{change_password, create_user};
-use crate::store;
 
 pub const TEAM: &str = "PitBox Demo";
 pub const ENGINEER: &str = "demo";
@@ -109,17 +110,16 @@ pub fn ensure(db: &Db, config: &Config) -> anyhow::Result<Demo> {
     let password = |name: &str| stored.passwords.get(name).cloned().unwrap_or_default();
 
     let demo = db.run_blocking(|c| {
-        let team = match store::find_team(c, TEAM) {
-            Ok(t) => t,
-            Err(e) if e.status == actix_web::http::StatusCode::NOT_FOUND => store::create_team(c, TEAM)?,
-            Err(e) => return Err(e),
+        let team = match teams::find_team(c, TEAM).optional()? {
+            Some(t) => t,
+            None => teams::create_team(c, TEAM)??,
         };
         let engineer = user(c, &team.id, ENGINEER, Role::Engineer, &password(ENGINEER))?;
         let mut drivers = vec![];
         for (username, name, number, role) in DRIVERS {
             let u = user(c, &team.id, username, Role::Driver, &password(username))?;
-            let row = store::get_user(c, &u.user_id)?;
-            let info = store::user_info(c, &row)?;
+            let row = users::get_user(c, &u.user_id).found("user", &u.user_id)?;
+            let info = users::user_info(c, &row)?;
             let driver_id = match info.driver_id {
                 Some(id) => id,
                 None => {
@@ -130,16 +130,16 @@ pub fn ensure(db: &Db, config: &Config) -> anyhow::Result<Demo> {
                         avatar_url: None,
                         user_id: Some(u.user_id.clone()),
                     };
-                    let id = store::create_driver(c, &team.id, &d)?.id;
+                    let id = drivers::create_driver(c, &team.id, &d)??.id;
                     // Every demo car streams: its driver is in the car (a real team sets this
                     // roster status itself; later runs leave it as the team set it).
                     let active =
                         DriverUpdate { status: Some(DriverStatusKind::Active), ..DriverUpdate::default() };
-                    store::update_driver(c, &id, &active)?;
+                    drivers::update_driver(c, &id, &active).found("driver", &id)?;
                     id
                 }
             };
-            let number = store::get_driver(c, &driver_id)?.number;
+            let number = drivers::get_driver(c, &driver_id).found("driver", &driver_id)?.number;
             drivers.push(DemoDriver {
                 user_id: u.user_id,
                 username: u.username,
@@ -153,7 +153,7 @@ pub fn ensure(db: &Db, config: &Config) -> anyhow::Result<Demo> {
             .passwords
             .get(ADMIN)
             .filter(|pw| {
-                store::find_user_by_name(c, ADMIN)
+                users::find_user_by_name(c, ADMIN)
                     .ok()
                     .flatten()
                     .is_some_and(|u| verify_password(pw, &u.password_hash))
@@ -187,7 +187,7 @@ fn user(
     role: Role,
     password: &str,
 ) -> ApiResult<Login> {
-    let id = match store::find_user_by_name(c, username)? {
+    let id = match users::find_user_by_name(c, username)? {
         None => {
             let new = NewUser {
                 username: username.to_owned(),
@@ -209,7 +209,7 @@ fn user(
             if !verify_password(password, &u.password_hash) {
                 change_password(c, &u.id, password)?;
             }
-            store::add_member(c, team, &u.id)?;
+            teams::add_member(c, team, &u.id)??;
             u.id
         }
     };

@@ -1,9 +1,13 @@
 //! The one error type of the HTTP API: every failure becomes a status code and a JSON body
 //! `{code, message}` naming the problem. Internal failures are logged with detail and answered with
-//! a generic message, so nothing about the database leaks to clients.
+//! a generic message, so nothing about the database leaks to clients. What a storage result means
+//! to a client is said here, once: a lookup that found no row ([`Found`]), a write the storage
+//! layer refused (`From<Refused>`), any other database failure (`From<diesel::result::Error>`).
+//! Reads no env vars.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
+use pitbox_schema::db::store::{Refused, Taken};
 use pitbox_schema::wire::{ErrorBody, ErrorCode};
 
 #[derive(Debug, Clone)]
@@ -109,6 +113,23 @@ impl From<pitbox_schema::db::DbError> for ApiError {
     }
 }
 
+/// A write the storage layer refused, as every route answers it: the team (named in the path)
+/// `404`, the user (named in the body) `422`, a taken name or a handoff answered already `409`.
+impl From<Refused> for ApiError {
+    fn from(r: Refused) -> Self {
+        match r {
+            Refused::NoTeam(id) => Self::not_found("team", &id),
+            Refused::NoUser(_) => Self::invalid("userId: refers to something that does not exist"),
+            Refused::Taken(Taken::Username(name)) => Self::conflict(format!("username {name:?} is taken")),
+            Refused::Taken(Taken::TeamName(name)) => Self::conflict(format!("team {name:?} exists")),
+            Refused::Taken(Taken::DriverProfile) => Self::conflict("that user already has a driver profile"),
+            Refused::Handoff { is, to } => {
+                Self::conflict(format!("handoff request is {is}, it cannot become {}", to.as_str()))
+            }
+        }
+    }
+}
+
 impl From<actix_web::error::BlockingError> for ApiError {
     fn from(e: actix_web::error::BlockingError) -> Self {
         Self::internal(e)
@@ -148,5 +169,15 @@ pub trait BodyRef<T> {
 impl<T> BodyRef<T> for ApiResult<T> {
     fn body_ref(self, message: impl Into<String>) -> ApiResult<T> {
         self.map_err(|e| if e.status == StatusCode::NOT_FOUND { ApiError::invalid(message) } else { e })
+    }
+}
+
+/// A diesel query for one row named in the body: no row is `422` with the message.
+impl<T> BodyRef<T> for diesel::QueryResult<T> {
+    fn body_ref(self, message: impl Into<String>) -> ApiResult<T> {
+        match self {
+            Err(diesel::result::Error::NotFound) => Err(ApiError::invalid(message)),
+            other => other.map_err(ApiError::from),
+        }
     }
 }

@@ -21,7 +21,6 @@ pub mod ratelimit;
 pub mod routes;
 pub mod secret;
 pub mod server;
-pub mod store;
 pub mod tls;
 pub mod voice;
 pub mod ws;

@@ -411,8 +411,11 @@ async fn team_message_flood(fx: Fx) -> Outcome {
 
 async fn telemetry_flood(fx: Fx) -> Outcome {
     let count = |driver: String| {
-        fx.srv.state.db.run_blocking(move |c| pitbox_runtime::store::count_samples(c, &driver)).unwrap()
-            as u64
+        fx.srv
+            .state
+            .db
+            .run_blocking(move |c| Ok(pitbox_schema::db::store::telemetry::count_samples(c, &driver)?))
+            .unwrap() as u64
     };
     let before = count(fx.driver.clone());
     let mut c = WsClient::login(&fx.srv, &fx.node, "driver_node").await;

@@ -23,19 +23,22 @@ fn setup(db: &TestDb, data_dir: &std::path::Path) -> (Db, Config) {
 }
 
 fn logs_in(db: &Db, username: &str, password: &str) -> bool {
-    let user = db.run_blocking(|c| pitbox_runtime::store::find_user_by_name(c, username)).unwrap().unwrap();
+    let user = db
+        .run_blocking(|c| Ok(pitbox_schema::db::store::users::find_user_by_name(c, username)?))
+        .unwrap()
+        .unwrap();
     pitbox_runtime::auth::verify_password(password, &user.password_hash)
 }
 
 fn check(db: &Db, d: &Demo) {
     let (teams, users, drivers) = db
         .run_blocking(|c| {
-            let teams = pitbox_runtime::store::list_teams(c, None)?;
-            let users = pitbox_runtime::store::list_users(c)?
+            let teams = pitbox_schema::db::store::teams::list_teams(c, None)?;
+            let users = pitbox_schema::db::store::users::list_users(c)?
                 .iter()
-                .map(|u| pitbox_runtime::store::user_info(c, u))
+                .map(|u| pitbox_schema::db::store::users::user_info(c, u))
                 .collect::<Result<Vec<_>, _>>()?;
-            let drivers = pitbox_runtime::store::list_drivers(c, &d.team.id)?;
+            let drivers = pitbox_schema::db::store::drivers::list_drivers(c, &d.team.id)?;
             Ok((teams, users, drivers))
         })
         .unwrap();
@@ -101,8 +104,11 @@ fn demo_is_idempotent_and_keeps_its_passwords() {
         assert_eq!(third.drivers[0].password, first.drivers[0].password);
         assert!(logs_in(&db, "demo-driver-1", &first.drivers[0].password));
         // An admin who changed theirs is not reported with the old one (nor reset).
-        let admin_id =
-            db.run_blocking(|c| pitbox_runtime::store::find_user_by_name(c, "admin")).unwrap().unwrap().id;
+        let admin_id = db
+            .run_blocking(|c| Ok(pitbox_schema::db::store::users::find_user_by_name(c, "admin")?))
+            .unwrap()
+            .unwrap()
+            .id;
         db.run_blocking(|c| pitbox_runtime::routes::users::change_password(c, &admin_id, "admins-own-pw"))
             .unwrap();
         let fourth = demo::ensure(&db, &config).unwrap();

@@ -69,7 +69,11 @@ on_both_backends!(node_streams_dashboards_follow_laps_are_stored, |srv| {
     // Exactly once: a resend of everything is acknowledged but stores nothing new.
     stream(&mut node, &driver, 0, 210, 1.5, 30, false).await;
     await_ack(&mut node, 209).await;
-    let count = srv.state.db.run_blocking(|c| pitbox_runtime::store::count_samples(c, &driver)).unwrap();
+    let count = srv
+        .state
+        .db
+        .run_blocking(|c| Ok(pitbox_schema::db::store::telemetry::count_samples(c, &driver)?))
+        .unwrap();
     assert_eq!(count, 210);
     let live = srv.get(&format!("/api/drivers/{driver}/live"), &watcher).await;
     assert_eq!(live.body["lapsCompleted"], 2);

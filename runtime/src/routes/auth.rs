@@ -2,15 +2,16 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use pitbox_schema::db::models::User;
+use pitbox_schema::db::store::tokens::{self, RefreshOutcome};
+use pitbox_schema::db::store::{new_id, users};
 use pitbox_schema::wire::{
     ErrorBody, ErrorCode, LoginRequest, LoginResponse, RefreshRequest, Success, UserInfo,
 };
 
 use crate::auth::{self, AuthUser, Keys};
 use crate::db::Db;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Found};
 use crate::ratelimit::RateLimits;
-use crate::store::{self, RefreshOutcome};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/auth/login", web::post().to(login))
@@ -26,9 +27,9 @@ async fn issue(db: &Db, keys: &Keys, user: User) -> ApiResult<LoginResponse> {
     let (refresh_token, hash) = auth::new_refresh_token();
     let (info, generation) = db
         .run(move |c| {
-            store::insert_refresh_token(c, &user.id, &store::new_id(), hash, refresh_ttl)?;
-            let generation = store::token_state(c, &user.id)?.map_or(0, |(g, _)| g);
-            Ok((store::user_info(c, &user)?, generation))
+            tokens::insert_refresh_token(c, &user.id, &new_id(), hash, refresh_ttl)?;
+            let generation = users::token_state(c, &user.id)?.map_or(0, |(g, _)| g);
+            Ok((users::user_info(c, &user)?, generation))
         })
         .await?;
     let (token, expires_in) = keys.issue(&info, generation)?;
@@ -59,7 +60,7 @@ pub async fn login(
     if username.len() > 256 || password.len() > 1024 {
         return Err(bad_credentials());
     }
-    let user = db.run(move |c| store::find_user_by_name(c, &username)).await?;
+    let user = db.run(move |c| Ok(users::find_user_by_name(c, &username)?)).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let ok = web::block(move || {
         let hash = hash.as_deref().unwrap_or(auth::dummy_hash());
@@ -83,14 +84,14 @@ pub async fn refresh(
     let (refresh_token, new_hash) = auth::new_refresh_token();
     let refresh_ttl = keys.refresh_ttl;
     // Using the old token, storing its successor and reading the user happen on one connection;
-    // the first two in one transaction (see `store::rotate_refresh_token`).
+    // the first two in one transaction (see `tokens::rotate_refresh_token`).
     let (outcome, user) = db
         .run(move |c| {
-            let outcome = store::rotate_refresh_token(c, &hash, new_hash, refresh_ttl)?;
+            let outcome = tokens::rotate_refresh_token(c, &hash, new_hash, refresh_ttl)?;
             let user = match &outcome {
                 RefreshOutcome::Rotated { user_id, generation } => {
-                    let user = store::get_user(c, user_id)?;
-                    Some((store::user_info(c, &user)?, *generation, user.disabled))
+                    let user = users::get_user(c, user_id).found("user", user_id)?;
+                    Some((users::user_info(c, &user)?, *generation, user.disabled))
                 }
                 _ => None,
             };
@@ -131,7 +132,7 @@ pub async fn logout(
 ) -> ApiResult<HttpResponse> {
     let hash = auth::hash_refresh_token(&body.refresh_token);
     // Ends the refresh-token family and every access token of the user (the generation moves).
-    if let Some(user) = db.run(move |c| store::revoke_by_token(c, &hash)).await? {
+    if let Some(user) = db.run(move |c| Ok(tokens::revoke_by_token(c, &hash)?)).await? {
         keys.forget(&user);
     }
     Ok(HttpResponse::Ok().json(Success { success: true }))

@@ -12,8 +12,10 @@ use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use pitbox_actors::coach_store;
 use pitbox_coach::{analyze_frames, output, CoachConfig, CornerMap, Turn};
 use pitbox_schema::db::models::RacingSession;
+use pitbox_schema::db::store::{coaching, drivers, laps, now, sessions, tracks};
 use pitbox_schema::wire::{
     AiCoaching, AnalyzeRequest, AnalyzeResult, CarStrategy, ErrorBody, LapCorners, TrackCorner, TrackMap,
 };
@@ -25,7 +27,6 @@ use crate::db::Db;
 use crate::error::{ApiError, ApiResult, BodyRef, Found};
 use crate::routes::scope::{InTeam, LapWithFrames, Member, Staff, TeamRule, TeamScope};
 use crate::routes::{limits, text, Limit};
-use crate::store;
 use pitbox_actors::ActorSystem;
 
 /// Frames accepted by one analyze request (a 360 Hz lap of 10 minutes).
@@ -86,7 +87,7 @@ pub async fn analyze(
     }
     let driver_id = req.driver_id.clone();
     let driver =
-        db.run(move |c| store::get_driver(c, &driver_id)).await.body_ref("driverId: no such driver")?;
+        db.run(move |c| drivers::get_driver(c, &driver_id).body_ref("driverId: no such driver")).await?;
     user.require_team(&driver.team_id)?;
     let frames = req.telemetry_data;
     let report = web::block(move || analyze_frames(&frames, CoachConfig::default(), None).pop()).await?;
@@ -116,7 +117,13 @@ pub async fn session_coaching(
     q: web::Query<Limit>,
 ) -> ApiResult<web::Json<Vec<AiCoaching>>> {
     let (id, limit) = (s.item.id, q.get());
-    Ok(web::Json(db.run(move |c| store::session_coaching(c, &id, limit)).await?))
+    Ok(web::Json(
+        db.run(move |c| {
+            let rows = coaching::session_coaching(c, &id, limit)?;
+            Ok(rows.into_iter().map(coach_store::coaching_to_wire).collect())
+        })
+        .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -139,27 +146,25 @@ async fn analysis_of(
     let reference_id = match reference {
         Some(r) if r.trim().is_empty() => return Err(ApiError::invalid("reference: must not be empty")),
         Some(r) => r,
-        None => {
-            db.run(move |c| store::best_lap_of_session(c, &session_id, &except)).await?.ok_or_else(|| {
-                ApiError::invalid("reference: the session has no other valid lap to compare with; name one")
-            })?
-        }
+        None => db.run(move |c| Ok(laps::best_lap(c, &session_id, &except)?)).await?.ok_or_else(|| {
+            ApiError::invalid("reference: the session has no other valid lap to compare with; name one")
+        })?,
     };
     if let Some(hit) = cache.get(&lap.id, &reference_id) {
         return Ok(hit);
     }
     let lookup = reference_id.clone();
     let (reference, ref_blob) =
-        db.run(move |c| store::get_lap(c, &lookup)).await.body_ref("reference: no such lap")?;
+        db.run(move |c| laps::get_lap(c, &lookup).body_ref("reference: no such lap")).await?;
     if reference.team_id != lap.team_id {
         return Err(ApiError::invalid("reference: not a lap of this team"));
     }
     let (team, sid) = (lap.team_id.clone(), lap.session_id.clone());
     let (session, stored, turns) = db
         .run(move |c| {
-            let s = store::get_session(c, &sid)?;
-            let m = store::track_map(c, &team, &s.track, Some(&s.car))?;
-            let t = store::track_turns(c, &team, &s.track)?;
+            let s = sessions::get_session(c, &sid).found("session", &sid)?;
+            let m = tracks::track_map(c, &team, &s.track, Some(&s.car))?;
+            let t = tracks::track_turns(c, &team, &s.track)?;
             Ok((s, m, t))
         })
         .await?;
@@ -215,7 +220,8 @@ pub async fn lap_analysis(
 ) -> ApiResult<web::Json<LapAnalysisDoc>> {
     let id = lap.item.0.id.clone();
     let a = analysis_of(&db, &cache, lap.item, q.into_inner().reference).await?;
-    let coaching = db.run(move |c| store::lap_coaching(c, &id)).await?;
+    let coaching =
+        db.run(move |c| Ok(coaching::lap_coaching(c, &id)?.map(coach_store::coaching_to_wire))).await?;
     Ok(web::Json(LapAnalysisDoc {
         corners: a.corners.clone(),
         comparison: serde_json::to_value(&a.comparison).map_err(ApiError::internal)?,
@@ -252,8 +258,8 @@ pub async fn session_csv(s: InTeam<RacingSession>, db: web::Data<Db>) -> ApiResu
     let (laps, map) = db
         .run(move |c| {
             Ok((
-                store::session_laps(c, &id, MAX_EXPORT_LAPS)?,
-                store::track_map(c, &team, &track, Some(&car))?,
+                laps::session_laps(c, &id, MAX_EXPORT_LAPS)?,
+                tracks::track_map(c, &team, &track, Some(&car))?,
             ))
         })
         .await?;
@@ -318,17 +324,13 @@ pub async fn track_map(
     let (row, turns) = team
         .run(&db, move |c, team| {
             Ok((
-                store::track_map(c, &team.id, &lookup, q.car.as_deref())?,
-                store::track_turns(c, &team.id, &lookup)?,
+                tracks::track_map(c, &team.id, &lookup, q.car.as_deref())?,
+                tracks::track_turns(c, &team.id, &lookup)?,
             ))
         })
         .await?;
     let (map, outline, length) = match &row {
-        Some(r) => (
-            pitbox_actors::coach_store::corner_map(r),
-            pitbox_actors::coach_store::outline(r),
-            Some(r.length_m),
-        ),
+        Some(r) => (coach_store::corner_map(r), coach_store::outline(r), Some(r.length_m)),
         None => (None, Vec::new(), None),
     };
     let map = match map {
@@ -419,7 +421,7 @@ pub async fn put_turns(
     let track = track_name(path.into_inner())?;
     let team = team_of::<Staff>(user, q.into_inner().team_id)?;
     let saved = turns.clone();
-    team.run(&db, move |c, team| store::save_track_turns(c, &team.id, &track, &saved)).await?;
+    team.run(&db, move |c, team| Ok(tracks::save_track_turns(c, &team.id, &track, &saved, now())?)).await?;
     cache.clear();
     Ok(web::Json(TrackTurns {
         turns: turns.into_iter().map(|t| TrackCorner { name: t.name, start: t.start, end: t.end }).collect(),

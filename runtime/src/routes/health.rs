@@ -12,7 +12,6 @@ use crate::config::{Config, MetricsAccess};
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::store;
 
 /// The content type `/metrics` answers with.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -30,7 +29,7 @@ pub async fn healthz() -> HttpResponse {
 
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200), (status = 503)))]
 pub async fn readyz(db: web::Data<Db>) -> HttpResponse {
-    match db.run(store::ping).await {
+    match db.run(|c| Ok(pitbox_schema::db::store::ping(c)?)).await {
         Ok(()) => HttpResponse::Ok().json(json!({"status": "ready", "database": "ok"})),
         Err(e) => {
             HttpResponse::ServiceUnavailable().json(json!({"status": "unavailable", "database": e.message}))

@@ -3,6 +3,7 @@
 
 use actix_web::{web, HttpResponse};
 use pitbox_schema::db::models;
+use pitbox_schema::db::store::{drivers, handoffs, messages, new_id, now, telemetry};
 use pitbox_schema::wire::{
     may_answer_handoff, ActorPath, ErrorBody, HandoffParties, HandoffRequest, HandoffStatus, NewHandoff,
     NewTeamMessage, Success, TeamMessage,
@@ -14,10 +15,9 @@ use pitbox_schema::wire::{Envelope, Message as Wire};
 
 use crate::auth::AuthUser;
 use crate::db::Db;
-use crate::error::{ApiError, ApiResult, BodyRef};
+use crate::error::{ApiError, ApiResult, BodyRef, Found};
 use crate::routes::scope::{find_in_team, InTeam, Member, TeamScope};
 use crate::routes::{limits, text, Limit};
-use crate::store;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/teams/{id}/messages", web::get().to(list_messages))
@@ -38,7 +38,9 @@ pub async fn list_messages(
     q: web::Query<Limit>,
 ) -> ApiResult<web::Json<Vec<TeamMessage>>> {
     let (limit, reader) = (q.get(), team.user.id.clone());
-    Ok(web::Json(team.run(&db, move |c, team| store::list_messages(c, &team.id, &reader, limit)).await?))
+    Ok(web::Json(
+        team.run(&db, move |c, team| Ok(messages::list_messages(c, &team.id, &reader, limit)?)).await?,
+    ))
 }
 
 /// Pushes an event to the team's dashboards, from the team's hub.
@@ -64,7 +66,7 @@ pub async fn send(
         text("attachment.url", &a.url, limits::URL)?;
     }
     let row = models::TeamMessage {
-        id: store::new_id(),
+        id: new_id(),
         team_id: scope.team_id.clone(),
         sender_id: user.id.clone(),
         sender_name: user.username.clone(),
@@ -76,10 +78,10 @@ pub async fn send(
             .map(serde_json::to_string)
             .transpose()
             .map_err(ApiError::internal)?,
-        sent_at: store::now(),
+        sent_at: now(),
     };
     let wire = row.to_wire(true);
-    scope.run(db, move |c, _| store::insert_message(c, &row)).await?;
+    scope.run(db, move |c, _| Ok(messages::insert_message(c, &row)?)).await?;
     // Recipients have not read it yet.
     push(system, &scope.team_id, Wire::TeamMessage(TeamMessage { read: false, ..wire.clone() })).await;
     Ok(wire)
@@ -104,7 +106,7 @@ pub async fn send_message(
     responses((status = 200, body = Success), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn mark_read(msg: InTeam<models::TeamMessage>, db: web::Data<Db>) -> ApiResult<web::Json<Success>> {
     let InTeam { user, item: msg } = msg;
-    db.run(move |c| store::mark_read(c, &msg.id, &user.id)).await?;
+    db.run(move |c| Ok(messages::mark_read(c, &msg.id, &user.id)?)).await?;
     Ok(web::Json(Success { success: true }))
 }
 
@@ -124,7 +126,9 @@ pub async fn list_handoffs(
     q: web::Query<HandoffQuery>,
 ) -> ApiResult<web::Json<Vec<HandoffRequest>>> {
     let (status, limit) = (q.status, Limit::of(q.limit));
-    Ok(web::Json(team.run(&db, move |c, team| store::list_handoffs(c, &team.id, status, limit)).await?))
+    Ok(web::Json(
+        team.run(&db, move |c, team| Ok(handoffs::list_handoffs(c, &team.id, status, limit)?)).await?,
+    ))
 }
 
 /// Stores a handoff request with the handing-over car's latest sample attached.
@@ -146,25 +150,25 @@ pub async fn request_handoff(
     let h = db
         .run(move |c| {
             let target =
-                store::get_driver(c, &new.target_driver_id).body_ref("targetDriverId: no such driver")?;
+                drivers::get_driver(c, &new.target_driver_id).body_ref("targetDriverId: no such driver")?;
             if target.team_id != team {
                 return Err(ApiError::invalid("targetDriverId: driver is not in this team"));
             }
             let snapshot = match &from {
                 Some(f) => {
-                    let d = store::get_driver(c, f).body_ref("fromDriverId: no such driver")?;
+                    let d = drivers::get_driver(c, f).body_ref("fromDriverId: no such driver")?;
                     if d.team_id != team {
                         return Err(ApiError::invalid("fromDriverId: driver is not in this team"));
                     }
                     if d.id == target.id {
                         return Err(ApiError::invalid("targetDriverId: cannot hand over to the same driver"));
                     }
-                    store::latest_sample(c, f)?
+                    telemetry::latest_sample(c, f)?
                 }
                 None => None,
             };
             let row = models::HandoffRequest {
-                id: store::new_id(),
+                id: new_id(),
                 team_id: team,
                 requester_id,
                 requester_name,
@@ -178,12 +182,12 @@ pub async fn request_handoff(
                     .map(serde_json::to_string)
                     .transpose()
                     .map_err(ApiError::internal)?,
-                requested_at: store::now(),
+                requested_at: now(),
                 responded_at: None,
                 responder_id: None,
                 completed_at: None,
             };
-            store::insert_handoff(c, &row)?;
+            handoffs::insert_handoff(c, &row)?;
             Ok(row.to_wire(target.name))
         })
         .await?;
@@ -236,11 +240,15 @@ pub async fn answer(
     if !may_answer_handoff(user.role, user.driver_id.as_deref(), parties, to) {
         return Err(ApiError::forbidden("only team staff or the drivers of this handoff may answer it"));
     }
+    if to == HandoffStatus::Pending {
+        return Err(ApiError::invalid("status: cannot go back to pending"));
+    }
     let responder = user.id.clone();
     let h = db
         .run(move |c| {
-            let h = store::transition_handoff(c, &h.id, to, &responder)?;
-            store::handoff_to_wire(c, &h)
+            let h =
+                handoffs::transition_handoff(c, &h.id, to, &responder).found("handoff request", &h.id)??;
+            Ok(handoffs::handoff_to_wire(c, &h)?)
         })
         .await?;
     push_later(system, &h);

@@ -19,14 +19,14 @@ use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use pitbox_schema::db::models::{self, LapRow, Team};
+use pitbox_schema::db::store::{drivers, handoffs, laps, messages, sessions, teams};
 use pitbox_schema::db::DbConnection;
 use pitbox_schema::wire;
 use serde::Deserialize;
 
 use crate::auth::AuthUser;
 use crate::db::Db;
-use crate::error::{ApiError, ApiResult};
-use crate::store;
+use crate::error::{ApiError, ApiResult, Found};
 
 /// A rule about the caller and one team.
 pub trait TeamRule {
@@ -86,7 +86,7 @@ impl<R: TeamRule> TeamScope<R> {
     {
         let id = self.team_id.clone();
         db.run(move |c| {
-            let team = store::get_team(c, &id)?;
+            let team = teams::get_team(c, &id).found("team", &id)?;
             f(c, team)
         })
         .await
@@ -113,7 +113,7 @@ fn path_id(req: &HttpRequest) -> Result<String, actix_web::Error> {
     web::Path::<IdPath>::extract(req).into_inner().map(|p| p.into_inner().id)
 }
 
-/// A lap's summary with its compressed telemetry, as `store::get_lap` reads it.
+/// A lap's summary with its compressed telemetry, as `laps::get_lap` reads it.
 pub type LapWithFrames = (LapRow, Vec<u8>);
 
 /// Something that belongs to one team and is found by its id.
@@ -123,12 +123,13 @@ pub trait OfTeam: Sized + Send + 'static {
     fn team_id(&self) -> &str;
 }
 
-/// Rows whose team is their `team_id` column, found by one store function.
+/// Rows whose team is their `team_id` column, found by one store function (what it is called
+/// in a `404`).
 macro_rules! of_team {
-    ($($row:ty => $find:path),* $(,)?) => {$(
+    ($($row:ty => $find:path, $what:literal),* $(,)?) => {$(
         impl OfTeam for $row {
             fn find(c: &mut DbConnection, id: &str) -> ApiResult<Self> {
-                $find(c, id)
+                $find(c, id).found($what, id)
             }
             fn team_id(&self) -> &str {
                 &self.team_id
@@ -138,15 +139,15 @@ macro_rules! of_team {
 }
 
 of_team!(
-    models::Driver => store::get_driver,
-    models::RacingSession => store::get_session,
-    models::TeamMessage => store::get_message,
-    models::HandoffRequest => store::get_handoff,
+    models::Driver => drivers::get_driver, "driver",
+    models::RacingSession => sessions::get_session, "session",
+    models::TeamMessage => messages::get_message, "message",
+    models::HandoffRequest => handoffs::get_handoff, "handoff request",
 );
 
 impl OfTeam for LapWithFrames {
     fn find(c: &mut DbConnection, id: &str) -> ApiResult<Self> {
-        store::get_lap(c, id)
+        laps::get_lap(c, id).found("lap", id)
     }
     fn team_id(&self) -> &str {
         &self.0.team_id
@@ -156,8 +157,8 @@ impl OfTeam for LapWithFrames {
 /// A handoff as the API shows it (with the target driver's name).
 impl OfTeam for wire::HandoffRequest {
     fn find(c: &mut DbConnection, id: &str) -> ApiResult<Self> {
-        let h = store::get_handoff(c, id)?;
-        store::handoff_to_wire(c, &h)
+        let h = models::HandoffRequest::find(c, id)?;
+        Ok(handoffs::handoff_to_wire(c, &h)?)
     }
     fn team_id(&self) -> &str {
         &self.team_id

@@ -3,14 +3,14 @@
 
 use actix_web::{web, HttpResponse};
 use pitbox_schema::db::models::Driver;
+use pitbox_schema::db::store::{drivers, teams};
 use pitbox_schema::wire::{DriverProfile, DriverUpdate, ErrorBody, NewDriver, NewTeam, Team, TeamMember};
 
 use crate::auth::AuthUser;
 use crate::db::Db;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Found};
 use crate::routes::scope::{Admin, Engineer, InTeam, TeamScope};
 use crate::routes::{limits, text};
-use crate::store;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/teams", web::get().to(list_teams))
@@ -27,7 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     responses((status = 200, body = [Team])))]
 pub async fn list_teams(user: AuthUser, db: web::Data<Db>) -> ApiResult<web::Json<Vec<Team>>> {
     let only = (!user.is_admin()).then(|| user.teams.clone());
-    let teams = db.run(move |c| store::list_teams(c, only.as_deref())).await?;
+    let teams = db.run(move |c| Ok(teams::list_teams(c, only.as_deref())?)).await?;
     Ok(web::Json(teams.into_iter().map(Team::from).collect()))
 }
 
@@ -36,7 +36,7 @@ pub async fn list_teams(user: AuthUser, db: web::Data<Db>) -> ApiResult<web::Jso
     responses((status = 201, body = Team), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create_team(_: Admin, db: web::Data<Db>, body: web::Json<NewTeam>) -> ApiResult<HttpResponse> {
     let name = text("name", &body.name, limits::NAME)?;
-    let team = db.run(move |c| store::create_team(c, &name)).await?;
+    let team = db.run(move |c| Ok(teams::create_team(c, &name)??)).await?;
     Ok(HttpResponse::Created().json(Team::from(team)))
 }
 
@@ -59,7 +59,7 @@ pub async fn add_member(
 ) -> ApiResult<web::Json<pitbox_schema::wire::Success>> {
     let team = path.into_inner();
     let member = body.into_inner().user_id;
-    db.run(move |c| store::add_member(c, &team, &member)).await?;
+    db.run(move |c| Ok(teams::add_member(c, &team, &member)??)).await?;
     Ok(web::Json(pitbox_schema::wire::Success { success: true }))
 }
 
@@ -67,7 +67,7 @@ pub async fn add_member(
     params(("id" = String, Path)),
     responses((status = 200, body = [DriverProfile]), (status = 403, body = ErrorBody)))]
 pub async fn list_drivers(team: TeamScope, db: web::Data<Db>) -> ApiResult<web::Json<Vec<DriverProfile>>> {
-    let rows = team.run(&db, |c, team| store::list_drivers(c, &team.id)).await?;
+    let rows = team.run(&db, |c, team| Ok(drivers::list_drivers(c, &team.id)?)).await?;
     Ok(web::Json(rows.iter().map(|d| d.to_wire(false)).collect()))
 }
 
@@ -93,13 +93,13 @@ pub async fn create_driver(
     let driver = team
         .run(&db, move |c, team| {
             if let Some(uid) = new.user_id.as_deref().filter(|_| !admin) {
-                if !store::is_member(c, &team.id, uid)? {
+                if !teams::is_member(c, &team.id, uid)? {
                     return Err(ApiError::forbidden(
                         "userId: only users who are members of this team can be given a driver profile here",
                     ));
                 }
             }
-            store::create_driver(c, &team.id, &new)
+            Ok(drivers::create_driver(c, &team.id, &new)??)
         })
         .await?;
     Ok(HttpResponse::Created().json(driver.to_wire(false)))
@@ -161,6 +161,7 @@ pub async fn update_driver(
     if !(staff || own && status_only) {
         return Err(ApiError::forbidden("drivers may change only their own status"));
     }
-    let driver = db.run(move |c| store::update_driver(c, &driver.id, &update)).await?;
+    let driver =
+        db.run(move |c| drivers::update_driver(c, &driver.id, &update).found("driver", &driver.id)).await?;
     Ok(web::Json(driver.to_wire(false)))
 }

@@ -17,12 +17,12 @@ use crate::error::{ApiError, ApiResult, BodyRef, Found};
 use crate::metrics::Metrics;
 use crate::routes::scope::{InTeam, LapWithFrames, TeamScope};
 use crate::routes::{limits, text, Limit};
-use crate::store::{self, LapFilter};
 use pitbox_actors::driver_session::{Frames, GetLive, IngestError};
 use pitbox_actors::store_writer::AckTo;
 use pitbox_actors::ActorSystem;
-use pitbox_schema::db::store::laps::decompress_frames;
+use pitbox_schema::db::store::laps::{self, decompress_frames, LapFilter};
 use pitbox_schema::db::store::sessions::Place;
+use pitbox_schema::db::store::{drivers, sessions, telemetry};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/telemetry", web::post().to(post_telemetry))
@@ -45,7 +45,7 @@ async fn publishing_driver(
     db: &Db,
     driver_id: String,
 ) -> ApiResult<pitbox_schema::db::models::Driver> {
-    let driver = db.run(move |c| store::get_driver(c, &driver_id)).await.body_ref(NO_SUCH_DRIVER)?;
+    let driver = db.run(move |c| drivers::get_driver(c, &driver_id).body_ref(NO_SUCH_DRIVER)).await?;
     let own = user.driver_id.as_deref() == Some(driver.id.as_str());
     if !(own || user.is_admin()) {
         return Err(ApiError::forbidden("drivers may publish only their own telemetry"));
@@ -112,7 +112,7 @@ pub fn ingest_error(e: IngestError) -> ApiError {
 pub async fn latest(driver: InTeam<Driver>, db: web::Data<Db>) -> ApiResult<web::Json<TelemetryFrame>> {
     let id = driver.item.id;
     let lookup = id.clone();
-    let frame = db.run(move |c| store::latest_sample(c, &lookup)).await?;
+    let frame = db.run(move |c| Ok(telemetry::latest_sample(c, &lookup)?)).await?;
     frame.map(web::Json).found("telemetry of driver", &id)
 }
 
@@ -150,7 +150,7 @@ pub async fn create_session(
     let new = body.into_inner();
     let track = text("track", &new.track, limits::TRACK)?;
     let car = text("car", &new.car, limits::TRACK)?;
-    let driver = db.run(move |c| store::get_driver(c, &new.driver_id)).await.body_ref(NO_SUCH_DRIVER)?;
+    let driver = db.run(move |c| drivers::get_driver(c, &new.driver_id).body_ref(NO_SUCH_DRIVER)).await?;
     user.require_self_or_staff(&driver.id, &driver.team_id)?;
     // The driver's session owns its racing session: it closes the open one and opens this.
     let place = Place { track, car, session_type: None };
@@ -203,7 +203,7 @@ pub async fn list_sessions(
     let q = q.into_inner();
     let limit = Limit::of(q.limit);
     let rows = team
-        .run(&db, move |c, team| store::list_sessions(c, &team.id, q.driver_id.as_deref(), limit))
+        .run(&db, move |c, team| Ok(sessions::list_sessions(c, &team.id, q.driver_id.as_deref(), limit)?))
         .await?;
     Ok(web::Json(rows.into_iter().map(Into::into).collect()))
 }
@@ -235,7 +235,7 @@ pub async fn list_laps(
                 session_id: q.session_id.as_deref(),
                 limit,
             };
-            store::list_laps(c, &f)
+            Ok(laps::list_laps(c, &f)?)
         })
         .await?;
     Ok(web::Json(rows.into_iter().map(Into::into).collect()))

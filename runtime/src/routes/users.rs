@@ -7,16 +7,16 @@
 //! session of that user ends: refresh tokens are revoked and access tokens stop working.
 
 use actix_web::{web, HttpRequest};
+use pitbox_schema::db::store::{teams, users};
 use pitbox_schema::db::DbConnection;
 use pitbox_schema::wire::{ErrorBody, NewUser, UserInfo};
 use serde::Deserialize;
 
 use crate::auth::{self, AuthUser, Keys};
 use crate::db::Db;
-use crate::error::{ApiError, ApiResult, BodyRef};
+use crate::error::{ApiError, ApiResult, BodyRef, Found};
 use crate::ratelimit::RateLimits;
 use crate::routes::scope::Admin;
-use crate::store;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/users", web::get().to(list))
@@ -40,19 +40,19 @@ pub fn create_user(conn: &mut DbConnection, new: &NewUser) -> ApiResult<UserInfo
     auth::validate_password(&new.password)?;
     let hash = auth::hash_password(&new.password)?;
     diesel::Connection::transaction(conn, |c| {
-        let user = store::create_user(c, &new.username, hash, new.role)?;
+        let user = users::create_user(c, &new.username, hash, new.role)??;
         for team in &new.teams {
-            let t = store::find_team(c, team).body_ref(format!("teams: no team {team:?}"))?;
-            store::add_member(c, &t.id, &user.id)?;
+            let t = teams::find_team(c, team).body_ref(format!("teams: no team {team:?}"))?;
+            teams::add_member(c, &t.id, &user.id)??;
         }
-        store::user_info(c, &user)
+        Ok(users::user_info(c, &user)?)
     })
 }
 
 pub fn change_password(conn: &mut DbConnection, user_id: &str, password: &str) -> ApiResult<()> {
     auth::validate_password(password)?;
     let hash = auth::hash_password(password)?;
-    store::set_password(conn, user_id, hash)
+    users::set_password(conn, user_id, hash).found("user", user_id)
 }
 
 #[utoipa::path(get, path = "/api/users", tag = "users", security(("bearer" = [])),
@@ -60,8 +60,8 @@ pub fn change_password(conn: &mut DbConnection, user_id: &str, password: &str) -
 pub async fn list(_: Admin, db: web::Data<Db>) -> ApiResult<web::Json<Vec<UserInfo>>> {
     let users = db
         .run(|c| {
-            let rows = store::list_users(c)?;
-            rows.iter().map(|u| store::user_info(c, u)).collect::<ApiResult<Vec<_>>>()
+            let rows = users::list_users(c)?;
+            Ok(rows.iter().map(|u| users::user_info(c, u)).collect::<diesel::QueryResult<Vec<_>>>()?)
         })
         .await?;
     Ok(web::Json(users))
@@ -130,7 +130,7 @@ pub async fn password(
             return Err(wrong_current("currentPassword is required to change your own password"));
         };
         let lookup = id.clone();
-        let stored = db.run(move |c| store::get_user(c, &lookup)).await?.password_hash;
+        let stored = db.run(move |c| users::get_user(c, &lookup).found("user", &lookup)).await?.password_hash;
         if !web::block(move || auth::verify_password(&current, &stored)).await? {
             return Err(wrong_current("currentPassword is wrong"));
         }

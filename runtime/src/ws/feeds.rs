@@ -15,15 +15,15 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use pitbox_actors::driver_session::{Latest, LiveSample};
 use pitbox_actors::team_hub::{Push, Subscribe as HubSubscribe, Unsubscribe as HubUnsubscribe};
+use pitbox_schema::db::store::teams;
 use pitbox_schema::wire::{Envelope, Message as Wire, Subscribe, Subscribed};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::watch;
 
 use super::WsSession;
-use crate::error::ApiError;
+use crate::error::{ApiError, Found};
 use crate::routes::scope::{Member, TeamScope};
-use crate::store;
 
 /// A subscription's key: (team, driver of a focused view).
 pub(super) type SubKey = (String, Option<String>);
@@ -280,7 +280,7 @@ impl WsSession {
         let known = self.hubs.get(&s.team_id).cloned();
         let fut = async move {
             let lookup = team.clone();
-            db.run(move |c| store::get_team(c, &lookup)).await?;
+            db.run(move |c| teams::get_team(c, &lookup).found("team", &lookup)).await?;
             let hub = match known {
                 Some(h) => h,
                 None => system.hub(&team).await.map_err(|e| ApiError::unavailable(e.to_string()))?,

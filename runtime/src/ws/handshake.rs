@@ -7,6 +7,7 @@ use actix::prelude::*;
 use actix_web_actors::ws::{self, CloseCode};
 use pitbox_actors::driver_session::NodeConnection;
 use pitbox_actors::team_hub::{Push, SubscribeNode};
+use pitbox_schema::db::store::drivers;
 use pitbox_schema::db::store::sessions::{self, Place};
 use pitbox_schema::wire::{
     Authenticate, AuthenticationResult, ClientType, Envelope, ErrorBody, ErrorCode, Message as Wire,
@@ -16,8 +17,7 @@ use pitbox_schema::wire::{
 use super::ingest::NodeLink;
 use super::WsSession;
 use crate::auth::AuthUser;
-use crate::error::ApiError;
-use crate::store;
+use crate::error::{ApiError, Found};
 
 /// The track, car and session type a node names at authentication, when they are usable text
 /// (anything else is ignored: the node is not refused over its session info).
@@ -74,7 +74,7 @@ impl WsSession {
         let (me, conn_id) = (ctx.address().recipient::<Push>(), self.id);
         let place = node_place(a.track.as_deref(), a.car.as_deref(), a.session_type.as_deref());
         let fut = async move {
-            let driver = db.run(move |c| store::get_driver(c, &lookup)).await?;
+            let driver = db.run(move |c| drivers::get_driver(c, &lookup).found("driver", &lookup)).await?;
             let session = system
                 .driver_handle(&driver.team_id, &driver.id)
                 .await

@@ -6,6 +6,7 @@
 use actix::prelude::*;
 use actix_web_actors::ws;
 use pitbox_actors::ActorSystem;
+use pitbox_schema::db::store::drivers;
 use pitbox_schema::wire::{
     AnswerHandoff, Envelope, ErrorCode, HandoffStatus, Message as Wire, NewHandoff, NewTeamMessage, Posted,
 };
@@ -13,9 +14,8 @@ use pitbox_schema::wire::{
 use super::WsSession;
 use crate::auth::AuthUser;
 use crate::db::Db;
-use crate::error::ApiError;
+use crate::error::{ApiError, Found};
 use crate::routes::messages;
-use crate::store;
 
 impl WsSession {
     /// The per-user limit shared with REST (`PITBOX_RATE_LIMIT_PER_USER`), for team actions.
@@ -61,7 +61,7 @@ impl WsSession {
                 // The seed named no team: the handoff is for the target driver's.
                 None => {
                     let target = handoff.target_driver_id.clone();
-                    db.run(move |c| store::get_driver(c, &target)).await?.team_id
+                    db.run(move |c| drivers::get_driver(c, &target).found("driver", &target)).await?.team_id
                 }
             };
             messages::request_handoff(&db, &system, &user, team_id, handoff)

@@ -10,13 +10,13 @@ use actix::prelude::*;
 use actix_web_actors::ws;
 use pitbox_actors::mailbox::Mailbox;
 use pitbox_actors::video_relay::{MediaIn, NodeAttach, NodeVideo, Unwatch, VideoOut, VideoRelay, Watch};
+use pitbox_schema::db::store::drivers;
 use pitbox_schema::wire::media::{MediaHeader, NODE_VIDEO_STREAM};
 use pitbox_schema::wire::{Envelope, ErrorCode, Message as Wire, VideoControl, VideoWatching, WatchVideo};
 
 use super::WsSession;
-use crate::error::ApiError;
+use crate::error::{ApiError, Found};
 use crate::routes::scope::{Member, TeamScope};
-use crate::store;
 
 /// One driver's video a dashboard watches.
 pub(super) struct Watching {
@@ -102,7 +102,7 @@ impl WsSession {
         let (team, driver) = (w.team_id.clone(), w.driver_id.clone());
         let fut = async move {
             let lookup = driver.clone();
-            let d = db.run(move |c| store::get_driver(c, &lookup)).await?;
+            let d = db.run(move |c| drivers::get_driver(c, &lookup).found("driver", &lookup)).await?;
             if d.team_id != team {
                 return Err(ApiError::not_found("driver", &driver));
             }

@@ -143,7 +143,11 @@ impl TestServer {
     }
 
     pub fn create_team(&self, name: &str) -> String {
-        self.state.db.run_blocking(|c| pitbox_runtime::store::create_team(c, name)).unwrap().id
+        self.state
+            .db
+            .run_blocking(|c| Ok(pitbox_schema::db::store::teams::create_team(c, name)??))
+            .unwrap()
+            .id
     }
 
     /// A driver user with a driver profile in `team`; returns (user id, driver id).
@@ -156,8 +160,11 @@ impl TestServer {
             avatar_url: None,
             user_id: Some(uid.clone()),
         };
-        let driver =
-            self.state.db.run_blocking(|c| pitbox_runtime::store::create_driver(c, team, &d)).unwrap();
+        let driver = self
+            .state
+            .db
+            .run_blocking(|c| Ok(pitbox_schema::db::store::drivers::create_driver(c, team, &d)??))
+            .unwrap();
         (uid, driver.id)
     }
 

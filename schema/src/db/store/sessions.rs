@@ -62,6 +62,16 @@ pub fn open_session(conn: &mut DbConnection, driver_id: &str) -> QueryResult<Opt
         .optional()
 }
 
+/// The driver's open session, else its latest.
+pub fn current_session(conn: &mut DbConnection, driver_id: &str) -> QueryResult<Option<RacingSession>> {
+    racing_sessions::table
+        .filter(racing_sessions::driver_id.eq(driver_id))
+        .order((racing_sessions::ended_at.is_null().desc(), racing_sessions::started_at.desc()))
+        .select(RacingSession::as_select())
+        .first(conn)
+        .optional()
+}
+
 /// One session; [`diesel::result::Error::NotFound`] when there is none.
 pub fn get_session(conn: &mut DbConnection, id: &str) -> QueryResult<RacingSession> {
     racing_sessions::table.find(id).select(RacingSession::as_select()).first(conn)
