@@ -18,7 +18,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use pitbox_schema::db::models::{NewLap, RacingSession, TelemetrySampleRow};
 use pitbox_schema::db::schema::{drivers, telemetry_samples};
-use pitbox_schema::db::store::laps::{compress_frames, decompress_frames};
+use pitbox_schema::db::store::laps::{decompress_frames, LapFrames};
 use pitbox_schema::db::store::sessions;
 use pitbox_schema::db::{DbConnection, DbPool};
 use pitbox_schema::wire::{LapSummary, TelemetryFrame};
@@ -82,7 +82,7 @@ impl AckTo {
 /// coach).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct LapStored(pub LapSummary, pub Arc<Vec<TelemetryFrame>>);
+pub struct LapStored(pub LapSummary, pub LapFrames);
 
 pub struct WriteRequest {
     pub driver_id: String,
@@ -228,6 +228,8 @@ impl StoreWriter {
                 batch.push(req);
             }
         }
+        // Shown in the admin tree, where a soak watches it: the writer's own queue is no mailbox.
+        self.stats.set_gauges([("queuedRows", self.queued_rows as u64)]);
         self.queued_rows = self.queued_rows.saturating_sub(rows);
         self.backlog.sub(rows);
         self.flushing = true;
@@ -560,8 +562,7 @@ fn write_one(
             fuel_used: lap.fuel_used,
             sector_times: serde_json::to_string(&lap.sector_times).unwrap_or_else(|_| "[]".into()),
             sample_count,
-            telemetry: compress_frames(&lap.frames)
-                .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?,
+            telemetry: lap.frames.compressed().to_vec(),
             completed_at: now,
             kind: lap.kind.as_str().to_owned(),
             invalid_reasons: serde_json::to_string(&lap.flaws).unwrap_or_else(|_| "[]".into()),
