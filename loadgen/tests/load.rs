@@ -146,6 +146,8 @@ async fn a_short_soak_holds_steady() {
     let r = loadgen(args).await;
 
     let soak = &r["soak"];
+    // The figures, for `--nocapture`.
+    eprintln!("soak verdict: {}", soak["verdict"]);
     let windows = soak["windows"].as_array().unwrap();
     assert_eq!(windows.len(), 8, "{soak}");
     assert_eq!(windows.iter().filter(|w| w["warmup"] == true).count(), 2);
