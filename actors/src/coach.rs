@@ -37,7 +37,7 @@ use crate::supervision::{ChildFailed, Supervised};
 use crate::system::Env;
 use crate::team_hub::HubRef;
 use crate::voice_channel::{Speak, VoiceRef};
-use pitbox_schema::db::store::laps::{self, decompress_frames};
+use pitbox_schema::db::store::laps::{self, decompress_frames, LapFrames};
 use pitbox_schema::db::store::{coaching, sessions, tracks};
 
 /// Laps of the session replayed into the engine after a restart (the engine keeps 30).
@@ -80,7 +80,8 @@ impl CoachBoard {
 #[rtype(result = "()")]
 pub struct LapSeen {
     pub summary: LapSummary,
-    pub frames: Arc<Vec<TelemetryFrame>>,
+    /// Compressed as stored: decoded here, once, for the analysis.
+    pub frames: LapFrames,
 }
 
 /// What the coach has (for tests and the engineer view).
@@ -520,6 +521,11 @@ impl Handler<LapSeen> for Coach {
     type Result = ();
 
     fn handle(&mut self, msg: LapSeen, ctx: &mut Context<Self>) {
+        // Decoded here, once: the lap's frames exist whole only while it is analysed.
+        let frames = msg.frames.decode().unwrap_or_else(|e| {
+            tracing::warn!(driver = %self.driver_id, lap = msg.summary.lap_number, error = %e, "a lap's frames are unreadable");
+            Vec::new()
+        });
         // A session still without a track (telemetry came before the node named it) is read
         // again: its track and car decide the map.
         let same = self
@@ -528,7 +534,7 @@ impl Handler<LapSeen> for Coach {
             .is_some_and(|s| s.id == msg.summary.session_id && (s.track != "unknown" || s.car != "unknown"));
         if same {
             let _ = self.guard(ctx, |act, ctx| {
-                act.analyse(msg.summary, &msg.frames, ctx);
+                act.analyse(msg.summary, &frames, ctx);
                 Ok(())
             });
             return;
@@ -563,7 +569,7 @@ impl Handler<LapSeen> for Coach {
                 Err(e) => tracing::error!(driver = %act.driver_id, error = %e, "session not loaded"),
             }
             let _ = act.guard(ctx, |act, ctx| {
-                act.analyse(msg.summary, &msg.frames, ctx);
+                act.analyse(msg.summary, &frames, ctx);
                 Ok(())
             });
         }));

@@ -333,7 +333,7 @@ impl DriverSession {
                 let seen = self.ckpt.streams.entry(stream).or_insert(0);
                 *seen = (*seen).max(seq);
             }
-            for lap in self.assembler.push(f) {
+            for lap in self.assembler.push(&f) {
                 laps.push(LapIn { id: uuid::Uuid::now_v7().to_string(), lap });
             }
         }
@@ -410,7 +410,7 @@ impl DriverSession {
                 fresh += 1;
                 let update = TelemetryUpdate { driver_id: self.driver_id.clone(), frame: f.clone() };
                 live.push(LiveSample::new(self.ckpt.samples + fresh as u64, update, &data));
-                for lap in self.assembler.push(f.clone()) {
+                for lap in self.assembler.push(f) {
                     laps.push(LapIn { id: uuid::Uuid::now_v7().to_string(), lap });
                 }
             }

@@ -7,6 +7,7 @@
 //! Frames from the seed protocol carry no `sessionTime`; their laps are timed on the frames'
 //! `timestamp` instead (a switch between the two clocks restarts timing).
 
+use pitbox_schema::db::store::laps::LapEncoder;
 use pitbox_schema::timing::{Boundary, LapTimer, LapTiming, TimingPoint};
 use pitbox_schema::wire::{LapFlaw, LapKind, TelemetryFrame};
 
@@ -44,12 +45,25 @@ fn clock_of(f: &TelemetryFrame, current: Option<Clock>) -> (Clock, f64) {
     }
 }
 
-/// The frames and findings of one lap while it is driven.
+/// What lap assembly needs of a lap's first frame beyond its encoding: timing it again when the
+/// clock switches right after it.
+#[derive(Debug, Clone, Copy)]
+struct FirstPoint {
+    lap: i32,
+    pct: f32,
+    reported: Option<f32>,
+}
+
+/// The frames (encoded as they arrive) and findings of one lap while it is driven.
 #[derive(Debug, Default)]
 struct LapBuild {
-    frames: Vec<TelemetryFrame>,
+    frames: LapEncoder,
+    first: Option<FirstPoint>,
+    /// Tank level at the first and the latest frame.
+    fuel: Option<(f32, f32)>,
     flaws: Vec<LapFlaw>,
     kind: LapKind,
+    /// Too many frames, or a frame that could not be encoded: the lap is not kept.
     overflowed: bool,
 }
 
@@ -60,10 +74,11 @@ impl LapBuild {
         }
     }
 
-    fn add(&mut self, frame: TelemetryFrame, incident: bool) {
+    fn add(&mut self, frame: &TelemetryFrame, incident: bool) {
         let s = &frame.sample;
         let in_pits = s.on_pit_road || matches!(s.track_surface, Some(SURFACE_PIT_STALL | SURFACE_PIT_LANE));
-        if self.frames.is_empty() && in_pits {
+        let first = self.frames.is_empty() && !self.overflowed;
+        if first && in_pits {
             self.kind = LapKind::OutLap;
         } else if s.on_pit_road && self.kind == LapKind::Flying {
             self.kind = LapKind::InLap;
@@ -77,11 +92,29 @@ impl LapBuild {
         if incident {
             self.flag(LapFlaw::Incident);
         }
-        if self.frames.len() < MAX_FRAMES {
-            self.frames.push(frame);
-        } else {
-            self.overflowed = true;
+        if self.overflowed {
+            return;
         }
+        if self.frames.len() >= MAX_FRAMES {
+            self.overflowed = true;
+            self.frames = LapEncoder::default();
+            return;
+        }
+        if let Err(e) = self.frames.push(frame) {
+            tracing::warn!(error = %e, "a frame could not be encoded; its lap is not kept");
+            self.overflowed = true;
+            self.frames = LapEncoder::default();
+            return;
+        }
+        if first {
+            self.first = Some(FirstPoint { lap: s.lap, pct: s.track_position, reported: s.last_lap_time });
+        }
+        self.fuel = Some((self.fuel.map_or(s.fuel_level, |(a, _)| a), s.fuel_level));
+    }
+
+    /// Frames held.
+    fn len(&self) -> usize {
+        self.frames.len()
     }
 
     fn finish(mut self, t: LapTiming) -> Option<CompletedLap> {
@@ -89,11 +122,16 @@ impl LapBuild {
             return None;
         }
         self.flaws.sort();
-        let fuel_used = match (self.frames.first(), self.frames.last()) {
-            (Some(a), Some(b)) if a.sample.fuel_level > b.sample.fuel_level => {
-                Some(f64::from(a.sample.fuel_level - b.sample.fuel_level))
-            }
+        let fuel_used = match self.fuel {
+            Some((a, b)) if a > b => Some(f64::from(a - b)),
             _ => None,
+        };
+        let frames = match self.frames.finish() {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, lap = t.lap, "a lap's frames could not be encoded; not kept");
+                return None;
+            }
         };
         Some(CompletedLap {
             lap_number: t.lap,
@@ -103,7 +141,7 @@ impl LapBuild {
             flaws: self.flaws,
             fuel_used,
             sector_times: t.sectors,
-            frames: std::sync::Arc::new(self.frames),
+            frames,
         })
     }
 }
@@ -142,26 +180,30 @@ impl LapAssembler {
 
     /// Frames of the lap in progress (and of laps waiting for their time).
     pub fn frames_in_progress(&self) -> usize {
-        self.current.frames.len() + self.waiting.iter().map(|l| l.frames.len()).sum::<usize>()
+        self.current.len() + self.waiting.iter().map(LapBuild::len).sum::<usize>()
+    }
+
+    /// Heap bytes held for the laps in progress (for memory figures).
+    pub fn heap_bytes(&self) -> usize {
+        self.current.frames.heap_bytes() + self.waiting.iter().map(|l| l.frames.heap_bytes()).sum::<usize>()
     }
 
     /// Feeds one frame; returns the laps it completed (usually none, at most one or two).
-    pub fn push(&mut self, frame: TelemetryFrame) -> Vec<CompletedLap> {
-        let (clock, time) = clock_of(&frame, self.clock);
+    pub fn push(&mut self, frame: &TelemetryFrame) -> Vec<CompletedLap> {
+        let (clock, time) = clock_of(frame, self.clock);
         if self.clock.is_some_and(|c| c != clock) {
             // Another clock: lap timing starts over. A single frame at session time 0 before
             // the session clock runs was the session's first frame: it is timed again at 0.
             self.timer = LapTimer::new();
             self.waiting.clear();
             self.last_time = None;
-            match self.current.frames.as_slice() {
-                [first] => {
-                    let s = &first.sample;
+            match self.current.first {
+                Some(first) if self.current.len() == 1 => {
                     self.timer.push(TimingPoint {
                         time: 0.0,
-                        lap: s.lap,
-                        pct: Some(s.track_position),
-                        reported: s.last_lap_time,
+                        lap: first.lap,
+                        pct: Some(first.pct),
+                        reported: first.reported,
                     });
                     self.last_time = Some(0.0);
                 }
@@ -245,7 +287,7 @@ mod tests {
             let dist = t / lap_time;
             let lap = dist.floor() as i32 + 1;
             let pos = dist.fract() as f32;
-            out.extend(asm.push(frame(t, lap, pos, 50.0 - (dist as f32))));
+            out.extend(asm.push(&frame(t, lap, pos, 50.0 - (dist as f32))));
         }
         out
     }
@@ -272,29 +314,29 @@ mod tests {
     #[test]
     fn joining_mid_lap_does_not_invent_a_lap() {
         let mut asm = LapAssembler::new();
-        assert!(asm.push(frame(10.0, 1, 0.5, 40.0)).is_empty());
-        assert!(asm.push(frame(10.5, 1, 0.95, 40.0)).is_empty());
+        assert!(asm.push(&frame(10.0, 1, 0.5, 40.0)).is_empty());
+        assert!(asm.push(&frame(10.5, 1, 0.95, 40.0)).is_empty());
         // Crossing the line completes lap 1, but its start was never seen.
-        assert!(asm.push(frame(11.0, 2, 0.01, 40.0)).is_empty());
+        assert!(asm.push(&frame(11.0, 2, 0.01, 40.0)).is_empty());
         assert_eq!(asm.laps_completed, 0);
     }
 
     #[test]
     fn wrap_without_counter_change_completes_once() {
         let mut asm = LapAssembler::new();
-        asm.push(frame(0.0, 1, 0.0, 40.0));
-        asm.push(frame(2.0, 1, 0.34, 40.0));
-        asm.push(frame(2.2, 1, 0.67, 40.0));
+        asm.push(&frame(0.0, 1, 0.0, 40.0));
+        asm.push(&frame(2.0, 1, 0.34, 40.0));
+        asm.push(&frame(2.2, 1, 0.67, 40.0));
         for i in 0..1130 {
             let t = 3.0 + f64::from(i) * 0.05;
-            asm.push(frame(t, 1, 0.67 + (t as f32 - 3.0) * 0.32 / 57.0, 40.0));
+            asm.push(&frame(t, 1, 0.67 + (t as f32 - 3.0) * 0.32 / 57.0, 40.0));
         }
-        asm.push(frame(60.0, 1, 0.99, 40.0));
-        assert!(asm.push(frame(60.1, 1, 0.01, 40.0)).is_empty(), "waits for the sim's time");
-        let l = asm.push(frame(61.7, 1, 0.02, 40.0)).pop().expect("wrap completes the lap");
+        asm.push(&frame(60.0, 1, 0.99, 40.0));
+        assert!(asm.push(&frame(60.1, 1, 0.01, 40.0)).is_empty(), "waits for the sim's time");
+        let l = asm.push(&frame(61.7, 1, 0.02, 40.0)).pop().expect("wrap completes the lap");
         assert_eq!(l.lap_number, 1);
         // The counter catching up a moment later is not a second lap.
-        assert!(asm.push(frame(61.8, 2, 0.03, 40.0)).is_empty());
+        assert!(asm.push(&frame(61.8, 2, 0.03, 40.0)).is_empty());
         assert_eq!(asm.laps_completed, 1);
         // The 2 s gap between 0.0 and 2.0 made the lap invalid, and says so.
         assert!(!l.valid);
@@ -311,7 +353,7 @@ mod tests {
             let t = i as f64 / 60.0;
             let mut f = frame(t, 1 + (t / 30.0) as i32, ((t / 30.0) % 1.0) as f32, 40.0);
             edit(i, &mut f);
-            laps.extend(asm.push(f));
+            laps.extend(asm.push(&f));
         }
         laps
     }
@@ -351,7 +393,7 @@ mod tests {
             let mut f = frame(0.0, 1 + (t / 30.0) as i32, ((t / 30.0) % 1.0) as f32, 40.0);
             f.timestamp = Utc.timestamp_opt(1_700_000_000, 0).single().unwrap()
                 + chrono::TimeDelta::milliseconds(i64::from(i) * 50);
-            laps.extend(asm.push(f));
+            laps.extend(asm.push(&f));
         }
         assert_eq!(laps.len(), 2);
         assert!((laps[0].lap_time - 30.0).abs() < 1e-3, "{}", laps[0].lap_time);
@@ -367,6 +409,37 @@ mod tests {
         assert_eq!(laps[0].lap_time, f64::from(29.9995_f32));
         // The second lap starts where the sim's first ended.
         assert!((laps[1].lap_time - (60.0 - f64::from(29.9995_f32))).abs() < 1e-3, "{}", laps[1].lap_time);
+    }
+
+    #[test]
+    fn a_laps_frames_are_the_frames_driven_in_it_whole() {
+        let mut asm = LapAssembler::new();
+        let (mut fed, mut laps) = (vec![], vec![]);
+        for i in 0..=(2 * 30 * 60 + 120) {
+            let t = f64::from(i) / 60.0;
+            let mut f = frame(t, 1 + (t / 30.0) as i32, ((t / 30.0) % 1.0) as f32, 40.0 - t as f32 * 0.01);
+            f.seq = Some(i as u64);
+            f.sample.cars = Some(pitbox_schema::wire::CarArrays {
+                lap: vec![1, 2],
+                lap_dist_pct: vec![0.5, t as f32 / 100.0],
+                position: vec![2, 1],
+                on_pit_road: vec![false, i % 7 == 0],
+            });
+            laps.extend(asm.push(&f));
+            fed.push(f);
+        }
+        assert_eq!(laps.len(), 2);
+        let mut next = None;
+        for l in &laps {
+            let frames = l.frames.decode().unwrap();
+            assert_eq!(frames.len(), l.frames.len());
+            let start = frames[0].seq.unwrap() as usize;
+            // Each lap starts where the last ended, and holds the frames as they were fed.
+            assert!(next.is_none_or(|n| n == start));
+            assert_eq!(frames[..], fed[start..start + frames.len()]);
+            next = Some(start + frames.len());
+        }
+        assert_eq!(asm.frames_in_progress(), fed.len() - next.unwrap());
     }
 
     #[test]

@@ -18,10 +18,11 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use diesel::QueryResult;
+use pitbox_schema::db::store::laps::LapFrames;
 use pitbox_schema::db::store::telemetry::{self, Watermarks};
 pub use pitbox_schema::db::store::telemetry::{LapIn, Plan, Recovered, SampleIn, MAX_RECOVERED_FRAMES};
 use pitbox_schema::db::{DbConnection, DbPool};
-use pitbox_schema::wire::{LapSummary, TelemetryFrame};
+use pitbox_schema::wire::LapSummary;
 
 use crate::registry::Stats;
 
@@ -65,7 +66,7 @@ impl AckTo {
 /// coach).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct LapStored(pub LapSummary, pub Arc<Vec<TelemetryFrame>>);
+pub struct LapStored(pub LapSummary, pub LapFrames);
 
 /// A write: what to store (the rows name the racing session the driver's session owns), and who
 /// hears that it is stored.
@@ -189,6 +190,8 @@ impl StoreWriter {
                 batch.push(req);
             }
         }
+        // Shown in the admin tree, where a soak watches it: the writer's own queue is no mailbox.
+        self.stats.set_gauges([("queuedRows", self.queued_rows as u64)]);
         self.queued_rows = self.queued_rows.saturating_sub(rows);
         self.backlog.sub(rows);
         self.flushing = true;

@@ -1,6 +1,6 @@
 //! The command line of `pitbox-loadgen`, and the limits it holds a run to: loopback targets only
 //! (unless `--allow-remote`), at most [`MAX_DRIVERS`] drivers, [`MAX_DASHBOARDS`] dashboards and
-//! [`MAX_SECS`] seconds. Env: `PITBOX_LOADGEN_ADMIN`, `PITBOX_LOADGEN_PASSWORD` (the admin login
+//! [`MAX_SECS`] seconds, and a soak long enough for its verdict. Env: `PITBOX_LOADGEN_ADMIN`, `PITBOX_LOADGEN_PASSWORD` (the admin login
 //! that creates the run's teams, users and drivers through the REST API).
 
 use std::net::IpAddr;
@@ -89,6 +89,17 @@ pub struct Args {
     /// Allow a URL that is not on this machine.
     #[arg(long)]
     pub allow_remote: bool,
+    /// Soak: cut the run into windows (server RSS, the admin tree's mailboxes, latency p50/p99
+    /// each) and end with a verdict on memory, mailboxes and latency; exit code 3 when it fails.
+    #[arg(long)]
+    pub soak: bool,
+    /// Seconds per soak window.
+    #[arg(long, default_value_t = 30)]
+    pub window: u64,
+    /// Seconds at the start of the measurement that the soak's verdict leaves out (caches and
+    /// pools filling, the first laps).
+    #[arg(long, default_value_t = 120)]
+    pub soak_warmup: u64,
 }
 
 impl Args {
@@ -111,6 +122,13 @@ impl Args {
             self.source != SourceKind::Ibt || self.ibt.is_some(),
             "--source ibt needs --ibt FILE"
         );
+        if self.soak {
+            anyhow::ensure!(self.window >= 1, "--window: at least 1 s");
+            anyhow::ensure!(
+                self.secs >= self.soak_warmup + 3 * self.window,
+                "--soak: --secs must hold --soak-warmup and three windows after it"
+            );
+        }
         let url = url::Url::parse(&self.url).map_err(|e| anyhow::anyhow!("--url {}: {e}", self.url))?;
         anyhow::ensure!(matches!(url.scheme(), "http" | "https"), "--url: http:// or https://");
         if !self.allow_remote {
@@ -155,6 +173,9 @@ mod tests {
         assert!(args(&["--url", "http://127.0.0.1:1", "--drivers", "5001"]).validate().is_err());
         assert!(args(&["--url", "http://127.0.0.1:1", "--dashboards", "10001"]).validate().is_err());
         assert!(args(&["--url", "http://127.0.0.1:1", "--secs", "3601"]).validate().is_err());
+        let soak = ["--url", "http://127.0.0.1:1", "--soak", "--window", "5", "--soak-warmup", "10"];
+        assert!(args(&[&soak[..], &["--secs", "25"]].concat()).validate().is_ok());
+        assert!(args(&[&soak[..], &["--secs", "24"]].concat()).validate().is_err());
     }
 
     #[test]

@@ -3,11 +3,13 @@
 //! uplink and M dashboards on the team view, for a set time, and prints what it saw: samples
 //! spooled, acknowledged as stored and delivered to dashboards per second, latency sample →
 //! dashboard (p50/p99/max), errors, and the server's CPU and RSS each second (`--server-pid`).
-//! `--json` prints the same as one JSON object.
+//! `--json` prints the same as one JSON object. `--soak` cuts the run into windows and ends with a
+//! verdict on memory, mailboxes and latency ([`soak`]; exit code 3 when it fails).
 //!
 //! ```text
 //! pitbox-loadgen --url http://127.0.0.1:8080 --drivers 200 --secs 10 --server-pid $PID
 //! pitbox-loadgen --url http://127.0.0.1:8765 --target relay --drivers 200 --secs 10
+//! pitbox-loadgen --url http://127.0.0.1:8080 --drivers 200 --secs 1800 --soak --server-pid $PID
 //! ```
 //!
 //! Env: `PITBOX_LOADGEN_ADMIN`, `PITBOX_LOADGEN_PASSWORD` (see [`cli`]), `RUST_LOG` (default
@@ -17,6 +19,7 @@ mod cli;
 mod dashboards;
 mod nodes;
 mod setup;
+mod soak;
 mod stats;
 
 use std::process::ExitCode;
@@ -29,7 +32,8 @@ use clap::Parser;
 use serde::Serialize;
 
 use crate::cli::Args;
-use crate::stats::{proc_usage, Totals};
+use crate::soak::{AdminTree, Verdict, Window};
+use crate::stats::{proc_usage, window_percentiles, Totals};
 
 /// One second of the measured window.
 #[derive(Debug, Serialize)]
@@ -76,6 +80,18 @@ struct Report {
     server_rss_peak_mib: Option<f64>,
     seconds: Vec<Second>,
     nodes: Vec<NodeResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    soak: Option<Soak>,
+}
+
+/// A soak's windows and verdict.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Soak {
+    window_secs: u64,
+    warmup_secs: u64,
+    windows: Vec<Window>,
+    verdict: Verdict,
 }
 
 fn main() -> ExitCode {
@@ -94,7 +110,10 @@ fn main() -> ExitCode {
     match actix_rt::System::new().block_on(run(args)) {
         Ok(report) => {
             print_report(&report);
-            ExitCode::SUCCESS
+            match &report.1.soak {
+                Some(s) if !s.verdict.pass => ExitCode::from(3),
+                _ => ExitCode::SUCCESS,
+            }
         }
         Err(e) => {
             eprintln!("pitbox-loadgen: {e:#}");
@@ -155,6 +174,14 @@ async fn run(args: Args) -> anyhow::Result<(Args, Report)> {
     let (mut last_sent, mut last_delivered) = (0, 0);
     let mut last_acked: u64 = acked_start.iter().sum();
     let mut last_cpu = server0.map(|s| s.0);
+    let mut admin = match (&args.password, args.soak && args.target == cli::Target::Pitbox) {
+        (Some(password), true) => {
+            Some(AdminTree::new(tls.clone(), args.base(), args.admin.clone(), password.clone()))
+        }
+        _ => None,
+    };
+    let mut windows: Vec<Window> = vec![];
+    let mut window_start = (totals.latency_counts(), 0usize);
     let mut tick = actix_rt::time::interval_at(
         tokio::time::Instant::now() + Duration::from_secs(1),
         Duration::from_secs(1),
@@ -179,7 +206,7 @@ async fn run(args: Args) -> anyhow::Result<(Args, Report)> {
             server_cpu_percent: cpu,
             server_rss_mib: server.map(|s| s.1 as f64 / 1024.0),
         };
-        if !args.json {
+        if !args.json && !args.soak {
             eprintln!(
                 "t={:>4}s sent {:>7}/s acked {:>7}/s delivered {:>8}/s nodes up {:>5}  server CPU {} RSS {}",
                 t,
@@ -193,6 +220,16 @@ async fn run(args: Args) -> anyhow::Result<(Args, Report)> {
         }
         (last_sent, last_delivered, last_acked) = (sent, delivered, acked);
         seconds.push(second);
+        if args.soak && t % args.window == 0 {
+            let counts = totals.latency_counts();
+            let w =
+                window(t, &args, &seconds[window_start.1..], &window_start.0, &counts, admin.as_mut()).await;
+            if !args.json {
+                eprintln!("{}", window_line(&w));
+            }
+            windows.push(w);
+            window_start = (counts, seconds.len());
+        }
     }
     totals.measuring.store(false, Ordering::Relaxed);
     let wall = t0.elapsed().as_secs_f64();
@@ -240,8 +277,70 @@ async fn run(args: Args) -> anyhow::Result<(Args, Report)> {
         server_rss_peak_mib: seconds.iter().filter_map(|s| s.server_rss_mib).reduce(f64::max),
         seconds,
         nodes,
+        soak: args.soak.then(|| Soak {
+            window_secs: args.window,
+            warmup_secs: args.soak_warmup,
+            verdict: soak::verdict(&windows),
+            windows,
+        }),
     };
     Ok((args, report))
+}
+
+/// One soak window ending at `t`: its seconds, the latency histogram at its start and end, and
+/// the admin tree's queues now.
+async fn window(
+    t: u64,
+    args: &Args,
+    seconds: &[Second],
+    before: &[u64],
+    now: &[u64],
+    admin: Option<&mut AdminTree>,
+) -> Window {
+    let (p50_ms, p99_ms, latency_samples) = window_percentiles(before, now);
+    let rss: Vec<f64> = seconds.iter().filter_map(|s| s.server_rss_mib).collect();
+    let queues = match admin {
+        Some(a) => match a.queues().await {
+            Ok(q) => Some(q),
+            Err(e) => {
+                tracing::warn!(error = %e, "the admin tree was not read; this window has no mailboxes");
+                None
+            }
+        },
+        None => None,
+    };
+    Window {
+        t,
+        warmup: t <= args.soak_warmup,
+        server_rss_mib: (!rss.is_empty()).then(|| rss.iter().sum::<f64>() / rss.len() as f64),
+        mailbox_total: queues.as_ref().map(|q| q.total),
+        mailbox_max: queues.as_ref().map(|q| q.max),
+        mailbox_max_path: queues.as_ref().map(|q| q.max_path.clone()),
+        queued_rows: queues.as_ref().and_then(|q| q.queued_rows),
+        p50_ms,
+        p99_ms,
+        latency_samples,
+        acked: seconds.iter().map(|s| s.acked).sum(),
+        delivered: seconds.iter().map(|s| s.delivered).sum(),
+    }
+}
+
+fn window_line(w: &Window) -> String {
+    let opt = |v: Option<u64>| v.map_or_else(|| "-".into(), |v| v.to_string());
+    format!(
+        "t={:>5}s{} acked {:>8} delivered {:>9}  p50 {:>7.2} ms p99 {:>7.2} ms  RSS {}  mailboxes {} (max {} {})  store queue {}",
+        w.t,
+        if w.warmup { " (warm-up)" } else { "" },
+        w.acked,
+        w.delivered,
+        w.p50_ms,
+        w.p99_ms,
+        w.server_rss_mib.map_or_else(|| "-".into(), |r| format!("{r:.0} MiB")),
+        opt(w.mailbox_total),
+        opt(w.mailbox_max),
+        w.mailbox_max_path.as_deref().unwrap_or("-"),
+        opt(w.queued_rows),
+    )
 }
 
 /// The nodes' homes: in `--spool-dir`, else in /dev/shm when there is one (a node's spool syncs
@@ -292,5 +391,30 @@ fn print_report((args, r): &(Args, Report)) {
     }
     if let (Some(cpu), Some(rss)) = (r.server_cpu_percent, r.server_rss_peak_mib) {
         println!("server CPU: {cpu:.0}% of one core; server RSS: peak {rss:.0} MiB");
+    }
+    if let Some(s) = &r.soak {
+        println!(
+            "soak: {} windows of {} s, the first {} s left out",
+            s.windows.len(),
+            s.window_secs,
+            s.warmup_secs
+        );
+        for w in &s.windows {
+            println!("  {}", window_line(w));
+        }
+        for c in &s.verdict.checks {
+            println!(
+                "  {:<13} first third {:>9.2}  last third {:>9.2}  limit {:>9.2}  {}",
+                c.name,
+                c.first,
+                c.last,
+                c.limit,
+                if c.ok { "ok" } else { "FAILED" }
+            );
+        }
+        if let Some(m) = &s.verdict.missing {
+            println!("  no verdict: {m}");
+        }
+        println!("soak verdict: {}", if s.verdict.pass { "PASS" } else { "FAIL" });
     }
 }

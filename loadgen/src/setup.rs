@@ -171,7 +171,12 @@ fn password() -> String {
     format!("Lg-{}", &id[..PASSWORD_LEN.min(id.len())])
 }
 
-async fn login(client: &awc::Client, base: &str, username: &str, password: &str) -> anyhow::Result<Value> {
+pub async fn login(
+    client: &awc::Client,
+    base: &str,
+    username: &str,
+    password: &str,
+) -> anyhow::Result<Value> {
     let mut res = client
         .post(format!("{base}/api/auth/login"))
         .timeout(Duration::from_secs(60))

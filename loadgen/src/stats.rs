@@ -55,24 +55,43 @@ impl Totals {
 
     /// Latency percentiles in milliseconds: (p50, p99, max, samples).
     pub fn percentiles(&self) -> (f64, f64, f64, u64) {
-        let counts: Vec<u64> = self.latency.iter().map(|b| b.load(Ordering::Relaxed)).collect();
-        let total: u64 = counts.iter().sum();
-        let at = |p: f64| {
-            let want = ((total as f64 * p).ceil() as u64).max(1);
-            let mut seen = 0;
-            for (i, c) in counts.iter().enumerate() {
-                seen += c;
-                if seen >= want {
-                    return ((i as u64 + 1) * BUCKET_US) as f64 / 1000.0;
-                }
-            }
-            0.0
-        };
+        let (p50, p99, total) = percentiles_of(&self.latency_counts());
         if total == 0 {
             return (0.0, 0.0, 0.0, 0);
         }
-        (at(0.5), at(0.99), self.max_us.load(Ordering::Relaxed) as f64 / 1000.0, total)
+        (p50, p99, self.max_us.load(Ordering::Relaxed) as f64 / 1000.0, total)
     }
+
+    /// The latency histogram now (a window's is the difference of two, see [`window_percentiles`]).
+    pub fn latency_counts(&self) -> Vec<u64> {
+        self.latency.iter().map(|b| b.load(Ordering::Relaxed)).collect()
+    }
+}
+
+/// (p50, p99) in milliseconds and the number of samples of a histogram.
+fn percentiles_of(counts: &[u64]) -> (f64, f64, u64) {
+    let total: u64 = counts.iter().sum();
+    let at = |p: f64| {
+        let want = ((total as f64 * p).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= want {
+                return ((i as u64 + 1) * BUCKET_US) as f64 / 1000.0;
+            }
+        }
+        0.0
+    };
+    if total == 0 {
+        return (0.0, 0.0, 0);
+    }
+    (at(0.5), at(0.99), total)
+}
+
+/// (p50, p99, samples) of the samples delivered between two [`Totals::latency_counts`].
+pub fn window_percentiles(before: &[u64], now: &[u64]) -> (f64, f64, u64) {
+    let diff: Vec<u64> = now.iter().zip(before).map(|(n, b)| n.saturating_sub(*b)).collect();
+    percentiles_of(&diff)
 }
 
 /// CPU seconds (user + system) and RSS in KiB of a process, from `/proc/<pid>`.
@@ -107,6 +126,21 @@ mod tests {
         assert!((p50 - 5.0).abs() < 0.02, "{p50}");
         assert!((p99 - 9.9).abs() < 0.02, "{p99}");
         assert!((max - 10.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_window_counts_only_its_own_samples() {
+        let t = Totals::default();
+        for _ in 0..100 {
+            t.delivered(50_000);
+        }
+        let before = t.latency_counts();
+        for us in 1..=100 {
+            t.delivered(us * 10);
+        }
+        let (p50, p99, n) = window_percentiles(&before, &t.latency_counts());
+        assert_eq!(n, 100);
+        assert!((p50 - 0.5).abs() < 0.02 && (p99 - 0.99).abs() < 0.02, "{p50} {p99}");
     }
 
     #[test]

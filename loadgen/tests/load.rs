@@ -1,7 +1,7 @@
 //! The load generator against the real runtime (in this process, SQLite) and against the Python
 //! baseline relay: a short run of 5 drivers and 4 dashboards, then every sample the nodes had
 //! acknowledged is looked up in the runtime's database, and the dashboards must have received
-//! samples. The relay test is skipped, with a message, when python3 or its `websockets` package
+//! samples; and the soak's short form (20 drivers, 40 s), whose verdict must pass. The relay test is skipped, with a message, when python3 or its `websockets` package
 //! is missing. Reads no env vars.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -58,10 +58,9 @@ fn short_run(url: &str) -> Vec<String> {
     .collect()
 }
 
-#[actix_rt::test]
-async fn every_acknowledged_sample_is_stored_and_dashboards_see_samples() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::for_database(dir.path().join("load.db").to_string_lossy().into_owned()).unwrap();
+/// A runtime in this process (SQLite in `dir`) with the admin the load generator logs in as.
+fn runtime(dir: &Path) -> (State, String, actix_web::dev::ServerHandle) {
+    let mut config = Config::for_database(dir.join("load.db").to_string_lossy().into_owned()).unwrap();
     config.rate_limit_login = 1000;
     config.rate_limit_per_ip = 100_000;
     config.rate_limit_per_user = 100_000;
@@ -76,6 +75,13 @@ async fn every_acknowledged_sample_is_stored_and_dashboards_see_samples() {
     let srv = server::start(state.clone(), listener).unwrap();
     let handle = srv.handle();
     actix_rt::spawn(srv);
+    (state, url, handle)
+}
+
+#[actix_rt::test]
+async fn every_acknowledged_sample_is_stored_and_dashboards_see_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, url, handle) = runtime(dir.path());
 
     let mut args = short_run(&url);
     args.extend(["--server-pid".into(), std::process::id().to_string()]);
@@ -108,6 +114,55 @@ async fn every_acknowledged_sample_is_stored_and_dashboards_see_samples() {
             .unwrap();
         assert_eq!(stored, acked - first + 1, "driver {driver}: frames {first}..={acked} acknowledged");
     }
+    handle.stop(false).await;
+}
+
+/// The soak's short form (what CI runs; the full one is `--secs 1800 --window 30`): 20 drivers for
+/// 40 s in windows of 5 s, the first 10 s left out. Memory, the actor tree's mailboxes, the store
+/// writer's queue and latency must hold steady, and every window must have read the tree.
+#[actix_rt::test]
+async fn a_short_soak_holds_steady() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_state, url, handle) = runtime(dir.path());
+    let args: Vec<String> = [
+        "--url",
+        &url,
+        "--drivers",
+        "20",
+        "--team-size",
+        "10",
+        "--secs",
+        "40",
+        "--warmup",
+        "2",
+        "--soak",
+        "--window",
+        "5",
+        "--soak-warmup",
+        "10",
+        "--json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(["--server-pid".into(), std::process::id().to_string()])
+    .collect();
+    let r = loadgen(args).await;
+
+    let soak = &r["soak"];
+    // The figures, for `--nocapture`.
+    eprintln!("soak verdict: {}", soak["verdict"]);
+    let windows = soak["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 8, "{soak}");
+    assert_eq!(windows.iter().filter(|w| w["warmup"] == true).count(), 2);
+    for w in windows {
+        assert!(w["mailboxTotal"].is_u64() && w["serverRssMib"].as_f64().unwrap() > 0.0, "{w}");
+        assert!(w["acked"].as_u64().unwrap() > 0, "nothing stored in a window: {w}");
+    }
+    let names: Vec<&str> =
+        soak["verdict"]["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["serverRssMib", "mailboxTotal", "queuedRows", "p99Ms"], "{soak}");
+    assert_eq!(soak["verdict"]["pass"], true, "{soak}");
+    assert_eq!(r["errors"], 0, "{r}");
     handle.stop(false).await;
 }
 

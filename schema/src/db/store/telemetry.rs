@@ -10,8 +10,8 @@ use std::sync::Arc;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::laps::{compress_frames, decompress_frames, CompletedLap};
-use super::{now, sessions, unreadable, unstorable};
+use super::laps::{decompress_frames, CompletedLap};
+use super::{now, sessions, unreadable};
 use crate::db::models::{NewLap, RacingSession, TelemetrySampleRow};
 use crate::db::schema::{drivers, laps, telemetry_samples};
 use crate::db::DbConnection;
@@ -208,7 +208,7 @@ fn write_one(
             fuel_used: lap.fuel_used,
             sector_times: serde_json::to_string(&lap.sector_times).unwrap_or_else(|_| "[]".into()),
             sample_count,
-            telemetry: compress_frames(&lap.frames).map_err(unstorable)?,
+            telemetry: lap.frames.compressed().to_vec(),
             completed_at: now,
             kind: lap.kind.as_str().to_owned(),
             invalid_reasons: serde_json::to_string(&lap.flaws).unwrap_or_else(|_| "[]".into()),
