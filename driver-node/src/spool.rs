@@ -5,8 +5,10 @@
 //! bounded, and thins oldest-first, never silently: past `max_frames`, and when its disk is full
 //! (SQLite's "database or disk is full", which is how it reports `ENOSPC` and Windows'
 //! `ERROR_DISK_FULL`), every other frame among the oldest unacknowledged ones is dropped, the
-//! newest kept whole. A thinned frame leaves a gap in the sequence numbers, which is how the runtime
-//! knows the node made the gap itself (a batch after it claims no continuity). When the disk is
+//! newest kept whole (on a full disk after giving back the room it keeps in reserve,
+//! [`RESERVE`]; what it holds then bounds it until the disk has room again). A thinned frame
+//! leaves a gap in the sequence numbers, which is how the runtime knows the node made the gap
+//! itself (a batch after it claims no continuity). When the disk is
 //! still full after thinning the node does not stop: new frames go live only (held in memory, up
 //! to [`LIVE_MAX`], and sent once, without a sequence number, so they are neither acknowledged nor
 //! resent and never claim a place in the stream's order), and each later write tries the spool
@@ -34,6 +36,13 @@ pub const LIVE_MAX: usize = 600;
 /// A write that fails with "disk I/O error" counts as a full disk when less than this is free
 /// (SQLite reports most `ENOSPC` as "full", but not every one).
 const LOW_SPACE: u64 = 1 << 20;
+
+/// Room the spool keeps for itself on its disk: a file of this size (`spool.reserve`) made when
+/// there is plenty of room, and given back when the disk is full. SQLite needs room to make room:
+/// its write-ahead log must be copied into the database (which may grow) before the log can be
+/// reused, and the thinning's own delete goes through the log. Without it a disk that other files
+/// filled leaves nothing to thin with.
+const RESERVE: u64 = 4 << 20;
 
 /// Halvings of the oldest half at most, one after the other, to make room on a full disk.
 const THINNINGS: usize = 3;
@@ -77,6 +86,8 @@ struct Writer {
     newest: u64,
     /// The disk was full even after thinning: frames go live only until a write succeeds.
     unspooled: bool,
+    /// The bound while the disk is full: what the spool held when it last made room.
+    cap: Option<u64>,
     /// A full disk was reported with the one clear error (since the start, or spooling last
     /// resumed): a later one is a warning.
     full_reported: bool,
@@ -141,6 +152,7 @@ impl Spool {
                 s
             }
         };
+        keep_reserve(dir);
         let newest: One =
             diesel::sql_query("SELECT COALESCE(MAX(seq), 0) AS n FROM spool").get_result(&mut conn)?;
         Ok(Spool {
@@ -148,6 +160,7 @@ impl Spool {
                 conn,
                 newest: u64::try_from(newest.n).unwrap_or(0),
                 unspooled: false,
+                cap: None,
                 full_reported: false,
             }),
             live: Mutex::new(Live::default()),
@@ -204,10 +217,12 @@ impl Spool {
         if w.unspooled {
             w.unspooled = false;
             w.full_reported = false;
+            w.cap = None;
             let mut live = self.live()?;
             let (recorded, lost) = (live.recorded, live.lost);
             (live.recorded, live.lost) = (0, 0);
             drop(live);
+            keep_reserve(&self.dir);
             tracing::warn!(
                 spool = %self.path.display(),
                 sent_live_only = recorded.saturating_sub(lost),
@@ -216,13 +231,19 @@ impl Spool {
             );
         }
         let depth = count(&mut w.conn)?;
-        if depth > self.max_frames {
+        let limit = w.cap.map_or(self.max_frames, |c| c.min(self.max_frames));
+        if depth > limit {
             // In steps of an eighth of the limit, not a few frames at every append: each thinning
             // is a disk sync, and a thinning in one step halves a stretch evenly.
-            let dropped = thin(&mut w.conn, (depth - self.max_frames).max(self.max_frames / 8))?;
+            let dropped = match thin(&mut w.conn, (depth - limit).max(limit / 8)) {
+                Ok(n) => n,
+                // Room is made at the next write that finds none.
+                Err(SpoolError::Db(e)) if self.no_room(&e) => 0,
+                Err(e) => return Err(e),
+            };
             tracing::warn!(
                 dropped,
-                max_frames = self.max_frames,
+                max_frames = limit,
                 "spool full: thinned the oldest unsent telemetry to every other sample"
             );
         }
@@ -232,9 +253,10 @@ impl Spool {
     }
 
     /// A write failed for want of room. Unless already live only (where each append tries once):
-    /// frees the write-ahead log, writes again, and while there is still no room thins the oldest
-    /// half of the spool to every other frame and writes again (up to [`THINNINGS`] times),
-    /// saying so in one clear error. `None`: still no room.
+    /// gives back the reserve, thins the oldest half of the spool to every other frame, frees the
+    /// write-ahead log and writes again (while there is still no room, up to [`THINNINGS`]
+    /// times), saying so in one clear error; what it holds then bounds it until the disk has room
+    /// again. `None`: still no room.
     fn make_room(
         &self,
         w: &mut Writer,
@@ -244,30 +266,36 @@ impl Spool {
         if w.unspooled {
             return Ok(None);
         }
+        // The reserve goes first: it lets the log be copied in and truncated, and the thinning's
+        // delete be written. Made again once the disk has plenty of room.
+        let _ = std::fs::remove_file(self.dir.join(RESERVE_FILE));
         // The log's pages are in the database already (or about to be): giving them back to the
         // disk is free room, and the thinning below needs some to write its own delete.
         let _ = w.conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE);");
         let depth = count(&mut w.conn)?;
         let mut dropped = 0;
-        let mut written = insert(&mut w.conn, frames, progress);
         // A frame is smaller than a page, and SQLite frees a page only once it is under a third
         // full: one halving leaves the oldest pages half full and frees none; a second one (the
         // same rule, on what is oldest now) does. Past that the spool is nearly empty anyway.
+        let mut written = Ok(Vec::new());
         for _ in 0..THINNINGS {
-            match &written {
-                Err(e) if self.no_room(e) => {}
-                _ => break,
-            }
             let now = count(&mut w.conn)?;
             match thin(&mut w.conn, now / 4) {
-                Ok(0) => break,
                 Ok(n) => dropped += n,
-                Err(SpoolError::Db(e)) if self.no_room(&e) => break,
+                Err(SpoolError::Db(e)) if self.no_room(&e) => {}
                 Err(e) => return Err(e),
             }
             let _ = w.conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE);");
             written = insert(&mut w.conn, frames, progress);
+            match &written {
+                Err(e) if self.no_room(e) => {}
+                _ => break,
+            }
         }
+        // What fits now is the spool's bound until the disk has room again: it thins oldest-first
+        // from here on instead of growing into the full disk once more.
+        let fits = count(&mut w.conn)?;
+        w.cap = Some(fits.max(1000));
         let held = format!(
             "{} holds {} unsent frames ({:.1} MB), {} free",
             self.path.display(),
@@ -480,6 +508,33 @@ impl Spool {
         let one: One = diesel::sql_query("SELECT page_count AS n FROM pragma_page_count()")
             .get_result(&mut self.writer()?.conn)?;
         Ok(u64::try_from(one.n).unwrap_or(0))
+    }
+}
+
+/// The reserve's file name, in the spool's directory.
+const RESERVE_FILE: &str = "spool.reserve";
+
+/// Makes the reserve ([`RESERVE`]) unless it is there, or the disk has less than twice its size
+/// free (taking the last room would only bring the full disk sooner).
+fn keep_reserve(dir: &Path) {
+    let path = dir.join(RESERVE_FILE);
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() >= RESERVE)
+        || fs4::available_space(dir).map_or(true, |free| free < 2 * RESERVE)
+    {
+        return;
+    }
+    // Written out, not only sized: a sparse file would give nothing back.
+    let made = std::fs::File::create(&path).and_then(|mut f| {
+        use std::io::Write;
+        let block = vec![0u8; 64 << 10];
+        for _ in 0..RESERVE / block.len() as u64 {
+            f.write_all(&block)?;
+        }
+        f.sync_all()
+    });
+    if let Err(e) = made {
+        tracing::warn!(error = %e, "cannot keep room in reserve for the spool");
+        let _ = std::fs::remove_file(&path);
     }
 }
 
@@ -780,14 +835,16 @@ mod tests {
         assert_eq!(taken, LIVE_MAX);
     }
 
-    /// A true `ENOSPC`: the spool on an 8 MiB tmpfs, filled up by another file. Linux as root only
-    /// (skipped with the reason otherwise).
+    /// A true `ENOSPC`: the spool on a 16 MiB tmpfs, filled up by another file. Linux as root
+    /// only (skipped with the reason otherwise).
     #[cfg(target_os = "linux")]
     #[test]
     #[allow(clippy::print_stderr)]
-    fn a_real_full_disk_thins_or_goes_live_and_spools_again_when_room_returns() {
-        let Some(disk) = SmallDisk::mount("8m") else { return };
-        let spool = Spool::open(&disk.dir.path().join("spool"), 1_000_000).unwrap();
+    fn a_real_full_disk_makes_room_and_spools_again_when_room_returns() {
+        let Some(disk) = SmallDisk::mount("16m") else { return };
+        let dir = disk.dir.path().join("spool");
+        let spool = Spool::open(&dir, 1_000_000).unwrap();
+        assert!(dir.join(RESERVE_FILE).is_file(), "room kept in reserve");
         let mut car = Synthetic::new(10);
         // Some history, and a write-ahead log that has grown as it does in use.
         for _ in 0..200 {
@@ -796,18 +853,22 @@ mod tests {
         }
         let filler = disk.fill();
         let (mut spooled, mut live) = (0u64, 0u64);
-        for _ in 0..400 {
+        for _ in 0..2000 {
             let frames: Vec<_> = (0..3).map(|_| car.next_frame()).collect();
             match spool.append(&frames, None).unwrap().len() {
                 0 => live += 3,
                 n => spooled += n as u64,
             }
         }
-        eprintln!("on the full disk: {spooled} frames spooled (after thinning), {live} live only");
-        assert!(
-            spooled + live == 1200 && live > 0 || spool.depth().unwrap() < 600 + spooled,
-            "thinned or went live"
-        );
+        let depth = spool.depth().unwrap();
+        eprintln!("on the full disk: {spooled} frames spooled, {live} live only, {depth} held");
+        assert!(!dir.join(RESERVE_FILE).exists(), "the reserve was given back");
+        assert!(spooled > 0, "the reserve and thinning made room on the full disk");
+        assert!(depth < 600 + spooled, "the oldest were thinned: {depth} held");
+        // The newest spooled frames are whole.
+        let newest: Vec<u64> =
+            spool.read_after(0, 100_000).unwrap().iter().rev().take(30).map(|f| f.seq.unwrap()).collect();
+        assert!(newest.windows(2).all(|w| w[0] == w[1] + 1), "{newest:?}");
         std::fs::remove_file(filler).unwrap();
         let frames: Vec<_> = (0..3).map(|_| car.next_frame()).collect();
         assert_eq!(spool.append(&frames, None).unwrap().len(), 3, "spooling resumes when room returns");
