@@ -609,6 +609,50 @@ fn set_meta(conn: &mut SqliteConnection, key: &str, value: &str) -> QueryResult<
     .execute(conn)
 }
 
+/// A small tmpfs mounted on a directory, for tests of a really full disk (`ENOSPC`): Linux, as
+/// root. Unmounted on drop.
+#[cfg(target_os = "linux")]
+#[doc(hidden)]
+pub struct SmallDisk {
+    dir: PathBuf,
+}
+
+#[cfg(target_os = "linux")]
+impl SmallDisk {
+    /// Mounts a tmpfs of `size` (`mount -o size=`) on `dir`; `Err` says why not (not root, no
+    /// `mount`).
+    pub fn mount(dir: &Path, size: &str) -> Result<SmallDisk, String> {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("cannot mount a tmpfs: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        Ok(SmallDisk { dir: dir.to_owned() })
+    }
+
+    /// Fills what is left with a file, returned, to be removed when room should return.
+    pub fn fill(&self) -> std::io::Result<PathBuf> {
+        use std::io::Write;
+        let path = self.dir.join("filler");
+        let mut f = std::fs::File::create(&path)?;
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).is_ok() {}
+        while f.write_all(&block[..1]).is_ok() {}
+        Ok(path)
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.dir).status();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -841,8 +885,12 @@ mod tests {
     #[test]
     #[allow(clippy::print_stderr)]
     fn a_real_full_disk_makes_room_and_spools_again_when_room_returns() {
-        let Some(disk) = SmallDisk::mount("16m") else { return };
-        let dir = disk.dir.path().join("spool");
+        let root = tempfile::tempdir().unwrap();
+        let disk = match SmallDisk::mount(root.path(), "16m") {
+            Ok(d) => d,
+            Err(why) => return eprintln!("skipped (needs root): {why}"),
+        };
+        let dir = root.path().join("spool");
         let spool = Spool::open(&dir, 1_000_000).unwrap();
         assert!(dir.join(RESERVE_FILE).is_file(), "room kept in reserve");
         let mut car = Synthetic::new(10);
@@ -851,7 +899,7 @@ mod tests {
             let frames: Vec<_> = (0..3).map(|_| car.next_frame()).collect();
             spool.append(&frames, None).unwrap();
         }
-        let filler = disk.fill();
+        let filler = disk.fill().unwrap();
         let (mut spooled, mut live) = (0u64, 0u64);
         for _ in 0..2000 {
             let frames: Vec<_> = (0..3).map(|_| car.next_frame()).collect();
@@ -873,56 +921,5 @@ mod tests {
         let frames: Vec<_> = (0..3).map(|_| car.next_frame()).collect();
         assert_eq!(spool.append(&frames, None).unwrap().len(), 3, "spooling resumes when room returns");
         assert!(!spool.unspooled());
-    }
-
-    /// A small tmpfs mounted on a temporary directory, unmounted on drop.
-    #[cfg(target_os = "linux")]
-    pub(crate) struct SmallDisk {
-        pub dir: tempfile::TempDir,
-    }
-
-    #[cfg(target_os = "linux")]
-    #[allow(clippy::print_stderr)]
-    impl SmallDisk {
-        /// `None` (with the reason printed) when not root or the mount fails.
-        pub fn mount(size: &str) -> Option<SmallDisk> {
-            let dir = tempfile::tempdir().unwrap();
-            let out = std::process::Command::new("mount")
-                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-                .arg(dir.path())
-                .output();
-            match out {
-                Ok(o) if o.status.success() => Some(SmallDisk { dir }),
-                Ok(o) => {
-                    eprintln!(
-                        "skipped: cannot mount a tmpfs (needs root): {}",
-                        String::from_utf8_lossy(&o.stderr).trim()
-                    );
-                    None
-                }
-                Err(e) => {
-                    eprintln!("skipped: cannot run mount: {e}");
-                    None
-                }
-            }
-        }
-
-        /// Fills what is left with a file (returned, to be removed when room should return).
-        pub fn fill(&self) -> std::path::PathBuf {
-            use std::io::Write;
-            let path = self.dir.path().join("filler");
-            let mut f = std::fs::File::create(&path).unwrap();
-            let block = vec![0u8; 4096];
-            while f.write_all(&block).is_ok() {}
-            let _ = f.write_all(&block[..1]);
-            path
-        }
-    }
-
-    #[cfg(target_os = "linux")]
-    impl Drop for SmallDisk {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(self.dir.path()).status();
-        }
     }
 }
