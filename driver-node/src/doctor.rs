@@ -176,7 +176,10 @@ pub async fn checks(home: &Path, tls: &NodeTls) -> Vec<ValidationResult> {
             .unwrap_or_else(|e| result("voice", Error, format!("the voice check failed: {e}"), None)),
     );
     let _ = std::fs::create_dir_all(home);
-    out.push(match fs4::available_space(home) {
+    // Where the spool is (or will be): the room there is what recording has left.
+    let spool = home.join("spool");
+    let spooled = crate::spool::bytes_in(&spool);
+    out.push(match fs4::available_space(if spool.is_dir() { &spool } else { home }) {
         Ok(bytes) => {
             let gib = bytes as f64 / (1u64 << 30) as f64;
             // A frame spools in about 1 KB: 1 GiB holds about 4 hours at 60 Hz.
@@ -190,8 +193,18 @@ pub async fn checks(home: &Path, tls: &NodeTls) -> Vec<ValidationResult> {
             result(
                 "spool disk",
                 status,
-                format!("{gib:.1} GiB free in {}", home.display()),
-                Some(json!({"freeBytes": bytes})),
+                format!(
+                    "{} free for the spool in {} (it holds {:.1} MB now){}",
+                    if gib >= 1.0 { format!("{gib:.1} GiB") } else { format!("{:.1} MB", bytes as f64 / 1e6) },
+                    spool.display(),
+                    spooled as f64 / 1e6,
+                    if status == Success {
+                        ""
+                    } else {
+                        "; when the disk fills, the spool thins its oldest unsent frames, then sends live only"
+                    }
+                ),
+                Some(json!({"freeBytes": bytes, "spoolBytes": spooled})),
             )
         }
         Err(e) => result("spool disk", Warning, format!("cannot tell free space: {e}"), None),

@@ -96,7 +96,7 @@ mod tests {
         assert_eq!(r.status(), 404, "no sample yet");
 
         let frame = crate::synthetic::Synthetic::new(1).next_frame();
-        status.recorded(&frame, 1, 1);
+        status.recorded(&frame, 1, Some(1));
         let v: serde_json::Value = client.get(&current).send().await.unwrap().json().await.unwrap();
         for key in
             ["speed", "rpm", "gear", "throttle", "brake", "steeringAngle", "lap", "position", "fuelLevel"]

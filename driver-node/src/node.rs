@@ -148,7 +148,8 @@ pub fn run(source: Box<dyn TelemetrySource>, options: NodeOptions) -> anyhow::Re
                         _ = tick.tick() => {}
                         _ = tokio::signal::ctrl_c() => break,
                     }
-                    if spool.depth().unwrap_or(1) == 0 {
+                    // Frames that went live only (a full spool disk) must have gone too.
+                    if spool.depth().unwrap_or(1) == 0 && spool.live_depth().unwrap_or(1) == 0 {
                         tracing::info!(frames = n, "all frames stored by the runtime");
                         break;
                     }

@@ -4,6 +4,7 @@
 //! a node restarted mid-replay resumes at the next frame instead of recording the start again.
 //! A jump forward in session time longer than the lap timer times across (a looping replay's seam,
 //! a recording's gap) is not waited out: the car would only sit stale on the pit wall.
+//! A spool whose disk is full does not stop it (see [`crate::spool`]): frames then go live only.
 //! Reads no env vars.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,8 +64,12 @@ pub fn record(
             }
             let progress = options.progress_key.as_deref().map(|k| (k, done.to_string()));
             let seqs = spool.append(batch, progress.as_ref().map(|(k, v)| (*k, v.as_str())))?;
-            if let (Some(f), Some(newest)) = (batch.last(), seqs.last()) {
-                status.recorded(f, batch.len() as u64, *newest);
+            if seqs.is_empty() {
+                keep_pace_with_the_link(spool, status, stop, batch_max)?;
+            }
+            // No sequence numbers: the spool's disk is full and the frames went live only.
+            if let Some(f) = batch.last() {
+                status.recorded(f, batch.len() as u64, seqs.last().copied());
             }
             batch.clear();
             Ok(())
@@ -96,6 +101,21 @@ pub fn record(
     }
     flush(&mut batch, done)?;
     Ok(done)
+}
+
+/// The frames went live only (the spool's disk is full): while the link is up, waits for the
+/// uplink to take them, with room for the next `batch_max`, rather than outrun it and lose frames.
+fn keep_pace_with_the_link(
+    spool: &Spool,
+    status: &Status,
+    stop: &AtomicBool,
+    batch_max: usize,
+) -> Result<(), SpoolError> {
+    let room = crate::spool::LIVE_MAX.saturating_sub(batch_max);
+    while status.connected() && !stop.load(Ordering::Relaxed) && spool.live_depth()? > room as u64 {
+        spool.wait_live_room(room, Duration::from_millis(100))?;
+    }
+    Ok(())
 }
 
 /// Runs [`record`] on its own thread.
@@ -139,5 +159,30 @@ mod tests {
         let n = record(&mut Jumpy(0), &spool, &status, &options, &AtomicBool::new(false)).unwrap();
         assert_eq!(n, 60);
         assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    }
+
+    /// The recorder does not end when the spool's disk is full (a real "database or disk is
+    /// full", the database capped at its size): every frame is recorded, live only past the point
+    /// where thinning freed nothing, and the status says so.
+    #[test]
+    fn a_full_spool_disk_does_not_stop_the_recording() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), 10_000).unwrap();
+        let status = Status::default();
+        let mut car = crate::synthetic::Synthetic::new(2);
+        let options = RecordOptions { speed: None, progress_key: Some("replay".into()), limit: Some(30) };
+        assert_eq!(record(&mut car, &spool, &status, &options, &AtomicBool::new(false)).unwrap(), 30);
+        spool.cap_pages(spool.pages().unwrap()).unwrap();
+        let options = RecordOptions { limit: Some(500), ..options };
+        let n = record(&mut car, &spool, &status, &options, &AtomicBool::new(false)).unwrap();
+        assert_eq!(n, 500);
+        assert!(spool.unspooled());
+        let s = status.snapshot();
+        assert_eq!(s.recorded, 500);
+        assert!(s.unspooled, "the status says the spool's disk is full");
+        // Thinned first (every other of the oldest half), then nothing more spooled.
+        assert!(spool.depth().unwrap() < 30);
+        assert_eq!(spool.live_depth().unwrap(), 470);
+        assert_eq!(spool.get_meta("replay").unwrap().as_deref(), Some("30"));
     }
 }

@@ -16,6 +16,8 @@ pub struct Status {
     recorded: AtomicU64,
     last_ack: AtomicU64,
     newest: AtomicU64,
+    /// The newest frames went live only: the spool's disk is full.
+    unspooled: AtomicBool,
     inner: Mutex<Inner>,
 }
 
@@ -33,6 +35,8 @@ pub struct Snapshot {
     pub recorded: u64,
     pub last_ack: u64,
     pub depth: u64,
+    /// The spool's disk is full: frames go live only.
+    pub unspooled: bool,
     pub error: Option<String>,
     pub latest: Option<TelemetryFrame>,
     pub pushes: Vec<String>,
@@ -46,10 +50,19 @@ impl Status {
         }
     }
 
-    /// `n` frames were recorded, `frame` the newest of them, spooled as `newest_seq`.
-    pub fn recorded(&self, frame: &TelemetryFrame, n: u64, newest_seq: u64) {
+    /// Whether the uplink is connected and authenticated.
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// `n` frames were recorded, `frame` the newest of them, spooled as `newest_seq` (`None`:
+    /// not spooled, the disk being full; they went live only).
+    pub fn recorded(&self, frame: &TelemetryFrame, n: u64, newest_seq: Option<u64>) {
         self.recorded.fetch_add(n, Ordering::Relaxed);
-        self.newest.store(newest_seq, Ordering::Relaxed);
+        if let Some(seq) = newest_seq {
+            self.newest.store(seq, Ordering::Relaxed);
+        }
+        self.unspooled.store(newest_seq.is_none(), Ordering::Relaxed);
         if let Ok(mut i) = self.inner.lock() {
             i.latest = Some(frame.clone());
         }
@@ -86,6 +99,7 @@ impl Status {
             last_ack: self.last_ack.load(Ordering::Relaxed),
             // Frames recorded and not yet acknowledged (the spool's unsent and in-flight part).
             depth: self.newest.load(Ordering::Relaxed).saturating_sub(self.last_ack.load(Ordering::Relaxed)),
+            unspooled: self.unspooled.load(Ordering::Relaxed),
             error,
             latest,
             pushes,
@@ -120,6 +134,9 @@ pub fn render(s: &Snapshot, rate: f64) -> Vec<String> {
         ),
         format!("lap {lap:>3}   last lap {}   speed {speed:>5.1} km/h", lap_time(last)),
     ];
+    if s.unspooled {
+        lines.push("spool disk FULL: sending live only, nothing kept if the link drops".into());
+    }
     lines.extend(s.pushes.iter().map(|p| format!("  » {p}")));
     lines
 }
@@ -162,6 +179,7 @@ pub async fn show(
                 recorded = s.recorded,
                 spool = s.depth,
                 last_ack = s.last_ack,
+                spool_full = s.unspooled,
                 "status"
             );
         }

@@ -8,7 +8,8 @@
 //! again, while recording goes on into the spool). Server pushes
 //! (coaching, team messages, handoffs) are logged and counted. Onboard video frames (see
 //! [`crate::video`]) go as binary frames after anything telemetry has ready; `video_control` from
-//! the runtime pauses and resumes the video thread. Voice (see [`crate::voice`]): recognised
+//! the runtime pauses and resumes the video thread. Frames the spool could not take (its disk full)
+//! are sent live once, in recording order (see [`Window::fill`]). Voice (see [`crate::voice`]): recognised
 //! commands go up as `voice_command`; `voice_say` and the PCM16 media frame after it (stream
 //! [`VOICE_STREAM`]) go to the node's player, and the text to the status. Reads no env vars.
 
@@ -426,27 +427,51 @@ struct Window {
 
 impl Window {
     /// Sends spooled frames in order until `size` of them are unacknowledged or none are left;
-    /// after a reconnect this starts again from the oldest frame the spool still holds.
+    /// after a reconnect this starts again from the oldest frame the spool still holds. Frames the
+    /// spool could not take (its disk full) go live, in the order they were recorded: after the
+    /// spooled frames before them, once those are acknowledged (so a live batch, which claims no
+    /// place in the stream's order, never stands between a spooled batch and one the runtime
+    /// still has to take), and before any spooled after them. They are sent once and never
+    /// acknowledged.
     async fn fill(&mut self, tx: &mut WsSink, spool: &Spool) -> Result<(), SessionEnd> {
-        while self.sent.saturating_sub(self.acked) < self.size {
-            let room = (self.size - self.sent.saturating_sub(self.acked)).min(BATCH as u64) as usize;
-            let rows = spool.read_raw_after(self.sent.max(self.acked), room)?;
-            let (Some((first, _)), Some((last, _))) = (rows.first(), rows.last()) else { break };
-            let (first, last) = (*first, *last);
-            if self.acked == 0 && self.sent == 0 {
-                // First batch of this connection: everything before it was acknowledged.
-                self.acked = first.saturating_sub(1);
+        loop {
+            let in_flight = self.sent.saturating_sub(self.acked);
+            let room = self.size.saturating_sub(in_flight).min(BATCH as u64) as usize;
+            let upto = spool.live_after()?.unwrap_or(u64::MAX);
+            // With no room, one row only says whether spooled frames must go first.
+            let rows = spool.read_raw_between(self.sent.max(self.acked), upto, room.max(1))?;
+            if let (Some((first, _)), Some((last, _))) = (rows.first(), rows.last()) {
+                if room == 0 {
+                    break;
+                }
+                let (first, last) = (*first, *last);
+                if self.acked == 0 && self.sent == 0 {
+                    // First batch of this connection: everything before it was acknowledged.
+                    self.acked = first.saturating_sub(1);
+                }
+                // The spooled JSON goes as it is: no decode and encode again per send.
+                let frames: Vec<_> = rows.into_iter().map(|(_, json)| json).collect();
+                self.send(tx, &frames).await?;
+                self.sent = last;
+                continue;
             }
-            // The spooled JSON goes as it is: no decode and encode again per send.
-            let frames: Vec<_> = rows.into_iter().map(|(_, json)| json).collect();
-            let text = telemetry_batch_json(&self.driver_id, Some(&self.stream_id), &frames)
-                .map_err(|e| SessionEnd::Connection(e.to_string()))?;
-            tx.send(awc::ws::Message::Text(text.into()))
-                .await
-                .map_err(|e| SessionEnd::Connection(e.to_string()))?;
-            self.sent = last;
+            if in_flight > 0 {
+                break;
+            }
+            let Some(live) = spool.take_live(BATCH)? else { break };
+            self.send(tx, &live.frames).await?;
         }
         Ok(())
+    }
+
+    async fn send(
+        &self,
+        tx: &mut WsSink,
+        frames: &[Box<serde_json::value::RawValue>],
+    ) -> Result<(), SessionEnd> {
+        let text = telemetry_batch_json(&self.driver_id, Some(&self.stream_id), frames)
+            .map_err(|e| SessionEnd::Connection(e.to_string()))?;
+        tx.send(awc::ws::Message::Text(text.into())).await.map_err(|e| SessionEnd::Connection(e.to_string()))
     }
 }
 

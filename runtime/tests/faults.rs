@@ -4,7 +4,9 @@
 //!   started again: writes wait and resume, the node's spool holds what is not acknowledged;
 //! - the network between node and runtime is cut (a TCP relay in front of the runtime drops every
 //!   connection and refuses new ones for a while): the node reconnects and resends;
-//! - actors panic at random under load (the driver's session, its coach, voice and video, its team).
+//! - actors panic at random under load (the driver's session, its coach, voice and video, its team);
+//! - the node's spool is on a full disk (a 2 MiB tmpfs filled up; Linux as root only, skipped with
+//!   the reason otherwise): the node says so in one clear error and streams live without the spool.
 //!
 //! Afterwards every frame of the recording is stored exactly once, in order, and every lap once.
 //! The short forms run in CI; the full forms by env:
@@ -46,10 +48,7 @@ fn outage() -> Duration {
 fn assert_whole_race(w: &World) {
     let ibt = Ibt::open(fixture(RECORDING)).unwrap();
     w.assert_exactly_once(ibt.record_count() as i64);
-    let expected: Vec<i32> =
-        laps(&ibt).unwrap().into_iter().filter(|l| l.is_complete()).map(|l| l.lap).collect();
-    let stored: Vec<i32> = w.laps().into_iter().map(|l| l.1).collect();
-    assert_eq!(stored, expected, "laps stored once each");
+    assert_whole_laps(w);
 }
 
 // --- PostgreSQL stopped and started -------------------------------------------------------------
@@ -313,4 +312,51 @@ fn random_panics_under_load_lose_and_double_nothing_sqlite() {
 #[test]
 fn random_panics_under_load_lose_and_double_nothing_postgres() {
     random_panics(Backend::Postgres);
+}
+
+// --- The node's spool disk full -----------------------------------------------------------------
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_spool_disk_full_still_delivers_every_frame_live() {
+    let Some(w) = World::new(Backend::Sqlite) else { return };
+    let spool = w.node_home().join("spool");
+    let disk = match pitbox_driver::spool::SmallDisk::mount(&spool, "2m") {
+        Ok(d) => d,
+        Err(why) => return eprintln!("skipped (needs root): {why}"),
+    };
+    // The spool exists (its stream id kept; held open here, so its write-ahead log and shared
+    // memory files stay, as a running node's would), then the disk fills up.
+    let _held = pitbox_driver::spool::Spool::open(&spool, 1000).unwrap();
+    disk.fill().unwrap();
+    let mut runtime = w.start_runtime(Some(SECRET_A));
+    w.login();
+    // Paced: an unpaced replay would be over before the link is up, and live-only frames wait
+    // in memory (600 at most) only while the link is down.
+    let node = w.replay(&fixture(RECORDING), "4");
+    wait_ok_within(node, Duration::from_secs(240), "replay", || w.node_log());
+    let log = w.node_log();
+    assert!(log.contains("the spool's disk is full"), "one clear error:\n{log}");
+    assert!(!log.contains("panicked"), "{log}");
+    let n = Ibt::open(fixture(RECORDING)).unwrap().record_count() as i64;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while w.stored().0 < n {
+        assert!(Instant::now() < deadline, "{} of {n} stored:\n{log}", w.stored().0);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Every frame once (live frames carry no seq: told apart by their recording times).
+    let rows = w.samples();
+    let times: std::collections::BTreeSet<_> = rows.iter().map(|r| r.1).collect();
+    assert_eq!((rows.len() as i64, times.len() as i64), (n, n), "rows, distinct times");
+    assert_whole_laps(&w);
+    kill(&mut runtime);
+}
+
+/// The recording's laps stored once each, by number.
+fn assert_whole_laps(w: &World) {
+    let ibt = Ibt::open(fixture(RECORDING)).unwrap();
+    let expected: Vec<i32> =
+        laps(&ibt).unwrap().into_iter().filter(|l| l.is_complete()).map(|l| l.lap).collect();
+    let stored: Vec<i32> = w.laps().into_iter().map(|l| l.1).collect();
+    assert_eq!(stored, expected, "laps stored once each");
 }

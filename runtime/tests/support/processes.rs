@@ -127,6 +127,11 @@ impl World {
         c
     }
 
+    /// The node's home (`PITBOX_DRIVER_HOME`): its login, and its spool in `spool/`.
+    pub fn node_home(&self) -> PathBuf {
+        self.dir.path().join("node")
+    }
+
     pub fn login(&self) {
         self.login_via(&self.base());
     }
