@@ -6,7 +6,11 @@
 //! resent frames, which are acknowledged all the same. Acknowledgements go out only after commit.
 //! It is a batching sink over the storage layer (`pitbox_schema::db::store`): every row it writes
 //! names the racing session the driver's `DriverSession` owns (stored here first if that session
-//! has no row yet); it keeps no session of its own. Reads no env vars.
+//! has no row yet); it keeps no session of its own. In cluster mode each request carries the
+//! fencing [`Ticket`] its driver session took, checked inside the flush's transaction: the
+//! requests of a team whose token is stale are not written, not acknowledged, and the fence is
+//! told (the node steps the team down); watermarks are cached per token, so a team taken back
+//! later reads them from the database again. Reads no env vars.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,6 +27,7 @@ use pitbox_schema::db::store::sessions;
 use pitbox_schema::db::{DbConnection, DbPool};
 use pitbox_schema::wire::{LapSummary, TelemetryFrame};
 
+use crate::fence::{Fence, Ticket};
 use crate::registry::Stats;
 
 /// Rows flushed in one transaction at most.
@@ -59,6 +64,9 @@ pub struct Stored {
     /// only in the database; here it gets the new one).
     pub ids: Vec<String>,
     pub laps: Vec<LapSummary>,
+    /// Cluster mode: nothing was stored, because this node's fencing token for the team is stale
+    /// (the sender resends, to the team's new owner).
+    pub refused: Option<String>,
 }
 
 /// Where a write's acknowledgement goes.
@@ -94,6 +102,8 @@ pub struct WriteRequest {
     pub laps: Vec<LapIn>,
     pub ack: Option<AckTo>,
     pub on_lap: Option<crate::mailbox::Counted<LapStored>>,
+    /// What the write runs under (cluster mode: the team's fencing token when it was made).
+    pub ticket: Ticket,
 }
 
 #[derive(Message)]
@@ -151,7 +161,8 @@ pub const MAX_RECOVERED_FRAMES: i64 = 60 * 60 * 15;
 /// Store caches that travel with a flush to the blocking pool and back.
 #[derive(Default)]
 struct Caches {
-    watermarks: HashMap<(String, String), i64>,
+    /// (driver, stream, fencing token or 0) → highest stored seq.
+    watermarks: HashMap<(String, String, i64), i64>,
 }
 
 pub struct StoreWriter {
@@ -166,6 +177,7 @@ pub struct StoreWriter {
     failures: u32,
     /// Recoveries waiting for a driver's queued writes to commit.
     recoveries: Vec<(String, tokio::sync::oneshot::Sender<Result<Recovered, String>>)>,
+    fence: Fence,
 }
 
 impl StoreWriter {
@@ -181,7 +193,14 @@ impl StoreWriter {
             caches: Some(Caches::default()),
             failures: 0,
             recoveries: vec![],
+            fence: Fence::off(),
         }
+    }
+
+    /// Checks each request's fencing ticket in the flush's transaction (cluster mode).
+    pub fn with_fence(mut self, fence: Fence) -> Self {
+        self.fence = fence;
+        self
     }
 
     /// Answers the recoveries whose driver has nothing queued or being written.
@@ -231,7 +250,7 @@ impl StoreWriter {
         self.queued_rows = self.queued_rows.saturating_sub(rows);
         self.backlog.sub(rows);
         self.flushing = true;
-        let pool = self.pool.clone();
+        let (pool, fence) = (self.pool.clone(), self.fence.clone());
         let isolate = self.failures >= 3;
         let plans: Vec<Plan> = batch
             .iter()
@@ -242,12 +261,13 @@ impl StoreWriter {
                 stream_id: r.stream_id.clone(),
                 samples: r.samples.clone(),
                 laps: r.laps.clone(),
+                ticket: r.ticket.clone(),
             })
             .collect();
         let job = actix_rt::task::spawn_blocking(move || {
             let mut caches = caches;
             let result = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
-                write_all(&mut conn, &plans, &mut caches, isolate).map_err(|e| e.to_string())
+                write_all(&mut conn, &plans, &mut caches, isolate, &fence).map_err(|e| e.to_string())
             });
             (result, caches)
         });
@@ -266,7 +286,7 @@ impl StoreWriter {
                             act.stats.failed();
                             continue;
                         };
-                        if let Some(on_lap) = &req.on_lap {
+                        if let (Some(on_lap), None) = (&req.on_lap, &stored.refused) {
                             for lap in &stored.laps {
                                 let frames = req
                                     .laps
@@ -311,6 +331,7 @@ struct Plan {
     stream_id: Option<String>,
     samples: Vec<SampleIn>,
     laps: Vec<LapIn>,
+    ticket: Ticket,
 }
 
 impl Actor for StoreWriter {
@@ -418,26 +439,28 @@ pub fn recover(conn: &mut DbConnection, driver_id: &str) -> QueryResult<Recovere
 
 /// Writes every plan in one transaction; with `isolate` (after repeated failures), each plan in its
 /// own, so one request that can never be stored does not hold back the rest (it gets `None`).
+/// A request whose fencing token is stale gets `None` too.
 fn write_all(
     conn: &mut DbConnection,
     plans: &[Plan],
     caches: &mut Caches,
     isolate: bool,
+    fence: &Fence,
 ) -> QueryResult<Vec<Option<Stored>>> {
     if !isolate {
         // The caches are only updated when the transaction commits.
         let mut trial = Caches { watermarks: caches.watermarks.clone() };
-        let out = conn.transaction(|c| write_batch(c, plans, &mut trial))?;
+        let out = conn.transaction(|c| write_batch(c, plans, &mut trial, fence))?;
         *caches = trial;
-        return Ok(out.into_iter().map(Some).collect());
+        return Ok(out);
     }
     let mut out = Vec::with_capacity(plans.len());
     for p in plans {
         let mut trial = Caches { watermarks: caches.watermarks.clone() };
-        match conn.transaction(|c| write_batch(c, std::slice::from_ref(p), &mut trial)) {
+        match conn.transaction(|c| write_batch(c, std::slice::from_ref(p), &mut trial, fence)) {
             Ok(mut stored) => {
                 *caches = trial;
-                out.push(stored.pop());
+                out.push(stored.pop().flatten());
             }
             Err(e) => {
                 tracing::error!(driver = %p.driver_id, error = %e, "dropping a write that cannot be stored; it was not acknowledged");
@@ -455,7 +478,15 @@ const INSERT_CHUNK: usize = 1000;
 /// The statements of one flush: every plan's new samples in a few multi-row INSERTs, and one
 /// `last_active` UPDATE for all drivers that sent samples, whatever the number of requests (a live
 /// node sends one frame per message, so per-request statements were the ingest ceiling).
-fn write_batch(conn: &mut DbConnection, plans: &[Plan], caches: &mut Caches) -> QueryResult<Vec<Stored>> {
+/// First, each team's fencing token is checked (cluster mode): a stale team's requests are not
+/// written and answer [`Stored::refused`].
+fn write_batch(
+    conn: &mut DbConnection,
+    plans: &[Plan],
+    caches: &mut Caches,
+    fence: &Fence,
+) -> QueryResult<Vec<Option<Stored>>> {
+    let stale = stale_teams(conn, plans, fence)?;
     let now = chrono::Utc::now().naive_utc();
     let mut rows = Vec::new();
     let mut active = std::collections::BTreeSet::new();
@@ -463,10 +494,19 @@ fn write_batch(conn: &mut DbConnection, plans: &[Plan], caches: &mut Caches) -> 
     // Each session is made sure of once per flush (a live node sends one frame per request).
     let mut ensured = std::collections::HashSet::new();
     for p in plans {
+        if stale.contains(&p.team_id) {
+            out.push(Some(Stored {
+                driver_id: p.driver_id.clone(),
+                stream_id: p.stream_id.clone(),
+                refused: Some(format!("not stored: this runtime node no longer owns team {}", p.team_id)),
+                ..Stored::default()
+            }));
+            continue;
+        }
         if ensured.insert(p.session.id.as_str()) {
             sessions::ensure_session(conn, &p.session)?;
         }
-        out.push(write_one(conn, p, caches, now, &mut rows)?);
+        out.push(Some(write_one(conn, p, caches, now, &mut rows)?));
         if !p.samples.is_empty() {
             active.insert(p.driver_id.as_str());
         }
@@ -488,6 +528,41 @@ fn write_batch(conn: &mut DbConnection, plans: &[Plan], caches: &mut Caches) -> 
     Ok(out)
 }
 
+/// The teams of `plans` whose fencing ticket is stale (or that this node does not hold), each
+/// reported to the fence. On PostgreSQL the check holds the live teams' lease rows until the
+/// flush commits, so no takeover commits in between.
+fn stale_teams(
+    conn: &mut DbConnection,
+    plans: &[Plan],
+    fence: &Fence,
+) -> QueryResult<std::collections::BTreeSet<String>> {
+    use pitbox_schema::db::store::leases::{self, Fenced};
+    let mut stale = std::collections::BTreeSet::new();
+    let mut checked = std::collections::BTreeSet::new();
+    for p in plans {
+        if !checked.insert((p.team_id.as_str(), p.ticket.token())) {
+            continue;
+        }
+        let outcome = match &p.ticket {
+            Ticket::Single => Ok(()),
+            Ticket::Owner { node, token } => leases::check(conn, &p.team_id, node, *token),
+            Ticket::NotOwner => Err(Fenced { team_id: p.team_id.clone(), token: 0 }.into_error()),
+        };
+        match outcome {
+            Ok(()) => {}
+            Err(e) if Fenced::of(&e).is_some() => {
+                tracing::warn!(team = %p.team_id, error = %e, "write refused: stale fencing token");
+                if let Some(token) = p.ticket.token() {
+                    fence.lost(&p.team_id, token);
+                }
+                stale.insert(p.team_id.clone());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(stale)
+}
+
 /// One request's part of a flush: its session and watermark, its new samples added to `rows` (the
 /// caller inserts them all at once), its laps stored.
 fn write_one(
@@ -500,7 +575,7 @@ fn write_one(
     let session_id = p.session.id.clone();
     let mut watermark = None;
     if let Some(stream) = &p.stream_id {
-        let key = (p.driver_id.clone(), stream.clone());
+        let key = (p.driver_id.clone(), stream.clone(), p.ticket.token().unwrap_or(0));
         let w = match caches.watermarks.get(&key) {
             Some(w) => *w,
             None => telemetry_samples::table
@@ -588,5 +663,6 @@ fn write_one(
         seq: max_seq,
         ids: p.samples.iter().map(|s| s.id.clone()).collect(),
         laps,
+        refused: None,
     })
 }

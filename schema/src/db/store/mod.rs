@@ -6,6 +6,7 @@
 //! Synchronous. Reads no env vars.
 
 pub mod laps;
+pub mod leases;
 pub mod sessions;
 
 use chrono::{NaiveDateTime, Utc};
