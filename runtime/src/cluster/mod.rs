@@ -373,6 +373,7 @@ impl Cluster {
                 self.0.fence.lost(&team, token);
             }
             let followed = self.0.followed.lock().map(|f| f.clone()).unwrap_or_default();
+            tracing::debug!(?followed, leases = ?all, "lease keeper round");
             for lease in all {
                 let team = &lease.lease.team_id;
                 if !lease.live && followed.contains(team) && self.0.fence.token(team).is_none() {
