@@ -356,6 +356,76 @@ fn frames_in_recording() -> i64 {
     Ibt::open(fixture(RECORDING)).unwrap().record_count() as i64
 }
 
+/// Two nodes over one database, the driver's node replaying into node A (through the balancer when
+/// `balanced`), a dashboard on node B receiving the driver's stream from A, and a lease of A's.
+struct Race {
+    w: World,
+    _dir: tempfile::TempDir,
+    a: Node,
+    b: Node,
+    node: Option<Child>,
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Vec<u64>>>,
+    total: i64,
+    token_a: i64,
+}
+
+impl Race {
+    fn start(balanced: bool) -> Race {
+        let w = World::with_db(TestDb::postgres_at(&std::env::var("PITBOX_TEST_DATABASE_URL").unwrap()));
+        let dir = tempfile::tempdir().unwrap();
+        let a = Node::start(&w, &dir, "node-a");
+        let b = Node::start(&w, &dir, "node-b");
+        let server =
+            if balanced { format!("http://127.0.0.1:{}", balancer(vec![a.port, b.port])) } else { a.base() };
+        w.login_via(&server);
+        let stop = Arc::new(AtomicBool::new(false));
+        let token = processes::token(&b.base(), "steady", PASSWORD);
+        let seen = dashboard(b.base(), token, w.team_id.clone(), w.driver_id.clone(), stop.clone());
+        let total = frames_in_recording();
+        let node = w.replay(&fixture(RECORDING), "2");
+        let mut race = Race { w, _dir: dir, a, b, node: Some(node), stop, seen, total, token_a: 0 };
+        race.wait_for("the first frames stored", || race.w.stored().0 >= 120);
+        let (owner, token_a) = lease(&race.w).unwrap();
+        assert_eq!(owner, "node-a", "the driver's node claimed the team on A");
+        race.token_a = token_a;
+        // Node B's dashboard gets the stream of a driver whose node is on node A.
+        race.wait_for("samples on node B's dashboard", || race.seen.lock().unwrap().len() >= 30);
+        race
+    }
+
+    fn context(&self) -> String {
+        format!("node A:\n{}\nnode B:\n{}\ndriver node:\n{}", self.a.log(), self.b.log(), self.w.node_log())
+    }
+
+    fn wait_for(&self, what: &str, done: impl FnMut() -> bool) {
+        wait_for(what, Duration::from_secs(30), done, || self.context());
+    }
+
+    fn wait_for_takeover(&self) {
+        self.wait_for("node B taking the team over", || {
+            lease(&self.w).is_some_and(|(owner, token)| owner == "node-b" && token > self.token_a)
+        });
+    }
+
+    /// Waits for the replay to end and checks that every frame is stored once.
+    fn finish(&mut self) {
+        let node = self.node.take().expect("the replay is running");
+        wait_ok_within(node, Duration::from_secs(120), "replay", || self.context());
+        self.w.assert_exactly_once(self.total);
+    }
+}
+
+impl Drop for Race {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(mut node) = self.node.take() {
+            let _ = node.kill();
+            let _ = node.wait();
+        }
+    }
+}
+
 /// Driver on node A (through the balancer), dashboard on node B: B receives the stream from A;
 /// A is killed mid-stream; B takes the team over once A's lease expires, the driver node
 /// reconnects to B, and every frame is stored exactly once.
@@ -364,58 +434,26 @@ fn a_killed_owner_is_taken_over_and_every_frame_is_stored_once() {
     if missing().is_some() {
         return;
     }
-    let w = World::with_db(TestDb::postgres_at(&std::env::var("PITBOX_TEST_DATABASE_URL").unwrap()));
-    let dir = tempfile::tempdir().unwrap();
-    let a = Node::start(&w, &dir, "node-a");
-    let b = Node::start(&w, &dir, "node-b");
-    let lb = balancer(vec![a.port, b.port]);
-    w.login_via(&format!("http://127.0.0.1:{lb}"));
-    let stop = Arc::new(AtomicBool::new(false));
-    let token = processes::token(&b.base(), "steady", PASSWORD);
-    let seen = dashboard(b.base(), token, w.team_id.clone(), w.driver_id.clone(), stop.clone());
-    let total = frames_in_recording();
-    let node = w.replay(&fixture(RECORDING), "2");
-    let context = || format!("node A:\n{}\nnode B:\n{}\ndriver node:\n{}", a.log(), b.log(), w.node_log());
-    wait_for("the first frames stored", Duration::from_secs(60), || w.stored().0 >= 120, context);
-    assert_eq!(lease(&w).map(|l| l.0).as_deref(), Some("node-a"), "the driver's node claimed the team on A");
-    // Node B's dashboard gets the stream of a driver whose node is on node A.
-    wait_for(
-        "samples on node B's dashboard",
-        Duration::from_secs(30),
-        || seen.lock().unwrap().len() >= 30,
-        context,
-    );
-    let at_kill = w.stored().0;
-    assert!(at_kill < total, "the replay ended before the kill ({at_kill} of {total})");
-    let seen_at_kill = seen.lock().unwrap().last().copied().unwrap_or(0);
-    let (_, token_a) = lease(&w).unwrap();
-
+    let mut race = Race::start(true);
+    let at_kill = race.w.stored().0;
+    assert!(at_kill < race.total, "the replay ended before the kill ({at_kill} of {})", race.total);
+    let seen_at_kill = race.seen.lock().unwrap().last().copied().unwrap_or(0);
     let killed = Instant::now();
-    // SIGKILL: no shutdown code runs (the process is reaped when `a` drops).
-    a.signal("-KILL");
-    wait_for(
-        "node B taking the team over",
-        Duration::from_secs(30),
-        || lease(&w).is_some_and(|(owner, token)| owner == "node-b" && token > token_a),
-        context,
-    );
+    // SIGKILL: no shutdown code runs (the process is reaped when it drops).
+    race.a.signal("-KILL");
+    race.wait_for_takeover();
     let takeover = killed.elapsed();
-    wait_ok_within(node, Duration::from_secs(120), "replay", context);
-    w.assert_exactly_once(total);
+    race.finish();
     // The dashboard on B went on receiving the driver's samples after the takeover.
-    wait_for(
-        "samples after the takeover",
-        Duration::from_secs(30),
-        || seen.lock().unwrap().last().is_some_and(|s| *s > seen_at_kill),
-        context,
-    );
-    stop.store(true, Ordering::SeqCst);
-    assert!(b.log().contains("team lease acquired"), "{}", b.log());
+    race.wait_for("samples after the takeover", || {
+        race.seen.lock().unwrap().last().is_some_and(|s| *s > seen_at_kill)
+    });
+    assert!(race.b.log().contains("team lease acquired"), "{}", race.b.log());
     eprintln!(
         "takeover: lease of node-a ({} ms) moved to node-b {} ms after the kill; {} frames stored once",
         lease_ms(),
         takeover.as_millis(),
-        total
+        race.total
     );
 }
 
@@ -427,36 +465,14 @@ fn a_paused_owner_writes_nothing_after_resuming_and_steps_down() {
     if missing().is_some() {
         return;
     }
-    let w = World::with_db(TestDb::postgres_at(&std::env::var("PITBOX_TEST_DATABASE_URL").unwrap()));
-    let dir = tempfile::tempdir().unwrap();
-    let a = Node::start(&w, &dir, "node-a");
-    let b = Node::start(&w, &dir, "node-b");
-    w.login_via(&a.base());
-    let stop = Arc::new(AtomicBool::new(false));
-    let token = processes::token(&b.base(), "steady", PASSWORD);
-    let _seen = dashboard(b.base(), token, w.team_id.clone(), w.driver_id.clone(), stop.clone());
-    let total = frames_in_recording();
-    let node = w.replay(&fixture(RECORDING), "2");
-    let context = || format!("node A:\n{}\nnode B:\n{}\ndriver node:\n{}", a.log(), b.log(), w.node_log());
-    wait_for("the first frames stored", Duration::from_secs(60), || w.stored().0 >= 120, context);
-    let (owner, token_a) = lease(&w).unwrap();
-    assert_eq!(owner, "node-a");
-
-    a.signal("-STOP");
-    wait_for(
-        "node B taking the team over",
-        Duration::from_secs(30),
-        || lease(&w).is_some_and(|(owner, token)| owner == "node-b" && token > token_a),
-        context,
-    );
-    let stored_at_takeover = w.stored().0;
-    assert!(stored_at_takeover < total, "the replay ended before the takeover");
-    a.signal("-CONT");
-    wait_ok_within(node, Duration::from_secs(120), "replay", context);
-    w.assert_exactly_once(total);
-    stop.store(true, Ordering::SeqCst);
-    let log = a.log();
+    let mut race = Race::start(false);
+    race.a.signal("-STOP");
+    race.wait_for_takeover();
+    assert!(race.w.stored().0 < race.total, "the replay ended before the takeover");
+    race.a.signal("-CONT");
+    race.finish();
+    let log = race.a.log();
     assert!(log.contains("stale fencing token"), "node A never found its token stale:\n{log}");
     assert!(log.contains("stepping down"), "node A never stepped down:\n{log}");
-    assert_eq!(lease(&w).map(|l| l.0).as_deref(), Some("node-b"), "node A did not take the team back");
+    assert_eq!(lease(&race.w).map(|l| l.0).as_deref(), Some("node-b"), "node A did not take the team back");
 }
