@@ -449,6 +449,15 @@ fn a_killed_owner_is_taken_over_and_every_frame_is_stored_once() {
         race.seen.lock().unwrap().last().is_some_and(|s| *s > seen_at_kill)
     });
     assert!(race.b.log().contains("team lease acquired"), "{}", race.b.log());
+    // The cluster's view: node B owns the team under the new token, and answered with its tree.
+    let admin = processes::token(&race.b.base(), "boss", ADMIN_PASSWORD);
+    let (status, view) = http("GET", &format!("{}/admin/cluster", race.b.base()), Some(&admin), None);
+    assert_eq!(status, 200, "{view}");
+    let nodes = view["nodes"].as_array().unwrap();
+    let b = nodes.iter().find(|n| n["nodeId"] == "node-b").unwrap_or_else(|| panic!("{view}"));
+    assert_eq!(b["teams"][0]["teamId"], race.w.team_id.as_str(), "{view}");
+    assert!(b["teams"][0]["token"].as_i64().unwrap() > race.token_a, "{view}");
+    assert!(b["tree"]["root"].is_array(), "node B's tree: {view}");
     eprintln!(
         "takeover: lease of node-a ({} ms) moved to node-b {} ms after the kill; {} frames stored once",
         lease_ms(),
