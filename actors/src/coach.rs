@@ -461,11 +461,14 @@ impl Coach {
             priority: msg.priority.as_str().to_owned(),
             created_at: msg.timestamp.naive_utc(),
         };
-        let pool = self.env.pool.clone();
+        let (pool, fence, team) = (self.env.pool.clone(), self.env.fence.clone(), self.team_id.clone());
+        let ticket = fence.ticket(&team);
         actix::spawn(async move {
             let r = actix_rt::task::spawn_blocking(move || {
                 let mut c = pool.get().map_err(|e| e.to_string())?;
-                coaching::insert_coaching(&mut c, &row).map_err(|e| e.to_string())
+                fence
+                    .write(&mut c, &team, &ticket, |c| coaching::insert_coaching(c, &row))
+                    .map_err(|e| e.to_string())
             })
             .await;
             if let Ok(Err(e)) | Err(e) = r.map_err(|e| e.to_string()) {
@@ -486,11 +489,14 @@ impl Coach {
             outline: serde_json::to_string(&outline).unwrap_or_else(|_| "[]".into()),
             updated_at: Utc::now().naive_utc(),
         };
-        let pool = self.env.pool.clone();
+        let (pool, fence, team) = (self.env.pool.clone(), self.env.fence.clone(), self.team_id.clone());
+        let ticket = fence.ticket(&team);
         actix::spawn(async move {
             let r = actix_rt::task::spawn_blocking(move || {
                 let mut c = pool.get().map_err(|e| e.to_string())?;
-                tracks::save_track_map(&mut c, &row).map_err(|e| e.to_string())
+                fence
+                    .write(&mut c, &team, &ticket, |c| tracks::save_track_map(c, &row))
+                    .map_err(|e| e.to_string())
             })
             .await;
             if let Ok(Err(e)) | Err(e) = r.map_err(|e| e.to_string()) {

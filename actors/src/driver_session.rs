@@ -350,6 +350,7 @@ impl DriverSession {
                     stream_id: None,
                     samples: vec![],
                     laps,
+                    ticket: self.env.fence.ticket(&self.team_id),
                 },
                 ack: None,
                 on_lap: Some(me),
@@ -365,6 +366,11 @@ impl DriverSession {
     }
 
     fn ingest(&mut self, msg: Frames, me: Counted<LapStored>) -> Result<Result<usize, IngestError>, Fatal> {
+        if !self.env.fence.may_run(&self.team_id) {
+            // Cluster mode, and the team's lease is lost: the node resends to the new owner.
+            let why = format!("this runtime node no longer owns team {}", self.team_id);
+            return Ok(Err(IngestError::Unavailable(why)));
+        }
         for (i, f) in msg.frames.iter().enumerate() {
             if let Err(e) = f.sample.validate() {
                 // Never stored: a later acknowledgement passes these frames, so the batch after
@@ -441,6 +447,7 @@ impl DriverSession {
                 stream_id: msg.stream_id,
                 samples,
                 laps,
+                ticket: self.env.fence.ticket(&self.team_id),
             },
             ack: msg.ack,
             on_lap: Some(me),
@@ -541,12 +548,14 @@ fn racing_change(
     act.handled();
     act.last_activity = Instant::now();
     let (pool, store, driver_id) = (act.env.pool.clone(), act.env.store.clone(), act.driver_id.clone());
+    let (fence, team) = (act.env.fence.clone(), act.team_id.clone());
+    let ticket = fence.ticket(&team);
     let fut = async move {
         // A Recover is answered only after the driver's queued writes commit.
         store.send(Recover { driver_id }).await.map_err(|e| e.to_string())??;
         actix_rt::task::spawn_blocking(move || {
             let mut c = pool.get().map_err(|e| e.to_string())?;
-            change(&mut c).map_err(|e| e.to_string())
+            fence.write(&mut c, &team, &ticket, change).map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| e.to_string())?

@@ -1,12 +1,13 @@
 //! PitBox's actors and their messages, one actor per file: `RuntimeSupervisor` → `TeamSupervisor`
 //! per team → `TeamHub` and `DriverSession` per driver → `Coach`, `VoiceChannel`, `VideoRelay`; the
-//! `StoreWriter`; the supervision library every parent uses ([`supervision`]), the counting
+//! `StoreWriter`; the fencing of team writes in cluster mode ([`fence`]); the supervision library every parent uses ([`supervision`]), the counting
 //! addresses that make the admin tree's mailbox a real queue length ([`mailbox`]), and the registry
 //! that the admin endpoint reads; lap assembly. No HTTP here. Reads no environment variables.
 
 pub mod coach;
 pub mod coach_store;
 pub mod driver_session;
+pub mod fence;
 pub mod lap;
 pub mod mailbox;
 pub mod registry;

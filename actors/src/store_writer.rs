@@ -19,11 +19,12 @@ use std::time::Duration;
 use actix::prelude::*;
 use diesel::QueryResult;
 use pitbox_schema::db::store::laps::LapFrames;
-use pitbox_schema::db::store::telemetry::{self, Watermarks};
+use pitbox_schema::db::store::telemetry::{self, Watermarks, Written};
 pub use pitbox_schema::db::store::telemetry::{LapIn, Plan, Recovered, SampleIn, MAX_RECOVERED_FRAMES};
 use pitbox_schema::db::{DbConnection, DbPool};
 use pitbox_schema::wire::LapSummary;
 
+use crate::fence::Fence;
 use crate::registry::Stats;
 
 /// Rows flushed in one transaction at most.
@@ -43,6 +44,9 @@ pub struct Stored {
     /// only in the database; here it gets the new one).
     pub ids: Vec<String>,
     pub laps: Vec<LapSummary>,
+    /// Cluster mode: nothing was stored, because this node's fencing token for the team is stale
+    /// (the sender resends, to the team's new owner).
+    pub refused: Option<String>,
 }
 
 /// Where a write's acknowledgement goes.
@@ -128,6 +132,7 @@ pub struct StoreWriter {
     failures: u32,
     /// Recoveries waiting for a driver's queued writes to commit.
     recoveries: Vec<(String, tokio::sync::oneshot::Sender<Result<Recovered, String>>)>,
+    fence: Fence,
 }
 
 impl StoreWriter {
@@ -143,7 +148,14 @@ impl StoreWriter {
             caches: Some(Caches::default()),
             failures: 0,
             recoveries: vec![],
+            fence: Fence::off(),
         }
+    }
+
+    /// Checks each request's fencing ticket in the flush's transaction (cluster mode).
+    pub fn with_fence(mut self, fence: Fence) -> Self {
+        self.fence = fence;
+        self
     }
 
     /// Answers the recoveries whose driver has nothing queued or being written.
@@ -215,18 +227,40 @@ impl StoreWriter {
             match result {
                 Ok(results) => {
                     act.failures = 0;
-                    for (req, laps) in batch.into_iter().zip(results) {
-                        let Some(laps) = laps else {
-                            act.stats.failed();
-                            continue;
-                        };
-                        let stored = Stored {
+                    for (req, written) in batch.into_iter().zip(results) {
+                        let mut stored = Stored {
                             seq: req.plan.samples.iter().filter_map(|s| s.seq).max(),
                             ids: req.plan.samples.iter().map(|s| s.id.clone()).collect(),
-                            driver_id: req.plan.driver_id,
-                            stream_id: req.plan.stream_id,
-                            laps,
+                            driver_id: req.plan.driver_id.clone(),
+                            stream_id: req.plan.stream_id.clone(),
+                            ..Stored::default()
                         };
+                        match written {
+                            None => {
+                                act.stats.failed();
+                                continue;
+                            }
+                            Some(Written::Stored(laps)) => stored.laps = laps,
+                            Some(Written::Fenced) => {
+                                // Nothing was written: the sender resends (to the team's new owner),
+                                // and this node steps the team down.
+                                tracing::warn!(team = %req.plan.team_id, "write refused: stale fencing token");
+                                if let Some(token) = req.plan.ticket.token() {
+                                    act.fence.lost(&req.plan.team_id, token);
+                                }
+                                stored.refused = Some(format!(
+                                    "not stored: this runtime node no longer owns team {}",
+                                    req.plan.team_id
+                                ));
+                                stored.seq = None;
+                                stored.ids.clear();
+                                if let Some(ack) = req.ack {
+                                    ack.send(stored);
+                                }
+                                act.stats.handled();
+                                continue;
+                            }
+                        }
                         if let Some(on_lap) = &req.on_lap {
                             for lap in &stored.laps {
                                 let frames = req
@@ -307,12 +341,13 @@ impl Handler<Recover> for StoreWriter {
 
 /// Writes every plan in one transaction; with `isolate` (after repeated failures), each plan in its
 /// own, so one request that can never be stored does not hold back the rest (it gets `None`).
+/// A request whose fencing token is stale gets `None` too.
 fn write_all(
     conn: &mut DbConnection,
     plans: &[Plan],
     caches: &mut Caches,
     isolate: bool,
-) -> QueryResult<Vec<Option<Vec<LapSummary>>>> {
+) -> QueryResult<Vec<Option<Written>>> {
     if !isolate {
         let out = telemetry::write(conn, plans, &mut caches.watermarks)?;
         return Ok(out.into_iter().map(Some).collect());

@@ -13,13 +13,14 @@ use pitbox_schema::wire::Envelope;
 
 use crate::coach::{CoachBoard, Phrasing};
 use crate::driver_session::{DriverSession, GetVideo};
+use crate::fence::Fence;
 use crate::mailbox::Mailbox;
 use crate::registry::Registry;
 use crate::runtime_supervisor::{GetTeam, RuntimeSupervisor};
 use crate::store_writer::{Backlog, StoreWriter};
 use crate::supervision::{Control, Handle, RestartPolicy};
 use crate::team_hub::{Broadcast, TeamHub};
-use crate::team_supervisor::{GetDriver, GetHub, TeamSupervisor};
+use crate::team_supervisor::{GetDriver, GetHub, StopDrivers, TeamSupervisor};
 use crate::video_relay::VideoRelay;
 use crate::voice_channel::{Speech, VoiceIn};
 
@@ -35,6 +36,8 @@ pub struct SystemOptions {
     pub phrasing: Option<Arc<dyn Phrasing>>,
     /// Text to speech for the voice channels; `None`: the nodes get the text alone.
     pub speech: Option<Arc<dyn Speech>>,
+    /// Cluster mode: the teams this node holds and their fencing tokens ([`Fence::off`] alone).
+    pub fence: Fence,
 }
 
 impl std::fmt::Debug for SystemOptions {
@@ -46,6 +49,7 @@ impl std::fmt::Debug for SystemOptions {
             .field("session_threads", &self.session_threads)
             .field("phrasing", &self.phrasing.is_some())
             .field("speech", &self.speech.is_some())
+            .field("fence", &self.fence)
             .finish()
     }
 }
@@ -66,6 +70,7 @@ impl Default for SystemOptions {
             session_threads: Self::DEFAULT_SESSION_THREADS,
             phrasing: None,
             speech: None,
+            fence: Fence::off(),
         }
     }
 }
@@ -84,6 +89,8 @@ pub struct Env {
     pub speech: Option<Arc<dyn Speech>>,
     /// What every coach last worked out (strategy per car), for cheap reads by the API.
     pub board: CoachBoard,
+    /// Which teams this node may run and write for (cluster mode), and the tokens writes carry.
+    pub fence: Fence,
     arbiters: Arc<Vec<ArbiterHandle>>,
     next: Arc<AtomicUsize>,
 }
@@ -127,7 +134,9 @@ impl ActorSystem {
         let backlog = Backlog::default();
         let store_stats = registry.register("/runtime/store", "store_writer");
         let store = Mailbox::new(
-            StoreWriter::new(pool.clone(), store_stats.clone(), backlog.clone()).start(),
+            StoreWriter::new(pool.clone(), store_stats.clone(), backlog.clone())
+                .with_fence(options.fence.clone())
+                .start(),
             store_stats,
         );
         let arbiters = (0..options.session_threads.max(1)).map(|_| Arbiter::new().handle()).collect();
@@ -141,6 +150,7 @@ impl ActorSystem {
             phrasing: options.phrasing,
             speech: options.speech,
             board: CoachBoard::default(),
+            fence: options.fence,
             arbiters: Arc::new(arbiters),
             next: Arc::default(),
         };
@@ -201,6 +211,12 @@ impl ActorSystem {
     ) -> Result<(), SystemError> {
         let session = self.driver(team_id, driver_id).await?;
         session.send(cmd).await?.map_err(SystemError::Unavailable)
+    }
+
+    /// Cluster mode: stops the team's driver sessions on this node (its lease is lost); its hub
+    /// stays. Answers how many stopped.
+    pub async fn stop_drivers(&self, team_id: &str) -> Result<usize, SystemError> {
+        Ok(self.team(team_id).await?.send(StopDrivers).await?)
     }
 
     pub async fn hub(&self, team_id: &str) -> Result<Mailbox<TeamHub>, SystemError> {

@@ -2,7 +2,9 @@
 //! lazily when a driver first appears, spread over the session arbiters, and supervises them with
 //! the one [`Supervisor`] (one-for-one: drivers are independent). A child past its restart intensity
 //! is stopped, kept stopped for the policy's period and the escalation recorded; the team goes on
-//! with its other drivers. Stops idle driver sessions. Reads no env vars.
+//! with its other drivers. Stops idle driver sessions. In cluster mode it starts driver sessions
+//! only while this node holds the team's lease (`Env::fence`), and stops them all when the lease
+//! is lost ([`StopDrivers`]); the hub stays, so dashboards stay subscribed. Reads no env vars.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +24,13 @@ use crate::team_hub::{HubRef, HubSlot, RegisterDriver, TeamHub};
 pub struct GetDriver {
     pub driver_id: String,
 }
+
+/// Cluster mode: the team's lease is lost, so its driver sessions stop (their state is in the
+/// database for the next owner). The hub stays: dashboards keep their subscription and are fed
+/// from the new owner. Answers how many sessions stopped.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "usize")]
+pub struct StopDrivers;
 
 /// The team's hub, started if needed.
 #[derive(Debug, Clone, Copy, Message)]
@@ -124,6 +133,9 @@ impl TeamSupervisor {
     }
 
     fn driver(&mut self, driver_id: &str, ctx: &mut Context<Self>) -> Result<Handle<DriverSession>, String> {
+        if !self.env.fence.may_run(&self.team_id) {
+            return Err(format!("team {} is owned by another runtime node", self.team_id));
+        }
         let path = driver_path(&self.team_id, driver_id);
         if self.children.given_up(&path) {
             return Err(format!(
@@ -204,6 +216,19 @@ impl Handler<ChildFailed> for TeamSupervisor {
         let me = self.me(ctx).recipient();
         // Escalation::Record: a child given up on stays stopped; the team goes on.
         self.children.child_failed(&msg, &me);
+    }
+}
+
+impl Handler<StopDrivers> for TeamSupervisor {
+    type Result = usize;
+
+    fn handle(&mut self, _: StopDrivers, _: &mut Context<Self>) -> usize {
+        self.handled();
+        let drivers: Vec<String> = self.drivers.drain().map(|(id, _)| id).collect();
+        for driver_id in &drivers {
+            self.children.stop_child(&driver_path(&self.team_id, driver_id));
+        }
+        drivers.len()
     }
 }
 

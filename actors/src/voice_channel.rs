@@ -633,14 +633,17 @@ impl VoiceChannel {
             sent_at: Utc::now().naive_utc(),
         };
         let (pool, hub, from) = (self.a.env.pool.clone(), self.a.hub.clone(), self.a.path.clone());
+        let (fence, team) = (self.a.env.fence.clone(), self.a.team_id.clone());
+        let ticket = fence.ticket(&team);
         actix::spawn(async move {
             let stored = row.clone();
             let r = actix_rt::task::spawn_blocking(move || {
                 use pitbox_schema::db::schema::team_messages;
                 let mut c = pool.get().map_err(|e| e.to_string())?;
-                diesel::insert_into(team_messages::table)
-                    .values(&stored)
-                    .execute(&mut *c)
+                fence
+                    .write(&mut c, &team, &ticket, |c| {
+                        diesel::insert_into(team_messages::table).values(&stored).execute(c)
+                    })
                     .map_err(|e| e.to_string())
             })
             .await;

@@ -1,8 +1,9 @@
 //! `/admin`: the engineers' view of the live actor tree. `GET /admin/actors` returns it as JSON;
 //! `GET /admin/actors/stream` (WebSocket; token in `Authorization` or `?access_token=`) pushes a
 //! fresh snapshot every second; `POST /admin/actors/fault {path}` makes an actor panic (admins only,
-//! and only when `PITBOX_FAULT_INJECTION` is on). Engineers see the runtime and their own teams;
-//! admins see everything. Reads no env vars.
+//! and only when `PITBOX_FAULT_INJECTION` is on). `GET /admin/cluster` (cluster mode) gathers
+//! every node's tree over NATS, grouped by node with each team's owner and fencing token.
+//! Engineers see the runtime and their own teams; admins see everything. Reads no env vars.
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use pitbox_actors::supervision::Control;
 use pitbox_actors::ActorSystem;
-use pitbox_schema::wire::{ActorPath, ActorTree, Envelope, Message as Wire, Success};
+use pitbox_schema::wire::{ActorPath, ActorTree, ClusterView, Envelope, Message as Wire, Success};
 use serde::Deserialize;
 
 use crate::auth::{AuthUser, Keys};
@@ -23,12 +24,17 @@ use crate::routes::scope::EngineerView;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/actors", web::get().to(tree))
         .route("/admin/actors/stream", web::get().to(stream))
-        .route("/admin/actors/fault", web::post().to(fault));
+        .route("/admin/actors/fault", web::post().to(fault))
+        .route("/admin/cluster", web::get().to(cluster));
 }
 
 /// The tree as `user` may see it: admins everything, engineers all but other teams.
 fn visible_tree(system: &ActorSystem, user: &AuthUser) -> ActorTree {
-    let mut tree = system.registry().tree();
+    visible(system.registry().tree(), user)
+}
+
+/// `tree` as `user` may see it.
+fn visible(mut tree: ActorTree, user: &AuthUser) -> ActorTree {
     if !user.is_admin() {
         // Top-level nodes are `/runtime` (kept) and `/teams/{team}` (kept for the user's teams).
         tree.root.retain(|n| match n.path.parse::<ActorPath>().ok().as_ref().and_then(ActorPath::team_id) {
@@ -41,6 +47,25 @@ fn visible_tree(system: &ActorSystem, user: &AuthUser) -> ActorTree {
 
 pub async fn tree(engineer: EngineerView, system: web::Data<ActorSystem>) -> web::Json<ActorTree> {
     web::Json(visible_tree(&system, &engineer.user))
+}
+
+/// `GET /admin/cluster`: every node's tree and the teams it owns (404 when cluster mode is off).
+pub async fn cluster(engineer: EngineerView, req: HttpRequest) -> ApiResult<web::Json<ClusterView>> {
+    let Some(cluster) = req.app_data::<web::Data<crate::cluster::Cluster>>() else {
+        let why = "cluster mode is off (PITBOX_NATS_URL is not set)";
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::NOT_FOUND,
+            pitbox_schema::wire::ErrorCode::NotFound,
+            why,
+        ));
+    };
+    let mut view = cluster.view().await.map_err(ApiError::unavailable)?;
+    let user = &engineer.user;
+    for node in &mut view.nodes {
+        node.teams.retain(|t| user.is_admin() || user.teams.contains(&t.team_id));
+        node.tree = node.tree.take().map(|t| visible(t, user));
+    }
+    Ok(web::Json(view))
 }
 
 #[derive(Debug, Deserialize)]

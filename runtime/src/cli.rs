@@ -284,7 +284,8 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let bind = config.bind;
     tracing::info!(?config, "starting pitbox-runtime");
     actix_web::rt::System::new().block_on(async move {
-        let state = State::new(config)?;
+        let mut state = State::new(config)?;
+        state.join_cluster().await?;
         bootstrap_admin(&state.db, &state.config)?;
         // A certificate that does not load stops the start-up with the reason.
         let tls = match &state.config.tls {

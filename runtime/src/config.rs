@@ -24,7 +24,7 @@
 //! `PITBOX_LLM_TIMEOUT_SECS`, `PITBOX_LLM_TOKEN_BUDGET`, `PITBOX_TLS_CERT`, `PITBOX_TLS_KEY`,
 //! `PITBOX_TLS_WATCH_SECS`, `PITBOX_ELEVENLABS_API_KEY`, `PITBOX_ELEVENLABS_VOICE_ID`,
 //! `PITBOX_ELEVENLABS_MODEL`, `PITBOX_ELEVENLABS_BASE_URL`, `PITBOX_ESPEAK_VOICE`,
-//! `PITBOX_ESPEAK_SPEED`.
+//! `PITBOX_ESPEAK_SPEED`, `PITBOX_NATS_URL`, `PITBOX_NODE_ID`, `PITBOX_LEASE_TTL_MS`.
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -91,6 +91,8 @@ pub struct Settings {
     pub tls: TlsSettings,
     #[command(flatten)]
     pub voice: VoiceSettings,
+    #[command(flatten)]
+    pub cluster: ClusterSettings,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -273,6 +275,30 @@ pub struct VoiceSettings {
     pub espeak_speed: u32,
 }
 
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Cluster")]
+pub struct ClusterSettings {
+    /// NATS server of the cluster, e.g. `nats://127.0.0.1:4222`: cluster mode (several runtime
+    /// nodes on one PostgreSQL; needs a `postgres://` DATABASE_URL) [default: none, one process].
+    #[arg(long, env = "PITBOX_NATS_URL", global = true)]
+    pub nats_url: Option<String>,
+    /// This node's id in team leases; unique per running process [default: <server id>-<pid>].
+    #[arg(long, env = "PITBOX_NODE_ID", global = true)]
+    pub node_id: Option<String>,
+    /// Milliseconds a team lease lasts without renewal (renewed every third of it); a dead
+    /// node's teams move after about this long (at least 300).
+    #[arg(long, env = "PITBOX_LEASE_TTL_MS", global = true, default_value_t = 5000)]
+    pub lease_ttl_ms: u64,
+}
+
+/// Cluster mode's settings, resolved (see [`ClusterSettings`]).
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub nats_url: String,
+    pub node_id: String,
+    pub lease_ttl: Duration,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// A bad option or env var, or `--help` / `--version` (whose "error" is the text to print):
@@ -301,6 +327,13 @@ pub enum ConfigError {
     TlsPair(&'static str),
     #[error("PITBOX_TRUSTED_PROXIES: {0}")]
     TrustedProxies(String),
+    #[error(
+        "cluster mode (PITBOX_NATS_URL) needs PostgreSQL: set DATABASE_URL to a postgres:// URL \
+         shared by every node (SQLite is one process's file)"
+    )]
+    ClusterNeedsPostgres,
+    #[error("PITBOX_NATS_URL must start with nats://, tls:// or be host:port, got {0:?}")]
+    NatsUrl(String),
 }
 
 /// Parses `args` (program name first) as the command `cmd`, which flattens [`Settings`] at its
@@ -427,6 +460,8 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// Text to speech: espeak-ng, and ElevenLabs when a key is set.
     pub voice: VoiceConfig,
+    /// Cluster mode (NATS and team leases); `None`: one process.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// `v` trimmed, `None` when that leaves nothing (an empty env var counts as unset).
@@ -450,7 +485,8 @@ impl Config {
     /// Checks the settings (options, env and file already merged by [`parse`]) and resolves
     /// them into a config.
     pub fn from_settings(settings: Settings) -> Result<Config, ConfigError> {
-        let Settings { config: _, server, auth, actors, socket, metrics, llm, tls, voice } = settings;
+        let Settings { config: _, server, auth, actors, socket, metrics, llm, tls, voice, cluster } =
+            settings;
         let mode = server.mode;
         let data_dir = server.data_dir;
         let database_url = server
@@ -515,6 +551,27 @@ impl Config {
         if !(elevenlabs_base_url.starts_with("http://") || elevenlabs_base_url.starts_with("https://")) {
             return Err(ConfigError::ElevenLabsBaseUrl(elevenlabs_base_url));
         }
+        let server_id = server.server_id.unwrap_or_else(default_server_id);
+        let cluster = match nonblank(cluster.nats_url) {
+            None => None,
+            Some(url)
+                if url.contains("://") && !(url.starts_with("nats://") || url.starts_with("tls://")) =>
+            {
+                return Err(ConfigError::NatsUrl(url))
+            }
+            Some(_)
+                if pitbox_schema::db::Backend::of_url(&database_url)
+                    != pitbox_schema::db::Backend::Postgres =>
+            {
+                return Err(ConfigError::ClusterNeedsPostgres)
+            }
+            Some(nats_url) => Some(ClusterConfig {
+                nats_url,
+                node_id: nonblank(cluster.node_id)
+                    .unwrap_or_else(|| format!("{server_id}-{}", std::process::id())),
+                lease_ttl: Duration::from_millis(cluster.lease_ttl_ms.max(300)),
+            }),
+        };
         let voice = VoiceConfig {
             elevenlabs: nonblank(voice.elevenlabs_api_key.map(|k| k.expose().clone())).map(|api_key| {
                 crate::voice::ElevenLabsConfig {
@@ -549,7 +606,8 @@ impl Config {
                 .unwrap_or_default(),
             db_pool_size: nonzero(server.db_pool_size, "db_pool_size")?,
             log_format: server.log_format,
-            server_id: server.server_id.unwrap_or_else(default_server_id),
+            server_id,
+            cluster,
             restart_intensity: actors.restart_intensity,
             restart_period: secs(actors.restart_period_secs, "restart_period_secs")?,
             idle_timeout: secs(actors.idle_timeout_secs, "idle_timeout_secs")?,
@@ -791,6 +849,23 @@ mod tests {
         assert!(matches!(e, ConfigError::TlsPair("PITBOX_TLS_CERT")), "{e}");
         let e = config(&["--trusted-proxies", "10.0.0.0/99"]).unwrap_err().to_string();
         assert!(e.contains("10.0.0.0/99"), "{e}");
+    }
+
+    #[test]
+    fn cluster_mode_needs_nats_and_postgres() {
+        assert!(config(&[]).unwrap().cluster.is_none(), "off by default");
+        let e = config(&["--nats-url=nats://127.0.0.1:4222"]).unwrap_err();
+        assert!(matches!(e, ConfigError::ClusterNeedsPostgres), "SQLite refused: {e}");
+        assert!(e.to_string().contains("postgres://"), "{e}");
+        let pg = "--database-url=postgres://pitbox@db/pitbox";
+        let c = config(&[pg, "--nats-url=nats://nats:4222", "--server-id=rt"]).unwrap().cluster.unwrap();
+        assert_eq!(c.lease_ttl, Duration::from_millis(5000));
+        assert!(c.node_id.starts_with("rt-"), "{}", c.node_id);
+        let c = config(&[pg, "--nats-url=nats:4222", "--node-id=a", "--lease-ttl-ms=10"]).unwrap().cluster;
+        let c = c.unwrap();
+        assert_eq!((c.node_id.as_str(), c.lease_ttl), ("a", Duration::from_millis(300)), "at least 300 ms");
+        let e = config(&[pg, "--nats-url=http://nats:4222"]).unwrap_err();
+        assert!(matches!(e, ConfigError::NatsUrl(_)), "{e}");
     }
 
     #[test]

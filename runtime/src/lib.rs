@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod coaching;
 pub mod config;
 pub mod dashboard;

@@ -36,6 +36,8 @@ pub struct State {
     /// Text to speech (the voice channels' and the REST route's) and the REST route's clips.
     pub tts: web::Data<crate::voice::Tts>,
     pub clips: web::Data<crate::voice::ClipStore>,
+    /// Cluster mode, once joined ([`State::join_cluster`]).
+    pub cluster: Option<web::Data<crate::cluster::Cluster>>,
 }
 
 impl State {
@@ -63,6 +65,11 @@ impl State {
                 session_threads: config.session_threads,
                 phrasing: crate::llm::coach_phrasing(config.llm.clone())?,
                 speech: Some(Arc::new(tts.clone())),
+                // Cluster mode: team actors run, and write, only under a lease of this node's.
+                fence: match &config.cluster {
+                    Some(c) => pitbox_actors::fence::Fence::for_node(c.node_id.clone()),
+                    None => pitbox_actors::fence::Fence::off(),
+                },
             },
         );
         Ok(State {
@@ -79,7 +86,18 @@ impl State {
             clips: web::Data::new(crate::voice::ClipStore::default()),
             db: web::Data::new(db),
             config: Arc::new(config),
+            cluster: None,
         })
+    }
+
+    /// Cluster mode (the config has `PITBOX_NATS_URL`): connects to NATS and starts the lease
+    /// keeper; nothing in single-process mode. Must run inside the actix system.
+    pub async fn join_cluster(&mut self) -> anyhow::Result<()> {
+        let Some(config) = self.config.cluster.clone() else { return Ok(()) };
+        let cluster =
+            crate::cluster::Cluster::start(config, self.db.pool(), self.system.get_ref().clone()).await?;
+        self.cluster = Some(web::Data::new(cluster));
+        Ok(())
     }
 }
 
@@ -219,7 +237,9 @@ pub fn start_with(
     });
     let max_body = state.config.max_body_bytes;
     let https = tls.is_some();
+    let cluster = state.cluster.clone();
     let server = HttpServer::new(move || {
+        let cluster = cluster.clone();
         App::new()
             .app_data(state.db.clone())
             .app_data(state.keys.clone())
@@ -230,6 +250,11 @@ pub fn start_with(
             .app_data(state.tts.clone())
             .app_data(state.clips.clone())
             .app_data(web::Data::from(state.config.clone()))
+            .configure(|cfg| {
+                if let Some(c) = cluster {
+                    cfg.app_data(c);
+                }
+            })
             .app_data(routes::json_config(max_body))
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(routes::path_config())

@@ -278,6 +278,7 @@ impl WsSession {
         let me = ctx.address().recipient::<Push>();
         let conn_id = self.id;
         let known = self.hubs.get(&s.team_id).cloned();
+        let cluster = self.cluster.clone();
         let fut = async move {
             let lookup = team.clone();
             db.run(move |c| teams::get_team(c, &lookup).found("team", &lookup)).await?;
@@ -285,6 +286,11 @@ impl WsSession {
                 Some(h) => h,
                 None => system.hub(&team).await.map_err(|e| ApiError::unavailable(e.to_string()))?,
             };
+            // Cluster mode: unless this node owns the team, its owner's feed is mirrored into
+            // this hub, where the feeds below apply the same rules.
+            if let Some(c) = &cluster {
+                c.follow(&team);
+            }
             let drivers = hub
                 .send(HubSubscribe { id: conn_id, events: me.into() })
                 .await

@@ -17,6 +17,7 @@ use pitbox_schema::wire::{
 use super::ingest::NodeLink;
 use super::WsSession;
 use crate::auth::AuthUser;
+use crate::cluster::Route;
 use crate::error::{ApiError, Found};
 
 /// The track, car and session type a node names at authentication, when they are usable text
@@ -73,8 +74,17 @@ impl WsSession {
         let lookup = driver_id.clone();
         let (me, conn_id) = (ctx.address().recipient::<Push>(), self.id);
         let place = node_place(a.track.as_deref(), a.car.as_deref(), a.session_type.as_deref());
+        let cluster = self.cluster.clone();
         let fut = async move {
             let driver = db.run(move |c| drivers::get_driver(c, &lookup).found("driver", &lookup)).await?;
+            // Cluster mode: the team's actors run on its owner; when that is another node, this
+            // connection forwards the node's telemetry there.
+            if let Some(c) = &cluster {
+                if let Route::Remote(owner) = c.claim(&driver.team_id).await.map_err(ApiError::unavailable)? {
+                    tracing::info!(team = %driver.team_id, %owner, "driver node's team is owned elsewhere; forwarding");
+                    return Ok((driver.team_id, None, None));
+                }
+            }
             let session = system
                 .driver_handle(&driver.team_id, &driver.id)
                 .await
@@ -92,13 +102,18 @@ impl WsSession {
             if let Some(hub) = &hub {
                 hub.do_send(SubscribeNode { id: conn_id, driver_id: driver.id.clone(), events: me.into() });
             }
-            Ok::<_, ApiError>((driver.team_id, session, hub))
+            Ok::<_, ApiError>((driver.team_id, Some(session), hub))
         };
         ctx.wait(fut.into_actor(self).map(move |r, act, ctx| match r {
             Ok((team_id, session, hub)) => {
                 act.node_hub = hub;
-                session.do_send(NodeConnection(true));
-                act.node = Some(NodeLink::new(team_id, driver_id, session));
+                act.node = Some(match session {
+                    Some(session) => {
+                        session.do_send(NodeConnection(true));
+                        NodeLink::new(team_id, driver_id, session)
+                    }
+                    None => NodeLink::remote(team_id, driver_id),
+                });
                 act.accept(user, id, ctx);
                 act.resolve_video(ctx);
             }

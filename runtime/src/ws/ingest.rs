@@ -2,7 +2,11 @@
 //! that continues the previous one says so, so nothing overtakes a lost or refused batch) and
 //! acknowledged once durably stored (`ack {seq}`), refused batches held back until the node
 //! resends them, the session re-resolved after it restarted; and its voice commands, passed to
-//! the driver's voice channel. Reads no env vars.
+//! the driver's voice channel. In cluster mode, when another runtime node owns the driver's team,
+//! each batch is forwarded to it (`Cluster::forward`) and its answer — the acknowledgement after
+//! commit there, or the refusal — goes back to the node the same way; when the owner stops
+//! answering, the connection looks for the owner again (or takes the team over, once its lease
+//! expired). Reads no env vars.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +21,7 @@ use pitbox_schema::wire::{
 };
 
 use super::WsSession;
+use crate::cluster::{Forwarded, FramesRequest, Route};
 
 /// The driver a node connection publishes as.
 pub(super) struct NodeLink {
@@ -24,6 +29,8 @@ pub(super) struct NodeLink {
     pub driver_id: String,
     /// The driver's session across its restarts.
     pub session: Option<Handle<DriverSession>>,
+    /// Cluster mode: the team is owned by another node; batches are forwarded there.
+    remote: bool,
     resolving: bool,
     /// A batch starting at this seq was refused (its session restarted, storage was busy): later
     /// batches already on their way are refused here, without a trip to the session, until the
@@ -40,7 +47,28 @@ pub(super) struct NodeLink {
 impl NodeLink {
     /// A node publishing as `driver_id` of `team_id` through `session`.
     pub fn new(team_id: String, driver_id: String, session: Handle<DriverSession>) -> Self {
-        Self { team_id, driver_id, session: Some(session), resolving: false, rewind: None, previous: None }
+        Self {
+            team_id,
+            driver_id,
+            session: Some(session),
+            remote: false,
+            resolving: false,
+            rewind: None,
+            previous: None,
+        }
+    }
+
+    /// A node publishing as `driver_id` of `team_id`, whose team another runtime node owns.
+    pub fn remote(team_id: String, driver_id: String) -> Self {
+        Self {
+            team_id,
+            driver_id,
+            session: None,
+            remote: true,
+            resolving: false,
+            rewind: None,
+            previous: None,
+        }
     }
 }
 
@@ -97,6 +125,11 @@ impl WsSession {
             }
         }
         node.rewind = None;
+        if node.remote {
+            let team = node.team_id.clone();
+            let req = FramesRequest { driver_id, stream_id, frames, after };
+            return self.forward(team, req, first, id, ctx);
+        }
         let Some(session) = node.session.clone().filter(|s| s.connected()) else {
             self.refused(first);
             self.reresolve(ctx);
@@ -111,6 +144,10 @@ impl WsSession {
             Ok(Err(IngestError::Invalid(m))) => act.error(ctx, ErrorCode::InvalidField, m, id),
             Ok(Err(e)) => {
                 act.refused(first);
+                // Cluster mode: the team's lease went elsewhere; find its owner.
+                if act.node.as_ref().is_some_and(|n| !act.system.env.fence.may_run(&n.team_id)) {
+                    act.reresolve(ctx);
+                }
                 act.error(ctx, ErrorCode::Unavailable, e.to_string(), id)
             }
             Err(_) => {
@@ -128,8 +165,43 @@ impl WsSession {
         node.rewind = Some((from, Instant::now()));
     }
 
+    /// Cluster mode: a batch for the team's owner on another node; its answer goes to the node
+    /// as on one node (an `ack` after commit, or a typed refusal it resends after).
+    fn forward(
+        &mut self,
+        team: String,
+        req: FramesRequest,
+        first: Option<u64>,
+        id: Option<String>,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let Some(cluster) = self.cluster.clone() else { return };
+        let (driver_id, stream_id) = (req.driver_id.clone(), req.stream_id.clone());
+        let fut = async move { cluster.forward(&team, req).await };
+        ctx.spawn(fut.into_actor(self).map(move |answer, act, ctx| match answer {
+            Forwarded::Stored { seq, fresh } => {
+                act.metrics.telemetry_samples.inc_by(fresh as u64);
+                if let Some(seq) = seq {
+                    act.send(ctx, Envelope::new(Wire::Ack(Ack { driver_id, stream_id, seq })));
+                }
+            }
+            Forwarded::Invalid(m) => act.error(ctx, ErrorCode::InvalidField, m, id),
+            Forwarded::Refused(m) => {
+                act.refused(first);
+                act.error(ctx, ErrorCode::Unavailable, m, id)
+            }
+            Forwarded::Unreachable(m) => {
+                act.refused(first);
+                act.reresolve(ctx);
+                act.error(ctx, ErrorCode::Unavailable, format!("{m}; resend"), id)
+            }
+        }));
+    }
+
     /// The node's session is down. Its handle follows a restart by itself; a session stopped
-    /// after repeated failures comes back when asked for after the restart period.
+    /// after repeated failures comes back when asked for after the restart period. In cluster
+    /// mode the team's owner is looked for first: this node (it holds the lease, or takes it once
+    /// expired) or another, to forward to.
     fn reresolve(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         let Some(node) = self.node.as_mut() else { return };
         if node.resolving {
@@ -137,25 +209,38 @@ impl WsSession {
         }
         node.resolving = true;
         let (system, team, driver) = (self.system.clone(), node.team_id.clone(), node.driver_id.clone());
-        ctx.spawn(async move { system.driver_handle(&team, &driver).await }.into_actor(self).map(
-            |r, act, ctx| {
-                let Some(node) = act.node.as_mut() else { return };
-                node.resolving = false;
-                match r {
-                    Ok(session) => {
-                        // The session keeps its nodes through restarts; a new one must be told.
-                        if !node.session.as_ref().is_some_and(|s| s.same(&session)) {
-                            session.do_send(NodeConnection(true));
-                        }
-                        node.session = Some(session);
-                    }
-                    // Stopped for now by its supervisor: try again; the node keeps its frames meanwhile.
-                    Err(_) => {
-                        ctx.run_later(Duration::from_millis(500), |act, ctx| act.reresolve(ctx));
-                    }
+        let cluster = self.cluster.clone();
+        let find = async move {
+            if let Some(c) = &cluster {
+                match c.claim(&team).await.map_err(pitbox_actors::SystemError::Unavailable)? {
+                    Route::Local(_) => {}
+                    Route::Remote(_) => return Ok(None),
                 }
-            },
-        ));
+            }
+            system.driver_handle(&team, &driver).await.map(Some)
+        };
+        ctx.spawn(find.into_actor(self).map(|r, act, ctx| {
+            let Some(node) = act.node.as_mut() else { return };
+            node.resolving = false;
+            match r {
+                Ok(None) => {
+                    node.remote = true;
+                    node.session = None;
+                }
+                Ok(Some(session)) => {
+                    node.remote = false;
+                    // The session keeps its nodes through restarts; a new one must be told.
+                    if !node.session.as_ref().is_some_and(|s| s.same(&session)) {
+                        session.do_send(NodeConnection(true));
+                    }
+                    node.session = Some(session);
+                }
+                // Stopped for now by its supervisor: try again; the node keeps its frames meanwhile.
+                Err(_) => {
+                    ctx.run_later(Duration::from_millis(500), |act, ctx| act.reresolve(ctx));
+                }
+            }
+        }));
     }
 
     /// `voice_command`: a driver node's spoken command for its own driver's voice channel. The
@@ -219,6 +304,12 @@ impl Handler<Stored> for WsSession {
     type Result = ();
 
     fn handle(&mut self, msg: Stored, ctx: &mut Self::Context) {
+        if let Some(why) = msg.refused {
+            // Cluster mode: the team's lease is lost; the node resends to whoever owns it now.
+            self.refused(msg.seq);
+            self.reresolve(ctx);
+            return self.error(ctx, ErrorCode::Unavailable, why, None);
+        }
         if let Some(seq) = msg.seq {
             let ack = Ack { driver_id: msg.driver_id, stream_id: msg.stream_id, seq };
             self.send(ctx, Envelope::new(Wire::Ack(ack)));

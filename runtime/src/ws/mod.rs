@@ -35,7 +35,9 @@
 //! The code: this module is the connection (its actor, frames, pings, the close, fragment
 //! assembly) and the dispatch of each message; [`handshake`] authenticates, [`ingest`] takes a
 //! node's telemetry and voice commands, [`feeds`] schedules a dashboard's samples, [`team`] runs
-//! team actions, [`video`] carries media frames.
+//! team actions, [`video`] carries media frames. In cluster mode (`crate::cluster`) a node whose
+//! team is owned by another runtime node has its telemetry forwarded there ([`ingest`]), and a
+//! dashboard here follows the team through the cluster's mirror into the local hub ([`feeds`]).
 
 mod feeds;
 mod handshake;
@@ -95,8 +97,10 @@ pub async fn connect(
         .app_data::<web::Data<RateLimits>>()
         .cloned()
         .ok_or_else(|| actix_web::error::ErrorInternalServerError("rate limits are not configured"))?;
+    let cluster = req.app_data::<web::Data<crate::cluster::Cluster>>().map(|c| c.get_ref().clone());
     let session = WsSession {
         id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        cluster,
         keys: keys.into_inner(),
         system: system.get_ref().clone(),
         db: db.get_ref().clone(),
@@ -138,6 +142,8 @@ fn is_invalid_utf8(e: &std::io::Error) -> bool {
 
 pub struct WsSession {
     id: u64,
+    /// Cluster mode: where teams are owned, and the way to the other nodes.
+    cluster: Option<crate::cluster::Cluster>,
     keys: std::sync::Arc<Keys>,
     system: ActorSystem,
     db: Db,

@@ -1,6 +1,8 @@
 //! The engineers' view of the live actor tree (`GET /admin/actors`, `/admin/actors/stream`):
 //! a snapshot with a sequence number and capture time; each actor with its path, kind, status,
 //! mailbox length, counters, restarts and children. Counters only: rates are the reader's job.
+//! In cluster mode, [`ClusterView`] (`GET /admin/cluster`) groups the nodes' trees by node with
+//! each team's owner and fencing token.
 
 use std::collections::BTreeMap;
 
@@ -96,4 +98,40 @@ pub struct ActorTree {
     pub uptime_secs: f64,
     pub actors: u32,
     pub root: Vec<ActorSnapshot>,
+}
+
+/// Cluster mode (`GET /admin/cluster`): the whole cluster's actor trees grouped by runtime node,
+/// with the teams each node owns and under which fencing token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterView {
+    /// The node that answered.
+    pub node_id: String,
+    pub lease_ttl_ms: u64,
+    /// Every node that holds a lease or answered, by id.
+    pub nodes: Vec<ClusterNode>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterNode {
+    pub node_id: String,
+    /// The teams whose lease names this node (live or lapsed).
+    pub teams: Vec<TeamLease>,
+    /// The node's actor tree as it answered over NATS; `None`: it did not answer in time (dead,
+    /// paused, or gone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<ActorTree>,
+}
+
+/// One team's lease: its owner node and fencing token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamLease {
+    pub team_id: String,
+    pub owner: String,
+    pub token: i64,
+    pub expires_at: DateTime<Utc>,
+    /// Not expired (by the database's clock).
+    pub live: bool,
 }

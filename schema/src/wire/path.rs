@@ -128,6 +128,25 @@ impl ActorPath {
         Some(ActorPath::part(self.team_id()?, self.driver_id()?, part))
     }
 
+    /// The NATS subject of this address in cluster mode: `pitbox` and the path's segments as
+    /// tokens (`/teams/t1/drivers/d1` → `pitbox.teams.t1.drivers.d1`). An id's `.` (a token
+    /// separator in NATS) is written `%2E` (ids never hold `%`), so every id stays one token.
+    pub fn subject(&self) -> String {
+        let esc = |id: &str| id.replace('.', "%2E");
+        match self {
+            ActorPath::Runtime => "pitbox.runtime".to_owned(),
+            ActorPath::Store => "pitbox.runtime.store".to_owned(),
+            ActorPath::Team { team } => format!("pitbox.teams.{}", esc(team)),
+            ActorPath::Hub { team } => format!("pitbox.teams.{}.hub", esc(team)),
+            ActorPath::Driver { team, driver } => {
+                format!("pitbox.teams.{}.drivers.{}", esc(team), esc(driver))
+            }
+            ActorPath::Part { team, driver, part } => {
+                format!("pitbox.teams.{}.drivers.{}.{}", esc(team), esc(driver), part.as_str())
+            }
+        }
+    }
+
     /// Whether every id in the path is valid (paths built from stored ids always are; this is for
     /// paths built from what a client sent).
     pub fn is_valid(&self) -> bool {
@@ -246,6 +265,16 @@ mod tests {
         let long = format!("/teams/{}", "x".repeat(129));
         assert!(long.parse::<ActorPath>().is_err());
         assert!(serde_json::from_str::<ActorPath>("\"/teams/a/b\"").is_err());
+    }
+
+    #[test]
+    fn subjects_keep_one_token_per_segment() {
+        assert_eq!(ActorPath::driver("t1", "d1").subject(), "pitbox.teams.t1.drivers.d1");
+        assert_eq!(ActorPath::hub("t.1").subject(), "pitbox.teams.t%2E1.hub");
+        let coach = ActorPath::part("a.b", "c:d", DriverPart::Coach).subject();
+        assert_eq!(coach, "pitbox.teams.a%2Eb.drivers.c:d.coach");
+        assert_eq!(coach.split('.').count(), 6);
+        assert_eq!(ActorPath::Store.subject(), "pitbox.runtime.store");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod coaching;
 pub mod drivers;
 pub mod handoffs;
 pub mod laps;
+pub mod leases;
 pub mod messages;
 pub mod sessions;
 pub mod teams;

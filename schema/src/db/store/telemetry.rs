@@ -11,6 +11,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::laps::{decompress_frames, CompletedLap};
+use super::leases::{self, Fenced, Ticket};
 use super::{now, sessions, unreadable};
 use crate::db::models::{NewLap, RacingSession, TelemetrySampleRow};
 use crate::db::schema::{drivers, laps, telemetry_samples};
@@ -67,24 +68,40 @@ pub struct Plan {
     pub stream_id: Option<String>,
     pub samples: Vec<SampleIn>,
     pub laps: Vec<LapIn>,
+    /// What the write runs under (cluster mode: the team's fencing token when it was made),
+    /// checked inside the transaction that stores it.
+    pub ticket: Ticket,
 }
 
-/// The highest seq stored per `(driver, stream)`: a cache the writer keeps between flushes (a
-/// stream not in it is looked up once).
-pub type Watermarks = HashMap<(String, String), i64>;
+/// The highest seq stored per `(driver, stream, fencing token or 0)`: a cache the writer keeps
+/// between flushes (a stream not in it is looked up once). Keyed by token, so a team taken back
+/// later reads its watermarks from the database again.
+pub type Watermarks = HashMap<(String, String, i64), i64>;
+
+/// What became of one plan of a write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Written {
+    /// Stored, with the laps it stored (a lap stored before is not stored again).
+    Stored(Vec<LapSummary>),
+    /// Not stored: its team's fencing token is stale, or this node does not hold the team
+    /// (cluster mode). Nothing of it was written.
+    Fenced,
+}
 
 /// Rows per multi-row INSERT: 8 bound values a row stays well inside PostgreSQL's 65,535 and
 /// SQLite's 32,766 parameters per statement.
 const INSERT_CHUNK: usize = 1000;
 
-/// Stores every plan in one transaction and answers, per plan, the laps it stored (a lap stored
-/// before is not stored again). Samples at or below their stream's watermark were stored before
-/// and are skipped. `watermarks` changes only when the transaction commits.
+/// Stores every plan in one transaction and answers what became of each. Samples at or below their
+/// stream's watermark were stored before and are skipped. Each team's fencing ticket is checked
+/// first, in the same transaction (on PostgreSQL the live leases' rows are held until it commits,
+/// so a takeover waits for it): a stale team's plans are [`Written::Fenced`]. `watermarks`
+/// changes only when the transaction commits.
 pub fn write(
     conn: &mut DbConnection,
     plans: &[Plan],
     watermarks: &mut Watermarks,
-) -> QueryResult<Vec<Vec<LapSummary>>> {
+) -> QueryResult<Vec<Written>> {
     let mut trial = watermarks.clone();
     let out = conn.transaction(|c| write_batch(c, plans, &mut trial))?;
     *watermarks = trial;
@@ -98,7 +115,8 @@ fn write_batch(
     conn: &mut DbConnection,
     plans: &[Plan],
     watermarks: &mut Watermarks,
-) -> QueryResult<Vec<Vec<LapSummary>>> {
+) -> QueryResult<Vec<Written>> {
+    let stale = stale_teams(conn, plans)?;
     let now = now();
     let mut rows = Vec::new();
     let mut active = BTreeSet::new();
@@ -106,10 +124,14 @@ fn write_batch(
     // Each session is made sure of once per flush (a live node sends one frame per request).
     let mut ensured = HashSet::new();
     for p in plans {
+        if stale.contains(p.team_id.as_str()) {
+            out.push(Written::Fenced);
+            continue;
+        }
         if ensured.insert(p.session.id.as_str()) {
             sessions::ensure_session(conn, &p.session)?;
         }
-        out.push(write_one(conn, p, watermarks, now, &mut rows)?);
+        out.push(Written::Stored(write_one(conn, p, watermarks, now, &mut rows)?));
         if !p.samples.is_empty() {
             active.insert(p.driver_id.as_str());
         }
@@ -136,6 +158,31 @@ fn stored_seq(seq: u64) -> i64 {
     i64::try_from(seq).unwrap_or(i64::MAX)
 }
 
+/// The teams of `plans` whose fencing ticket is stale, or that this node does not hold. On
+/// PostgreSQL the check holds the live teams' lease rows (`FOR SHARE`) until the transaction ends.
+fn stale_teams<'p>(conn: &mut DbConnection, plans: &'p [Plan]) -> QueryResult<BTreeSet<&'p str>> {
+    let mut stale = BTreeSet::new();
+    let mut checked = BTreeSet::new();
+    for p in plans {
+        if !checked.insert((p.team_id.as_str(), p.ticket.token())) {
+            continue;
+        }
+        let outcome = match &p.ticket {
+            Ticket::Single => Ok(()),
+            Ticket::Owner { node, token } => leases::check(conn, &p.team_id, node, *token),
+            Ticket::NotOwner => Err(Fenced { team_id: p.team_id.clone(), token: 0 }.into_error()),
+        };
+        match outcome {
+            Ok(()) => {}
+            Err(e) if Fenced::of(&e).is_some() => {
+                stale.insert(p.team_id.as_str());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(stale)
+}
+
 /// One plan's part of a flush: its watermark, its new samples added to `rows` (the caller inserts
 /// them all at once), its laps stored.
 fn write_one(
@@ -148,7 +195,7 @@ fn write_one(
     let session_id = p.session.id.clone();
     let mut watermark = None;
     if let Some(stream) = &p.stream_id {
-        let key = (p.driver_id.clone(), stream.clone());
+        let key = (p.driver_id.clone(), stream.clone(), p.ticket.token().unwrap_or(0));
         let w = match watermarks.get(&key) {
             Some(w) => *w,
             None => telemetry_samples::table
