@@ -225,11 +225,22 @@ pub fn get(conn: &mut DbConnection, team_id: &str) -> QueryResult<Option<LeaseSt
     }
 }
 
+/// How long a write that holds a lease row may sit idle inside its transaction before PostgreSQL
+/// ends its session. A write's own statements take milliseconds; an owner paused (SIGSTOP, a VM
+/// stall) in the middle of one would otherwise hold the row, and so block every takeover, for as
+/// long as it stays paused.
+const HOLD_IDLE_LIMIT: &str = "2s";
+
 /// Inside a write transaction: `Ok(())` when `owner` still holds `team_id` under `token`, else
 /// the [`Fenced`] error (which rolls the transaction back). On PostgreSQL the lease row is held
-/// `FOR SHARE` until the transaction ends, so no takeover commits in between.
+/// `FOR SHARE` until the transaction ends, so no takeover commits in between; and the transaction
+/// may not sit idle longer than [`HOLD_IDLE_LIMIT`], so a paused owner cannot hold it for good.
 pub fn check(conn: &mut DbConnection, team_id: &str, owner: &str, token: i64) -> QueryResult<()> {
     let base = "SELECT token FROM team_leases WHERE team_id = $1 AND owner = $2 AND token = $3";
+    if let DbConnection::Pg(c) = conn {
+        diesel::sql_query(format!("SET LOCAL idle_in_transaction_session_timeout = '{HOLD_IDLE_LIMIT}'"))
+            .execute(c)?;
+    }
     let row: Option<Token> = match conn {
         DbConnection::Pg(c) => diesel::sql_query(format!("{base} FOR SHARE"))
             .bind::<Text, _>(team_id)
