@@ -202,8 +202,8 @@ pub enum Message {
     Error(ErrorBody),
 }
 
-/// One WebSocket text frame: the tagged message plus addressing and ordering. (Decoded by hand
-/// below, without serde's buffering `flatten`: see `super::flat`.)
+// Decoded by hand below, without serde's buffering `flatten` (see `super::flat`).
+/// One WebSocket text frame: the tagged message plus addressing and ordering.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Envelope {
     #[serde(flatten)]

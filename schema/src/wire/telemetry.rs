@@ -205,8 +205,8 @@ impl TelemetrySample {
     }
 }
 
+// Decoded by hand below, without serde's buffering `flatten` (see `super::flat`).
 /// A sample with its time and, from a driver node, its sequence number in the node's stream.
-/// (Decoded by hand below, without serde's buffering `flatten`: see `super::flat`.)
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
@@ -220,8 +220,8 @@ pub struct TelemetryFrame {
     pub sample: TelemetrySample,
 }
 
-/// The seed protocol's `telemetry_update`: `{driverId, timestamp, speed, …}`. (Decoded by hand
-/// below, like [`TelemetryFrame`].)
+// Decoded by hand below, like `TelemetryFrame`.
+/// The seed protocol's `telemetry_update`: `{driverId, timestamp, speed, …}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
