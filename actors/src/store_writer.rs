@@ -228,19 +228,36 @@ impl StoreWriter {
                 Ok(results) => {
                     act.failures = 0;
                     for (req, written) in batch.into_iter().zip(results) {
-                        let mut stored = Stored {
-                            seq: req.plan.samples.iter().filter_map(|s| s.seq).max(),
-                            ids: req.plan.samples.iter().map(|s| s.id.clone()).collect(),
+                        let base = Stored {
                             driver_id: req.plan.driver_id.clone(),
                             stream_id: req.plan.stream_id.clone(),
                             ..Stored::default()
                         };
-                        match written {
+                        let stored = match written {
                             None => {
                                 act.stats.failed();
                                 continue;
                             }
-                            Some(Written::Stored(laps)) => stored.laps = laps,
+                            Some(Written::Stored(laps)) => {
+                                if let Some(on_lap) = &req.on_lap {
+                                    for lap in &laps {
+                                        let frames = req
+                                            .plan
+                                            .laps
+                                            .iter()
+                                            .find(|l| l.id == lap.id)
+                                            .map(|l| l.lap.frames.clone())
+                                            .unwrap_or_default();
+                                        on_lap.do_send(LapStored(lap.clone(), frames));
+                                    }
+                                }
+                                Stored {
+                                    seq: req.plan.samples.iter().filter_map(|s| s.seq).max(),
+                                    ids: req.plan.samples.iter().map(|s| s.id.clone()).collect(),
+                                    laps,
+                                    ..base
+                                }
+                            }
                             Some(Written::Fenced) => {
                                 // Nothing was written: the sender resends (to the team's new owner),
                                 // and this node steps the team down.
@@ -248,31 +265,13 @@ impl StoreWriter {
                                 if let Some(token) = req.plan.ticket.token() {
                                     act.fence.lost(&req.plan.team_id, token);
                                 }
-                                stored.refused = Some(format!(
+                                let why = format!(
                                     "not stored: this runtime node no longer owns team {}",
                                     req.plan.team_id
-                                ));
-                                stored.seq = None;
-                                stored.ids.clear();
-                                if let Some(ack) = req.ack {
-                                    ack.send(stored);
-                                }
-                                act.stats.handled();
-                                continue;
+                                );
+                                Stored { refused: Some(why), ..base }
                             }
-                        }
-                        if let Some(on_lap) = &req.on_lap {
-                            for lap in &stored.laps {
-                                let frames = req
-                                    .plan
-                                    .laps
-                                    .iter()
-                                    .find(|l| l.id == lap.id)
-                                    .map(|l| l.lap.frames.clone())
-                                    .unwrap_or_default();
-                                on_lap.do_send(LapStored(lap.clone(), frames));
-                            }
-                        }
+                        };
                         if let Some(ack) = req.ack {
                             ack.send(stored);
                         }
