@@ -173,6 +173,18 @@ pub struct EndRacing {
     pub id: String,
 }
 
+/// The node's sim session changed (`place`) or ended (`None`), from the node's frame `seq` on
+/// (see [`pitbox_schema::wire::SimSession`]): in the mailbox's order, so the frames before it are in
+/// the racing session before. Left alone when this session refused a batch before `seq` that was
+/// not resent yet: the node names its session again when it resends. Answers the driver's open
+/// racing session afterwards.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Option<RacingSession>, String>")]
+pub struct NodeSession {
+    pub place: Option<Place>,
+    pub seq: Option<u64>,
+}
+
 /// The session asks its supervisor to stop it: no node and no data for the idle time.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
@@ -194,6 +206,9 @@ pub struct DriverSession {
     ckpt: Checkpoint,
     /// The driver's open racing session (read from the database when an incarnation starts).
     racing: Option<Arc<RacingSession>>,
+    /// The first frame of a refused batch not resent yet (a node's sim session mark after it waits
+    /// for the resend).
+    refused_from: Option<u64>,
     nodes: u32,
     last_activity: Instant,
     /// Its coach, voice channel and video relay: independent of each other, so one-for-one; one
@@ -229,6 +244,7 @@ impl DriverSession {
             assembler: LapAssembler::restore(ckpt.laps_completed, ckpt.best_lap),
             ckpt,
             racing: None,
+            refused_from: None,
             env: a.env,
             team_id: a.team_id,
             driver_id: a.driver_id,
@@ -510,8 +526,20 @@ impl Handler<Frames> for DriverSession {
 
     fn handle(&mut self, msg: Frames, ctx: &mut Context<Self>) -> Self::Result {
         let me = self.me(ctx).recipient();
-        self.guard(ctx, |s, _| s.ingest(msg, me))
-            .unwrap_or_else(|reason| Err(IngestError::Unavailable(reason)))
+        let first = msg.frames.first().and_then(|f| f.seq);
+        let r = self
+            .guard(ctx, |s, _| s.ingest(msg, me))
+            .unwrap_or_else(|reason| Err(IngestError::Unavailable(reason)));
+        match (&r, first) {
+            // The node resends these (invalid ones it never does): a sim session mark after them
+            // waits for the resend.
+            (Err(e), Some(first)) if !matches!(e, IngestError::Invalid(_)) => {
+                self.refused_from = Some(self.refused_from.map_or(first, |f| f.min(first)));
+            }
+            (Ok(_), Some(first)) if self.refused_from.is_some_and(|f| first <= f) => self.refused_from = None,
+            _ => {}
+        }
+        r
     }
 }
 
@@ -538,13 +566,11 @@ impl Handler<NodeConnection> for DriverSession {
 /// writer stores a session opened by telemetry before the rows that name it), and holds every
 /// other message of the session until it is done, so frames that follow land in the right session.
 /// `then` makes the outcome the session's own.
-fn racing_change(
+fn racing_change<T: Send + 'static>(
     act: &mut DriverSession,
-    change: impl FnOnce(&mut pitbox_schema::db::DbConnection) -> diesel::QueryResult<RacingSession>
-        + Send
-        + 'static,
-    then: fn(&mut DriverSession, &RacingSession),
-) -> AtomicResponse<DriverSession, Result<RacingSession, String>> {
+    change: impl FnOnce(&mut pitbox_schema::db::DbConnection) -> diesel::QueryResult<T> + Send + 'static,
+    then: fn(&mut DriverSession, &T),
+) -> AtomicResponse<DriverSession, Result<T, String>> {
     act.handled();
     act.last_activity = Instant::now();
     let (pool, store, driver_id) = (act.env.pool.clone(), act.env.store.clone(), act.driver_id.clone());
@@ -585,6 +611,29 @@ impl Handler<OpenRacing> for DriverSession {
             },
             |act, s| act.racing = Some(Arc::new(s.clone())),
         )
+    }
+}
+
+impl Handler<NodeSession> for DriverSession {
+    type Result = AtomicResponse<Self, Result<Option<RacingSession>, String>>;
+
+    fn handle(&mut self, msg: NodeSession, _: &mut Context<Self>) -> Self::Result {
+        if let (Some(seq), Some(from)) = (msg.seq, self.refused_from) {
+            if seq > from {
+                self.handled();
+                let open = self.racing.as_deref().cloned();
+                return AtomicResponse::new(Box::pin(actix::fut::ready(Ok(open))));
+            }
+        }
+        let (team, driver) = (self.team_id.clone(), self.driver_id.clone());
+        match msg.place {
+            Some(place) => racing_change(
+                self,
+                move |c| sessions::node_session(c, &team, &driver, &place).map(Some),
+                |act, s| act.racing = s.clone().map(Arc::new),
+            ),
+            None => racing_change(self, move |c| sessions::end_open(c, &driver), |act, _| act.racing = None),
+        }
     }
 }
 

@@ -4,7 +4,10 @@
 //! the next row, 60 Hz), re-reads the YAML when the counter changes (sector starts, track, car),
 //! and notices new sessions: `SessionTime` going backwards, or the sim going away and coming back.
 //! It never ends by itself: without a sim it keeps waiting for one, logging each change of state
-//! with `tracing`. [`LiveSource`] is its boxed, `Send` form behind [`TelemetrySource`].
+//! with `tracing`. [`LiveSource`] is its boxed, `Send` form behind [`TelemetrySource`]; its
+//! [`TelemetrySource::next`] also says when a sim session ended (before the first frame of the
+//! next one), and its [`TelemetrySource::session_version`] changes with track, car and session
+//! number, so the recorder marks each session in the spool.
 //!
 //! Feeds:
 //! - Windows: iRacing's shared memory ([`LiveSource::iracing`]): `iracing-telem` finds the sim,
@@ -33,7 +36,7 @@ use chrono::Utc;
 use pitbox_schema::wire::TelemetryFrame;
 
 use crate::ibt::{Header, Ibt, IbtError, Layout, Row, SampleConverter, SessionInfo, Source, HEADER_LEN};
-use crate::source::{SourceError, SourceInfo, TelemetrySource};
+use crate::source::{Next, SourceError, SourceInfo, TelemetrySource};
 
 pub use crate::ibt::sample::Channels;
 
@@ -116,6 +119,10 @@ pub struct Live<F> {
     /// `SessionNum` of the latest row, and the session types the YAML lists.
     session_num: Option<i32>,
     session_info: Option<SessionInfo>,
+    /// Changes whenever track, car or session type may have (see [`TelemetrySource::session_version`]).
+    version: u64,
+    /// The sim session ended (the sim stopped, or a new session began): not yet taken.
+    ended: bool,
 }
 
 impl<F: LiveFeed> Live<F> {
@@ -134,7 +141,18 @@ impl<F: LiveFeed> Live<F> {
             car: None,
             session_num: None,
             session_info: None,
+            version: 0,
+            ended: false,
         }
+    }
+
+    /// Whether the sim session ended since this was last asked.
+    pub fn take_ended(&mut self) -> bool {
+        std::mem::take(&mut self.ended)
+    }
+
+    pub fn session_version(&self) -> u64 {
+        self.version
     }
 
     /// The feed (tests drive a [`MapFeed`]'s source through it).
@@ -178,6 +196,7 @@ impl<F: LiveFeed> Live<F> {
                         "the sim stopped or left its session; waiting for it"
                     );
                     self.state = LiveState::WaitingForSim;
+                    self.ended = true;
                     self.info_update = None;
                     self.last_session_time = None;
                 }
@@ -197,6 +216,9 @@ impl<F: LiveFeed> Live<F> {
         let connected = self.state == LiveState::WaitingForSim;
         let rewound = matches!((session_time, self.last_session_time), (Some(t), Some(last)) if t < last);
         if connected || rewound {
+            // A rewind is a new session of a sim that never stopped: the old one ended here.
+            self.ended |= rewound;
+            self.version += 1;
             self.sessions += 1;
             self.state = LiveState::Connected;
             // a different session may be on another track: nothing of the old one carries over
@@ -215,6 +237,10 @@ impl<F: LiveFeed> Live<F> {
             );
         } else if self.info_update != Some(counter) {
             self.read_session_info(counter);
+        }
+        if session_num.is_some() && session_num != self.session_num {
+            // Practice → qualifying → race: the session type may have changed.
+            self.version += 1;
         }
         self.session_num = session_num.or(self.session_num);
         let row = self.feed.row()?;
@@ -241,6 +267,7 @@ impl<F: LiveFeed> Live<F> {
                 self.track = info.track().map(str::to_owned);
                 self.car = info.car();
                 self.session_info = Some(info);
+                self.version += 1;
                 tracing::debug!(
                     counter,
                     sectors = self.converter.sector_starts().len(),
@@ -259,11 +286,19 @@ trait ErasedLive: Send {
     fn poll_frame(&mut self) -> Option<TelemetryFrame>;
     fn status(&self) -> LiveStatus;
     fn info(&self) -> SourceInfo;
+    fn take_ended(&mut self) -> bool;
+    fn session_version(&self) -> u64;
 }
 
 impl<F: LiveFeed> ErasedLive for Live<F> {
     fn poll_frame(&mut self) -> Option<TelemetryFrame> {
         Live::poll_frame(self)
+    }
+    fn take_ended(&mut self) -> bool {
+        Live::take_ended(self)
+    }
+    fn session_version(&self) -> u64 {
+        Live::session_version(self)
     }
     fn status(&self) -> LiveStatus {
         Live::status(self)
@@ -277,12 +312,14 @@ impl<F: LiveFeed> ErasedLive for Live<F> {
 /// through the sim stopping and starting) and never returns `None`.
 pub struct LiveSource {
     live: Box<dyn ErasedLive>,
+    /// The first frame of a new session, held while its predecessor's end is told.
+    pending: Option<TelemetryFrame>,
 }
 
 impl LiveSource {
     /// A source over any feed.
     pub fn new<F: LiveFeed + 'static>(feed: F) -> LiveSource {
-        LiveSource { live: Box::new(Live::new(feed)) }
+        LiveSource { live: Box::new(Live::new(feed)), pending: None }
     }
 
     /// iRacing's shared memory, through `iracing-telem`. Nothing is opened yet: the source
@@ -323,10 +360,32 @@ pub fn iracing_source() -> Result<LiveSource, SourceError> {
 impl TelemetrySource for LiveSource {
     fn next_frame(&mut self) -> Result<Option<TelemetryFrame>, SourceError> {
         loop {
-            if let Some(frame) = self.live.poll_frame() {
-                return Ok(Some(frame));
+            if let Next::Frame(f) = self.next()? {
+                return Ok(Some(*f));
             }
         }
+    }
+
+    /// Blocks until the sim's next row, or until its session ended (it stopped, or a new session
+    /// began: then the end comes first and the new session's first frame after it).
+    fn next(&mut self) -> Result<Next, SourceError> {
+        loop {
+            if let Some(f) = self.pending.take() {
+                return Ok(Next::Frame(Box::new(f)));
+            }
+            let frame = self.live.poll_frame();
+            if self.live.take_ended() {
+                self.pending = frame;
+                return Ok(Next::SessionEnded);
+            }
+            if let Some(f) = frame {
+                return Ok(Next::Frame(Box::new(f)));
+            }
+        }
+    }
+
+    fn session_version(&self) -> u64 {
+        self.live.session_version()
     }
 
     /// Track and car of the current session (or the last one, while waiting for the sim; none

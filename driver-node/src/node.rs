@@ -149,7 +149,9 @@ pub fn run(source: Box<dyn TelemetrySource>, options: NodeOptions) -> anyhow::Re
                         _ = tokio::signal::ctrl_c() => break,
                     }
                     // Frames that went live only (a full spool disk) must have gone too.
-                    if spool.depth().unwrap_or(1) == 0 && spool.live_depth().unwrap_or(1) == 0 {
+                    // So must the end of the recording's sim session.
+                    let told = spool.session_at(u64::MAX).ok().flatten().is_none_or(|(at, _)| status.mark_told() >= at);
+                    if spool.depth().unwrap_or(1) == 0 && spool.live_depth().unwrap_or(1) == 0 && told {
                         tracing::info!(frames = n, "all frames stored by the runtime");
                         break;
                     }

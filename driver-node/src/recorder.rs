@@ -5,13 +5,15 @@
 //! A jump forward in session time longer than the lap timer times across (a looping replay's seam,
 //! a recording's gap) is not waited out: the car would only sit stale on the pit wall.
 //! A spool whose disk is full does not stop it (see [`crate::spool`]): frames then go live only.
-//! Reads no env vars.
+//! It marks the sim session in the spool before the first frame of each (track, car, session
+//! type), and its end where the source says it ended (the sim closed, a recording's last frame),
+//! so the runtime's racing sessions follow the sim's. Reads no env vars.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::source::{SourceError, TelemetrySource};
+use crate::source::{Next, SourceError, TelemetrySource};
 use crate::spool::{Spool, SpoolError};
 use crate::status::Status;
 
@@ -74,8 +76,30 @@ pub fn record(
             batch.clear();
             Ok(())
         };
+    // The session version the spool was last told about (`None`: none yet, or it ended).
+    let mut told: Option<u64> = None;
     while !stop.load(Ordering::Relaxed) && options.limit.is_none_or(|l| done < l) {
-        let Some(frame) = source.next_frame()? else { break };
+        let frame = match source.next()? {
+            Next::Frame(f) => *f,
+            Next::SessionEnded => {
+                flush(&mut batch, done)?;
+                mark(spool, &pitbox_schema::wire::SimSession::ended());
+                told = None;
+                continue;
+            }
+            Next::End => {
+                flush(&mut batch, done)?;
+                mark(spool, &pitbox_schema::wire::SimSession::ended());
+                return Ok(done);
+            }
+        };
+        let version = source.session_version();
+        if told != Some(version) {
+            // The frames before it belong to the session before: they go to the spool first.
+            flush(&mut batch, done)?;
+            mark(spool, &source.info().sim_session());
+            told = Some(version);
+        }
         if let Some(speed) = paced {
             let t = frame.sample.session_time;
             let (start, t0) = *clock.get_or_insert((Instant::now(), t));
@@ -101,6 +125,14 @@ pub fn record(
     }
     flush(&mut batch, done)?;
     Ok(done)
+}
+
+/// Marks the sim session in the spool. A mark that cannot be written (a full disk) is not worth
+/// stopping the recording for: the frames still go, in the session the runtime knew before.
+fn mark(spool: &Spool, session: &pitbox_schema::wire::SimSession) {
+    if let Err(e) = spool.mark_session(session) {
+        tracing::warn!(error = %e, ?session, "cannot mark the sim session in the spool");
+    }
 }
 
 /// The frames went live only (the spool's disk is full): while the link is up, waits for the

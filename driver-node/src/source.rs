@@ -2,7 +2,7 @@
 //! synthetic driver. Sources are untimed — each frame carries its session time — and the recorder
 //! paces them; a live source blocks until its next sample instead. Reads no env vars.
 
-use pitbox_schema::wire::TelemetryFrame;
+use pitbox_schema::wire::{SimSession, TelemetryFrame};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -24,9 +24,48 @@ pub struct SourceInfo {
     pub frames: Option<u64>,
 }
 
+impl SourceInfo {
+    /// The sim session the source is in, as the runtime is told it.
+    pub fn sim_session(&self) -> SimSession {
+        SimSession {
+            track: self.track.clone(),
+            car: self.car.clone(),
+            session_type: self.session_type.clone(),
+            ..SimSession::default()
+        }
+    }
+}
+
+/// What a source has next.
+#[derive(Debug)]
+pub enum Next {
+    Frame(Box<TelemetryFrame>),
+    /// The sim session ended (the sim closed or left it); the source goes on, and frames of a new
+    /// session may follow.
+    SessionEnded,
+    /// The source has ended (a recording's last row).
+    End,
+}
+
 pub trait TelemetrySource: Send {
     /// The next frame; `None` when the source has ended (a recording's last row).
     fn next_frame(&mut self) -> Result<Option<TelemetryFrame>, SourceError>;
+
+    /// The next frame, or the end of the sim session or of the source. Sources that only end
+    /// (recordings, the synthetic driver) answer with [`TelemetrySource::next_frame`].
+    fn next(&mut self) -> Result<Next, SourceError> {
+        Ok(match self.next_frame()? {
+            Some(f) => Next::Frame(Box::new(f)),
+            None => Next::End,
+        })
+    }
+
+    /// A number that changes whenever what [`TelemetrySource::info`] says about the session
+    /// (track, car, session type) may have changed: cheap to ask after every frame. Sources whose
+    /// session never changes keep 0.
+    fn session_version(&self) -> u64 {
+        0
+    }
 
     fn info(&self) -> SourceInfo;
 

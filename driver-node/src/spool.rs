@@ -16,7 +16,11 @@
 //! transaction as their frames, so a restarted replay resumes where it stopped. A frame is kept as
 //! the JSON it is sent as, without its sequence number (the row's key), which is spliced in when it
 //! is read: the uplink sends it without decoding and encoding it again. Rows that carry a `seq` of
-//! their own are read by decoding them. Reads no env vars.
+//! their own are read by decoding them. Beside the frames, the spool keeps which sim session they
+//! belong to: a mark (track, car, session type, or the session's end) at the sequence number of
+//! the first frame it applies to, so the uplink tells the runtime of a new session, or of the end
+//! of one, exactly between the frames before and after it, however late they are sent. Reads no
+//! env vars.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -26,7 +30,7 @@ use std::time::Duration;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
-use pitbox_schema::wire::TelemetryFrame;
+use pitbox_schema::wire::{SimSession, TelemetryFrame};
 use serde_json::value::RawValue;
 
 /// Frames recorded while the spool cannot be written that are held for the uplink at most (10 s at
@@ -71,6 +75,14 @@ struct SeqFrame {
 struct One {
     #[diesel(sql_type = BigInt)]
     n: i64,
+}
+
+#[derive(QueryableByName)]
+struct Mark {
+    #[diesel(sql_type = BigInt)]
+    first_seq: i64,
+    #[diesel(sql_type = Text)]
+    session: String,
 }
 
 #[derive(QueryableByName)]
@@ -142,7 +154,8 @@ impl Spool {
         conn.batch_execute(
             "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
              CREATE TABLE IF NOT EXISTS spool (seq INTEGER PRIMARY KEY AUTOINCREMENT, frame TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);",
+             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS sim_sessions (first_seq INTEGER PRIMARY KEY, session TEXT NOT NULL);",
         )?;
         let stream_id = match meta(&mut conn, "stream_id")? {
             Some(s) => s,
@@ -467,7 +480,17 @@ impl Spool {
                 .bind::<BigInt, _>(i64::try_from(seq).unwrap_or(i64::MAX))
                 .execute(c)
         };
-        match delete(&mut w.conn) {
+        // Marks of sessions whose frames are all stored go too, but the one in effect for the next
+        // frame stays: a reconnecting uplink names it.
+        let prune = |c: &mut SqliteConnection| {
+            diesel::sql_query(
+                "DELETE FROM sim_sessions WHERE first_seq < \
+                 (SELECT MAX(first_seq) FROM sim_sessions WHERE first_seq <= ?)",
+            )
+            .bind::<BigInt, _>(i64::try_from(seq.saturating_add(1)).unwrap_or(i64::MAX))
+            .execute(c)
+        };
+        match delete(&mut w.conn).and_then(|_| prune(&mut w.conn)) {
             Ok(_) => Ok(()),
             Err(e) if self.no_room(&e) => {
                 let _ = w.conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE);");
@@ -488,6 +511,60 @@ impl Spool {
     /// Frames waiting to be sent live only.
     pub fn live_depth(&self) -> Result<u64, SpoolError> {
         Ok(self.live()?.frames.len() as u64)
+    }
+
+    /// Records that the frames from the next one on belong to sim session `session` (or come after
+    /// its end): a mark at the sequence number the next frame will get, sent by the uplink in the
+    /// order of the frames. The same session as the mark in effect adds nothing; a mark no frame
+    /// follows yet is replaced by the next one. Wakes the uplink, so an end is told at once.
+    pub fn mark_session(&self, session: &SimSession) -> Result<(), SpoolError> {
+        let mut w = self.writer()?;
+        let at = next_seq(&mut w.conn)?;
+        let json = serde_json::to_string(session)?;
+        let latest = marks(&mut w.conn, "first_seq <= ? ORDER BY first_seq DESC", at)?;
+        match latest.first() {
+            Some(m) if m.session == json => return Ok(()),
+            Some(m) if m.first_seq == at as i64 => {
+                // Nothing was recorded in the session this mark began: it never happened. Should
+                // the one before it be this session, that one simply goes on.
+                diesel::sql_query("DELETE FROM sim_sessions WHERE first_seq = ?")
+                    .bind::<BigInt, _>(m.first_seq)
+                    .execute(&mut w.conn)?;
+                if latest.get(1).is_some_and(|m| m.session == json) {
+                    return Ok(());
+                }
+            }
+            _ => {}
+        }
+        diesel::sql_query("INSERT INTO sim_sessions (first_seq, session) VALUES (?, ?)")
+            .bind::<BigInt, _>(i64::try_from(at).unwrap_or(i64::MAX))
+            .bind::<Text, _>(json)
+            .execute(&mut w.conn)?;
+        drop(w);
+        self.appended.notify_waiters();
+        Ok(())
+    }
+
+    /// The sim session mark in effect for the frame numbered `seq` (the newest at or before it),
+    /// with the number it starts at.
+    pub fn session_at(&self, seq: u64) -> Result<Option<(u64, SimSession)>, SpoolError> {
+        let found = marks(&mut self.writer()?.conn, "first_seq <= ? ORDER BY first_seq DESC", seq)?;
+        found
+            .into_iter()
+            .next()
+            .map(|m| Ok((u64::try_from(m.first_seq).unwrap_or(0), serde_json::from_str(&m.session)?)))
+            .transpose()
+    }
+
+    /// Where the next sim session mark after frame `seq` starts, if one does.
+    pub fn next_mark_after(&self, seq: u64) -> Result<Option<u64>, SpoolError> {
+        let found = marks(&mut self.writer()?.conn, "first_seq > ? ORDER BY first_seq", seq)?;
+        Ok(found.first().map(|m| u64::try_from(m.first_seq).unwrap_or(0)))
+    }
+
+    /// The number the next spooled frame will get (a mark made now starts there).
+    pub fn next_seq(&self) -> Result<u64, SpoolError> {
+        next_seq(&mut self.writer()?.conn)
     }
 
     pub fn get_meta(&self, key: &str) -> Result<Option<String>, SpoolError> {
@@ -536,6 +613,23 @@ fn keep_reserve(dir: &Path) {
         tracing::warn!(error = %e, "cannot keep room in reserve for the spool");
         let _ = std::fs::remove_file(&path);
     }
+}
+
+/// The number SQLite gives the next spooled frame (`AUTOINCREMENT`: never one given before, even
+/// when the spool is empty).
+fn next_seq(conn: &mut SqliteConnection) -> Result<u64, SpoolError> {
+    let one: One = diesel::sql_query(
+        "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'spool'), 0) + 1 AS n",
+    )
+    .get_result(conn)?;
+    Ok(u64::try_from(one.n).unwrap_or(1))
+}
+
+/// Up to two sim session marks by `order` (a condition on `first_seq` against `seq`, and an order).
+fn marks(conn: &mut SqliteConnection, order: &str, seq: u64) -> Result<Vec<Mark>, SpoolError> {
+    Ok(diesel::sql_query(format!("SELECT first_seq, session FROM sim_sessions WHERE {order} LIMIT 2"))
+        .bind::<BigInt, _>(i64::try_from(seq).unwrap_or(i64::MAX))
+        .load(conn)?)
 }
 
 /// Bytes the spool in `dir` takes on disk (its database and write-ahead log; 0 for none).
@@ -683,6 +777,58 @@ mod tests {
         assert_eq!(back[0].sample, frames[4].sample);
         // Sequence numbers never repeat, even after everything was acknowledged.
         spool.ack(10).unwrap();
+        assert_eq!(spool.append(&frames[..1], None).unwrap(), vec![11]);
+    }
+
+    #[test]
+    fn sim_session_marks_sit_at_the_next_frame_and_outlive_only_what_they_still_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), 10_000).unwrap();
+        let mut car = Synthetic::new(5);
+        let frames: Vec<_> = (0..10).map(|_| car.next_frame()).collect();
+        let at = |kind: &str| SimSession {
+            track: Some("Spa".into()),
+            car: Some("GT3".into()),
+            session_type: Some(kind.into()),
+            ..SimSession::default()
+        };
+        spool.mark_session(&at("Practice")).unwrap();
+        spool.append(&frames[..4], None).unwrap();
+        // The same session again adds nothing.
+        spool.mark_session(&at("Practice")).unwrap();
+        spool.mark_session(&at("Race")).unwrap();
+        // A mark no frame followed is replaced, and one that gives back the session before
+        // simply goes on with it.
+        spool.mark_session(&SimSession::ended()).unwrap();
+        spool.mark_session(&at("Qualify")).unwrap();
+        spool.append(&frames[4..7], None).unwrap();
+        spool.mark_session(&SimSession::ended()).unwrap();
+        spool.mark_session(&at("Qualify")).unwrap();
+        spool.append(&frames[7..], None).unwrap();
+        spool.mark_session(&SimSession::ended()).unwrap();
+
+        assert_eq!(spool.session_at(1).unwrap(), Some((1, at("Practice"))));
+        assert_eq!(spool.session_at(4).unwrap(), Some((1, at("Practice"))));
+        assert_eq!(spool.session_at(5).unwrap(), Some((5, at("Qualify"))));
+        assert_eq!(spool.session_at(10).unwrap(), Some((5, at("Qualify"))), "Qualify went on");
+        assert_eq!(spool.session_at(11).unwrap(), Some((11, SimSession::ended())));
+        assert_eq!(spool.next_mark_after(1).unwrap(), Some(5));
+        assert_eq!(spool.next_mark_after(5).unwrap(), Some(11));
+        assert_eq!(spool.next_mark_after(11).unwrap(), None);
+        assert_eq!(spool.next_seq().unwrap(), 11);
+
+        // Stored up to 6: the practice mark goes, the one naming frame 7 stays.
+        spool.ack(6).unwrap();
+        assert_eq!(spool.session_at(4).unwrap(), None);
+        assert_eq!(spool.session_at(7).unwrap(), Some((5, at("Qualify"))));
+        // Everything stored: the end stays, for the uplink that has not told it yet.
+        spool.ack(10).unwrap();
+        assert_eq!(spool.session_at(u64::MAX).unwrap(), Some((11, SimSession::ended())));
+        drop(spool);
+        // A new run starts where the numbers go on (the spool is empty, the numbers never repeat).
+        let spool = Spool::open(dir.path(), 10_000).unwrap();
+        spool.mark_session(&at("Race")).unwrap();
+        assert_eq!(spool.session_at(11).unwrap(), Some((11, at("Race"))), "the unsent end is replaced");
         assert_eq!(spool.append(&frames[..1], None).unwrap(), vec![11]);
     }
 

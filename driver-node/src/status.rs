@@ -18,6 +18,9 @@ pub struct Status {
     newest: AtomicU64,
     /// The newest frames went live only: the spool's disk is full.
     unspooled: AtomicBool,
+    /// Where the newest sim session mark the uplink told the runtime starts (see
+    /// [`crate::spool::Spool::mark_session`]).
+    mark_told: AtomicU64,
     inner: Mutex<Inner>,
 }
 
@@ -70,6 +73,16 @@ impl Status {
 
     pub fn acked(&self, seq: u64) {
         self.last_ack.store(seq, Ordering::Relaxed);
+    }
+
+    /// The uplink told the runtime the sim session mark starting at `at`.
+    pub fn told_mark(&self, at: u64) {
+        self.mark_told.fetch_max(at, Ordering::Relaxed);
+    }
+
+    /// Where the newest sim session mark told starts (0: none).
+    pub fn mark_told(&self) -> u64 {
+        self.mark_told.load(Ordering::Relaxed)
     }
 
     /// A message from the team or the coach, kept for the screen (the last five).

@@ -9,7 +9,9 @@
 //! (coaching, team messages, handoffs) are logged and counted. Onboard video frames (see
 //! [`crate::video`]) go as binary frames after anything telemetry has ready; `video_control` from
 //! the runtime pauses and resumes the video thread. Frames the spool could not take (its disk full)
-//! are sent live once, in recording order (see [`Window::fill`]). Voice (see [`crate::voice`]): recognised
+//! are sent live once, in recording order (see [`Window::fill`]). The sim session each frame
+//! belongs to (the spool's marks) names the racing session at authentication and, as it changes or
+//! ends, goes as `sim_session` between the frames before and after it. Voice (see [`crate::voice`]): recognised
 //! commands go up as `voice_command`; `voice_say` and the PCM16 media frame after it (stream
 //! [`VOICE_STREAM`]) go to the node's player, and the text to the status. Reads no env vars.
 
@@ -20,8 +22,8 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use pitbox_schema::wire::media::{Codec, MediaHeader};
 use pitbox_schema::wire::{
-    telemetry_batch_json, Authenticate, ClientType, Envelope, ErrorCode, Message as Wire, VoiceCommand,
-    VOICE_STREAM,
+    telemetry_batch_json, Authenticate, ClientType, Envelope, ErrorCode, Message as Wire, SimSession,
+    VoiceCommand, VOICE_STREAM,
 };
 use rand::Rng;
 use tokio::sync::watch;
@@ -210,6 +212,26 @@ async fn session(
         })?;
     let (mut tx, mut rx) = conn.split();
 
+    // The sim session of the oldest frame still to send names the racing session at once; a spool
+    // with no mark yet (nothing recorded, or written by an older node) goes by the source's.
+    let oldest = match spool.read_raw_after(0, 1)?.first() {
+        Some((seq, _)) => *seq,
+        None => spool.next_seq()?,
+    };
+    let (told, place) = match spool.session_at(oldest)? {
+        // An end is told as a mark after the handshake: one the runtime missed still arrives.
+        Some((_, mark)) if mark.ended => (None, SimSession::default()),
+        Some((at, mark)) => (Some(at), mark),
+        None => (
+            None,
+            SimSession {
+                track: options.track.clone(),
+                car: options.car.clone(),
+                session_type: options.session_type.clone(),
+                ..SimSession::default()
+            },
+        ),
+    };
     // Handshake: connection_established, authenticate, authentication_result.
     let mut authenticated = false;
     let auth = |token: &str| {
@@ -217,9 +239,9 @@ async fn session(
             token: token.to_owned(),
             client_type: ClientType::DriverNode,
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            track: options.track.clone(),
-            car: options.car.clone(),
-            session_type: options.session_type.clone(),
+            track: place.track.clone(),
+            car: place.car.clone(),
+            session_type: place.session_type.clone(),
         }));
         serde_json::to_string(&msg).unwrap_or_default()
     };
@@ -270,7 +292,7 @@ async fn session(
 
     let stream_id = spool.stream_id().to_owned();
     let mut window =
-        Window { driver_id, stream_id: stream_id.clone(), size: options.window, sent: 0, acked: 0 };
+        Window { driver_id, stream_id: stream_id.clone(), size: options.window, sent: 0, acked: 0, told };
     let mut tick = actix_rt::time::interval(options.poll);
     // The spool forgets acknowledged frames in steps, not after every batch: each delete is a
     // disk sync, and a frame acknowledged but not yet forgotten is only resent and deduplicated.
@@ -295,7 +317,7 @@ async fn session(
                     spool.ack(window.acked)?;
                     (forgotten, last_forget) = (window.acked, std::time::Instant::now());
                 }
-                window.fill(&mut tx, spool).await?;
+                window.fill(&mut tx, spool, status).await?;
             }
             incoming = next_incoming(&mut rx) => {
                 let env = match incoming? {
@@ -318,7 +340,7 @@ async fn session(
                         }
                         status.acked(a.seq);
                         // Room in the window again: keep the backlog flowing without waiting.
-                        window.fill(&mut tx, spool).await?;
+                        window.fill(&mut tx, spool, status).await?;
                     }
                     // Frames the runtime will never take: they go when a later acknowledgement
                     // passes them. Say so; resending would not help.
@@ -330,6 +352,9 @@ async fn session(
                     Wire::Error(e) => {
                         tracing::warn!(code = ?e.code, message = %e.message, "runtime refused frames; resending");
                         window.sent = window.acked;
+                        // The resend starts by naming its frames' sim session again (telling
+                        // the same one twice changes nothing).
+                        window.told = None;
                     }
                     Wire::VideoControl(c) => {
                         if let Some(v) = video.as_ref() {
@@ -423,6 +448,8 @@ struct Window {
     size: u64,
     sent: u64,
     acked: u64,
+    /// Where the sim session mark the runtime was told last on this connection starts.
+    told: Option<u64>,
 }
 
 impl Window {
@@ -432,14 +459,35 @@ impl Window {
     /// spooled frames before them, once those are acknowledged (so a live batch, which claims no
     /// place in the stream's order, never stands between a spooled batch and one the runtime
     /// still has to take), and before any spooled after them. They are sent once and never
-    /// acknowledged.
-    async fn fill(&mut self, tx: &mut WsSink, spool: &Spool) -> Result<(), SessionEnd> {
+    /// acknowledged. A sim session mark goes between the frames before and after it, as a
+    /// `sim_session`; a batch never spans two sessions.
+    async fn fill(&mut self, tx: &mut WsSink, spool: &Spool, status: &Status) -> Result<(), SessionEnd> {
         loop {
             let in_flight = self.sent.saturating_sub(self.acked);
             let room = self.size.saturating_sub(in_flight).min(BATCH as u64) as usize;
             let upto = spool.live_after()?.unwrap_or(u64::MAX);
             // With no room, one row only says whether spooled frames must go first.
-            let rows = spool.read_raw_between(self.sent.max(self.acked), upto, room.max(1))?;
+            let mut rows = spool.read_raw_between(self.sent.max(self.acked), upto, room.max(1))?;
+            let next = match rows.first() {
+                Some((seq, _)) => *seq,
+                None => spool.next_seq()?,
+            };
+            if let Some((at, mark)) = spool.session_at(next)? {
+                if self.told != Some(at) {
+                    let mark = SimSession { seq: Some(at), ..mark };
+                    let text = serde_json::to_string(&Envelope::new(Wire::SimSession(mark)))
+                        .map_err(|e| SessionEnd::Connection(e.to_string()))?;
+                    tx.send(awc::ws::Message::Text(text.into()))
+                        .await
+                        .map_err(|e| SessionEnd::Connection(e.to_string()))?;
+                    self.told = Some(at);
+                    status.told_mark(at);
+                    continue;
+                }
+            }
+            if let Some(cut) = spool.next_mark_after(next)? {
+                rows.retain(|(seq, _)| *seq < cut);
+            }
             if let (Some((first, _)), Some((last, _))) = (rows.first(), rows.last()) {
                 if room == 0 {
                     break;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use pitbox_driver::ibt::{Ibt, Layout, SampleConverter, Source};
 use pitbox_driver::live::{LiveSource, LiveState, MapFeed};
-use pitbox_driver::source::TelemetrySource;
+use pitbox_driver::source::{Next, TelemetrySource};
 
 const DUMP: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/ibt/live-memmap-monza_w13.bin");
@@ -224,6 +224,37 @@ fn new_sessions_when_time_goes_back_or_the_sim_comes_back() {
     assert_eq!(live.poll_frame().unwrap().sample.session_time, 0.5);
     assert_eq!(live.status().sessions, 4);
     assert_eq!(live.status().frames, 5);
+}
+
+#[test]
+fn the_end_of_a_sim_session_is_told_before_the_next_ones_first_frame() {
+    let sim = Sim::new();
+    let mut live = sim.source();
+    assert!(matches!(live.next().unwrap(), Next::Frame(_)));
+    let first = live.session_version();
+
+    // SessionTime goes back: the session ended, and the new one's first frame comes after that
+    sim.publish(2, 2006, 1.0, 0.0);
+    assert!(matches!(live.next().unwrap(), Next::SessionEnded));
+    match live.next().unwrap() {
+        Next::Frame(f) => assert_eq!(f.sample.session_time, 1.0),
+        other => panic!("expected the new session's first frame, got {other:?}"),
+    }
+    assert!(live.session_version() > first, "the recorder asks what the session is now");
+    sim.publish(0, 2007, 1.5, 0.0);
+    let same = live.session_version();
+    assert!(matches!(live.next().unwrap(), Next::Frame(_)));
+    assert_eq!(live.session_version(), same, "time going forward is the same session");
+
+    // the sim closes: the end is told at once, not when it comes back
+    sim.write_i32(STATUS, 0);
+    assert!(matches!(live.next().unwrap(), Next::SessionEnded));
+    sim.write_i32(STATUS, 1);
+    sim.publish(1, 2008, 3.0, 0.0);
+    match live.next().unwrap() {
+        Next::Frame(f) => assert_eq!(f.sample.session_time, 3.0),
+        other => panic!("expected a frame, got {other:?}"),
+    }
 }
 
 #[test]

@@ -20,7 +20,7 @@ use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use pitbox_runtime::config::Config;
 use pitbox_runtime::server::{self, State};
-use pitbox_schema::wire::{Role, UserInfo};
+use pitbox_schema::wire::Role;
 use serde_json::json;
 
 #[derive(Debug, Parser)]
@@ -329,44 +329,49 @@ fn run_server(args: &Args) {
         let handle = srv.handle();
         actix_rt::spawn(srv);
 
-        // Teams, drivers and viewers, with tokens minted directly (no password hashing).
-        let teams = args.drivers.div_ceil(args.team_size).max(1);
+        // Teams, drivers and viewers as real users (a token must name a stored user), with tokens
+        // minted directly (no password hashing).
+        use pitbox_schema::db::store::{drivers, teams, users};
+        let teams_n = args.drivers.div_ceil(args.team_size).max(1);
         let mut team_ids = vec![];
         let mut drivers = vec![];
-        for t in 0..teams {
-            let team = state.db.run_blocking(|c| Ok(pitbox_schema::db::store::teams::create_team(c, &format!("Team {t}"))??)).unwrap().id;
+        let mut viewers = vec![];
+        for t in 0..teams_n {
+            let team = state.db.run_blocking(|c| Ok(teams::create_team(c, &format!("Team {t}"))??)).unwrap().id;
             for d in 0..args.team_size.min(args.drivers - t * args.team_size) {
-                let nd = pitbox_schema::wire::NewDriver {
-                    name: format!("Driver {t}-{d}"),
-                    number: d as i32,
-                    role: pitbox_schema::wire::DriverRole::Primary,
-                    avatar_url: None,
-                    user_id: None,
-                };
-                let driver = state.db.run_blocking(|c| Ok(pitbox_schema::db::store::drivers::create_driver(c, &team, &nd)??)).unwrap();
-                let info = UserInfo {
-                    id: format!("u-{}", driver.id),
-                    username: format!("d{t}-{d}"),
-                    role: Role::Driver,
-                    teams: vec![team.clone()],
-                    driver_id: Some(driver.id.clone()),
-                };
-                drivers.push((state.keys.issue(&info, 0).unwrap().0, driver.id));
+                let info = state
+                    .db
+                    .run_blocking(|c| {
+                        let user = users::create_user(c, &format!("d{t}-{d}"), "-".into(), Role::Driver)??;
+                        let nd = pitbox_schema::wire::NewDriver {
+                            name: format!("Driver {t}-{d}"),
+                            number: d as i32,
+                            role: pitbox_schema::wire::DriverRole::Primary,
+                            avatar_url: None,
+                            user_id: Some(user.id.clone()),
+                        };
+                        drivers::create_driver(c, &team, &nd)??;
+                        teams::add_member(c, &team, &user.id)??;
+                        Ok(users::user_info(c, &user)?)
+                    })
+                    .unwrap();
+                let driver_id = info.driver_id.clone().unwrap();
+                drivers.push((state.keys.issue(&info, 0).unwrap().0, driver_id));
             }
+            let info = state
+                .db
+                .run_blocking(|c| {
+                    let user = users::create_user(c, &format!("viewer{t}"), "-".into(), Role::Team)??;
+                    teams::add_member(c, &team, &user.id)??;
+                    Ok(users::user_info(c, &user)?)
+                })
+                .unwrap();
+            viewers.push(state.keys.issue(&info, 0).unwrap().0);
             team_ids.push(team);
         }
+        let teams = teams_n;
         let dashboards = (0..args.dashboards)
-            .map(|i| {
-                let team = team_ids[i % team_ids.len()].clone();
-                let info = UserInfo {
-                    id: format!("v-{team}"),
-                    username: "viewer".into(),
-                    role: Role::Team,
-                    teams: vec![team.clone()],
-                    driver_id: None,
-                };
-                (state.keys.issue(&info, 0).unwrap().0, team)
-            })
+            .map(|i| (viewers[i % viewers.len()].clone(), team_ids[i % team_ids.len()].clone()))
             .collect();
         let warmup_secs = 4;
         let plan = Plan {

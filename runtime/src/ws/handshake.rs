@@ -22,7 +22,11 @@ use crate::error::{ApiError, Found};
 
 /// The track, car and session type a node names at authentication, when they are usable text
 /// (anything else is ignored: the node is not refused over its session info).
-fn node_place(track: Option<&str>, car: Option<&str>, session_type: Option<&str>) -> Option<Place> {
+pub(super) fn node_place(
+    track: Option<&str>,
+    car: Option<&str>,
+    session_type: Option<&str>,
+) -> Option<Place> {
     let ok = |v: Option<&str>| {
         v.and_then(|v| crate::routes::text("track", v.trim(), crate::routes::limits::TRACK).ok())
     };

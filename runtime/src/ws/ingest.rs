@@ -1,8 +1,10 @@
 //! A driver node's side of the socket: its telemetry, handed to its `DriverSession` (each batch
 //! that continues the previous one says so, so nothing overtakes a lost or refused batch) and
 //! acknowledged once durably stored (`ack {seq}`), refused batches held back until the node
-//! resends them, the session re-resolved after it restarted; and its voice commands, passed to
-//! the driver's voice channel. In cluster mode, when another runtime node owns the driver's team,
+//! resends them, the session re-resolved after it restarted; its sim session marks
+//! (`sim_session`), handed to the same session between the batches around them, so the racing
+//! session changes or ends exactly there; and its voice commands, passed to the driver's voice
+//! channel. In cluster mode, when another runtime node owns the driver's team,
 //! each batch is forwarded to it (`Cluster::forward`) and its answer — the acknowledgement after
 //! commit there, or the refusal — goes back to the node the same way; when the owner stops
 //! answering, the connection looks for the owner again (or takes the team over, once its lease
@@ -12,12 +14,12 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_web_actors::ws;
-use pitbox_actors::driver_session::{DriverSession, Frames, IngestError, NodeConnection};
+use pitbox_actors::driver_session::{DriverSession, Frames, IngestError, NodeConnection, NodeSession};
 use pitbox_actors::store_writer::{AckTo, Stored};
 use pitbox_actors::supervision::Handle;
 use pitbox_actors::voice_channel::VoiceIn;
 use pitbox_schema::wire::{
-    Ack, Envelope, ErrorCode, Message as Wire, TelemetryFrame, VoiceCommand, VoiceIntent,
+    Ack, Envelope, ErrorCode, Message as Wire, SimSession, TelemetryFrame, VoiceCommand, VoiceIntent,
 };
 
 use super::WsSession;
@@ -155,6 +157,51 @@ impl WsSession {
                 act.reresolve(ctx);
                 act.error(ctx, ErrorCode::Unavailable, "driver session restarting; resend".into(), id);
             }
+        }));
+    }
+
+    /// The node's sim session changed or ended from its frame `seq` on. Behind the batches before
+    /// it in the session's mailbox; left alone after a refused batch it follows (the node names it
+    /// again when it resends), or when the session is restarting (the node's next batch is refused,
+    /// and the same). Cluster mode: a node whose team another runtime node owns keeps the racing
+    /// session it named at authentication (marks are not forwarded yet).
+    pub(super) fn sim_session(
+        &mut self,
+        s: SimSession,
+        id: Option<String>,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let Some(node) = &self.node else {
+            return self.error(ctx, ErrorCode::Forbidden, "only driver nodes send sim_session".into(), id);
+        };
+        if node.remote {
+            return tracing::debug!(team = %node.team_id, "sim session of a forwarded node: not forwarded");
+        }
+        if let (Some((from, _)), Some(seq)) = (node.rewind, s.seq) {
+            if seq > from {
+                return;
+            }
+        }
+        let place = if s.ended {
+            None
+        } else {
+            match super::handshake::node_place(
+                s.track.as_deref(),
+                s.car.as_deref(),
+                s.session_type.as_deref(),
+            ) {
+                Some(place) => Some(place),
+                // Nothing named yet (the sim has not told its track): the racing session stays.
+                None => return,
+            }
+        };
+        let Some(session) = node.session.clone().filter(|s| s.connected()) else { return };
+        let driver = node.driver_id.clone();
+        let request = session.send(NodeSession { place, seq: s.seq });
+        ctx.spawn(request.into_actor(self).map(move |r, _, _| match r {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(%driver, error = %e, "the node's sim session not applied"),
+            Err(e) => tracing::warn!(%driver, error = %e, "the node's sim session not applied"),
         }));
     }
 

@@ -276,6 +276,7 @@ impl WsSession {
             }
             Wire::UnwatchVideo(w) => self.unwatch_video(w),
             Wire::VoiceCommand(c) => self.voice_command(c, id, ctx),
+            Wire::SimSession(s) => self.sim_session(s, id, ctx),
             Wire::AnswerHandoff(a) => self.answer_handoff(a, id, ctx),
             _ => self.error(
                 ctx,

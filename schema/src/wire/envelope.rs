@@ -76,6 +76,45 @@ pub struct Authenticate {
     pub session_type: Option<String>,
 }
 
+/// Driver node → runtime: the sim session the frames that follow belong to, or that it ended.
+///
+/// Sent in the order of the node's frames (the node keeps it in its spool with the sequence number
+/// of the first frame it applies to), whenever the sim changes track, car or session type
+/// (`Practice` → `Qualify` → `Race`) while the node stays connected, and with `ended` when the sim
+/// session ends (the sim closed, or a recording's last frame). The runtime's racing session
+/// follows it: a new place ends the open session and opens one there; `ended` ends the open one.
+/// Telling the same place again changes nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SimSession {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub car: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_type: Option<String>,
+    /// The sim session ended: no place follows until the next `sim_session`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ended: bool,
+    /// The sequence number of the node's first frame it applies to: a runtime that refused an
+    /// earlier frame leaves it for the node's resend, which names it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+impl SimSession {
+    /// The sim session ended.
+    pub fn ended() -> Self {
+        Self { ended: true, ..Self::default() }
+    }
+
+    /// Whether it names anything (a sim that has not told its track yet names nothing).
+    pub fn names_anything(&self) -> bool {
+        self.track.is_some() || self.car.is_some() || self.session_type.is_some()
+    }
+}
+
 /// The token stays out of logs: a logged envelope must not hand out a session.
 impl core::fmt::Debug for Authenticate {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -199,6 +238,8 @@ pub enum Message {
     VoiceSay(VoiceSay),
     /// Runtime → dashboards: a driver's spoken exchange (heard, confidence, answer).
     VoiceExchange(VoiceExchange),
+    /// Driver node → runtime: the sim session its next frames belong to, or its end.
+    SimSession(SimSession),
     Error(ErrorBody),
 }
 
@@ -253,6 +294,7 @@ impl Message {
         "voice_command",
         "voice_say",
         "voice_exchange",
+        "sim_session",
         "error",
     ];
 }

@@ -131,6 +131,18 @@ pub fn node_session(
     })
 }
 
+/// The driver's sim session ended: its open session ends. Answers the session that ended, if one
+/// was open.
+pub fn end_open(conn: &mut DbConnection, driver_id: &str) -> QueryResult<Option<RacingSession>> {
+    conn.transaction(|conn| match open_session(conn, driver_id)? {
+        Some(s) => {
+            end_open_sessions(conn, driver_id)?;
+            get_session(conn, &s.id).map(Some)
+        }
+        None => Ok(None),
+    })
+}
+
 /// Ends a session (an ended one stays as it was) and answers it.
 pub fn end_session(conn: &mut DbConnection, id: &str) -> QueryResult<RacingSession> {
     diesel::update(racing_sessions::table.find(id).filter(racing_sessions::ended_at.is_null()))
