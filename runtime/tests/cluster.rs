@@ -408,11 +408,22 @@ impl Race {
         });
     }
 
-    /// Waits for the replay to end and checks that every frame is stored once.
+    /// Waits for the replay to end and checks that every frame is stored once, and that the
+    /// racing sessions carry the recording's track and car whichever node the driver node spoke
+    /// to (a forwarding node passes on what it names), the last one closed by the replay's end.
     fn finish(&mut self) {
         let node = self.node.take().expect("the replay is running");
         wait_ok_within(node, Duration::from_secs(120), "replay", || self.context());
         self.w.assert_exactly_once(self.total);
+        self.wait_for("the racing session closed by the replay's end", || {
+            self.w.racing_sessions().last().is_some_and(|s| s.3)
+        });
+        let sessions = self.w.racing_sessions();
+        let info = Ibt::open(fixture(RECORDING)).unwrap().session_info().unwrap();
+        let (track, car) = (info.track().unwrap().to_owned(), info.car().unwrap());
+        for (t, c, _, ended) in &sessions {
+            assert_eq!((t, c, *ended), (&track, &car, true), "{sessions:?}");
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! | subject | what | who |
 //! | --- | --- | --- |
-//! | `pitbox.teams.{team}.drivers.{driver}` | a driver node's telemetry batch, as a request; the reply is [`Forwarded`] | a non-owner asks, the owner's [`respond`] answers after commit |
+//! | `pitbox.teams.{team}.drivers.{driver}` | a driver node's telemetry batch or sim session mark ([`DriverRequest`]), as a request; the reply is [`Forwarded`] | a non-owner asks, the owner's [`respond`] answers after commit |
 //! | `pitbox.teams.{team}.drivers.{driver}.live` | the driver's live samples, each batch as the hub's feeds see it | the owner's [`Publisher`], every follower's [`mirror`] |
 //! | `pitbox.teams.{team}.hub` | the team's hub events (laps, coaching, messages, driver status) | the same |
 //!
@@ -19,11 +19,11 @@ use std::time::Duration;
 use actix::prelude::*;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use pitbox_actors::driver_session::{DriverSession, Frames, IngestError, Latest, LiveSample};
+use pitbox_actors::driver_session::{DriverSession, Frames, IngestError, Latest, LiveSample, NodeSession};
 use pitbox_actors::store_writer::AckTo;
 use pitbox_actors::supervision::Handle;
 use pitbox_actors::team_hub::{Broadcast, Push, RegisterDriver, Subscribe, Unsubscribe};
-use pitbox_schema::wire::{ActorPath, Envelope, TelemetryFrame, TelemetryUpdate};
+use pitbox_schema::wire::{ActorPath, Envelope, SimSession, TelemetryFrame, TelemetryUpdate};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch};
@@ -50,7 +50,28 @@ pub struct FramesRequest {
     pub after: Option<u64>,
 }
 
-/// The owner's answer to a [`FramesRequest`] (or the asker's word that no owner answered).
+/// What a non-owner forwards for a driver node of the team, in the node's order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum DriverRequest {
+    Frames(FramesRequest),
+    /// The node's sim session: named at authentication, or a `sim_session` mark (see
+    /// [`pitbox_actors::driver_session::NodeSession`]).
+    Session {
+        driver_id: String,
+        session: SimSession,
+    },
+}
+
+impl DriverRequest {
+    fn driver_id(&self) -> &str {
+        match self {
+            DriverRequest::Frames(f) => &f.driver_id,
+            DriverRequest::Session { driver_id, .. } => driver_id,
+        }
+    }
+}
+
+/// The owner's answer to a [`DriverRequest`] (or the asker's word that no owner answered).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Forwarded {
     /// Committed: acknowledge up to `seq`.
@@ -78,7 +99,17 @@ fn hub_subject(team: &str) -> String {
 impl Cluster {
     /// Sends a node's batch to the team's owner and waits for its answer.
     pub async fn forward(&self, team: &str, req: FramesRequest) -> Forwarded {
-        let subject = driver_subject(team, &req.driver_id);
+        self.request(team, DriverRequest::Frames(req)).await
+    }
+
+    /// Sends a node's sim session to the team's owner, on the subject of its batches (so in their
+    /// order), and waits until the owner's driver session took it (`Stored` with no seq).
+    pub async fn forward_session(&self, team: &str, driver_id: &str, session: SimSession) -> Forwarded {
+        self.request(team, DriverRequest::Session { driver_id: driver_id.to_owned(), session }).await
+    }
+
+    async fn request(&self, team: &str, req: DriverRequest) -> Forwarded {
+        let subject = driver_subject(team, req.driver_id());
         let payload = match serde_json::to_vec(&req) {
             Ok(p) => p,
             Err(e) => return Forwarded::Invalid(e.to_string()),
@@ -113,18 +144,18 @@ pub async fn respond(cluster: Cluster, team: String) {
                 let _ = nats.publish(to, body.into()).await;
             }
         };
-        let req: FramesRequest = match serde_json::from_slice(&msg.payload) {
+        let req: DriverRequest = match serde_json::from_slice(&msg.payload) {
             Ok(r) => r,
             Err(e) => {
                 answer(Forwarded::Invalid(format!("unreadable batch: {e}"))).await;
                 continue;
             }
         };
-        let session = match sessions.get(&req.driver_id).filter(|s| s.connected()) {
+        let session = match sessions.get(req.driver_id()).filter(|s| s.connected()) {
             Some(s) => s.clone(),
-            None => match cluster.system().driver_handle(&team, &req.driver_id).await {
+            None => match cluster.system().driver_handle(&team, req.driver_id()).await {
                 Ok(s) => {
-                    sessions.insert(req.driver_id.clone(), s.clone());
+                    sessions.insert(req.driver_id().to_owned(), s.clone());
                     s
                 }
                 Err(e) => {
@@ -132,6 +163,26 @@ pub async fn respond(cluster: Cluster, team: String) {
                     continue;
                 }
             },
+        };
+        let req = match req {
+            DriverRequest::Frames(f) => f,
+            DriverRequest::Session { session: mark, .. } => {
+                let Some(place) = crate::ws::sim_place(&mark) else {
+                    answer(Forwarded::Stored { seq: None, fresh: 0 }).await;
+                    continue;
+                };
+                // Queued now, behind the batches before it.
+                let sent = session.send(NodeSession { place, seq: mark.seq });
+                actix_web::rt::spawn(async move {
+                    answer(match sent.await {
+                        Ok(Ok(_)) => Forwarded::Stored { seq: None, fresh: 0 },
+                        Ok(Err(e)) => Forwarded::Refused(e),
+                        Err(_) => Forwarded::Refused("driver session restarting".into()),
+                    })
+                    .await;
+                });
+                continue;
+            }
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
         // Queued now, in arrival order; the answer is awaited apart.

@@ -48,7 +48,7 @@ struct NodeTree {
     tree: ActorTree,
 }
 
-pub use bridge::{Forwarded, FramesRequest};
+pub use bridge::{DriverRequest, Forwarded, FramesRequest};
 
 /// Where a team's actors are.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use pitbox_schema::db::store::drivers;
 use pitbox_schema::db::store::sessions::{self, Place};
 use pitbox_schema::wire::{
     Authenticate, AuthenticationResult, ClientType, Envelope, ErrorBody, ErrorCode, Message as Wire,
-    Subscribe,
+    SimSession, Subscribe,
 };
 
 use super::ingest::NodeLink;
@@ -19,6 +19,15 @@ use super::WsSession;
 use crate::auth::AuthUser;
 use crate::cluster::Route;
 use crate::error::{ApiError, Found};
+
+/// What a node's sim session mark asks of its racing session: `None`, nothing (it names nothing
+/// usable yet); `Some(None)`, the end of the open one; `Some(Some(place))`, the session at `place`.
+pub(crate) fn sim_place(s: &SimSession) -> Option<Option<Place>> {
+    if s.ended {
+        return Some(None);
+    }
+    node_place(s.track.as_deref(), s.car.as_deref(), s.session_type.as_deref()).map(Some)
+}
 
 /// The track, car and session type a node names at authentication, when they are usable text
 /// (anything else is ignored: the node is not refused over its session info).
@@ -86,6 +95,19 @@ impl WsSession {
             if let Some(c) = &cluster {
                 if let Route::Remote(owner) = c.claim(&driver.team_id).await.map_err(ApiError::unavailable)? {
                     tracing::info!(team = %driver.team_id, %owner, "driver node's team is owned elsewhere; forwarding");
+                    if place.is_some() {
+                        // The owner's driver session opens the racing session the sim names.
+                        let named = SimSession {
+                            track: a.track,
+                            car: a.car,
+                            session_type: a.session_type,
+                            ..SimSession::default()
+                        };
+                        let answer = c.forward_session(&driver.team_id, &driver.id, named).await;
+                        if !matches!(answer, crate::cluster::Forwarded::Stored { .. }) {
+                            tracing::warn!(team = %driver.team_id, ?answer, "the owner did not take the node's sim session");
+                        }
+                    }
                     return Ok((driver.team_id, None, None));
                 }
             }

@@ -163,8 +163,8 @@ impl WsSession {
     /// The node's sim session changed or ended from its frame `seq` on. Behind the batches before
     /// it in the session's mailbox; left alone after a refused batch it follows (the node names it
     /// again when it resends), or when the session is restarting (the node's next batch is refused,
-    /// and the same). Cluster mode: a node whose team another runtime node owns keeps the racing
-    /// session it named at authentication (marks are not forwarded yet).
+    /// and the same). Cluster mode: forwarded to the team's owner behind the node's batches, as
+    /// they are.
     pub(super) fn sim_session(
         &mut self,
         s: SimSession,
@@ -174,27 +174,24 @@ impl WsSession {
         let Some(node) = &self.node else {
             return self.error(ctx, ErrorCode::Forbidden, "only driver nodes send sim_session".into(), id);
         };
-        if node.remote {
-            return tracing::debug!(team = %node.team_id, "sim session of a forwarded node: not forwarded");
-        }
         if let (Some((from, _)), Some(seq)) = (node.rewind, s.seq) {
             if seq > from {
                 return;
             }
         }
-        let place = if s.ended {
-            None
-        } else {
-            match super::handshake::node_place(
-                s.track.as_deref(),
-                s.car.as_deref(),
-                s.session_type.as_deref(),
-            ) {
-                Some(place) => Some(place),
-                // Nothing named yet (the sim has not told its track): the racing session stays.
-                None => return,
-            }
-        };
+        // Nothing named yet (the sim has not told its track): the racing session stays.
+        let Some(place) = super::sim_place(&s) else { return };
+        if node.remote {
+            let Some(cluster) = self.cluster.clone() else { return };
+            let (team, driver) = (node.team_id.clone(), node.driver_id.clone());
+            let fut = async move { (cluster.forward_session(&team, &driver, s).await, driver) };
+            ctx.spawn(fut.into_actor(self).map(|(answer, driver), _, _| {
+                if !matches!(answer, Forwarded::Stored { .. }) {
+                    tracing::warn!(%driver, ?answer, "the owner did not take the node's sim session");
+                }
+            }));
+            return;
+        }
         let Some(session) = node.session.clone().filter(|s| s.connected()) else { return };
         let driver = node.driver_id.clone();
         let request = session.send(NodeSession { place, seq: s.seq });

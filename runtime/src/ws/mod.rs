@@ -42,6 +42,7 @@
 mod feeds;
 mod handshake;
 mod ingest;
+pub(crate) use handshake::sim_place;
 mod team;
 mod video;
 

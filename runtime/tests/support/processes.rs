@@ -204,6 +204,20 @@ impl World {
         }
     }
 
+    /// The driver's racing sessions, oldest first: (track, car, session type, ended).
+    pub fn racing_sessions(&self) -> Vec<(String, String, Option<String>, bool)> {
+        use pitbox_schema::db::schema::racing_sessions as rs;
+        let rows: Vec<(String, String, Option<String>, Option<chrono::NaiveDateTime>)> =
+            self.conn_query(|c| {
+                rs::table
+                    .filter(rs::driver_id.eq(&self.driver_id))
+                    .order(rs::started_at.asc())
+                    .select((rs::track, rs::car, rs::session_type, rs::ended_at))
+                    .load(c)
+            });
+        rows.into_iter().map(|(t, c, k, e)| (t, c, k, e.is_some())).collect()
+    }
+
     /// Every frame once, in order: seq 1..=n, and recording times increasing with seq.
     pub fn assert_exactly_once(&self, n: i64) {
         assert_eq!(self.stored(), (n, n, 1, n), "rows, distinct seqs, min, max");
