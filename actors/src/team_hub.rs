@@ -59,6 +59,16 @@ pub struct ToNode {
     pub media: Option<Bytes>,
 }
 
+/// A subscription id for a subscriber that is not a socket (the cluster's publisher, a voice
+/// channel): one counter for all of them, far above the sockets' connection ids (which count up
+/// from 1). Ids must never be shared: a second subscription under an id replaces the first (two
+/// counters, each from the same start, once let a voice channel silently take a cluster
+/// publisher's place, and its team's events stopped reaching the other nodes).
+pub fn internal_subscriber_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 62);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
 pub struct Unsubscribe {

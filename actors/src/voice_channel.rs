@@ -26,7 +26,6 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -371,9 +370,6 @@ fn spoken(text: &str) -> String {
     }
 }
 
-/// Hub subscriber ids of voice channels: far above the connection ids, which count from 1.
-static NEXT_SUB: AtomicU64 = AtomicU64::new(1 << 62);
-
 pub struct VoiceChannelArgs {
     pub env: Env,
     pub path: String,
@@ -401,7 +397,7 @@ impl VoiceChannel {
     pub fn new(a: VoiceChannelArgs) -> Self {
         let stats = a.env.registry.register(&a.path, "voice_channel");
         let sender = (a.driver_id.clone(), a.driver_id.clone());
-        Self { a, stats, sub_id: NEXT_SUB.fetch_add(1, Ordering::Relaxed), sender, speaking: false }
+        Self { a, stats, sub_id: crate::team_hub::internal_subscriber_id(), sender, speaking: false }
     }
 
     fn node_path(&self) -> String {

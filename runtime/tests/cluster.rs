@@ -232,7 +232,12 @@ impl Node {
             .env("PITBOX_NATS_URL", nats_url())
             .env("PITBOX_NODE_ID", id)
             .env("PITBOX_LEASE_TTL_MS", lease_ms().to_string())
-            .env("RUST_LOG", "warn,pitbox_runtime::cluster=debug,pitbox_actors::fence=info")
+            .env(
+                "RUST_LOG",
+                std::env::var("PITBOX_CLUSTER_LOG").unwrap_or_else(|_| {
+                    "warn,pitbox_runtime::cluster=debug,pitbox_actors::fence=info".into()
+                }),
+            )
             .arg("serve")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -291,17 +296,28 @@ fn balancer(backends: Vec<u16>) -> u16 {
     port
 }
 
-/// The seqs of the `telemetry_update`s a dashboard on `base` receives for the driver (a focused
-/// subscription), until `stop`.
-fn dashboard(
-    base: String,
-    token: String,
-    team: String,
-    driver: String,
-    stop: Arc<AtomicBool>,
-) -> Arc<Mutex<Vec<u64>>> {
-    let seen: Arc<Mutex<Vec<u64>>> = Arc::default();
-    let out = seen.clone();
+/// What a dashboard received: the seqs of its `telemetry_update`s, and every other push.
+#[derive(Clone, Default)]
+struct Seen {
+    seqs: Arc<Mutex<Vec<u64>>>,
+    events: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Seen {
+    fn samples(&self) -> usize {
+        self.seqs.lock().unwrap().len()
+    }
+
+    /// The `data` of the pushes of type `kind`.
+    fn events(&self, kind: &str) -> Vec<serde_json::Value> {
+        self.events.lock().unwrap().iter().filter(|e| e["type"] == kind).map(|e| e["data"].clone()).collect()
+    }
+}
+
+/// What a dashboard on `base` receives for the driver (a focused subscription), until `stop`.
+fn dashboard(base: String, token: String, team: String, driver: String, stop: Arc<AtomicBool>) -> Seen {
+    let seen = Seen::default();
+    let (out, events) = (seen.seqs.clone(), seen.events.clone());
     std::thread::spawn(move || {
         actix_rt::System::new().block_on(async move {
             use futures_util::{SinkExt, StreamExt};
@@ -326,6 +342,8 @@ fn dashboard(
                             if let Some(seq) = v["data"]["seq"].as_u64() {
                                 out.lock().unwrap().push(seq);
                             }
+                        } else {
+                            events.lock().unwrap().push(v);
                         }
                     }
                     awc::ws::Frame::Ping(p) => {
@@ -365,7 +383,7 @@ struct Race {
     b: Node,
     node: Option<Child>,
     stop: Arc<AtomicBool>,
-    seen: Arc<Mutex<Vec<u64>>>,
+    seen: Seen,
     total: i64,
     token_a: i64,
 }
@@ -390,7 +408,7 @@ impl Race {
         assert_eq!(owner, "node-a", "the driver's node claimed the team on A");
         race.token_a = token_a;
         // Node B's dashboard gets the stream of a driver whose node is on node A.
-        race.wait_for("samples on node B's dashboard", || race.seen.lock().unwrap().len() >= 30);
+        race.wait_for("samples on node B's dashboard", || race.seen.samples() >= 30);
         race
     }
 
@@ -448,7 +466,7 @@ fn a_killed_owner_is_taken_over_and_every_frame_is_stored_once() {
     let mut race = Race::start(true);
     let at_kill = race.w.stored().0;
     assert!(at_kill < race.total, "the replay ended before the kill ({at_kill} of {})", race.total);
-    let seen_at_kill = race.seen.lock().unwrap().last().copied().unwrap_or(0);
+    let seen_at_kill = race.seen.seqs.lock().unwrap().last().copied().unwrap_or(0);
     let killed = Instant::now();
     // SIGKILL: no shutdown code runs (the process is reaped when it drops).
     race.a.signal("-KILL");
@@ -457,7 +475,7 @@ fn a_killed_owner_is_taken_over_and_every_frame_is_stored_once() {
     race.finish();
     // The dashboard on B went on receiving the driver's samples after the takeover.
     race.wait_for("samples after the takeover", || {
-        race.seen.lock().unwrap().last().is_some_and(|s| *s > seen_at_kill)
+        race.seen.seqs.lock().unwrap().last().is_some_and(|s| *s > seen_at_kill)
     });
     assert!(race.b.log().contains("team lease acquired"), "{}", race.b.log());
     // The cluster's view: node B owns the team under the new token, and answered with its tree.
@@ -475,6 +493,77 @@ fn a_killed_owner_is_taken_over_and_every_frame_is_stored_once() {
         takeover.as_millis(),
         race.total
     );
+}
+
+/// Three nodes: the driver's node on A (the owner), dashboards on B and C. Both receive the
+/// driver's stream from A; a team message posted on B and a handoff requested on C reach the
+/// dashboards on both, once each, through the owner's hub.
+#[test]
+fn dashboards_on_two_other_nodes_get_the_stream_and_each_others_messages_and_handoffs() {
+    if missing().is_some() {
+        return;
+    }
+    let mut race = Race::start(false);
+    let c = Node::start(&race.w, &race._dir, "node-c");
+    let token_c = processes::token(&c.base(), "steady", PASSWORD);
+    let on_c = dashboard(
+        c.base(),
+        token_c.clone(),
+        race.w.team_id.clone(),
+        race.w.driver_id.clone(),
+        race.stop.clone(),
+    );
+    let context = || {
+        let events =
+            |s: &Seen| s.events.lock().unwrap().iter().map(|e| e["type"].to_string()).collect::<Vec<_>>();
+        format!(
+            "{}\nnode C:\n{}\nB saw {:?}\nC saw {:?}",
+            race.context(),
+            c.log(),
+            events(&race.seen),
+            events(&on_c)
+        )
+    };
+    wait_for("samples on node C's dashboard", Duration::from_secs(30), || on_c.samples() >= 30, context);
+
+    let token_b = processes::token(&race.b.base(), "steady", PASSWORD);
+    let team = race.w.team_id.clone();
+    let (status, msg) = http(
+        "POST",
+        &format!("{}/api/teams/{team}/messages", race.b.base()),
+        Some(&token_b),
+        Some(json!({"content": "box this lap", "priority": "urgent"})),
+    );
+    assert_eq!(status, 201, "{msg}");
+    // Requested by the team's staff (a driver hands over their own car, and this is the only one).
+    let boss = processes::token(&c.base(), "boss", ADMIN_PASSWORD);
+    let (status, handoff) = http(
+        "POST",
+        &format!("{}/api/teams/{team}/handoffs", c.base()),
+        Some(&boss),
+        Some(json!({"targetDriverId": race.w.driver_id, "reason": "stint over", "urgency": "urgent"})),
+    );
+    assert_eq!(status, 201, "{handoff}");
+    for (name, seen) in [("B", &race.seen), ("C", &on_c)] {
+        wait_for(
+            &format!("the message and the handoff on node {name}'s dashboard"),
+            Duration::from_secs(30),
+            || !seen.events("team_message").is_empty() && !seen.events("handoff_request").is_empty(),
+            context,
+        );
+    }
+    // Let anything doubled arrive, then count: once each, on both.
+    std::thread::sleep(Duration::from_millis(300));
+    for (name, seen) in [("B", &race.seen), ("C", &on_c)] {
+        let messages = seen.events("team_message");
+        assert_eq!(messages.len(), 1, "node {name}: {messages:?}");
+        assert_eq!(messages[0]["id"], msg["id"], "node {name}");
+        assert_eq!(messages[0]["content"], "box this lap");
+        let handoffs = seen.events("handoff_request");
+        assert_eq!(handoffs.len(), 1, "node {name}: {handoffs:?}");
+        assert_eq!(handoffs[0]["id"], handoff["id"], "node {name}");
+    }
+    race.finish();
 }
 
 /// A node paused (SIGSTOP) past its lease loses the team to the other node; resumed (SIGCONT),

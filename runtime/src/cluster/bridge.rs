@@ -6,13 +6,13 @@
 //! | `pitbox.teams.{team}.drivers.{driver}` | a driver node's telemetry batch or sim session mark ([`DriverRequest`]), as a request; the reply is [`Forwarded`] | a non-owner asks, the owner's [`respond`] answers after commit |
 //! | `pitbox.teams.{team}.drivers.{driver}.live` | the driver's live samples, each batch as the hub's feeds see it | the owner's [`Publisher`], every follower's [`mirror`] |
 //! | `pitbox.teams.{team}.hub` | the team's hub events (laps, coaching, messages, driver status) | the same |
+//! | `pitbox.teams.{team}.hub.in` | a team event made on another node (a message or handoff posted there), for the owner's hub | any node's [`Cluster::push_to_owner`], the owner's [`respond`] |
 //!
 //! Core NATS (not JetStream) for all three: the live feed is latest-wins anyway, and telemetry is
 //! made durable by the driver node's spool and the acknowledgement after commit, not by the bus.
 //! Reads no env vars.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,9 +36,6 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 /// (the live feed is latest-wins; events are lost for remote dashboards only, as for a full
 /// dashboard mailbox on one node).
 const PUBLISH_QUEUE: usize = 4096;
-
-/// Hub subscription ids of the bridges: far above the sockets' (which count up from 1).
-static NEXT_SUB: AtomicU64 = AtomicU64::new(1 << 62);
 
 /// A driver node's telemetry batch, forwarded to the team's owner.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -96,6 +93,10 @@ fn hub_subject(team: &str) -> String {
     ActorPath::hub(team).subject()
 }
 
+fn hub_in_subject(team: &str) -> String {
+    format!("{}.in", hub_subject(team))
+}
+
 impl Cluster {
     /// Sends a node's batch to the team's owner and waits for its answer.
     pub async fn forward(&self, team: &str, req: FramesRequest) -> Forwarded {
@@ -106,6 +107,20 @@ impl Cluster {
     /// order), and waits until the owner's driver session took it (`Stored` with no seq).
     pub async fn forward_session(&self, team: &str, driver_id: &str, session: SimSession) -> Forwarded {
         self.request(team, DriverRequest::Session { driver_id: driver_id.to_owned(), session }).await
+    }
+
+    /// A team event made here (a message, a handoff) for a team another node owns: it goes to the
+    /// owner's hub, and from there to every node's dashboards (this node's through its mirror).
+    /// Best effort, as any live push: the event itself is stored already.
+    pub async fn push_to_owner(&self, team: &str, env: &Envelope) {
+        let payload = match serde_json::to_vec(env) {
+            Ok(p) => p,
+            Err(e) => return tracing::warn!(error = %e, "team event not encoded"),
+        };
+        match self.nats().publish(hub_in_subject(team), payload.into()).await {
+            Ok(()) => tracing::debug!(team, "team event sent to the owner"),
+            Err(e) => tracing::warn!(team, error = %e, "team event not sent to the owner"),
+        }
     }
 
     async fn request(&self, team: &str, req: DriverRequest) -> Forwarded {
@@ -125,15 +140,41 @@ impl Cluster {
 
 /// The owner's side of forwarded telemetry: answers requests on the team's driver subjects by
 /// handing the frames to the driver's session, replying once the store writer committed them.
-/// Requests are handed over in the order they arrive; replies go out as commits complete.
+/// Requests are handed over in the order they arrive; replies go out as commits complete. Team
+/// events other nodes made go into the team's hub here.
 pub async fn respond(cluster: Cluster, team: String) {
     let subject = format!("{}.drivers.*", ActorPath::team(team.as_str()).subject());
-    let mut sub = match cluster.nats().subscribe(subject.clone()).await {
-        Ok(s) => s,
-        Err(e) => return tracing::error!(%subject, error = %e, "cannot answer forwarded telemetry"),
+    let (sub, events) = (
+        cluster.nats().subscribe(subject.clone()).await,
+        cluster.nats().subscribe(hub_in_subject(&team)).await,
+    );
+    let (mut sub, mut events) = match (sub, events) {
+        (Ok(s), Ok(e)) => (s, e),
+        (Err(e), _) | (_, Err(e)) => {
+            return tracing::error!(%subject, error = %e, "cannot answer forwarded telemetry")
+        }
     };
     let mut sessions: HashMap<String, Handle<DriverSession>> = HashMap::new();
-    while let Some(msg) = sub.next().await {
+    loop {
+        let msg = tokio::select! {
+            msg = sub.next() => match msg {
+                Some(m) => m,
+                None => break,
+            },
+            event = events.next() => {
+                let Some(event) = event else { break };
+                match serde_json::from_slice::<Envelope>(&event.payload) {
+                    Ok(env) => {
+                        tracing::debug!(team, "team event from another node");
+                        if let Err(e) = cluster.system().broadcast(&team, env).await {
+                            tracing::warn!(team, error = %e, "team event from another node not pushed");
+                        }
+                    }
+                    Err(e) => tracing::warn!(team, error = %e, "unreadable team event from another node"),
+                }
+                continue;
+            }
+        };
         let Some(reply_to) = msg.reply.clone() else { continue };
         let nats = cluster.nats().clone();
         let answer = move |a: Forwarded| {
@@ -266,7 +307,7 @@ impl Publisher {
                 }
             }
         });
-        let sub_id = NEXT_SUB.fetch_add(1, Ordering::Relaxed);
+        let sub_id = pitbox_actors::team_hub::internal_subscriber_id();
         Publisher { cluster, team, token, sub_id, out, hub: None }.start()
     }
 
@@ -338,6 +379,7 @@ impl Handler<Push> for Publisher {
     fn handle(&mut self, msg: Push, ctx: &mut Context<Self>) {
         match msg {
             Push::Event(env) => {
+                tracing::trace!(team = %self.team, "publishing a hub event");
                 if let Ok(payload) = serde_json::to_vec(&Published { token: self.token, body: &*env }) {
                     self.send(hub_subject(&self.team), payload);
                 }
@@ -423,6 +465,7 @@ pub async fn mirror(cluster: Cluster, team: String) {
                     continue;
                 }
                 newest = token;
+                tracing::trace!(team, "a hub event from the owner");
                 if let Ok(hub) = cluster.system().hub(&team).await {
                     hub.do_send(Broadcast(Arc::new(env)));
                 }

@@ -1,5 +1,7 @@
 //! Team messages (`/api/teams/{id}/messages`, read state) and driver handoff requests
-//! (`/api/teams/{id}/handoffs`, accept/reject/complete), in the seed shapes.
+//! (`/api/teams/{id}/handoffs`, accept/reject/complete), in the seed shapes, pushed to the team
+//! through [`Teams`]: its hub here, or in cluster mode the owner's hub on another runtime node.
+//! Reads no env vars.
 
 use actix_web::{web, HttpResponse};
 use pitbox_schema::db::models;
@@ -14,6 +16,7 @@ use pitbox_actors::ActorSystem;
 use pitbox_schema::wire::{Envelope, Message as Wire};
 
 use crate::auth::AuthUser;
+use crate::cluster::{Cluster, Route};
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult, BodyRef, Found};
 use crate::routes::scope::{find_in_team, InTeam, Member, TeamScope};
@@ -43,10 +46,34 @@ pub async fn list_messages(
     ))
 }
 
+/// Where a team's events go: the team's hub on this node, or — in cluster mode, when another
+/// runtime node owns the team — the owner's hub over NATS, whose publisher brings it back to every
+/// node that follows the team (this one too), so each dashboard gets it once, wherever it is.
+#[derive(Clone)]
+pub struct Teams {
+    pub system: ActorSystem,
+    pub cluster: Option<Cluster>,
+}
+
+impl Teams {
+    /// The REST handlers' view of it (the cluster is app data only in cluster mode).
+    pub fn of(system: &web::Data<ActorSystem>, cluster: Option<web::Data<Cluster>>) -> Self {
+        Self { system: system.get_ref().clone(), cluster: cluster.map(|c| c.get_ref().clone()) }
+    }
+}
+
 /// Pushes an event to the team's dashboards, from the team's hub.
-async fn push(system: &ActorSystem, team: &str, message: Wire) {
+async fn push(teams: &Teams, team: &str, message: Wire) {
     let env = Envelope { from: Some(ActorPath::hub(team).to_string()), ..Envelope::new(message) };
-    if let Err(e) = system.broadcast(team, env).await {
+    if let Some(cluster) = &teams.cluster {
+        match cluster.claim(team).await {
+            Ok(Route::Remote(_)) => return cluster.push_to_owner(team, &env).await,
+            Ok(Route::Local(_)) => {}
+            // No owner to be found now: this node's dashboards still get it.
+            Err(e) => tracing::warn!(team, error = %e, "team event pushed on this node only"),
+        }
+    }
+    if let Err(e) = teams.system.broadcast(team, env).await {
         tracing::warn!(error = %e, "team event not pushed");
     }
 }
@@ -54,7 +81,7 @@ async fn push(system: &ActorSystem, team: &str, message: Wire) {
 /// Stores a team message from `user` and pushes it to the team; shared by REST and the socket.
 pub async fn send(
     db: &Db,
-    system: &ActorSystem,
+    teams: &Teams,
     user: &AuthUser,
     team: String,
     new: NewTeamMessage,
@@ -83,7 +110,7 @@ pub async fn send(
     let wire = row.to_wire(true);
     scope.run(db, move |c, _| Ok(messages::insert_message(c, &row)?)).await?;
     // Recipients have not read it yet.
-    push(system, &scope.team_id, Wire::TeamMessage(TeamMessage { read: false, ..wire.clone() })).await;
+    push(teams, &scope.team_id, Wire::TeamMessage(TeamMessage { read: false, ..wire.clone() })).await;
     Ok(wire)
 }
 
@@ -94,10 +121,12 @@ pub async fn send_message(
     user: AuthUser,
     db: web::Data<Db>,
     system: web::Data<ActorSystem>,
+    cluster: Option<web::Data<Cluster>>,
     path: web::Path<String>,
     body: web::Json<NewTeamMessage>,
 ) -> ApiResult<HttpResponse> {
-    let msg = send(&db, &system, &user, path.into_inner(), body.into_inner()).await?;
+    let teams = Teams::of(&system, cluster);
+    let msg = send(&db, &teams, &user, path.into_inner(), body.into_inner()).await?;
     Ok(HttpResponse::Created().json(msg))
 }
 
@@ -134,7 +163,7 @@ pub async fn list_handoffs(
 /// Stores a handoff request with the handing-over car's latest sample attached.
 pub async fn request_handoff(
     db: &Db,
-    system: &ActorSystem,
+    teams: &Teams,
     user: &AuthUser,
     team: String,
     new: NewHandoff,
@@ -191,16 +220,16 @@ pub async fn request_handoff(
             Ok(row.to_wire(target.name))
         })
         .await?;
-    push_later(system, &h);
+    push_later(teams, &h);
     Ok(h)
 }
 
 /// Pushes a handoff (new or answered) to the team without holding up the answer.
-fn push_later(system: &ActorSystem, h: &HandoffRequest) {
-    let (system, h) = (system.clone(), h.clone());
+fn push_later(teams: &Teams, h: &HandoffRequest) {
+    let (teams, h) = (teams.clone(), h.clone());
     actix_web::rt::spawn(async move {
         let team = h.team_id.clone();
-        push(&system, &team, Wire::HandoffRequest(Box::new(h))).await;
+        push(&teams, &team, Wire::HandoffRequest(Box::new(h))).await;
     });
 }
 
@@ -212,10 +241,12 @@ pub async fn create_handoff(
     user: AuthUser,
     db: web::Data<Db>,
     system: web::Data<ActorSystem>,
+    cluster: Option<web::Data<Cluster>>,
     path: web::Path<String>,
     body: web::Json<NewHandoff>,
 ) -> ApiResult<HttpResponse> {
-    let h = request_handoff(&db, &system, &user, path.into_inner(), body.into_inner()).await?;
+    let teams = Teams::of(&system, cluster);
+    let h = request_handoff(&db, &teams, &user, path.into_inner(), body.into_inner()).await?;
     Ok(HttpResponse::Created().json(h))
 }
 
@@ -229,7 +260,7 @@ pub async fn get_handoff(h: InTeam<HandoffRequest>) -> web::Json<HandoffRequest>
 /// Accepts, rejects or completes a handoff: team staff, or the drivers involved.
 pub async fn answer(
     db: &Db,
-    system: &ActorSystem,
+    teams: &Teams,
     user: &AuthUser,
     id: String,
     to: HandoffStatus,
@@ -251,7 +282,7 @@ pub async fn answer(
             Ok(handoffs::handoff_to_wire(c, &h)?)
         })
         .await?;
-    push_later(system, &h);
+    push_later(teams, &h);
     Ok(h)
 }
 
@@ -263,6 +294,7 @@ pub async fn answer_handoff(
     user: AuthUser,
     db: web::Data<Db>,
     system: web::Data<ActorSystem>,
+    cluster: Option<web::Data<Cluster>>,
     path: web::Path<(String, String)>,
 ) -> ApiResult<web::Json<HandoffRequest>> {
     let (id, action) = path.into_inner();
@@ -272,5 +304,5 @@ pub async fn answer_handoff(
         "complete" => HandoffStatus::Completed,
         other => return Err(ApiError::not_found("handoff action", other)),
     };
-    Ok(web::Json(answer(&db, &system, &user, id, to).await?))
+    Ok(web::Json(answer(&db, &Teams::of(&system, cluster), &user, id, to).await?))
 }

@@ -5,7 +5,6 @@
 
 use actix::prelude::*;
 use actix_web_actors::ws;
-use pitbox_actors::ActorSystem;
 use pitbox_schema::db::store::drivers;
 use pitbox_schema::wire::{
     AnswerHandoff, Envelope, ErrorCode, HandoffStatus, Message as Wire, NewHandoff, NewTeamMessage, Posted,
@@ -15,7 +14,7 @@ use super::WsSession;
 use crate::auth::AuthUser;
 use crate::db::Db;
 use crate::error::{ApiError, Found};
-use crate::routes::messages;
+use crate::routes::messages::{self, Teams};
 
 impl WsSession {
     /// The per-user limit shared with REST (`PITBOX_RATE_LIMIT_PER_USER`), for team actions.
@@ -47,15 +46,15 @@ impl WsSession {
             return self.error(ctx, ErrorCode::InvalidField, why, p.id);
         };
         let message = p.body;
-        self.team_action(ctx, p.id, |db, system, user| async move {
-            messages::send(&db, &system, &user, team_id, message).await.map(Wire::TeamMessage)
+        self.team_action(ctx, p.id, |db, teams, user| async move {
+            messages::send(&db, &teams, &user, team_id, message).await.map(Wire::TeamMessage)
         })
     }
 
     pub(super) fn request_handoff(&mut self, p: Posted<NewHandoff>, ctx: &mut ws::WebsocketContext<Self>) {
         let team_id = p.team_id.or_else(|| self.implied_team());
         let handoff = p.body;
-        self.team_action(ctx, p.id, |db, system, user| async move {
+        self.team_action(ctx, p.id, |db, teams, user| async move {
             let team_id = match team_id {
                 Some(t) => t,
                 // The seed named no team: the handoff is for the target driver's.
@@ -64,7 +63,7 @@ impl WsSession {
                     db.run(move |c| drivers::get_driver(c, &target).found("driver", &target)).await?.team_id
                 }
             };
-            messages::request_handoff(&db, &system, &user, team_id, handoff)
+            messages::request_handoff(&db, &teams, &user, team_id, handoff)
                 .await
                 .map(|h| Wire::HandoffRequest(Box::new(h)))
         })
@@ -79,8 +78,8 @@ impl WsSession {
         if a.status == HandoffStatus::Pending {
             return self.error(ctx, ErrorCode::InvalidField, "status: cannot go back to pending".into(), id);
         }
-        self.team_action(ctx, id, |db, system, user| async move {
-            messages::answer(&db, &system, &user, a.id, a.status)
+        self.team_action(ctx, id, |db, teams, user| async move {
+            messages::answer(&db, &teams, &user, a.id, a.status)
                 .await
                 .map(|h| Wire::HandoffRequest(Box::new(h)))
         })
@@ -90,14 +89,15 @@ impl WsSession {
     /// answers with its result or a typed error.
     fn team_action<F, Fut>(&mut self, ctx: &mut ws::WebsocketContext<Self>, id: Option<String>, action: F)
     where
-        F: FnOnce(Db, ActorSystem, AuthUser) -> Fut,
+        F: FnOnce(Db, Teams, AuthUser) -> Fut,
         Fut: std::future::Future<Output = Result<Wire, ApiError>> + 'static,
     {
         let Some(user) = self.user.clone() else { return };
         if let Err(e) = self.check_rate() {
             return self.api_error(ctx, e, id);
         }
-        let fut = action(self.db.clone(), self.system.clone(), user);
+        let teams = Teams { system: self.system.clone(), cluster: self.cluster.clone() };
+        let fut = action(self.db.clone(), teams, user);
         ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| match r {
             Ok(message) => act.send(ctx, Envelope { id, ..Envelope::new(message) }),
             Err(e) => act.api_error(ctx, e, id),
