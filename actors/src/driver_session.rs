@@ -432,7 +432,7 @@ impl DriverSession {
                 fresh += 1;
                 let update = TelemetryUpdate { driver_id: self.driver_id.clone(), frame: f.clone() };
                 live.push(LiveSample::new(self.ckpt.samples + fresh as u64, update, &data));
-                for lap in self.assembler.push(f) {
+                for lap in self.assembler.push_encoded(f, Some(&data)) {
                     laps.push(LapIn { id: uuid::Uuid::now_v7().to_string(), lap });
                 }
             }

@@ -74,7 +74,7 @@ impl LapBuild {
         }
     }
 
-    fn add(&mut self, frame: &TelemetryFrame, incident: bool) {
+    fn add(&mut self, frame: &TelemetryFrame, sample_json: Option<&str>, incident: bool) {
         let s = &frame.sample;
         let in_pits = s.on_pit_road || matches!(s.track_surface, Some(SURFACE_PIT_STALL | SURFACE_PIT_LANE));
         let first = self.frames.is_empty() && !self.overflowed;
@@ -100,7 +100,11 @@ impl LapBuild {
             self.frames = LapEncoder::default();
             return;
         }
-        if let Err(e) = self.frames.push(frame) {
+        let pushed = match sample_json {
+            Some(json) => self.frames.push_encoded(frame, json),
+            None => self.frames.push(frame),
+        };
+        if let Err(e) = pushed {
             tracing::warn!(error = %e, "a frame could not be encoded; its lap is not kept");
             self.overflowed = true;
             self.frames = LapEncoder::default();
@@ -190,6 +194,13 @@ impl LapAssembler {
 
     /// Feeds one frame; returns the laps it completed (usually none, at most one or two).
     pub fn push(&mut self, frame: &TelemetryFrame) -> Vec<CompletedLap> {
+        self.push_encoded(frame, None)
+    }
+
+    /// As [`LapAssembler::push`], with the frame's sample already encoded (`sample_json`, as
+    /// `serde_json::to_string(&frame.sample)` writes it): the lap keeps that text instead of
+    /// encoding the sample's channels again.
+    pub fn push_encoded(&mut self, frame: &TelemetryFrame, sample_json: Option<&str>) -> Vec<CompletedLap> {
         let (clock, time) = clock_of(frame, self.clock);
         if self.clock.is_some_and(|c| c != clock) {
             // Another clock: lap timing starts over. A single frame at session time 0 before
@@ -240,7 +251,7 @@ impl LapAssembler {
             }
             Boundary::Reset => self.current = LapBuild::default(),
         }
-        self.current.add(frame, incident);
+        self.current.add(frame, sample_json, incident);
         let mut out = Vec::new();
         for timing in step.finalized {
             let Some(build) = self.waiting.pop_front() else { continue };

@@ -165,12 +165,43 @@ impl LapEncoder {
     }
 
     pub fn push(&mut self, frame: &TelemetryFrame) -> std::io::Result<()> {
+        self.open_frame();
+        serde_json::to_writer(&mut self.pending, frame)?;
+        self.close_frame()
+    }
+
+    /// As [`LapEncoder::push`], with the sample already encoded (`sample_json`, as
+    /// `serde_json::to_string(&frame.sample)` writes it, which a driver session has done for
+    /// storage anyway): the same text, with the frame's own fields written before the sample's.
+    pub fn push_encoded(&mut self, frame: &TelemetryFrame, sample_json: &str) -> std::io::Result<()> {
+        let Some(fields) = sample_json.strip_prefix('{').filter(|f| f.len() > 1 && f.ends_with('}')) else {
+            return self.push(frame);
+        };
+        // The fields `TelemetryFrame` writes before its flattened sample, in its order.
+        #[derive(serde::Serialize)]
+        struct Head<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            seq: Option<u64>,
+            timestamp: &'a chrono::DateTime<chrono::Utc>,
+        }
+        self.open_frame();
+        serde_json::to_writer(&mut self.pending, &Head { seq: frame.seq, timestamp: &frame.timestamp })?;
+        // `{…head…}` becomes `{…head…,` and the sample's fields follow, with its closing brace.
+        self.pending.pop();
+        self.pending.push(b',');
+        self.pending.extend_from_slice(fields.as_bytes());
+        self.close_frame()
+    }
+
+    fn open_frame(&mut self) {
         if self.pending.capacity() == 0 {
             // Room for a chunk and the frame that crosses its end, so the buffer never doubles.
             self.pending.reserve_exact(CHUNK + CHUNK / 8);
         }
         self.pending.extend_from_slice(if self.count == 0 { b"{\"frames\":[" } else { b"," });
-        serde_json::to_writer(&mut self.pending, frame)?;
+    }
+
+    fn close_frame(&mut self) -> std::io::Result<()> {
         self.count += 1;
         if self.pending.len() >= CHUNK {
             deflate_chunk(&self.pending, false, &mut self.chunks)?;
@@ -282,6 +313,19 @@ mod tests {
                 .unwrap();
             assert_eq!(json, serde_json::to_vec(&LapTelemetry { frames: fs }).unwrap());
         }
+    }
+
+    #[test]
+    fn frames_pushed_with_their_encoded_sample_store_the_same_bytes() {
+        let fs = frames(3000);
+        let (mut typed, mut spliced) = (LapEncoder::new(), LapEncoder::new());
+        for f in &fs {
+            typed.push(f).unwrap();
+            spliced.push_encoded(f, &serde_json::to_string(&f.sample).unwrap()).unwrap();
+        }
+        let (typed, spliced) = (typed.finish().unwrap(), spliced.finish().unwrap());
+        assert_eq!(typed.compressed(), spliced.compressed());
+        assert_eq!(spliced.decode().unwrap(), fs);
     }
 
     #[test]
