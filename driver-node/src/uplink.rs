@@ -375,10 +375,11 @@ async fn session(
                     _ => {}
                 }
             }
-            command = next_voice_command(voice) => {
-                // Said while the uplink was down and not worth sending any more: the answer
-                // would be stale.
-                if chrono::Utc::now() - command.heard_at > chrono::Duration::seconds(COMMAND_STALE_SECS) {
+            (command, recognised) = next_voice_command(voice) => {
+                // Recognised while the uplink was down and not worth sending any more: the answer
+                // would be stale. The time speech-to-text took does not count (a slow machine
+                // took over 10 s in tests, and its fresh commands were all dropped).
+                if recognised.elapsed() > COMMAND_STALE {
                     let name = command.command.name();
                     tracing::warn!(command = name, "voice command too old to send; dropped");
                     continue;
@@ -404,11 +405,12 @@ async fn session(
     }
 }
 
-/// Voice commands older than this (held while the uplink was down) are not sent.
-const COMMAND_STALE_SECS: i64 = 10;
+/// Voice commands held this long after they were recognised (the uplink was down) are not sent.
+const COMMAND_STALE: Duration = Duration::from_secs(10);
 
-/// The next recognised voice command; never, without voice (or once its thread ended).
-async fn next_voice_command(voice: &mut Option<VoiceLink>) -> VoiceCommand {
+/// The next recognised voice command and when it was recognised; never, without voice (or once
+/// its thread ended).
+async fn next_voice_command(voice: &mut Option<VoiceLink>) -> (VoiceCommand, std::time::Instant) {
     if let Some(c) = voice.as_mut() {
         if let Some(c) = c.commands.recv().await {
             return c;

@@ -41,12 +41,7 @@ async fn spooled_frames_reach_the_database_as_the_previous_path_stored_them() {
     let team = srv.create_team("Encode");
     let (_, driver) = srv.create_driver("ace", &team, 7);
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    pitbox_driver::credentials::login(&srv.client, &srv.base, "ace", "ace-password")
-        .await
-        .unwrap()
-        .save(&home)
-        .unwrap();
+    let home = srv.node_home("ace", dir.path()).await;
 
     let mut car = Synthetic::new(11);
     let mut frames: Vec<TelemetryFrame> = (0..90).map(|_| car.next_frame()).collect();

@@ -77,12 +77,7 @@ async fn racing_sessions_follow_the_sims_sessions_without_a_reconnect() {
     let team = srv.create_team("Weekend");
     let (_, driver) = srv.create_driver("ace", &team, 7);
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    pitbox_driver::credentials::login(&srv.client, &srv.base, "ace", "ace-password")
-        .await
-        .unwrap()
-        .save(&home)
-        .unwrap();
+    let home = srv.node_home("ace", dir.path()).await;
     let spool = Arc::new(Spool::open(&dir.path().join("spool"), 10_000).unwrap());
     let status = Arc::new(pitbox_driver::status::Status::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

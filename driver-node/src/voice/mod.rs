@@ -152,9 +152,10 @@ pub fn doctor_row() -> pitbox_schema::wire::ValidationResult {
     }
 }
 
-/// What the uplink holds: commands to send, and the player for what the runtime says.
+/// What the uplink holds: commands to send (each with the moment it was recognised), and the
+/// player for what the runtime says.
 pub struct VoiceLink {
-    pub commands: tokio::sync::mpsc::Receiver<VoiceCommand>,
+    pub commands: tokio::sync::mpsc::Receiver<(VoiceCommand, Instant)>,
     pub player: Player,
 }
 
@@ -286,7 +287,7 @@ fn understand(
     factory: TranscriberFactory,
     utterances: &std::sync::mpsc::Receiver<(Vec<f32>, chrono::DateTime<chrono::Utc>)>,
     player: &Player,
-    commands: &tokio::sync::mpsc::Sender<VoiceCommand>,
+    commands: &tokio::sync::mpsc::Sender<(VoiceCommand, Instant)>,
 ) {
     let mut transcriber = match factory() {
         Ok(t) => t,
@@ -324,7 +325,7 @@ fn understand(
                 };
                 let (name, confidence) = (r.intent.name(), r.confidence);
                 tracing::info!(command = name, %text, confidence, transcribe_ms = ms, "voice command");
-                if commands.try_send(command).is_err() {
+                if commands.try_send((command, Instant::now())).is_err() {
                     tracing::warn!("the uplink is not taking voice commands; one is dropped");
                 }
             }

@@ -182,6 +182,23 @@ impl TestServer {
         r.body
     }
 
+    /// A driver node's home in `dir`, logged in as `username` (password `{username}-password`),
+    /// as `pitbox-driver login` leaves it.
+    pub async fn node_home(&self, username: &str, dir: &std::path::Path) -> std::path::PathBuf {
+        let home = dir.join("home");
+        pitbox_driver::credentials::login(
+            &self.client,
+            &self.base,
+            username,
+            &format!("{username}-password"),
+        )
+        .await
+        .unwrap()
+        .save(&home)
+        .unwrap();
+        home
+    }
+
     pub async fn login(&self, username: &str) -> String {
         self.login_full(username).await["token"].as_str().unwrap().to_owned()
     }
