@@ -288,6 +288,10 @@ async fn session(
         }
     }
     status.set_connected(true, None);
+    if let Some(at) = told {
+        // Named at authentication: told as surely as by a `sim_session`.
+        status.told_mark(at);
+    }
     tracing::info!(server = %creds.server, "uplink connected");
 
     let stream_id = spool.stream_id().to_owned();
