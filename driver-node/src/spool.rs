@@ -94,8 +94,12 @@ struct Value {
 /// The writer's side: the connection, and what it knows about writing lately.
 struct Writer {
     conn: SqliteConnection,
-    /// The newest sequence number given (live-only frames go after it).
+    /// The newest sequence number given (live-only frames go after it; the next frame gets the
+    /// one after it, never one given before, even when the spool is empty: `AUTOINCREMENT`).
     newest: u64,
+    /// The sim session marks (the `sim_sessions` table, kept here too: the uplink asks at every
+    /// send, and they are few).
+    marks: std::collections::BTreeMap<u64, SimSession>,
     /// The disk was full even after thinning: frames go live only until a write succeeds.
     unspooled: bool,
     /// The bound while the disk is full: what the spool held when it last made room.
@@ -166,12 +170,21 @@ impl Spool {
             }
         };
         keep_reserve(dir);
-        let newest: One =
-            diesel::sql_query("SELECT COALESCE(MAX(seq), 0) AS n FROM spool").get_result(&mut conn)?;
+        let newest: One = diesel::sql_query(
+            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'spool'), 0), \
+             COALESCE((SELECT MAX(seq) FROM spool), 0)) AS n",
+        )
+        .get_result(&mut conn)?;
+        let marks = diesel::sql_query("SELECT first_seq, session FROM sim_sessions")
+            .load::<Mark>(&mut conn)?
+            .into_iter()
+            .map(|m| Ok((u64::try_from(m.first_seq).unwrap_or(0), serde_json::from_str(&m.session)?)))
+            .collect::<Result<_, SpoolError>>()?;
         Ok(Spool {
             writer: Mutex::new(Writer {
                 conn,
                 newest: u64::try_from(newest.n).unwrap_or(0),
+                marks,
                 unspooled: false,
                 cap: None,
                 full_reported: false,
@@ -491,7 +504,12 @@ impl Spool {
             .execute(c)
         };
         match delete(&mut w.conn).and_then(|_| prune(&mut w.conn)) {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                if let Some(keep) = w.marks.range(..=seq.saturating_add(1)).next_back().map(|(k, _)| *k) {
+                    w.marks = w.marks.split_off(&keep);
+                }
+                Ok(())
+            }
             Err(e) if self.no_room(&e) => {
                 let _ = w.conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE);");
                 if let Err(e) = delete(&mut w.conn) {
@@ -519,18 +537,19 @@ impl Spool {
     /// follows yet is replaced by the next one. Wakes the uplink, so an end is told at once.
     pub fn mark_session(&self, session: &SimSession) -> Result<(), SpoolError> {
         let mut w = self.writer()?;
-        let at = next_seq(&mut w.conn)?;
-        let json = serde_json::to_string(session)?;
-        let latest = marks(&mut w.conn, "first_seq <= ? ORDER BY first_seq DESC", at)?;
-        match latest.first() {
-            Some(m) if m.session == json => return Ok(()),
-            Some(m) if m.first_seq == at as i64 => {
+        let at = w.newest + 1;
+        let mut latest = w.marks.range(..=at).rev();
+        match latest.next() {
+            Some((_, m)) if m == session => return Ok(()),
+            Some((&first, _)) if first == at => {
                 // Nothing was recorded in the session this mark began: it never happened. Should
                 // the one before it be this session, that one simply goes on.
+                let goes_on = latest.next().is_some_and(|(_, m)| m == session);
                 diesel::sql_query("DELETE FROM sim_sessions WHERE first_seq = ?")
-                    .bind::<BigInt, _>(m.first_seq)
+                    .bind::<BigInt, _>(i64::try_from(at).unwrap_or(i64::MAX))
                     .execute(&mut w.conn)?;
-                if latest.get(1).is_some_and(|m| m.session == json) {
+                w.marks.remove(&at);
+                if goes_on {
                     return Ok(());
                 }
             }
@@ -538,8 +557,9 @@ impl Spool {
         }
         diesel::sql_query("INSERT INTO sim_sessions (first_seq, session) VALUES (?, ?)")
             .bind::<BigInt, _>(i64::try_from(at).unwrap_or(i64::MAX))
-            .bind::<Text, _>(json)
+            .bind::<Text, _>(serde_json::to_string(session)?)
             .execute(&mut w.conn)?;
+        w.marks.insert(at, session.clone());
         drop(w);
         self.appended.notify_waiters();
         Ok(())
@@ -548,23 +568,17 @@ impl Spool {
     /// The sim session mark in effect for the frame numbered `seq` (the newest at or before it),
     /// with the number it starts at.
     pub fn session_at(&self, seq: u64) -> Result<Option<(u64, SimSession)>, SpoolError> {
-        let found = marks(&mut self.writer()?.conn, "first_seq <= ? ORDER BY first_seq DESC", seq)?;
-        found
-            .into_iter()
-            .next()
-            .map(|m| Ok((u64::try_from(m.first_seq).unwrap_or(0), serde_json::from_str(&m.session)?)))
-            .transpose()
+        Ok(self.writer()?.marks.range(..=seq).next_back().map(|(at, m)| (*at, m.clone())))
     }
 
     /// Where the next sim session mark after frame `seq` starts, if one does.
     pub fn next_mark_after(&self, seq: u64) -> Result<Option<u64>, SpoolError> {
-        let found = marks(&mut self.writer()?.conn, "first_seq > ? ORDER BY first_seq", seq)?;
-        Ok(found.first().map(|m| u64::try_from(m.first_seq).unwrap_or(0)))
+        Ok(self.writer()?.marks.range(seq.saturating_add(1)..).next().map(|(at, _)| *at))
     }
 
     /// The number the next spooled frame will get (a mark made now starts there).
     pub fn next_seq(&self) -> Result<u64, SpoolError> {
-        next_seq(&mut self.writer()?.conn)
+        Ok(self.writer()?.newest + 1)
     }
 
     pub fn get_meta(&self, key: &str) -> Result<Option<String>, SpoolError> {
@@ -613,23 +627,6 @@ fn keep_reserve(dir: &Path) {
         tracing::warn!(error = %e, "cannot keep room in reserve for the spool");
         let _ = std::fs::remove_file(&path);
     }
-}
-
-/// The number SQLite gives the next spooled frame (`AUTOINCREMENT`: never one given before, even
-/// when the spool is empty).
-fn next_seq(conn: &mut SqliteConnection) -> Result<u64, SpoolError> {
-    let one: One = diesel::sql_query(
-        "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'spool'), 0) + 1 AS n",
-    )
-    .get_result(conn)?;
-    Ok(u64::try_from(one.n).unwrap_or(1))
-}
-
-/// Up to two sim session marks by `order` (a condition on `first_seq` against `seq`, and an order).
-fn marks(conn: &mut SqliteConnection, order: &str, seq: u64) -> Result<Vec<Mark>, SpoolError> {
-    Ok(diesel::sql_query(format!("SELECT first_seq, session FROM sim_sessions WHERE {order} LIMIT 2"))
-        .bind::<BigInt, _>(i64::try_from(seq).unwrap_or(i64::MAX))
-        .load(conn)?)
 }
 
 /// Bytes the spool in `dir` takes on disk (its database and write-ahead log; 0 for none).

@@ -195,10 +195,10 @@ impl WsSession {
         let Some(session) = node.session.clone().filter(|s| s.connected()) else { return };
         let driver = node.driver_id.clone();
         let request = session.send(NodeSession { place, seq: s.seq });
-        ctx.spawn(request.into_actor(self).map(move |r, _, _| match r {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(%driver, error = %e, "the node's sim session not applied"),
-            Err(e) => tracing::warn!(%driver, error = %e, "the node's sim session not applied"),
+        ctx.spawn(request.into_actor(self).map(move |r, _, _| {
+            if let Err(e) = r.map_err(|e| e.to_string()).and_then(|r| r.map(drop)) {
+                tracing::warn!(%driver, error = %e, "the node's sim session not applied");
+            }
         }));
     }
 
